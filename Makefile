@@ -1,0 +1,66 @@
+# chatrpc: every target sets up what it needs (venv, packages, system tools).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-stamp
+PROTO := proto/chatrpc/v1/chat.proto
+HOST ?= 127.0.0.1
+PORT ?= 50051
+
+.PHONY: venv run proto proto-check system-deps test check lint fmt bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,redis]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/chatrpc-server --host $(HOST) --port $(PORT)
+
+# Regenerate chatrpc/v1 from the proto (messages, gRPC stubs, mypy stubs).
+define protoc
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m grpc_tools.protoc -Iproto \
+		--python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) --mypy_grpc_out=$(1) $(PROTO)
+endef
+
+proto: $(STAMP)
+	$(call protoc,.)
+
+# Fails when the committed generated code differs from what the proto gives.
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(call protoc,$$tmp) && \
+	for f in chat_pb2.py chat_pb2.pyi chat_pb2_grpc.py chat_pb2_grpc.pyi; do \
+		diff -u "chatrpc/v1/$$f" "$$tmp/chatrpc/v1/$$f" || { echo "chatrpc/v1/$$f is out of date: run 'make proto'"; exit 1; }; \
+	done; echo "generated code is in sync with $(PROTO)"
+
+# Tools the tests drive for real: tmux (terminal client) and redis-server (multi-node).
+system-deps:
+	@missing=""; for t in tmux redis-server; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q$$missing; \
+	fi
+
+test: $(STAMP) system-deps proto-check
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: lint
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,120 @@
+"""Name ownership: claims, tokens and password hashes.
+
+A token is 32 random bytes (``secrets``); the store keeps only its SHA-256,
+which is enough for a secret that long. Passwords are hashed with scrypt (a
+memory-hard function) and a random salt, in a worker thread so the event loop
+keeps serving while a hash is computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from .errors import ChatError, Code, invalid
+from .model import normalize_name
+from .store import Store
+
+#: scrypt cost: 2**14 x 8 x 1 takes 16 MiB and a few tens of ms per hash.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+MAX_PASSWORD = 1024
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt$hash`` (base64) for a password."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=64 * 1024 * 1024
+    )
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        actual = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=64 * 1024 * 1024,
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, base64.b64decode(digest))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user: str
+    token: str
+    created: bool
+
+
+class Auth:
+    """Claims names and checks tokens against the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def login(
+        self, raw_user: str, password: str = "", presented_token: str = ""
+    ) -> LoginResult:
+        """Claims a free name, or proves a taken one; returns a new token.
+
+        A taken name needs its password, or a valid token of that user in
+        ``presented_token``. Without proof: ALREADY_EXISTS; with a wrong one:
+        UNAUTHENTICATED.
+        """
+        user = normalize_name(raw_user, "user")
+        if len(password) > MAX_PASSWORD:
+            raise invalid(f"password is longer than {MAX_PASSWORD} characters")
+        token = secrets.token_urlsafe(32)
+        account = await self.store.get_account(user)
+        if account is None:
+            pw_hash = await asyncio.to_thread(hash_password, password) if password else None
+            if await self.store.create_account(user, pw_hash, hash_token(token)):
+                return LoginResult(user, token, created=True)
+            account = await self.store.get_account(user)
+            if account is None:  # pragma: no cover - claimed and removed at once
+                raise ChatError(Code.UNAVAILABLE, "the name changed hands; try again")
+        if presented_token:
+            if await self.store.user_for_token(hash_token(presented_token)) == user:
+                await self.store.add_token(user, hash_token(token))
+                return LoginResult(user, token, created=False)
+            if not password:
+                raise ChatError(Code.UNAUTHENTICATED, f"that token is not valid for {user!r}")
+        if password:
+            if account.password_hash is not None and await asyncio.to_thread(
+                verify_password, password, account.password_hash
+            ):
+                await self.store.add_token(user, hash_token(token))
+                return LoginResult(user, token, created=False)
+            raise ChatError(Code.UNAUTHENTICATED, f"wrong password for {user!r}")
+        raise ChatError(
+            Code.ALREADY_EXISTS,
+            f"the name {user!r} is taken: log in with its password or token, or pick another",
+        )
+
+    async def authenticate(self, token: str) -> str:
+        """The user a bearer token belongs to, or UNAUTHENTICATED."""
+        if not token:
+            raise ChatError(Code.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata")
+        user = await self.store.user_for_token(hash_token(token))
+        if user is None:
+            raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
+        return user

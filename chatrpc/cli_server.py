@@ -1,0 +1,145 @@
+"""``chatrpc-server``: run the chat server until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import __version__
+from .config import ServerConfig, default_db_path
+from .errors import ChatError
+from .hub import Limits
+from .server import ChatServer
+from .store import StoreOptions
+
+log = logging.getLogger("chatrpc.server")
+
+
+def _positive(kind: type[int] | type[float]) -> argparse._ActionType:  # noqa: SLF001
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = ServerConfig()
+    lim = Limits()
+    so = StoreOptions()
+    p = argparse.ArgumentParser(
+        prog="chatrpc-server",
+        description="Real-time chat over gRPC bidirectional streaming.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=d.port, help="port; 0 picks a free one (default %(default)s)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--db", metavar="PATH", help=f"SQLite database file (default {default_db_path()})"
+    )
+    where.add_argument(
+        "--store", metavar="URL", help="store URL: sqlite:///PATH, memory:// (nothing kept)"
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="(default %(default)s)",
+    )
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-text-bytes", type=_positive(int), default=lim.max_text_bytes,
+                   help="largest message text in UTF-8 bytes (default %(default)s)")
+    g.add_argument("--queue-size", type=_positive(int), default=d.queue_size,
+                   help="events queued per session before it is cut off as a slow consumer"
+                   " (default %(default)s)")
+    g.add_argument("--max-replay", type=_positive(int), default=lim.max_replay,
+                   help="resume gap always replayed in full, in messages (default %(default)s)")
+    g.add_argument("--idempotency-window", type=_positive(float), default=so.idempotency_window_s,
+                   metavar="SECONDS",
+                   help="how long a client_msg_id is remembered (default %(default)s)")
+    g.add_argument("--retention-max-messages", type=_positive(int), default=0, metavar="N",
+                   help="keep at most N messages per conversation (default: all)")
+    g.add_argument("--retention-max-age", type=_positive(float), default=0, metavar="SECONDS",
+                   help="drop messages older than this (default: never)")
+    g.add_argument("--keepalive", type=_positive(float), default=d.keepalive_s, metavar="SECONDS",
+                   help="ping idle clients this often to notice vanished ones (default %(default)s)")
+    g.add_argument("--keepalive-timeout", type=_positive(float), default=d.keepalive_timeout_s,
+                   metavar="SECONDS", help="drop a client that does not answer a ping in time"
+                   " (default %(default)s)")
+    g.add_argument("--shutdown-grace", type=_positive(float), default=d.shutdown_grace_s,
+                   metavar="SECONDS", help="time running calls get on shutdown (default %(default)s)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    store = args.store or (f"sqlite://{args.db}" if args.db else "")
+    if args.db and not args.db.startswith("/"):
+        store = args.db  # a relative path is taken as a file path as is
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        store=store,
+        limits=Limits(max_text_bytes=int(args.max_text_bytes), max_replay=int(args.max_replay)),
+        store_options=StoreOptions(
+            idempotency_window_s=float(args.idempotency_window),
+            retention_max_messages=int(args.retention_max_messages),
+            retention_max_age_s=float(args.retention_max_age),
+        ),
+        queue_size=max(1, int(args.queue_size)),
+        keepalive_s=float(args.keepalive),
+        keepalive_timeout_s=float(args.keepalive_timeout),
+        shutdown_grace_s=float(args.shutdown_grace),
+    )
+
+
+async def run(config: ServerConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = ChatServer(config)
+    port = await server.start()
+    try:
+        # One line on stdout when ready: scripts and tests wait for it.
+        print(
+            f"chatrpc-server listening on {config.host}:{port} (store {config.store_url()})",
+            flush=True,
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await server.stop()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(run(config_from_args(args)))
+    except ChatError as exc:
+        print(f"chatrpc-server: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"chatrpc-server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

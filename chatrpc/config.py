@@ -1,0 +1,39 @@
+"""Server settings, with the defaults documented in README.md."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .hub import Limits
+from .store import StoreOptions
+
+
+def default_db_path() -> Path:
+    """``$XDG_DATA_HOME/chatrpc/chat.db`` (``~/.local/share/chatrpc/chat.db``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "chatrpc" / "chat.db"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    #: A store URL (memory://, sqlite:///PATH, redis://...) or an SQLite file path.
+    store: str = ""
+    limits: Limits = field(default_factory=Limits)
+    store_options: StoreOptions = field(default_factory=StoreOptions)
+    #: Per-session queue bound, in events; a session past it is cut off as a slow consumer.
+    queue_size: int = 2048
+    #: The server pings an idle connection this often, and drops it when the
+    #: ping is not answered within the timeout, so a vanished client's presence clears.
+    keepalive_s: float = 30.0
+    keepalive_timeout_s: float = 10.0
+    #: Seconds in-flight calls get to finish on shutdown.
+    shutdown_grace_s: float = 5.0
+    #: Largest gRPC message the server accepts from a client, in bytes.
+    max_receive_bytes: int = 64 * 1024
+
+    def store_url(self) -> str:
+        return self.store or f"sqlite://{default_db_path()}"

@@ -1,0 +1,316 @@
+"""Routing: which sessions get which messages, presence, and the chat rules.
+
+The hub sits between the sessions and the store. Sends are validated here and
+appended to the store; the store notifies every committed message back to
+:meth:`Hub._on_commit`, which fans it out to the sessions of the room (or of
+both users of a DM). Fan-out only calls :meth:`Session.push`, which never waits,
+so one slow reader never stalls a room.
+
+No gRPC here: problems are raised as :class:`chatrpc.errors.ChatError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import ChatError, Code, invalid
+from .model import (
+    Draft,
+    StoredMessage,
+    dm_key,
+    dm_users,
+    is_room_key,
+    normalize_name,
+    room_key,
+)
+from .store import Store
+from .subscriber import Ack, EndReason, Joined, Left, Presence, Replay, Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Chat rules an operator can change (server options)."""
+
+    #: Largest message text, in bytes of UTF-8.
+    max_text_bytes: int = 4096
+    #: Longest client_msg_id, in characters.
+    max_client_msg_id: int = 128
+    #: A resume gap up to this many messages is always replayed in full.
+    max_replay: int = 1000
+    #: Largest History page.
+    max_history_page: int = 1000
+    #: History page size when the request gives none.
+    default_history_page: int = 100
+
+
+class Hub:
+    """Rooms, sessions and fan-out over one store (see the module docstring)."""
+
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        self._rooms: dict[str, dict[Session, None]] = {}
+        self._users: dict[str, dict[Session, None]] = {}
+        store.set_listener(self._on_commit)
+
+    # -- sessions --------------------------------------------------------------------
+
+    def connect(self, session: Session) -> None:
+        """Registers a session: from now on it receives its user's DMs."""
+        self._users.setdefault(session.user, {})[session] = None
+
+    def disconnect(self, session: Session) -> None:
+        """Removes a session everywhere; announces users who went offline."""
+        for room in list(session.rooms):
+            self._unsubscribe(session, room)
+        sessions = self._users.get(session.user)
+        if sessions is not None:
+            sessions.pop(session, None)
+            if not sessions:
+                del self._users[session.user]
+
+    def sessions(self) -> list[Session]:
+        return [s for group in self._users.values() for s in group]
+
+    def shutdown(self) -> None:
+        """Tells every session the server is stopping."""
+        for session in self.sessions():
+            session.end(EndReason.SHUTDOWN)
+
+    def online(self, room: str) -> list[str]:
+        """Users with a session in ``room`` now, sorted."""
+        return sorted({s.user for s in self._rooms.get(room, {})})
+
+    def _subscribe(self, session: Session, room: str) -> None:
+        subs = self._rooms.setdefault(room, {})
+        first = all(s.user != session.user for s in subs)
+        subs[session] = None
+        session.rooms.add(room)
+        if first:
+            self._announce(room, Presence(room, session.user, joined=True), skip=session)
+
+    def _unsubscribe(self, session: Session, room: str) -> None:
+        session.rooms.discard(room)
+        session.forget(room_key(room))
+        subs = self._rooms.get(room)
+        if subs is None or session not in subs:
+            return
+        del subs[session]
+        if not subs:
+            del self._rooms[room]
+        if all(s.user != session.user for s in subs):
+            self._announce(room, Presence(room, session.user, joined=False), skip=session)
+
+    def _announce(self, room: str, presence: Presence, skip: Session) -> None:
+        for s in list(self._rooms.get(room, ())):
+            if s is not skip:
+                s.push(presence)
+
+    # -- fan-out -----------------------------------------------------------------------
+
+    def _on_commit(self, messages: Sequence[StoredMessage]) -> None:
+        for msg in messages:
+            for session in self._recipients(msg):
+                session.push(msg)
+
+    def _recipients(self, msg: StoredMessage) -> Iterable[Session]:
+        if is_room_key(msg.conv):
+            return list(self._rooms.get(msg.room, ()))
+        a, b = dm_users(msg.conv)
+        targets = list(self._users.get(a, ()))
+        if b != a:
+            targets.extend(self._users.get(b, ()))
+        return targets
+
+    # -- what a session asks for ---------------------------------------------------------
+
+    async def join(
+        self, session: Session, room: str, after_seq: int | None = None, epoch: str = ""
+    ) -> None:
+        """Joins ``room`` (creating it), then queues the acknowledgement and any replay.
+
+        Live messages are subscribed to before history is read, and held back
+        until the replay is queued, so the session sees no gap and no duplicate.
+        """
+        room = normalize_name(room, "room")
+        conv = room_key(room)
+        await self.store.ensure_room(room)
+        await self.store.add_member(room, session.user)
+        session.hold(conv)
+        try:
+            self._subscribe(session, room)
+            replay = await self._replay(conv, after_seq, epoch, room=room)
+        except BaseException:
+            session.release(conv)
+            raise
+        session.push(replay)
+
+    async def resume_direct(
+        self, session: Session, with_user: str, after_seq: int | None, epoch: str = ""
+    ) -> None:
+        """Replays a DM conversation of the session's user after ``after_seq``."""
+        peer = normalize_name(with_user, "user")
+        if await self.store.get_account(peer) is None:
+            raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
+        conv = dm_key(session.user, peer)
+        session.hold(conv)
+        try:
+            replay = await self._replay(conv, after_seq, epoch, with_user=peer)
+        except BaseException:
+            session.release(conv)
+            raise
+        session.push(replay)
+
+    async def _replay(
+        self, conv: str, after_seq: int | None, epoch: str, *, room: str = "", with_user: str = ""
+    ) -> Replay:
+        last = await self.store.last_seq(conv)
+        members = tuple(self.online(room)) if room else ()
+        messages: list[StoredMessage] = []
+        complete = False
+        floor = last
+        if after_seq is not None:
+            floor = after_seq
+            if epoch and epoch != self.store.epoch:
+                floor = 0  # a different history: its seqs mean nothing here
+            limit = self.limits.max_replay
+            if floor > last:
+                floor = 0  # ahead of this history: it must be another one
+            if last - floor <= limit:
+                messages = await self.store.history(conv, after_seq=floor, limit=limit)
+            else:
+                messages = await self.store.history(conv, limit=limit, descending=True)
+                messages.reverse()
+            expected = floor + 1
+            complete = floor == after_seq and (
+                (not messages and floor == last)
+                or (bool(messages) and messages[0].seq == expected and messages[-1].seq >= last)
+            )
+        joined = Joined(
+            conv=conv,
+            room=room,
+            with_user=with_user,
+            epoch=self.store.epoch,
+            last_seq=last,
+            complete=complete,
+            replayed=len(messages),
+            members=members,
+        )
+        return Replay(joined, messages, floor if after_seq is not None else last)
+
+    async def leave(self, session: Session, room: str) -> None:
+        room = normalize_name(room, "room")
+        if room not in session.rooms:
+            raise ChatError(Code.FAILED_PRECONDITION, f"you are not in #{room}")
+        self._unsubscribe(session, room)
+        if all(s.user != session.user for s in self._rooms.get(room, ())):
+            await self.store.remove_member(room, session.user)
+        session.push(Left(room))
+
+    async def send(
+        self,
+        session: Session,
+        text: str,
+        *,
+        room: str = "",
+        to_user: str = "",
+        client_msg_id: str = "",
+    ) -> StoredMessage:
+        """Validates and stores a message; returns it once committed.
+
+        The message reaches the sender's sessions through fan-out (the echo).
+        A retried ``client_msg_id`` is stored once; the original is queued back
+        to this session as its acknowledgement.
+        """
+        self._check_text(text)
+        if len(client_msg_id) > self.limits.max_client_msg_id:
+            raise invalid(f"client_msg_id is longer than {self.limits.max_client_msg_id} characters")
+        now_ms = int(time.time() * 1000)
+        if room:
+            room = normalize_name(room, "room")
+            if room not in session.rooms:
+                raise ChatError(
+                    Code.FAILED_PRECONDITION, f"join #{room} before sending to it"
+                )
+            draft = Draft(room_key(room), session.user, text, now_ms, client_msg_id, room=room)
+        elif to_user:
+            peer = normalize_name(to_user, "user")
+            if await self.store.get_account(peer) is None:
+                raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
+            draft = Draft(
+                dm_key(session.user, peer), session.user, text, now_ms, client_msg_id, to_user=peer
+            )
+        else:
+            raise invalid("send needs a room or a to_user")
+        msg, duplicate = await self.store.append(draft)
+        if duplicate:
+            session.push(Ack(msg))
+        return msg
+
+    def _check_text(self, text: str) -> None:
+        if not text.strip():
+            raise invalid("message text is empty")
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self.limits.max_text_bytes:
+            raise invalid(
+                f"message text is {size} bytes; the limit is {self.limits.max_text_bytes}"
+            )
+        if any(ord(c) < 32 and c not in "\n\t" for c in text) or "\x7f" in text:
+            raise invalid("message text holds control characters")
+
+    # -- queries -----------------------------------------------------------------------
+
+    async def history(
+        self,
+        user: str,
+        *,
+        room: str = "",
+        with_user: str = "",
+        after_seq: int = 0,
+        before_seq: int = 0,
+        limit: int = 0,
+        descending: bool = False,
+    ) -> tuple[list[StoredMessage], int, bool]:
+        """A page of a conversation the user belongs to: (messages, last_seq, has_more)."""
+        if room:
+            room = normalize_name(room, "room")
+            conv = room_key(room)
+            if not await self.store.is_member(room, user):
+                raise ChatError(Code.PERMISSION_DENIED, f"join #{room} to read its history")
+        elif with_user:
+            peer = normalize_name(with_user, "user")
+            conv = dm_key(user, peer)
+        else:
+            raise invalid("history needs a room or a with_user")
+        if limit <= 0:
+            limit = self.limits.default_history_page
+        limit = min(limit, self.limits.max_history_page)
+        page = await self.store.history(
+            conv, after_seq=after_seq, before_seq=before_seq, limit=limit + 1, descending=descending
+        )
+        has_more = len(page) > limit
+        return page[:limit], await self.store.last_seq(conv), has_more
+
+    async def rooms(self) -> list[tuple[str, int, int]]:
+        """Every room: (name, users online, last seq)."""
+        return [
+            (c.key[1:], len(self.online(c.key[1:])), c.last_seq) for c in await self.store.list_rooms()
+        ]
+
+    def members(self, room: str) -> tuple[str, list[str]]:
+        room = normalize_name(room, "room")
+        return room, self.online(room)
+
+    async def directs(self, user: str) -> list[tuple[str, int]]:
+        """The user's DM conversations: (other user, last seq)."""
+        out = []
+        for conv in await self.store.list_directs(user):
+            a, b = dm_users(conv.key)
+            out.append((b if a == user else a, conv.last_seq))
+        return out
+

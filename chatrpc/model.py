@@ -1,0 +1,98 @@
+"""Plain data shared by the hub, the stores and the server: names, messages, keys.
+
+Conversations are identified by a string key: ``#room`` for a room and
+``@a@b`` (the two user names sorted) for a direct conversation. Names can hold
+neither ``#`` nor ``@``, so keys never collide.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import invalid
+
+NAME_MAX = 32
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def normalize_name(raw: str, what: str) -> str:
+    """Returns the canonical form of a user or room name, or raises INVALID_ARGUMENT.
+
+    Names are NFKC-normalised and lower-cased, then must be 1-32 characters of
+    ASCII letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit.
+    ASCII only means no lookalike characters: ``аlice`` (Cyrillic a) is refused,
+    and ``Alice`` and ``alice`` are the same name.
+    """
+    name = unicodedata.normalize("NFKC", raw).strip().lower()
+    if what == "room" and name.startswith("#"):
+        name = name[1:]
+    if not name:
+        raise invalid(f"{what} name is empty")
+    if len(name) > NAME_MAX:
+        raise invalid(f"{what} name is longer than {NAME_MAX} characters")
+    if not _NAME_RE.fullmatch(name):
+        raise invalid(
+            f"{what} name {raw!r} is not allowed: use letters a-z, digits, '_', '.', '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def room_key(room: str) -> str:
+    return "#" + room
+
+
+def dm_key(a: str, b: str) -> str:
+    x, y = sorted((a, b))
+    return f"@{x}@{y}"
+
+
+def dm_users(key: str) -> tuple[str, str]:
+    """The two users of a direct-conversation key."""
+    _, a, b = key.split("@")
+    return a, b
+
+
+def is_room_key(key: str) -> bool:
+    return key.startswith("#")
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """A message as committed to the store, with its per-conversation seq."""
+
+    conv: str
+    seq: int
+    sender: str
+    text: str
+    sent_at_ms: int
+    client_msg_id: str = ""
+    room: str = ""
+    to_user: str = ""
+    #: Cache for the encoded wire event, filled by the server once per message
+    #: so that fan-out to many sessions does not encode it again for each.
+    wire: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(slots=True, frozen=True)
+class Draft:
+    """A message to append: everything but the seq the store assigns."""
+
+    conv: str
+    sender: str
+    text: str
+    sent_at_ms: int
+    client_msg_id: str = ""
+    room: str = ""
+    to_user: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class Conversation:
+    """A conversation's state: its key and newest seq."""
+
+    key: str
+    last_seq: int

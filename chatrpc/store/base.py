@@ -1,0 +1,185 @@
+"""The store: durable history with sequence numbers, accounts and memberships.
+
+Every store (memory, SQLite, Redis) implements :class:`Store` and passes the same
+test suite (``tests/test_store.py``). The guarantees a store gives:
+
+* **Sequence numbers.** Each conversation's messages get ``seq`` 1, 2, 3, ...
+  with no gap and no reuse, in the order :meth:`Store.append` calls were made
+  from one task. ``epoch`` identifies the history: it changes only when the
+  history is lost (a new database), so ``(epoch, conv, seq)`` names one message
+  forever.
+* **Commit before acknowledgement.** :meth:`Store.append` returns only after the
+  message is as durable as the store can make it (committed to disk for SQLite).
+* **Ordered notification.** Every newly committed message is passed to the
+  listener (:meth:`Store.set_listener`) exactly once, in seq order within its
+  conversation, on the event loop, *before* the ``append`` that made it returns.
+  The hub fans messages out from there, so what a session receives live is
+  always in commit order. A store shared by several servers (Redis) also
+  notifies messages committed by the other servers.
+* **Idempotency.** An ``append`` whose ``(sender, client_msg_id)`` was stored
+  within the idempotency window stores nothing and returns the original message
+  with ``duplicate=True``; the listener is not called for it.
+* **Accounts.** Name claims are first-come: :meth:`Store.create_account` is
+  atomic. Only hashes of tokens and passwords are stored.
+
+Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
+cannot be reached (retryable); nothing is acknowledged in that case.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..errors import invalid
+from ..model import Conversation, Draft, StoredMessage
+
+Listener = Callable[[Sequence[StoredMessage]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """Limits that every store applies the same way."""
+
+    #: How long a client_msg_id is remembered for deduplication, in seconds.
+    idempotency_window_s: float = 24 * 3600
+    #: Keep at most this many messages per conversation (0: no cap).
+    retention_max_messages: int = 0
+    #: Drop messages older than this many seconds (0: keep forever).
+    retention_max_age_s: float = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    user: str
+    password_hash: str | None
+
+
+class Store(abc.ABC):
+    """Durable chat state behind one interface; see the module docstring."""
+
+    def __init__(self, options: StoreOptions | None = None) -> None:
+        self.options = options or StoreOptions()
+        self._listener: Listener = _no_listener
+
+    #: Identifies this history; set by :meth:`open`.
+    epoch: str = ""
+
+    def set_listener(self, listener: Listener) -> None:
+        """Registers the one callback that receives newly committed messages."""
+        self._listener = listener
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connects, creates or migrates the schema and sets :attr:`epoch`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finishes pending writes and releases every resource."""
+
+    # -- messages ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
+        """Stores a message and returns it with its seq, and whether it was a duplicate."""
+
+    @abc.abstractmethod
+    async def history(
+        self,
+        conv: str,
+        *,
+        after_seq: int = 0,
+        before_seq: int = 0,
+        limit: int = 100,
+        descending: bool = False,
+    ) -> list[StoredMessage]:
+        """Messages with ``after_seq < seq < before_seq`` (0: unbounded), ``limit`` at most.
+
+        Oldest first; with ``descending`` the newest first, i.e. the page that
+        ends just below ``before_seq``.
+        """
+
+    @abc.abstractmethod
+    async def last_seq(self, conv: str) -> int:
+        """The newest seq of a conversation, 0 if it has none."""
+
+    # -- rooms and memberships --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def ensure_room(self, room: str) -> None:
+        """Creates the room if it does not exist yet."""
+
+    @abc.abstractmethod
+    async def list_rooms(self) -> list[Conversation]:
+        """Every room (key ``#name``) with its newest seq, by name."""
+
+    @abc.abstractmethod
+    async def list_directs(self, user: str) -> list[Conversation]:
+        """Every direct conversation ``user`` takes part in, with its newest seq."""
+
+    @abc.abstractmethod
+    async def add_member(self, room: str, user: str) -> None:
+        """Records that ``user`` joined ``room`` (kept until they leave it)."""
+
+    @abc.abstractmethod
+    async def remove_member(self, room: str, user: str) -> None:
+        """Records that ``user`` left ``room``."""
+
+    @abc.abstractmethod
+    async def is_member(self, room: str, user: str) -> bool:
+        """Whether ``user`` joined ``room`` and has not left it."""
+
+    # -- accounts --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
+        """Claims ``user`` with a first token; False (and no change) if already taken."""
+
+    @abc.abstractmethod
+    async def get_account(self, user: str) -> Account | None:
+        """The account of ``user``, or None if the name is free."""
+
+    @abc.abstractmethod
+    async def add_token(self, user: str, token_hash: str) -> None:
+        """Adds a valid token for an existing account."""
+
+    @abc.abstractmethod
+    async def user_for_token(self, token_hash: str) -> str | None:
+        """The user a token belongs to, or None."""
+
+    @abc.abstractmethod
+    async def revoke_tokens(self, user: str) -> int:
+        """Invalidates every token of ``user``; returns how many there were."""
+
+
+def _no_listener(messages: Sequence[StoredMessage]) -> None:
+    del messages
+
+
+def open_store(url: str, options: StoreOptions | None = None) -> Store:
+    """Makes the store a URL names (not yet opened).
+
+    ``memory://`` keeps everything in the process (tests); ``sqlite:///path`` or a
+    bare path uses an SQLite file; ``redis://host:port/db`` (needs the ``redis``
+    extra) shares state between several servers.
+    """
+    if url.startswith("memory://"):
+        from .memory import MemoryStore
+
+        return MemoryStore(options)
+    if url.startswith("sqlite://"):
+        from .sqlite import SQLiteStore
+
+        # sqlite:///abs/chat.db names /abs/chat.db; sqlite://chat.db a relative path.
+        path = url[len("sqlite://") :]
+        if not path:
+            raise invalid("sqlite:// needs a path, e.g. sqlite:///var/lib/chatrpc/chat.db")
+        return SQLiteStore(path, options)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        raise invalid("the redis store is not available in this release")
+    if "://" in url:
+        raise invalid(f"unknown store URL {url!r}: use memory://, sqlite:///PATH or a file path")
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(url, options)
