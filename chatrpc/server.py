@@ -207,10 +207,13 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             await context.abort(_STATUS[exc.code], exc.message)
         session = Session(user, self.config.queue_size)
         self.hub.connect(session)
-        log.info("session %d of %s opened (%s)", session.id, user, context.peer())
-        reader = asyncio.create_task(self._read(request_iterator, session))
+        reader: asyncio.Task[None] | None = None
         reason = EndReason.DONE
         try:
+            # Headers now, so the client knows the session is up before any event.
+            await context.send_initial_metadata(())
+            log.info("session %d of %s opened (%s)", session.id, user, context.peer())
+            reader = asyncio.create_task(self._read(request_iterator, session))
             while True:
                 for item in await session.next_batch():
                     if isinstance(item, End):
@@ -221,9 +224,10 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                     continue
                 break
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
             self.hub.disconnect(session)
             log.info("session %d of %s closed (%s)", session.id, user, reason.value)
         if reason is EndReason.SLOW_CONSUMER:
