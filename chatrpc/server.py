@@ -209,6 +209,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self.hub.connect(session)
         reader: asyncio.Task[None] | None = None
         reason = EndReason.DONE
+        hint = ""
         try:
             # Headers now, so the client knows the session is up before any event.
             await context.send_initial_metadata(())
@@ -218,6 +219,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                 for item in await session.next_batch():
                     if isinstance(item, End):
                         reason = item.reason
+                        hint = self._resume_hint(session)
                         break
                     yield encode(item)
                 else:
@@ -231,7 +233,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             self.hub.disconnect(session)
             log.info("session %d of %s closed (%s)", session.id, user, reason.value)
         if reason is EndReason.SLOW_CONSUMER:
-            await context.abort(_END_STATUS[reason], self._resume_hint(session))
+            await context.abort(_END_STATUS[reason], hint)
         elif reason is EndReason.SHUTDOWN:
             await context.abort(_END_STATUS[reason], "server shutting down: reconnect and resume")
         elif reason is EndReason.FAILED:
@@ -240,7 +242,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     @staticmethod
     def _resume_hint(session: Session) -> str:
         points = ", ".join(
-            f"{conv} {seq}" for conv, seq in sorted(session.cursors().items())
+            f"{seq} in {conv}" for conv, seq in sorted(session.cursors().items())
         )
         return f"slow consumer: resume from seq {points or '0'}"
 
