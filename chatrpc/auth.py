@@ -113,7 +113,9 @@ class Auth:
     async def authenticate(self, token: str) -> str:
         """The user a bearer token belongs to, or UNAUTHENTICATED."""
         if not token:
-            raise ChatError(Code.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata")
+            raise ChatError(
+                Code.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"
+            )
         user = await self.store.user_for_token(hash_token(token))
         if user is None:
             raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")

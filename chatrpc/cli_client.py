@@ -149,16 +149,27 @@ class Printer:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description="Chat on a chatrpc server.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--user", "-u", default=os.environ.get("CHATRPC_USER"),
-                   help="your name (env CHATRPC_USER)")
-    p.add_argument("--server", "-s", default=os.environ.get("CHATRPC_SERVER", DEFAULT_SERVER),
-                   help="HOST:PORT (env CHATRPC_SERVER, default %(default)s)")
+    p.add_argument(
+        "--user", "-u", default=os.environ.get("CHATRPC_USER"), help="your name (env CHATRPC_USER)"
+    )
+    p.add_argument(
+        "--server",
+        "-s",
+        default=os.environ.get("CHATRPC_SERVER", DEFAULT_SERVER),
+        help="HOST:PORT (env CHATRPC_SERVER, default %(default)s)",
+    )
     p.add_argument("--room", "-r", default="general", help="room to join (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object per event")
-    p.add_argument("--listen", action="store_true",
-                   help="after the input ends, stay connected and print until interrupted")
-    p.add_argument("--password-env", metavar="VAR",
-                   help="read the account password from this environment variable")
+    p.add_argument(
+        "--listen",
+        action="store_true",
+        help="after the input ends, stay connected and print until interrupted",
+    )
+    p.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the account password from this environment variable",
+    )
     args = p.parse_args(argv)
     if not args.user:
         p.error("--user is required (or set CHATRPC_USER)")

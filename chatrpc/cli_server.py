@@ -18,7 +18,7 @@ from .store import StoreOptions
 log = logging.getLogger("chatrpc.server")
 
 
-def _positive(kind: type[int] | type[float]) -> argparse._ActionType:  # noqa: SLF001
+def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
-    p.add_argument("--port", type=int, default=d.port, help="port; 0 picks a free one (default %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=d.port, help="port; 0 picks a free one (default %(default)s)"
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--db", metavar="PATH", help=f"SQLite database file (default {default_db_path()})"
@@ -56,27 +58,67 @@ def build_parser() -> argparse.ArgumentParser:
         help="(default %(default)s)",
     )
     g = p.add_argument_group("limits")
-    g.add_argument("--max-text-bytes", type=_positive(int), default=lim.max_text_bytes,
-                   help="largest message text in UTF-8 bytes (default %(default)s)")
-    g.add_argument("--queue-size", type=_positive(int), default=d.queue_size,
-                   help="events queued per session before it is cut off as a slow consumer"
-                   " (default %(default)s)")
-    g.add_argument("--max-replay", type=_positive(int), default=lim.max_replay,
-                   help="resume gap always replayed in full, in messages (default %(default)s)")
-    g.add_argument("--idempotency-window", type=_positive(float), default=so.idempotency_window_s,
-                   metavar="SECONDS",
-                   help="how long a client_msg_id is remembered (default %(default)s)")
-    g.add_argument("--retention-max-messages", type=_positive(int), default=0, metavar="N",
-                   help="keep at most N messages per conversation (default: all)")
-    g.add_argument("--retention-max-age", type=_positive(float), default=0, metavar="SECONDS",
-                   help="drop messages older than this (default: never)")
-    g.add_argument("--keepalive", type=_positive(float), default=d.keepalive_s, metavar="SECONDS",
-                   help="ping idle clients this often to notice vanished ones (default %(default)s)")
-    g.add_argument("--keepalive-timeout", type=_positive(float), default=d.keepalive_timeout_s,
-                   metavar="SECONDS", help="drop a client that does not answer a ping in time"
-                   " (default %(default)s)")
-    g.add_argument("--shutdown-grace", type=_positive(float), default=d.shutdown_grace_s,
-                   metavar="SECONDS", help="time running calls get on shutdown (default %(default)s)")
+    g.add_argument(
+        "--max-text-bytes",
+        type=_positive(int),
+        default=lim.max_text_bytes,
+        help="largest message text in UTF-8 bytes (default %(default)s)",
+    )
+    g.add_argument(
+        "--queue-size",
+        type=_positive(int),
+        default=d.queue_size,
+        help="events queued per session before it is cut off as a slow consumer"
+        " (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-replay",
+        type=_positive(int),
+        default=lim.max_replay,
+        help="resume gap always replayed in full, in messages (default %(default)s)",
+    )
+    g.add_argument(
+        "--idempotency-window",
+        type=_positive(float),
+        default=so.idempotency_window_s,
+        metavar="SECONDS",
+        help="how long a client_msg_id is remembered (default %(default)s)",
+    )
+    g.add_argument(
+        "--retention-max-messages",
+        type=_positive(int),
+        default=0,
+        metavar="N",
+        help="keep at most N messages per conversation (default: all)",
+    )
+    g.add_argument(
+        "--retention-max-age",
+        type=_positive(float),
+        default=0,
+        metavar="SECONDS",
+        help="drop messages older than this (default: never)",
+    )
+    g.add_argument(
+        "--keepalive",
+        type=_positive(float),
+        default=d.keepalive_s,
+        metavar="SECONDS",
+        help="ping idle clients this often to notice vanished ones (default %(default)s)",
+    )
+    g.add_argument(
+        "--keepalive-timeout",
+        type=_positive(float),
+        default=d.keepalive_timeout_s,
+        metavar="SECONDS",
+        help="drop a client that does not answer a ping in time (default %(default)s)",
+    )
+    g.add_argument(
+        "--shutdown-grace",
+        type=_positive(float),
+        default=d.shutdown_grace_s,
+        metavar="SECONDS",
+        help="time running calls get on shutdown (default %(default)s)",
+    )
     return p
 
 

@@ -63,7 +63,7 @@ def auth_metadata(token: str) -> tuple[tuple[str, str], ...]:
 async def login(
     ch: grpc.aio.Channel, user: str, password: str = "", token: str = "", timeout: float = 10.0
 ) -> pb.LoginResponse:
-    """Claims ``user`` (or proves it with ``password`` or ``token``); raises grpc.aio.AioRpcError."""
+    """Claims ``user`` or proves it (``password`` or ``token``); raises AioRpcError."""
     stub = pb_grpc.ChatServiceStub(ch)
     metadata = auth_metadata(token) if token else None
     response: pb.LoginResponse = await stub.Login(
@@ -390,7 +390,9 @@ class ChatClient:
             msg = event.message
             conv = conv_of(msg, self.user)
             last = self.state.cursors.get(conv, 0)
-            pending = self._pending.pop(msg.client_msg_id, None) if msg.sender == self.user else None
+            pending = (
+                self._pending.pop(msg.client_msg_id, None) if msg.sender == self.user else None
+            )
             if pending is not None and not pending.future.done():
                 pending.future.set_result(msg)
             if msg.seq <= last:

@@ -229,14 +229,14 @@ class Hub:
         """
         self._check_text(text)
         if len(client_msg_id) > self.limits.max_client_msg_id:
-            raise invalid(f"client_msg_id is longer than {self.limits.max_client_msg_id} characters")
+            raise invalid(
+                f"client_msg_id is longer than {self.limits.max_client_msg_id} characters"
+            )
         now_ms = int(time.time() * 1000)
         if room:
             room = normalize_name(room, "room")
             if room not in session.rooms:
-                raise ChatError(
-                    Code.FAILED_PRECONDITION, f"join #{room} before sending to it"
-                )
+                raise ChatError(Code.FAILED_PRECONDITION, f"join #{room} before sending to it")
             draft = Draft(room_key(room), session.user, text, now_ms, client_msg_id, room=room)
         elif to_user:
             peer = normalize_name(to_user, "user")
@@ -299,7 +299,8 @@ class Hub:
     async def rooms(self) -> list[tuple[str, int, int]]:
         """Every room: (name, users online, last seq)."""
         return [
-            (c.key[1:], len(self.online(c.key[1:])), c.last_seq) for c in await self.store.list_rooms()
+            (c.key[1:], len(self.online(c.key[1:])), c.last_seq)
+            for c in await self.store.list_rooms()
         ]
 
     def members(self, room: str) -> tuple[str, list[str]]:
@@ -313,4 +314,3 @@ class Hub:
             a, b = dm_users(conv.key)
             out.append((b if a == user else a, conv.last_seq))
         return out
-

@@ -23,7 +23,7 @@ def normalize_name(raw: str, what: str) -> str:
 
     Names are NFKC-normalised and lower-cased, then must be 1-32 characters of
     ASCII letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit.
-    ASCII only means no lookalike characters: ``аlice`` (Cyrillic a) is refused,
+    ASCII only means no lookalike characters: ``\u0430lice`` (a Cyrillic a) is refused,
     and ``Alice`` and ``alice`` are the same name.
     """
     name = unicodedata.normalize("NFKC", raw).strip().lower()

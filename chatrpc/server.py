@@ -61,7 +61,9 @@ def _unary(
     """Maps what a unary handler raises to its gRPC status (the one boundary)."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
+    async def wrapper(
+        self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> Resp:
         try:
             return await method(self, request, context)
         except ChatError as exc:
@@ -241,9 +243,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
 
     @staticmethod
     def _resume_hint(session: Session) -> str:
-        points = ", ".join(
-            f"{seq} in {conv}" for conv, seq in sorted(session.cursors().items())
-        )
+        points = ", ".join(f"{seq} in {conv}" for conv, seq in sorted(session.cursors().items()))
         return f"slow consumer: resume from seq {points or '0'}"
 
     async def _read(self, events: AsyncIterator[pb.ClientEvent], session: Session) -> None:
@@ -289,7 +289,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             session.push(Notice(exc.code.name, exc.message, client_msg_id))
         except Exception:
             log.exception("session %d: %s event failed", session.id, kind)
-            session.push(Notice(Code.INTERNAL.name, "internal error; it has been logged", client_msg_id))
+            session.push(
+                Notice(Code.INTERNAL.name, "internal error; it has been logged", client_msg_id)
+            )
 
 
 class ChatServer:
@@ -313,7 +315,11 @@ class ChatServer:
             ("grpc.so_reuseport", 0),
             ("grpc.keepalive_time_ms", int(c.keepalive_s * 1000)),
             ("grpc.keepalive_timeout_ms", int(c.keepalive_timeout_s * 1000)),
+            # Recent grpc core waits this long for any ping's ack (60 s by default).
+            ("grpc.http2.ping_timeout_ms", int(c.keepalive_timeout_s * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
+            # Keep pinging an idle stream: a vanished client may never send data again.
+            ("grpc.http2.max_pings_without_data", 0),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
             ("grpc.http2.max_ping_strikes", 0),
             ("grpc.max_receive_message_length", c.max_receive_bytes),

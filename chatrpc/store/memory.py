@@ -79,9 +79,7 @@ class MemoryStore(Store):
         descending: bool = False,
     ) -> list[StoredMessage]:
         log = self._messages.get(conv, [])
-        picked = [
-            m for m in log if m.seq > after_seq and (before_seq == 0 or m.seq < before_seq)
-        ]
+        picked = [m for m in log if m.seq > after_seq and (before_seq == 0 or m.seq < before_seq)]
         if descending:
             picked.reverse()
         return [replace(m, wire=None) for m in picked[:limit]]
@@ -94,7 +92,9 @@ class MemoryStore(Store):
 
     async def list_rooms(self) -> list[Conversation]:
         return [
-            Conversation(key, seq) for key, seq in sorted(self._last_seq.items()) if is_room_key(key)
+            Conversation(key, seq)
+            for key, seq in sorted(self._last_seq.items())
+            if is_room_key(key)
         ]
 
     async def list_directs(self, user: str) -> list[Conversation]:

@@ -332,7 +332,9 @@ class SQLiteStore(Store):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], conv_id: list[int] | None = None) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], conv_id: list[int] | None = None
+    ) -> T:
         if self._closed or self._loop is None:
             raise StoreUnavailable("the store is closed")
         future: asyncio.Future[T] = self._loop.create_future()
@@ -369,9 +371,7 @@ class SQLiteStore(Store):
         assert conv_id is not None
         if not is_room_key(key):
             for user in set(dm_users(key)):
-                conn.execute(
-                    "INSERT INTO directs (user, conv_id) VALUES (?, ?)", (user, conv_id)
-                )
+                conn.execute("INSERT INTO directs (user, conv_id) VALUES (?, ?)", (user, conv_id))
         return conv_id
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
@@ -398,7 +398,9 @@ class SQLiteStore(Store):
                         return _row_to_message(key, original), True
             conv_id = self._conv_id(conn, draft.conv)
             touched.append(conv_id)
-            conn.execute("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?", (conv_id,))
+            conn.execute(
+                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?", (conv_id,)
+            )
             (seq,) = conn.execute(
                 "SELECT last_seq FROM conversations WHERE id = ?", (conv_id,)
             ).fetchone()
@@ -452,7 +454,9 @@ class SQLiteStore(Store):
 
     async def last_seq(self, conv: str) -> int:
         def do(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT last_seq FROM conversations WHERE key = ?", (conv,)).fetchone()
+            row = conn.execute(
+                "SELECT last_seq FROM conversations WHERE key = ?", (conv,)
+            ).fetchone()
             return int(row[0]) if row else 0
 
         return await self._read(do)
