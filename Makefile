@@ -9,7 +9,7 @@ PROTO := proto/chatrpc/v1/chat.proto
 HOST ?= 127.0.0.1
 PORT ?= 50051
 
-.PHONY: venv run proto proto-check system-deps test check lint fmt bench clean
+.PHONY: venv run proto proto-check system-deps test soak check lint fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ system-deps:
 
 test: $(STAMP) system-deps proto-check
 	$(PY) -m pytest
+
+# The loss checker for longer (SOAK_SECONDS, default 60), outside make test.
+SOAK_SECONDS ?= 60
+soak: $(STAMP)
+	CHATRPC_SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest tests/test_durability.py -k loss_checker -v
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -180,6 +180,8 @@ class ChatClient:
             also with ``None`` when the connection state changes.
         backoff_initial, backoff_max: reconnect delays (seconds), doubled per
             failed attempt up to the cap, each with +-50% jitter.
+        resume_directs: on reconnect, also resume the DM conversations seen.
+        channel_options: extra grpc channel arguments.
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class ChatClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         resume_directs: bool = True,
+        channel_options: list[tuple[str, Any]] | None = None,
     ) -> None:
         self.target = target
         self.user = user
@@ -204,6 +207,7 @@ class ChatClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.resume_directs = resume_directs
+        self.channel_options = channel_options
         self.status = State.CONNECTING
         self.reconnects = 0
         self._channel: grpc.aio.Channel | None = None
@@ -219,7 +223,7 @@ class ChatClient:
 
     async def start(self) -> None:
         """Connects (retrying as configured) and returns once the first stream is up."""
-        self._channel = channel(self.target)
+        self._channel = channel(self.target, self.channel_options)
         self._runner = asyncio.create_task(self._run())
         waiter = asyncio.create_task(self._connected.wait())
         done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)

@@ -197,11 +197,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         directs = [pb.Direct(with_user=u, last_seq=s) for u, s in await self.hub.directs(user)]
         return pb.ListDirectsResponse(directs=directs, epoch=self.hub.store.epoch)
 
-    async def Chat(
+    async def Chat(  # type: ignore[override]  # writes with context.write, returns nothing
         self,
         request_iterator: AsyncIterator[pb.ClientEvent],
         context: grpc.aio.ServicerContext[pb.ClientEvent, pb.ServerEvent],
-    ) -> AsyncIterator[pb.ServerEvent]:
+    ) -> None:
         """The writer: drains the session's queue; a reader task handles the client's events."""
         try:
             user = await self._user(context)
@@ -210,23 +210,16 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         session = Session(user, self.config.queue_size)
         self.hub.connect(session)
         reader: asyncio.Task[None] | None = None
-        reason = EndReason.DONE
+        reason = EndReason.GONE
         hint = ""
         try:
             # Headers now, so the client knows the session is up before any event.
             await context.send_initial_metadata(())
             log.info("session %d of %s opened (%s)", session.id, user, context.peer())
             reader = asyncio.create_task(self._read(request_iterator, session))
-            while True:
-                for item in await session.next_batch():
-                    if isinstance(item, End):
-                        reason = item.reason
-                        hint = self._resume_hint(session)
-                        break
-                    yield encode(item)
-                else:
-                    continue
-                break
+            reason = await self._write_loop(session, context)
+            if reason is EndReason.SLOW_CONSUMER:
+                hint = self._resume_hint(session)
         finally:
             if reader is not None:
                 reader.cancel()
@@ -240,6 +233,24 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             await context.abort(_END_STATUS[reason], "server shutting down: reconnect and resume")
         elif reason is EndReason.FAILED:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+
+    @staticmethod
+    async def _write_loop(
+        session: Session, context: grpc.aio.ServicerContext[pb.ClientEvent, pb.ServerEvent]
+    ) -> EndReason:
+        """Writes what the session queues until it ends; returns why it ended."""
+        while True:
+            for item in await session.next_batch():
+                if isinstance(item, End):
+                    return item.reason
+                try:
+                    await context.write(encode(item))
+                except Exception:
+                    # grpcio fails the write when the client went away under it;
+                    # anything else is a real fault.
+                    if context.done() or context.cancelled():
+                        return EndReason.GONE
+                    raise
 
     @staticmethod
     def _resume_hint(session: Session) -> str:

@@ -38,6 +38,8 @@ class EndReason(enum.Enum):
     SHUTDOWN = "shutdown"
     #: Reading the client's events failed unexpectedly: INTERNAL.
     FAILED = "failed"
+    #: The client went away (cancelled, disconnected, or vanished): no status to send.
+    GONE = "client gone"
 
 
 @dataclass(slots=True, frozen=True)

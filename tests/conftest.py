@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,9 +126,7 @@ class Peer:
         try:
             await asyncio.wait_for(until(), timeout)
         except asyncio.TimeoutError:
-            raise AssertionError(
-                f"{self.user}: timed out waiting; got {self.describe()}"
-            ) from None
+            raise AssertionError(f"{self.user}: timed out waiting; got {self.describe()}") from None
         return self.events
 
     async def wait_end(self, timeout: float = WAIT) -> grpc.StatusCode | None:
@@ -160,8 +159,11 @@ class Peer:
         await self.stream.send(text, room=room, to_user=to_user, client_msg_id=cid)
         await self.wait_for(
             lambda ev: any(
-                (e.WhichOneof("event") == "message" and e.message.client_msg_id == cid
-                 and e.message.sender == self.user)
+                (
+                    e.WhichOneof("event") == "message"
+                    and e.message.client_msg_id == cid
+                    and e.message.sender == self.user
+                )
                 or (e.WhichOneof("event") == "error" and e.error.client_msg_id == cid)
                 for e in ev
             )
@@ -239,56 +241,65 @@ class ServerProcess:
     host: str
     port: int
     args: list[str]
+    #: The server's stderr goes to a file, so a chatty server never blocks on a pipe.
+    stderr_path: Path
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Signals the server (if running), waits for it and returns its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return code
 
     def stderr(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
+        return self.stderr_path.read_text(errors="replace")
 
 
-def start_server_process(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+def start_server_process(
+    *args: str, env: dict[str, str] | None = None, log_dir: Path | None = None
+) -> ServerProcess:
     """Starts ``chatrpc-server --port 0 ARGS`` and waits for its ready line."""
     cmd = [str(BIN / "chatrpc-server"), "--host", "127.0.0.1", "--port", "0", *args]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    fd, name = tempfile.mkstemp(prefix="chatrpc-server-", suffix=".log", dir=log_dir)
+    with os.fdopen(fd, "w") as err:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the server prints it when ready, or exits
     match = READY.search(line)
     if not match:
         proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        raise AssertionError(f"server did not start: {line!r} {err}")
-    return ServerProcess(proc, match.group(1), int(match.group(2)), cmd)
+        proc.wait()
+        proc.stdout.close()
+        raise AssertionError(f"server did not start: {line!r} {Path(name).read_text()}")
+    return ServerProcess(proc, match.group(1), int(match.group(2)), cmd, Path(name))
 
 
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     """A real ``chatrpc-server`` subprocess on a free port with an SQLite file."""
-    sp = start_server_process("--db", str(tmp_path / "chat.db"), "--log-level", "warning")
+    sp = start_server_process(
+        "--db", str(tmp_path / "chat.db"), "--log-level", "warning", log_dir=tmp_path
+    )
     try:
         yield sp
     finally:
-        sp.stop(signal.SIGKILL if sp.proc.poll() is None else signal.SIGTERM)
-        for pipe in (sp.proc.stdout, sp.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        sp.stop(signal.SIGKILL)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from pathlib import Path
@@ -23,14 +24,31 @@ async def test_a_vanished_client_leaves_the_room(
 ) -> None:
     """killed: the kernel resets the connection. frozen (SIGSTOP): only keepalive can tell."""
     sp = start_server_process(
-        "--store", "memory://", "--keepalive", "1", "--keepalive-timeout", "1",
-        "--log-level", "warning",
+        "--store",
+        "memory://",
+        "--keepalive",
+        "1",
+        "--keepalive-timeout",
+        "1",
+        "--log-level",
+        "warning",
+        log_dir=tmp_path,
     )
     group = Peers(sp.address)
-    ghost = subprocess.Popen(
-        [str(BIN / "chatrpc-client"), "--user", "ghost", "--server", sp.address,
-         "--room", "general", "--listen"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    ghost = await asyncio.create_subprocess_exec(
+        *[
+            str(BIN / "chatrpc-client"),
+            "--user",
+            "ghost",
+            "--server",
+            sp.address,
+            "--room",
+            "general",
+            "--listen",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env=client_env,
     )
     try:
@@ -52,12 +70,8 @@ async def test_a_vanished_client_leaves_the_room(
         finally:
             await ch.close()
     finally:
-        ghost.kill()
-        ghost.wait(10)
-        if ghost.stderr:
-            ghost.stderr.close()
+        if ghost.returncode is None:
+            ghost.kill()
+        await ghost.wait()
         await group.close()
         assert sp.stop() == 0
-        for pipe in (sp.proc.stdout, sp.proc.stderr):
-            if pipe is not None:
-                pipe.close()

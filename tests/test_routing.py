@@ -13,9 +13,7 @@ from .conftest import Peers, running_server, target
 
 
 def _pairs(peer_msgs: list[pb.Message]) -> list[tuple[str, str, str]]:
-    return [
-        (m.room or "@" + m.to_user, m.sender, m.text) for m in peer_msgs
-    ]
+    return [(m.room or "@" + m.to_user, m.sender, m.text) for m in peer_msgs]
 
 
 async def test_three_users_in_two_rooms_with_dms_see_exactly_their_messages(peers: Peers) -> None:
@@ -107,7 +105,9 @@ async def test_presence_is_announced_and_members_listed(server: ChatServer, peer
     joined = await bob.join("general")
     assert list(joined.members) == ["alice", "bob"]
     await alice.wait_for(
-        lambda ev: any(p.user == "bob" and p.kind == pb.Presence.JOINED for p in alice.of("presence"))
+        lambda ev: any(
+            p.user == "bob" and p.kind == pb.Presence.JOINED for p in alice.of("presence")
+        )
     )
     # A second session of bob is not a new arrival.
     bob2 = await peers.open("bob")
@@ -130,7 +130,9 @@ async def test_presence_is_announced_and_members_listed(server: ChatServer, peer
         assert list(listed.members) == ["alice", "bob"]
         await bob2.close()
         await alice.wait_for(
-            lambda ev: any(p.user == "bob" and p.kind == pb.Presence.LEFT for p in alice.of("presence"))
+            lambda ev: any(
+                p.user == "bob" and p.kind == pb.Presence.LEFT for p in alice.of("presence")
+            )
         )
         listed = await stub.ListMembers(pb.ListMembersRequest(room="general"), metadata=md)
         assert list(listed.members) == ["alice"]

@@ -1,0 +1,435 @@
+"""Nothing acknowledged is lost, nothing is doubled: kills, resumes, slow readers, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from chatrpc.client import ChatClient, ChatStream, State, auth_metadata, channel, login
+from chatrpc.hub import Limits
+from chatrpc.v1 import chat_pb2 as pb
+from chatrpc.v1 import chat_pb2_grpc as pb_grpc
+
+from .conftest import Peers, running_server, start_server_process, target
+from .faults import FaultProxy
+
+
+async def _history(address: str, token: str, room: str) -> list[pb.Message]:
+    """Every stored message of a room, paging through History."""
+    ch = channel(address)
+    out: list[pb.Message] = []
+    try:
+        stub = pb_grpc.ChatServiceStub(ch)
+        while True:
+            page = await stub.History(
+                pb.HistoryRequest(room=room, after_seq=out[-1].seq if out else 0, limit=500),
+                metadata=auth_metadata(token),
+            )
+            out.extend(page.messages)
+            if not page.has_more:
+                return out
+    finally:
+        await ch.close()
+
+
+async def test_every_echoed_message_survives_a_sigkill_of_the_server(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    sp = start_server_process("--db", str(db), "--log-level", "warning", log_dir=tmp_path)
+    echoed: list[pb.Message] = []
+    try:
+        ch = channel(sp.address)
+        token = (await login(ch, "writer")).token
+        stream = ChatStream(ch, token)
+        await stream.join("log")
+
+        async def send_forever() -> None:
+            i = 0
+            while True:
+                await stream.send(f"m{i}", room="log", client_msg_id=f"c{i}")
+                i += 1
+
+        async def collect() -> None:
+            async for event in stream:
+                if event.WhichOneof("event") == "message":
+                    echoed.append(event.message)
+                    if len(echoed) == 300:
+                        sp.proc.send_signal(signal.SIGKILL)
+
+        sender = asyncio.create_task(send_forever())
+        with pytest.raises(grpc.aio.AioRpcError):
+            await asyncio.wait_for(collect(), 60)
+        sender.cancel()
+        with pytest.raises(
+            (asyncio.CancelledError, asyncio.InvalidStateError, grpc.aio.AioRpcError)
+        ):
+            await sender
+        await ch.close()
+        assert sp.proc.wait(10) == -signal.SIGKILL
+    finally:
+        sp.stop(signal.SIGKILL)
+    assert len(echoed) >= 300
+    restarted = start_server_process("--db", str(db), "--log-level", "warning", log_dir=tmp_path)
+    try:
+        stored = await _history(restarted.address, token, "log")
+    finally:
+        assert restarted.stop() == 0
+    # Every echo is stored, once, in order; seqs have no gap.
+    assert [m.seq for m in stored] == list(range(1, len(stored) + 1))
+    by_id = {m.client_msg_id: m for m in stored}
+    assert len(by_id) == len(stored)
+    for m in echoed:
+        assert by_id[m.client_msg_id].seq == m.seq
+        assert by_id[m.client_msg_id].text == m.text
+    assert [m.client_msg_id for m in stored] == [f"c{i}" for i in range(len(stored))]
+
+
+async def test_resume_after_drops_at_random_points_has_no_gap_and_no_duplicate(
+    store_url: str,
+) -> None:
+    rng = random.Random(7)
+    async with running_server(store_url) as srv:
+        group = Peers(target(srv))
+        try:
+            writer = await group.open("writer")
+            await writer.join("r")
+            seen: list[int] = []
+            epoch = ""
+            total = 400
+            sent = 0
+            token = await group.token("reader")
+            while sent < total or (seen and seen[-1] < total):
+                # Connect, resume from the last seq seen, read a random number, drop.
+                ch = channel(target(srv))
+                stream = ChatStream(ch, token)
+                await stream.join("r", seen[-1] if seen else 0, epoch)
+                burst = rng.randint(0, 60)
+                for _ in range(min(burst, total - sent)):
+                    await writer.stream.send(f"m{sent}", room="r", client_msg_id=f"c{sent}")
+                    sent += 1
+                want = rng.randint(1, 80)
+                got = 0
+                async for event in stream:
+                    kind = event.WhichOneof("event")
+                    if kind == "joined":
+                        epoch = event.joined.epoch
+                    elif kind == "message":
+                        seen.append(event.message.seq)
+                        got += 1
+                        if got >= want or event.message.seq >= sent:
+                            break
+                stream.cancel()
+                await ch.close()
+                if sent >= total and seen and seen[-1] >= total:
+                    break
+            assert seen == list(range(1, total + 1))
+        finally:
+            await group.close()
+
+
+async def test_a_slow_reader_is_cut_off_and_after_resuming_has_every_message() -> None:
+    async with running_server(queue_size=32) as srv:
+        group = Peers(target(srv))
+        try:
+            writer = await group.open("writer")
+            await writer.join("busy")
+            token = await group.token("slow")
+            small_window = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16384)]
+            ch = channel(target(srv), options=small_window)
+            slow = ChatStream(ch, token)
+            await slow.join("busy", 0)
+            n = 900  # within the default replay window of 1000
+            for i in range(n):
+                await writer.stream.send(f"{i} " + "y" * 500, room="busy", client_msg_id=f"c{i}")
+            seen: list[int] = []
+            epoch = ""
+            status = None
+            try:
+                async for event in slow:
+                    if event.WhichOneof("event") == "message":
+                        seen.append(event.message.seq)
+                    elif event.WhichOneof("event") == "joined":
+                        epoch = event.joined.epoch
+            except grpc.aio.AioRpcError as exc:
+                status = exc
+            assert status is not None and status.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "slow consumer" in (status.details() or "")
+            assert len(seen) < n
+            await ch.close()
+            # Resume from the last seq seen: the rest arrives, once each.
+            ch = channel(target(srv))
+            again = ChatStream(ch, token)
+            await again.join("busy", seen[-1] if seen else 0, epoch)
+            joined = None
+            async for event in again:
+                if event.WhichOneof("event") == "joined":
+                    joined = event.joined
+                elif event.WhichOneof("event") == "message":
+                    seen.append(event.message.seq)
+                    if event.message.seq == n:
+                        break
+            again.cancel()
+            await ch.close()
+            assert joined is not None and joined.complete
+            assert seen == list(range(1, n + 1))
+        finally:
+            await group.close()
+
+
+async def test_a_retried_send_is_stored_once_and_answered_with_the_original(
+    store_url: str,
+) -> None:
+    async with running_server(store_url) as srv:
+        group = Peers(target(srv))
+        try:
+            alice = await group.open("alice")
+            await alice.join("r")
+            first = await alice.send_and_ack("once", room="r", client_msg_id="same")
+            # The same id again, on the same stream and on a new one: the original back.
+            await alice.stream.send("once", room="r", client_msg_id="same")
+            await alice.wait_for(lambda ev: len(alice.messages()) == 2)
+            assert alice.messages()[1].seq == first.seq
+            other = await group.open("alice")
+            await other.join("r")
+            await other.stream.send("changed text", room="r", client_msg_id="same")
+            await other.wait_for(lambda ev: len(other.messages()) == 1)
+            assert other.messages()[0].seq == first.seq
+            assert other.messages()[0].text == "once"
+            # A DM retried is also stored once.
+            await alice.send_and_ack("dm", to_user="alice", client_msg_id="dm-1")
+            await alice.stream.send("dm", to_user="alice", client_msg_id="dm-1")
+            stored = await _history(target(srv), alice.token, "r")
+            assert [(m.seq, m.text) for m in stored] == [(1, "once")]
+            # Another user's identical id is their own message.
+            bob = await group.open("bob")
+            await bob.join("r")
+            mine = await bob.send_and_ack("bob's", room="r", client_msg_id="same")
+            assert mine.seq == 2
+        finally:
+            await group.close()
+
+
+async def test_a_dm_to_an_offline_user_waits_in_history_and_is_resumable(store_url: str) -> None:
+    async with running_server(store_url) as srv:
+        group = Peers(target(srv))
+        try:
+            await group.token("bob")  # bob exists but is offline
+            alice = await group.open("alice")
+            await alice.send_and_ack("while you were out", to_user="bob")
+            await alice.send_and_ack("and this", to_user="bob")
+            ch = channel(target(srv))
+            try:
+                stub = pb_grpc.ChatServiceStub(ch)
+                md = auth_metadata(await group.token("bob"))
+                directs = await stub.ListDirects(pb.ListDirectsRequest(), metadata=md)
+                assert [(d.with_user, d.last_seq) for d in directs.directs] == [("alice", 2)]
+            finally:
+                await ch.close()
+            bob = await group.open("bob")
+            await bob.stream.resume_direct("alice", 0, directs.epoch)
+            await bob.wait_for(lambda ev: len(bob.messages()) == 2)
+            assert bob.texts() == ["while you were out", "and this"]
+            joined = bob.of("joined")[0]
+            assert joined.with_user == "alice" and joined.complete and joined.replayed == 2
+        finally:
+            await group.close()
+
+
+async def test_a_join_says_when_the_resume_cannot_be_complete() -> None:
+    async with running_server(limits=Limits(max_replay=10)) as srv:
+        group = Peers(target(srv))
+        try:
+            alice = await group.open("alice")
+            first = await alice.join("r")
+            for i in range(30):
+                await alice.send_and_ack(f"m{i}", room="r")
+            bob = await group.open("bob")
+            # Within the replay window: complete.
+            ok = await bob.join("r", 25, first.epoch)
+            assert ok.complete and ok.replayed == 5 and ok.last_seq == 30
+            # Too far behind: the newest 10 and complete=false (page History for the rest).
+            carol = await group.open("carol")
+            far = await carol.join("r", 2, first.epoch)
+            assert not far.complete and far.replayed == 10
+            await carol.wait_for(lambda ev: len(carol.messages()) == 10)
+            assert [m.seq for m in carol.messages()] == list(range(21, 31))
+            # Another history's epoch: not complete either.
+            dave = await group.open("dave")
+            other = await dave.join("r", 28, "not-this-epoch")
+            assert not other.complete
+            # Up to date: complete with nothing to replay.
+            eve = await group.open("eve")
+            current = await eve.join("r", 30, first.epoch)
+            assert current.complete and current.replayed == 0
+        finally:
+            await group.close()
+
+
+async def test_resuming_on_a_new_database_reports_a_new_epoch(tmp_path: Path) -> None:
+    async with running_server(f"sqlite://{tmp_path / 'a.db'}") as srv:
+        group = Peers(target(srv))
+        alice = await group.open("alice")
+        old = await alice.join("r")
+        await alice.send_and_ack("hi", room="r")
+        await group.close()
+    async with running_server(f"sqlite://{tmp_path / 'b.db'}") as srv:
+        group = Peers(target(srv))
+        try:
+            alice = await group.open("alice")
+            new = await alice.join("r", 1, old.epoch)
+            assert new.epoch != old.epoch and not new.complete
+        finally:
+            await group.close()
+
+
+@pytest.mark.timeout(600)
+async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_path: Path) -> None:
+    """20 clients in 3 rooms send and receive while connections drop and readers stall.
+
+    At the end, every client's view of every room equals History exactly: each
+    acknowledged message once, in seq order, nothing missing.
+    """
+    rng = random.Random(2026)
+    rooms = ["alpha", "beta", "gamma"]
+    n_clients = 20
+    # `make soak` runs it longer.
+    min_seconds = float(os.environ.get("CHATRPC_SOAK_SECONDS", "3"))
+    async with running_server(f"sqlite://{tmp_path / 'chat.db'}", queue_size=16) as srv:
+        proxy = FaultProxy(srv.port, rng)
+        await proxy.start()
+        views: dict[str, dict[str, list[tuple[int, str]]]] = {}
+        clients: list[ChatClient] = []
+        reasons: list[str] = []
+        progress = asyncio.Event()  # set on every received message and reconnect
+        ch = channel(target(srv))
+
+        async def until(condition: Callable[[], bool]) -> None:
+            while not condition():
+                progress.clear()
+                await progress.wait()
+
+        try:
+            for i in range(n_clients):
+                user = f"user{i}"
+                token = (await login(ch, user)).token
+                view: dict[str, list[tuple[int, str]]] = {r: [] for r in rooms}
+                views[user] = view
+
+                def on_event(event: pb.ServerEvent, view=view) -> None:
+                    if event.WhichOneof("event") == "message" and event.message.room:
+                        view[event.message.room].append(
+                            (event.message.seq, event.message.client_msg_id)
+                        )
+
+                def on_state(state: State, detail: str) -> None:
+                    if state is State.RECONNECTING:
+                        reasons.append(detail)
+                        progress.set()
+
+                client = ChatClient(
+                    proxy.address,
+                    user,
+                    token,
+                    on_event=on_event,
+                    on_state=on_state,
+                    backoff_initial=0.05,
+                    backoff_max=0.5,
+                    channel_options=[
+                        ("grpc.http2.bdp_probe", 0),
+                        ("grpc.http2.lookahead_bytes", 8192),
+                    ],
+                )
+                await client.start()
+                clients.append(client)
+            my_rooms = {c.user: rng.sample(rooms, 2) for c in clients}
+            for c in clients:
+                for room in my_rooms[c.user]:
+                    await c.join(room)
+
+            sending = True
+            acked = 0
+
+            async def chatter(c: ChatClient) -> None:
+                nonlocal acked
+                k = 0
+                while sending:
+                    room = rng.choice(my_rooms[c.user])
+                    await c.send(f"{c.user} {k}", room=room)
+                    acked += 1
+                    k += 1
+                    if rng.random() < 0.3:
+                        await asyncio.sleep(rng.random() * 0.02)
+
+            async def inject() -> None:
+                while sending:
+                    await asyncio.sleep(rng.uniform(0.05, 0.3))
+                    if rng.random() < 0.5:
+                        proxy.drop_random()
+                    else:
+                        stalls.add(asyncio.create_task(proxy.stall_random(rng.uniform(0.2, 1.0))))
+
+            async def enough_faults() -> None:
+                # Run a few seconds, and on until both kinds of fault have cut sessions off.
+                await asyncio.sleep(min_seconds)
+                await until(
+                    lambda: (
+                        any("RESOURCE_EXHAUSTED" in r for r in reasons)
+                        and any("UNAVAILABLE" in r for r in reasons)
+                    )
+                )
+
+            stalls: set[asyncio.Task[None]] = set()
+            workers = [asyncio.create_task(chatter(c)) for c in clients]
+            injector = asyncio.create_task(inject())
+            try:
+                await asyncio.wait_for(enough_faults(), min_seconds + 40)
+            finally:
+                sending = False
+            await injector
+            await asyncio.gather(*stalls)
+            await asyncio.wait_for(asyncio.gather(*workers), 30)
+            # Everything acknowledged; let every client catch up to the newest seq.
+            stored: dict[str, list[tuple[int, str]]] = {}
+            group = Peers(target(srv))
+            auditor = await group.open("auditor")
+            md = auth_metadata(auditor.token)
+            stub = pb_grpc.ChatServiceStub(ch)
+            for room in rooms:
+                await auditor.join(room)
+                page = await stub.History(pb.HistoryRequest(room=room, limit=1000), metadata=md)
+                stored[room] = [(m.seq, m.client_msg_id) for m in page.messages]
+
+            await asyncio.wait_for(
+                until(
+                    lambda: all(
+                        views[c.user][room][-1:] == stored[room][-1:]
+                        for c in clients
+                        for room in my_rooms[c.user]
+                    )
+                ),
+                30,
+            )
+            await group.close()
+        finally:
+            for c in clients:
+                await c.aclose()
+            await ch.close()
+            await proxy.close()
+    assert sum(len(v) for v in stored.values()) == acked
+    for room in rooms:
+        assert [s for s, _ in stored[room]] == list(range(1, len(stored[room]) + 1))
+        assert len({cid for _, cid in stored[room]}) == len(stored[room])
+    for c in clients:
+        for room in my_rooms[c.user]:
+            assert views[c.user][room] == stored[room], (c.user, room)
+    assert proxy.drops > 0 and proxy.stalls > 0
+    assert sum(c.reconnects for c in clients) > 0
+    # Both kinds of fault hit sessions: dropped links and slow consumers cut off.
+    assert any("RESOURCE_EXHAUSTED" in r for r in reasons)
+    assert any("UNAVAILABLE" in r for r in reasons)
