@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+
+# grpc core logs to stderr on its own (e.g. a second line when the port is taken);
+# the server reports what matters itself. GRPC_VERBOSITY=debug brings it back.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from . import __version__
 from .config import ServerConfig, default_db_path

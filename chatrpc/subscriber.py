@@ -163,8 +163,7 @@ class Session:
         """Gives up a hold whose replay failed; held messages flow again in order."""
         held = self._held.pop(conv, None)
         if held:
-            for msg in held:
-                self._queue.appendleft(msg)
+            self._queue.extendleft(reversed(held))
             self._wakeup.set()
 
     def forget(self, conv: str) -> None:

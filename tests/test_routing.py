@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import grpc
 
 from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 
-from .conftest import Peers, running_server, target
+from .conftest import Peer, Peers, running_server, target
+
+
+def _saw(peer: Peer, text: str) -> Callable[[list[pb.ServerEvent]], bool]:
+    return lambda events: text in peer.texts()
 
 
 def _pairs(peer_msgs: list[pb.Message]) -> list[tuple[str, str, str]]:
@@ -77,7 +82,7 @@ async def test_a_dm_reaches_every_session_of_both_users_and_nobody_else(peers: P
     await eve.join("general")
     await a1.send_and_ack("hi bob", to_user="bob")
     for p in (a2, b1, b2):
-        await p.wait_for(lambda ev, p=p: "hi bob" in p.texts())
+        await p.wait_for(_saw(p, "hi bob"))
     await eve.send_and_ack("eve here", room="general")
     assert eve.texts() == ["eve here"]
     assert [m.sender for m in b2.messages()] == ["alice"]
@@ -94,7 +99,8 @@ async def test_a_room_message_reaches_every_session_of_a_member_including_the_se
     sent = await a1.send_and_ack("hello", room="general")
     assert sent.seq == 1 and sent.sender == "alice"
     for p in (a2, bob):
-        await p.wait_for(lambda ev, p=p: p.texts() == ["hello"])
+        await p.wait_for(_saw(p, "hello"))
+        assert p.texts() == ["hello"]
 
 
 async def test_presence_is_announced_and_members_listed(server: ChatServer, peers: Peers) -> None:

@@ -13,12 +13,12 @@ from chatrpc.store.memory import MemoryStore
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import Peers, make_config, target
+from .conftest import Peer, Peers, make_config, target
 
 E = pb.Error
 
 
-async def _refused(peer, cid: str, **send) -> pb.Error:
+async def _refused(peer: Peer, cid: str, **send: str) -> pb.Error:
     await peer.stream.send(client_msg_id=cid, **send)
     return await peer.error_for(cid)
 

@@ -396,6 +396,9 @@ class SQLiteStore(Store):
                     ).fetchone()
                     if original is not None:
                         return _row_to_message(key, original), True
+                    # Retention dropped the original: still stored once, under its seq.
+                    gone = (seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id)
+                    return _row_to_message(key, gone), True
             conv_id = self._conv_id(conn, draft.conv)
             touched.append(conv_id)
             conn.execute(

@@ -1,0 +1,795 @@
+"""The store contract (chatrpc.store.base), run against every store.
+
+Every test taking the ``store`` or ``make_store`` fixture runs once per store
+(memory and SQLite); the SQLite-only tests at the end cover what only a file
+can show: durability across a reopen, WAL, migrations and group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatrpc.errors import StoreUnavailable
+from chatrpc.model import Conversation, Draft, StoredMessage, dm_key, room_key
+from chatrpc.store import Account, Store, StoreOptions, open_store
+from chatrpc.store import sqlite as sqlite_store
+from chatrpc.store.sqlite import MIGRATIONS, SQLiteStore
+
+#: How long a test waits for something it expects before failing.
+WAIT = 10.0
+
+MakeStore = Callable[..., Awaitable[Store]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def room_draft(room: str, sender: str, text: str, cid: str = "") -> Draft:
+    return Draft(room_key(room), sender, text, now_ms(), cid, room=room)
+
+
+def dm_draft(sender: str, to_user: str, text: str, cid: str = "") -> Draft:
+    return Draft(dm_key(sender, to_user), sender, text, now_ms(), cid, to_user=to_user)
+
+
+class Recorder:
+    """A store listener that records every notified message, in call order."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[StoredMessage]] = []
+
+    def __call__(self, messages: Sequence[StoredMessage]) -> None:
+        self.calls.append(list(messages))
+
+    @property
+    def messages(self) -> list[StoredMessage]:
+        return [m for call in self.calls for m in call]
+
+    def seqs(self, conv: str) -> list[int]:
+        return [m.seq for m in self.messages if m.conv == conv]
+
+    def saw(self, msg: StoredMessage) -> bool:
+        return any(m.conv == msg.conv and m.seq == msg.seq for m in self.messages)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    """Opens stores of one kind (with any options) and closes them all at the end."""
+    opened: list[Store] = []
+
+    async def make(options: StoreOptions | None = None) -> Store:
+        if request.param == "memory":
+            url = "memory://"
+        else:
+            url = f"sqlite://{tmp_path / f'chat-{len(opened)}.db'}"
+        store = open_store(url, options)
+        await store.open()
+        opened.append(store)
+        return store
+
+    try:
+        yield make
+    finally:
+        for store in opened:
+            await store.close()
+
+
+@pytest.fixture
+async def store(make_store: MakeStore) -> Store:
+    return await make_store()
+
+
+# -- sequence numbers ---------------------------------------------------------------------
+
+
+async def test_seq_starts_at_1_in_every_conversation_and_grows_without_gap(store: Store) -> None:
+    assert store.epoch
+    got: dict[str, list[int]] = {}
+    drafts = [
+        room_draft("general", "alice", "r1"),
+        dm_draft("alice", "bob", "d1"),
+        room_draft("random", "bob", "x1"),
+        room_draft("general", "bob", "r2"),
+        dm_draft("bob", "alice", "d2"),
+        room_draft("general", "alice", "r3"),
+        dm_draft("alice", "carol", "e1"),
+    ]
+    for draft in drafts:
+        msg, duplicate = await store.append(draft)
+        assert not duplicate
+        got.setdefault(msg.conv, []).append(msg.seq)
+    assert got == {
+        "#general": [1, 2, 3],
+        "#random": [1],
+        dm_key("alice", "bob"): [1, 2],
+        dm_key("alice", "carol"): [1],
+    }
+
+
+async def test_append_returns_the_draft_with_its_seq(store: Store) -> None:
+    draft = Draft("#general", "alice", "hello", 1_700_000_000_123, "c-1", room="general")
+    msg, duplicate = await store.append(draft)
+    assert not duplicate
+    assert (msg.conv, msg.seq, msg.sender, msg.text) == ("#general", 1, "alice", "hello")
+    assert (msg.sent_at_ms, msg.client_msg_id, msg.room, msg.to_user) == (
+        1_700_000_000_123,
+        "c-1",
+        "general",
+        "",
+    )
+
+
+async def test_last_seq_is_0_for_an_unknown_conversation_and_the_newest_seq_after(
+    store: Store,
+) -> None:
+    assert await store.last_seq("#nowhere") == 0
+    assert await store.last_seq(dm_key("alice", "bob")) == 0
+    for i in range(4):
+        await store.append(room_draft("general", "alice", f"m{i}"))
+    await store.append(dm_draft("alice", "bob", "psst"))
+    assert await store.last_seq("#general") == 4
+    assert await store.last_seq(dm_key("bob", "alice")) == 1
+    assert await store.last_seq("#nowhere") == 0
+
+
+async def test_hundreds_of_concurrent_appends_get_gapless_seqs_in_submission_order(
+    store: Store,
+) -> None:
+    convs = ["alpha", "beta", "gamma"]
+    dms = [("alice", "bob"), ("carol", "alice")]
+    drafts: list[Draft] = []
+    for i in range(600):
+        k = i % 5
+        if k < 3:
+            drafts.append(room_draft(convs[k], "alice", f"{convs[k]}-{i}"))
+        else:
+            a, b = dms[k - 3]
+            drafts.append(dm_draft(a, b, f"{a}-{b}-{i}"))
+    results = await asyncio.wait_for(asyncio.gather(*(store.append(d) for d in drafts)), WAIT)
+
+    by_conv: dict[str, list[StoredMessage]] = {}
+    for draft, (msg, duplicate) in zip(drafts, results, strict=True):
+        assert not duplicate
+        assert msg.conv == draft.conv and msg.text == draft.text
+        by_conv.setdefault(msg.conv, []).append(msg)
+    assert len(by_conv) == 5
+    for conv, msgs in by_conv.items():
+        # gather starts the appends in argument order: that is their submission order.
+        assert [m.seq for m in msgs] == list(range(1, len(msgs) + 1)), conv
+        assert await store.last_seq(conv) == len(msgs)
+        stored = await store.history(conv, limit=1000)
+        assert [m.text for m in stored] == [m.text for m in msgs]
+
+
+async def test_each_task_appending_in_turn_sees_its_own_messages_in_order(store: Store) -> None:
+    async def writer(name: str) -> list[int]:
+        seqs = []
+        for i in range(40):
+            msg, _ = await store.append(room_draft("busy", name, f"{name}-{i}"))
+            seqs.append(msg.seq)
+        return seqs
+
+    names = [f"user{n}" for n in range(6)]
+    per_task = await asyncio.wait_for(asyncio.gather(*(writer(n) for n in names)), WAIT)
+    for seqs in per_task:
+        assert seqs == sorted(seqs)
+    assert sorted(s for seqs in per_task for s in seqs) == list(range(1, 241))
+    stored = await store.history("#busy", limit=1000)
+    assert [m.seq for m in stored] == list(range(1, 241))
+    for name in names:
+        assert [m.text for m in stored if m.sender == name] == [f"{name}-{i}" for i in range(40)]
+
+
+# -- notification ---------------------------------------------------------------------------
+
+
+async def test_the_listener_sees_each_new_message_once_in_seq_order_before_append_returns(
+    store: Store,
+) -> None:
+    seen = Recorder()
+    store.set_listener(seen)
+    checked = 0
+
+    async def send(draft: Draft) -> None:
+        nonlocal checked
+        msg, duplicate = await store.append(draft)
+        assert not duplicate
+        assert seen.saw(msg), f"append of {msg.conv}/{msg.seq} returned before the listener saw it"
+        checked += 1
+
+    drafts = [room_draft("general", "alice", f"g{i}") for i in range(150)]
+    drafts += [dm_draft("alice", "bob", f"d{i}") for i in range(150)]
+    drafts += [room_draft("other", "bob", f"o{i}") for i in range(150)]
+    drafts = drafts[0::3] + drafts[1::3] + drafts[2::3]  # interleave the conversations
+    await asyncio.wait_for(asyncio.gather(*(send(d) for d in drafts)), WAIT)
+
+    assert checked == len(drafts)
+    assert len(seen.messages) == len(drafts)
+    for conv in ("#general", "#other", dm_key("alice", "bob")):
+        assert seen.seqs(conv) == list(range(1, 151))
+
+
+async def test_a_sequential_append_is_notified_before_it_returns(store: Store) -> None:
+    seen = Recorder()
+    store.set_listener(seen)
+    for i in range(1, 6):
+        msg, _ = await store.append(room_draft("general", "alice", f"m{i}"))
+        assert seen.seqs("#general") == list(range(1, i + 1))
+        assert seen.messages[-1].text == msg.text == f"m{i}"
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+async def test_history_pages_by_seq_range_oldest_first(store: Store) -> None:
+    for i in range(1, 11):
+        await store.append(room_draft("general", "alice", f"m{i}"))
+
+    async def seqs(**kw: Any) -> list[int]:
+        return [m.seq for m in await store.history("#general", **kw)]
+
+    assert await seqs() == list(range(1, 11))
+    assert await seqs(limit=3) == [1, 2, 3]
+    assert await seqs(after_seq=3, limit=2) == [4, 5]
+    assert await seqs(after_seq=7) == [8, 9, 10]
+    assert await seqs(before_seq=4) == [1, 2, 3]
+    assert await seqs(after_seq=2, before_seq=6) == [3, 4, 5]
+    assert await seqs(after_seq=2, before_seq=9, limit=3) == [3, 4, 5]
+    texts = [m.text for m in await store.history("#general", after_seq=8)]
+    assert texts == ["m9", "m10"]
+
+
+async def test_descending_history_gives_the_newest_page_first(store: Store) -> None:
+    for i in range(1, 11):
+        await store.append(room_draft("general", "alice", f"m{i}"))
+
+    async def seqs(**kw: Any) -> list[int]:
+        return [m.seq for m in await store.history("#general", descending=True, **kw)]
+
+    assert await seqs() == list(range(10, 0, -1))
+    assert await seqs(limit=3) == [10, 9, 8]
+    assert await seqs(before_seq=8, limit=3) == [7, 6, 5]
+    assert await seqs(before_seq=3, limit=3) == [2, 1]
+    assert await seqs(after_seq=5, before_seq=9, limit=2) == [8, 7]
+    assert await seqs(after_seq=8) == [10, 9]
+
+
+async def test_history_is_empty_when_nothing_is_in_range(store: Store) -> None:
+    assert await store.history("#nowhere") == []
+    assert await store.history(dm_key("alice", "bob"), descending=True) == []
+    for i in range(3):
+        await store.append(room_draft("general", "alice", f"m{i}"))
+    assert await store.history("#general", after_seq=3) == []
+    assert await store.history("#general", after_seq=99) == []
+    assert await store.history("#general", before_seq=1) == []
+    assert await store.history("#general", after_seq=1, before_seq=2) == []
+    assert await store.history("#general", limit=0) == []
+    assert await store.history("#general", after_seq=3, descending=True) == []
+    assert await store.history("#other") == []
+
+
+async def test_dm_history_has_to_user_from_either_side_and_no_room(store: Store) -> None:
+    await store.append(dm_draft("alice", "bob", "hi bob"))
+    await store.append(dm_draft("bob", "alice", "hi alice"))
+    await store.append(dm_draft("alice", "bob", "how are you"))
+    for conv in (dm_key("alice", "bob"), dm_key("bob", "alice")):
+        got = [(m.seq, m.sender, m.to_user, m.room, m.text) for m in await store.history(conv)]
+        assert got == [
+            (1, "alice", "bob", "", "hi bob"),
+            (2, "bob", "alice", "", "hi alice"),
+            (3, "alice", "bob", "", "how are you"),
+        ]
+
+
+async def test_room_history_has_the_room_and_no_to_user(store: Store) -> None:
+    await store.append(room_draft("general", "alice", "hello", "c-1"))
+    (msg,) = await store.history("#general")
+    assert (msg.conv, msg.room, msg.to_user, msg.sender, msg.client_msg_id) == (
+        "#general",
+        "general",
+        "",
+        "alice",
+        "c-1",
+    )
+
+
+# -- idempotency -----------------------------------------------------------------------------
+
+
+async def test_a_repeated_client_msg_id_returns_the_original_without_notifying(
+    store: Store,
+) -> None:
+    seen = Recorder()
+    store.set_listener(seen)
+    first, duplicate = await store.append(room_draft("general", "alice", "once", "c-1"))
+    assert not duplicate and first.seq == 1
+    await store.append(room_draft("general", "bob", "between"))
+    again, duplicate = await store.append(room_draft("general", "alice", "once, retried", "c-1"))
+    assert duplicate
+    assert (again.conv, again.seq, again.sender, again.text, again.client_msg_id) == (
+        "#general",
+        1,
+        "alice",
+        "once",
+        "c-1",
+    )
+    assert again.room == "general"
+    assert [m.text for m in seen.messages] == ["once", "between"]
+    assert [m.text for m in await store.history("#general")] == ["once", "between"]
+    assert await store.last_seq("#general") == 2
+
+
+async def test_a_repeated_dm_client_msg_id_returns_the_original_dm(store: Store) -> None:
+    first, _ = await store.append(dm_draft("alice", "bob", "psst", "c-9"))
+    again, duplicate = await store.append(dm_draft("alice", "bob", "psst", "c-9"))
+    assert duplicate
+    assert (again.conv, again.seq, again.to_user, again.room) == (first.conv, 1, "bob", "")
+    assert await store.last_seq(first.conv) == 1
+
+
+async def test_concurrent_retries_of_one_client_msg_id_store_it_once(store: Store) -> None:
+    seen = Recorder()
+    store.set_listener(seen)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(store.append(room_draft("general", "alice", "same", "c-1")) for _ in range(20))
+        ),
+        WAIT,
+    )
+    assert [dup for _, dup in results].count(False) == 1
+    assert {(m.seq, m.text) for m, _ in results} == {(1, "same")}
+    assert seen.seqs("#general") == [1]
+    assert await store.last_seq("#general") == 1
+
+
+async def test_the_same_client_msg_id_from_another_sender_is_a_new_message(store: Store) -> None:
+    seen = Recorder()
+    store.set_listener(seen)
+    a, dup_a = await store.append(room_draft("general", "alice", "from alice", "c-1"))
+    b, dup_b = await store.append(room_draft("general", "bob", "from bob", "c-1"))
+    assert not dup_a and not dup_b
+    assert (a.seq, b.seq) == (1, 2)
+    assert b.sender == "bob" and b.text == "from bob"
+    assert seen.seqs("#general") == [1, 2]
+
+
+async def test_an_empty_client_msg_id_never_deduplicates(store: Store) -> None:
+    seen = Recorder()
+    store.set_listener(seen)
+    for _ in range(3):
+        _, duplicate = await store.append(room_draft("general", "alice", "same text", ""))
+        assert not duplicate
+    assert seen.seqs("#general") == [1, 2, 3]
+    assert await store.last_seq("#general") == 3
+
+
+async def test_a_client_msg_id_past_the_idempotency_window_is_stored_anew(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(StoreOptions(idempotency_window_s=0.05))
+    seen = Recorder()
+    store.set_listener(seen)
+    first, _ = await store.append(room_draft("general", "alice", "one", "c-1"))
+    again, duplicate = await store.append(room_draft("general", "alice", "one", "c-1"))
+    assert duplicate and again.seq == first.seq == 1
+    await asyncio.sleep(0.1)  # this test is about time itself: let the window pass
+    later, duplicate = await store.append(room_draft("general", "alice", "one", "c-1"))
+    assert not duplicate
+    assert later.seq == 2
+    assert seen.seqs("#general") == [1, 2]
+    # The new message opens a new window.
+    again, duplicate = await store.append(room_draft("general", "alice", "one", "c-1"))
+    assert duplicate and again.seq == 2
+
+
+async def test_a_retry_is_deduplicated_even_after_retention_dropped_the_original(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(StoreOptions(retention_max_messages=1))
+    seen = Recorder()
+    store.set_listener(seen)
+    first, _ = await store.append(room_draft("general", "alice", "original", "c-1"))
+    assert first.seq == 1
+    await store.append(room_draft("general", "bob", "pushes it out"))
+    assert [m.seq for m in await store.history("#general")] == [2]
+    again, duplicate = await store.append(room_draft("general", "alice", "original", "c-1"))
+    assert duplicate, f"the retry was stored again as seq {again.seq}"
+    assert (again.seq, again.text) == (1, "original")
+    assert seen.seqs("#general") == [1, 2]
+    assert await store.last_seq("#general") == 2
+
+
+# -- rooms and memberships ----------------------------------------------------------------
+
+
+async def test_ensure_room_creates_a_room_once_and_list_rooms_gives_them_by_name(
+    store: Store,
+) -> None:
+    assert await store.list_rooms() == []
+    await store.ensure_room("zeta")
+    await store.ensure_room("alpha")
+    await store.append(room_draft("alpha", "alice", "a1"))
+    await store.append(room_draft("alpha", "alice", "a2"))
+    await store.append(dm_draft("alice", "bob", "not a room"))
+    await store.ensure_room("alpha")  # again: no change, no reset
+    assert await store.list_rooms() == [Conversation("#alpha", 2), Conversation("#zeta", 0)]
+    assert await store.last_seq("#alpha") == 2
+
+
+async def test_list_directs_gives_each_dm_to_both_of_its_users(store: Store) -> None:
+    await store.append(dm_draft("alice", "bob", "1"))
+    await store.append(dm_draft("bob", "alice", "2"))
+    await store.append(dm_draft("carol", "alice", "3"))
+    await store.append(room_draft("general", "alice", "not a dm"))
+
+    def keys(convs: list[Conversation]) -> dict[str, int]:
+        return {c.key: c.last_seq for c in convs}
+
+    ab, ac = dm_key("alice", "bob"), dm_key("alice", "carol")
+    assert keys(await store.list_directs("alice")) == {ab: 2, ac: 1}
+    assert keys(await store.list_directs("bob")) == {ab: 2}
+    assert keys(await store.list_directs("carol")) == {ac: 1}
+    assert await store.list_directs("dave") == []
+
+
+async def test_a_dm_with_oneself_is_one_conversation_listed_once(store: Store) -> None:
+    msg, _ = await store.append(dm_draft("alice", "alice", "note to self"))
+    assert (msg.conv, msg.seq) == ("@alice@alice", 1)
+    assert await store.list_directs("alice") == [Conversation("@alice@alice", 1)]
+    (stored,) = await store.history("@alice@alice")
+    assert (stored.sender, stored.to_user, stored.room) == ("alice", "alice", "")
+
+
+async def test_membership_is_recorded_until_the_user_leaves(store: Store) -> None:
+    await store.ensure_room("general")
+    assert not await store.is_member("general", "alice")
+    await store.add_member("general", "alice")
+    await store.add_member("general", "alice")  # joining twice is harmless
+    await store.add_member("general", "bob")
+    assert await store.is_member("general", "alice")
+    assert await store.is_member("general", "bob")
+    assert not await store.is_member("general", "carol")
+    assert not await store.is_member("other", "alice")
+    await store.remove_member("general", "alice")
+    assert not await store.is_member("general", "alice")
+    assert await store.is_member("general", "bob")
+    await store.remove_member("general", "alice")  # leaving twice is harmless
+    await store.remove_member("general", "nobody")
+    assert not await store.is_member("general", "alice")
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+async def test_create_account_is_first_come_and_keeps_the_first_password(store: Store) -> None:
+    assert await store.get_account("alice") is None
+    assert await store.create_account("alice", "hash-1", "tok-1")
+    assert not await store.create_account("alice", "hash-2", "tok-2")
+    assert await store.get_account("alice") == Account("alice", "hash-1")
+    assert await store.user_for_token("tok-1") == "alice"
+    assert await store.user_for_token("tok-2") is None
+    assert await store.create_account("bob", None, "tok-b")
+    assert await store.get_account("bob") == Account("bob", None)
+    assert await store.get_account("carol") is None
+
+
+async def test_concurrent_claims_of_one_name_let_exactly_one_win(store: Store) -> None:
+    results = await asyncio.wait_for(
+        asyncio.gather(*(store.create_account("alice", f"h{i}", f"t{i}") for i in range(20))),
+        WAIT,
+    )
+    assert results.count(True) == 1
+    winner = results.index(True)
+    assert await store.get_account("alice") == Account("alice", f"h{winner}")
+    owners = [await store.user_for_token(f"t{i}") for i in range(20)]
+    assert owners == [("alice" if i == winner else None) for i in range(20)]
+
+
+async def test_tokens_can_be_added_looked_up_and_revoked(store: Store) -> None:
+    assert await store.user_for_token("unknown") is None
+    await store.create_account("alice", None, "tok-1")
+    await store.create_account("bob", None, "tok-b")
+    await store.add_token("alice", "tok-2")
+    await store.add_token("alice", "tok-3")
+    for tok in ("tok-1", "tok-2", "tok-3"):
+        assert await store.user_for_token(tok) == "alice"
+    assert await store.revoke_tokens("alice") == 3
+    for tok in ("tok-1", "tok-2", "tok-3"):
+        assert await store.user_for_token(tok) is None
+    assert await store.user_for_token("tok-b") == "bob"
+    assert await store.revoke_tokens("alice") == 0
+    assert await store.revoke_tokens("nobody") == 0
+    assert await store.get_account("alice") == Account("alice", None)
+    await store.add_token("alice", "tok-4")
+    assert await store.user_for_token("tok-4") == "alice"
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+
+async def test_retention_keeps_the_newest_messages_and_seq_numbering_goes_on(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(StoreOptions(retention_max_messages=3))
+    for i in range(1, 6):
+        await store.append(room_draft("general", "alice", f"m{i}"))
+    await store.append(room_draft("other", "alice", "o1"))
+    assert [m.seq for m in await store.history("#general")] == [3, 4, 5]
+    assert [m.seq for m in await store.history("#other")] == [1]
+    assert await store.last_seq("#general") == 5
+    msg, _ = await store.append(room_draft("general", "alice", "m6"))
+    assert msg.seq == 6
+    assert [m.text for m in await store.history("#general")] == ["m4", "m5", "m6"]
+    assert [m.seq for m in await store.history("#general", descending=True, limit=2)] == [6, 5]
+    assert await store.list_rooms() == [Conversation("#general", 6), Conversation("#other", 1)]
+
+
+async def test_retention_by_age_drops_old_messages(make_store: MakeStore) -> None:
+    store = await make_store(StoreOptions(retention_max_age_s=3600))
+    old = Draft("#general", "alice", "old", now_ms() - 2 * 3600 * 1000, room="general")
+    await store.append(old)
+    msg, _ = await store.append(room_draft("general", "alice", "new"))
+    assert msg.seq == 2
+    assert [m.text for m in await store.history("#general")] == ["new"]
+
+
+async def test_every_open_of_a_memory_store_is_a_new_epoch() -> None:
+    a, b = open_store("memory://"), open_store("memory://")
+    await a.open()
+    await b.open()
+    try:
+        assert a.epoch and b.epoch and a.epoch != b.epoch
+    finally:
+        await a.close()
+        await b.close()
+
+
+# -- SQLite only ---------------------------------------------------------------------------
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection to look at the file the store wrote."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def pragma(path: Path, name: str) -> Any:
+    conn = raw(path)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def test_sqlite_keeps_epoch_history_and_accounts_across_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    first = SQLiteStore(path)
+    await first.open()
+    try:
+        epoch = first.epoch
+        await first.ensure_room("general")
+        await first.add_member("general", "alice")
+        await first.create_account("alice", "hash-a", "tok-a")
+        await first.create_account("bob", None, "tok-b")
+        await first.add_token("alice", "tok-a2")
+        for i in range(1, 4):
+            await first.append(room_draft("general", "alice", f"m{i}", f"c-{i}"))
+        await first.append(dm_draft("bob", "alice", "psst", "d-1"))
+    finally:
+        await first.close()
+
+    second = SQLiteStore(path)
+    await second.open()
+    try:
+        assert second.epoch == epoch
+        assert [m.text for m in await second.history("#general")] == ["m1", "m2", "m3"]
+        assert await second.last_seq("#general") == 3
+        (dm,) = await second.history(dm_key("alice", "bob"))
+        assert (dm.sender, dm.to_user, dm.text) == ("bob", "alice", "psst")
+        assert await second.list_rooms() == [Conversation("#general", 3)]
+        assert await second.list_directs("alice") == [Conversation(dm_key("alice", "bob"), 1)]
+        assert await second.is_member("general", "alice")
+        assert await second.get_account("alice") == Account("alice", "hash-a")
+        assert await second.user_for_token("tok-a2") == "alice"
+        assert await second.user_for_token("tok-b") == "bob"
+        assert not await second.create_account("alice", "other", "tok-x")
+        # The idempotency window survives the restart too.
+        again, duplicate = await second.append(room_draft("general", "alice", "m2", "c-2"))
+        assert duplicate and again.seq == 2
+        msg, duplicate = await second.append(room_draft("general", "alice", "m4"))
+        assert not duplicate and msg.seq == 4
+    finally:
+        await second.close()
+
+
+async def test_a_new_sqlite_file_gets_a_new_epoch(tmp_path: Path) -> None:
+    epochs = []
+    for name in ("a.db", "b.db"):
+        store = SQLiteStore(tmp_path / name)
+        await store.open()
+        try:
+            epochs.append(store.epoch)
+        finally:
+            await store.close()
+    assert all(epochs)
+    assert epochs[0] != epochs[1]
+
+
+async def test_the_sqlite_file_is_in_wal_mode_at_the_current_schema_version(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sub" / "dir" / "chat.db"  # missing directories are created
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.append(room_draft("general", "alice", "hi"))
+        assert pragma(path, "journal_mode") == "wal"
+        assert pragma(path, "user_version") == len(MIGRATIONS)
+    finally:
+        await store.close()
+    assert pragma(path, "journal_mode") == "wal"
+
+
+async def test_an_acknowledged_append_is_already_committed_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        conn = raw(path)
+        try:
+            for i in range(1, 4):
+                await store.append(room_draft("general", "alice", f"m{i}"))
+                (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+                assert count == i
+        finally:
+            conn.close()
+    finally:
+        await store.close()
+
+
+async def test_a_file_from_a_newer_release_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    newer = len(MIGRATIONS) + 1
+    conn = raw(path)
+    conn.execute("CREATE TABLE from_the_future (x INTEGER)")
+    conn.execute(f"PRAGMA user_version = {newer}")
+    conn.close()
+
+    store = SQLiteStore(path)
+    with pytest.raises(Exception, match=rf"schema version {newer}\b.*upgrade chatrpc"):
+        await store.open()
+    await store.close()
+    assert pragma(path, "user_version") == newer  # left as it was
+
+
+async def test_reopening_a_migrated_file_runs_only_the_migrations_it_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "chat.db"
+
+    async def reopen() -> list[str]:
+        store = SQLiteStore(path)
+        await store.open()
+        try:
+            return [m.text for m in await store.history("#general")]
+        finally:
+            await store.close()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.append(room_draft("general", "alice", "kept"))
+    finally:
+        await store.close()
+    assert pragma(path, "user_version") == 1
+
+    # Version 1 again: re-running its CREATE TABLEs would fail the open.
+    assert await reopen() == ["kept"]
+    assert pragma(path, "user_version") == 1
+
+    # A release with a second migration runs just that one, once.
+    monkeypatch.setattr(
+        sqlite_store,
+        "MIGRATIONS",
+        [*MIGRATIONS, "CREATE TABLE extra (x INTEGER); INSERT INTO extra (x) VALUES (1)"],
+    )
+    assert await reopen() == ["kept"]
+    assert pragma(path, "user_version") == 2
+    assert await reopen() == ["kept"]
+    assert pragma(path, "user_version") == 2
+    conn = raw(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM extra").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+async def test_a_closed_sqlite_store_refuses_work_as_unavailable(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "chat.db")
+    await store.open()
+    await store.append(room_draft("general", "alice", "before"))
+    await store.close()
+    await store.close()  # closing twice is harmless
+    with pytest.raises(StoreUnavailable):
+        await store.append(room_draft("general", "alice", "after"))
+    with pytest.raises(StoreUnavailable):
+        await store.history("#general")
+    with pytest.raises(StoreUnavailable):
+        await store.create_account("alice", None, "tok")
+
+
+async def test_closing_sqlite_finishes_the_appends_already_queued(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = SQLiteStore(path)
+    await store.open()
+    seen = Recorder()
+    store.set_listener(seen)
+    tasks = [
+        asyncio.ensure_future(store.append(room_draft("general", "alice", f"m{i}")))
+        for i in range(50)
+    ]
+    await asyncio.sleep(0)  # let every task queue its append
+    await asyncio.wait_for(store.close(), WAIT)
+    results = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+    assert [m.seq for m, _ in results] == list(range(1, 51))
+    assert seen.seqs("#general") == list(range(1, 51))
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        assert await reopened.last_seq("#general") == 50
+        assert len(await reopened.history("#general", limit=100)) == 50
+    finally:
+        await reopened.close()
+
+
+class CountingSQLiteStore(SQLiteStore):
+    """Records the size of every transaction; the first one waits for ``gate``.
+
+    Holding the first transaction open until every append is queued makes the
+    grouping independent of timing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> Any:
+        if not self.batches:
+            self.gate.wait(WAIT)
+        self.batches.append(len(batch))
+        return super()._run_batch(conn, batch)
+
+
+async def test_sqlite_commits_concurrent_appends_in_fewer_transactions_than_messages(
+    tmp_path: Path,
+) -> None:
+    store = CountingSQLiteStore(tmp_path / "chat.db")
+    await store.open()
+    seen = Recorder()
+    store.set_listener(seen)
+    try:
+        tasks = [
+            asyncio.ensure_future(store.append(room_draft(f"r{i % 4}", "alice", f"m{i}")))
+            for i in range(400)
+        ]
+        await asyncio.sleep(0)  # let every task queue its append
+        store.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+    finally:
+        store.gate.set()
+        await store.close()
+    assert len(results) == 400
+    assert sum(store.batches) == 400
+    assert len(store.batches) < 400
+    assert max(store.batches) > 1
+    for r in range(4):
+        assert seen.seqs(f"#r{r}") == list(range(1, 101))
