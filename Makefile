@@ -9,7 +9,7 @@ PROTO := proto/chatrpc/v1/chat.proto
 HOST ?= 127.0.0.1
 PORT ?= 50051
 
-.PHONY: venv run proto proto-check system-deps test soak check lint fmt bench clean
+.PHONY: venv run proto proto-check system-deps test soak check lint fmt bench clean certs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/chatrpc-server --host $(HOST) --port $(PORT)
+
+# Development TLS material in $(CERTS): a CA, a server cert for localhost/127.0.0.1/::1
+# and a client cert for mutual TLS (uses the openssl command).
+CERTS ?= certs
+certs: $(STAMP)
+	@command -v openssl >/dev/null || { echo "make certs needs the openssl command"; exit 1; }
+	$(PY) -m chatrpc.certs $(CERTS)
 
 # Regenerate chatrpc/v1 from the proto (messages, gRPC stubs, mypy stubs).
 define protoc
@@ -50,6 +57,11 @@ system-deps:
 
 test: $(STAMP) system-deps proto-check
 	$(PY) -m pytest
+
+# chatrpc against a raw grpcio fan-out baseline, in one run (a few minutes); not part of test.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # The loss checker for longer (SOAK_SECONDS, default 60), outside make test.
 SOAK_SECONDS ?= 60

@@ -21,7 +21,6 @@ import time
 import grpc
 
 from chatrpc.client import ChatStream, channel, login
-from chatrpc.v1 import chat_pb2 as pb
 
 PAYLOAD = 100
 

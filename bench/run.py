@@ -99,7 +99,14 @@ class Result:
 
 
 def fanout(
-    server: Server, kind: str, subs: int, rate: float, duration: float, scenario: str, prefix: str
+    server: Server,
+    kind: str,
+    subs: int,
+    rate: float,
+    duration: float,
+    scenario: str,
+    prefix: str,
+    batch: int = 64,
 ) -> Result:
     sub = load(
         "sub",
@@ -113,6 +120,8 @@ def fanout(
         f"{prefix}s",
         "--channels",
         str(min(subs, 8)),
+        "--batch",
+        str(batch),
     )
     assert sub.stdout is not None and sub.stdin is not None
     if sub.stdout.readline().strip() != "ready":
@@ -209,6 +218,13 @@ def main() -> None:
     p.add_argument("--subscribers", default="10,100,1000")
     p.add_argument("--idle", type=int, default=1000, help="idle subscribers for memory")
     p.add_argument("--out", default="bench-results/bench.json")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=64,
+        help="events per frame chatrpc subscribers ask for (1: no batching)",
+    )
+    p.add_argument("--profile", metavar="SVG", help="record the chatrpc server with py-spy")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="chatrpc-bench-")
     chat = Server(
@@ -227,19 +243,39 @@ def main() -> None:
         ]
     )
     raw = Server([sys.executable, str(HERE / "raw_server.py"), "--port", "0"])
+    spy = None
+    if args.profile:
+        spy = subprocess.Popen(
+            [
+                str(BIN / "py-spy"),
+                "record",
+                "--rate",
+                "200",
+                "--pid",
+                str(chat.proc.pid),
+                "-o",
+                args.profile,
+                "--format",
+                "raw" if args.profile.endswith(".txt") else "flamegraph",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     results: list[Result] = []
     extra: dict[str, float] = {}
     try:
         for n, subs in enumerate(int(x) for x in args.subscribers.split(",")):
             blast = {}
             for kind, server in (("raw", raw), ("chat", chat)):
-                r = fanout(server, kind, subs, 0, args.duration, "blast", f"b{n}")
+                r = fanout(server, kind, subs, 0, args.duration, "blast", f"b{n}", args.batch)
                 results.append(r)
                 blast[kind] = r.delivered_per_s / subs
                 print(_row(r), flush=True)
             rate = 0.5 * min(blast.values())
             for kind, server in (("raw", raw), ("chat", chat)):
-                r = fanout(server, kind, subs, rate, args.duration, "steady 50%", f"s{n}")
+                r = fanout(
+                    server, kind, subs, rate, args.duration, "steady 50%", f"s{n}", args.batch
+                )
                 results.append(r)
                 print(_row(r), flush=True)
         for kind, server in (("raw", raw), ("chat", chat)):
@@ -258,6 +294,9 @@ def main() -> None:
             flush=True,
         )
     finally:
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
         chat.stop()
         raw.stop()
     print()
@@ -302,7 +341,8 @@ def table(results: list[Result]) -> str:
         b = by[(scenario, subs, "raw")]
         ratio = r.delivered_per_s / b.delivered_per_s if b.delivered_per_s else 0
         lines.append(
-            f"| {scenario} | {subs} | {b.delivered_per_s:.0f} | {r.delivered_per_s:.0f} | {ratio:.2f}x"
+            f"| {scenario} | {subs} | {b.delivered_per_s:.0f} | {r.delivered_per_s:.0f}"
+            f" | {ratio:.2f}x"
             f" | {b.p50_ms:.1f} / {b.p99_ms:.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f}"
             f" | {b.cpu_us_per_delivered:.1f} | {r.cpu_us_per_delivered:.1f} |"
         )

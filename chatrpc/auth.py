@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .errors import ChatError, Code, invalid
 from .model import normalize_name
+from .ratelimit import Buckets, retry_hint
 from .store import Store
 
 #: scrypt cost: 2**14 x 8 x 1 takes 16 MiB and a few tens of ms per hash.
@@ -24,6 +25,9 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 MAX_PASSWORD = 1024
+#: What a failed proof (wrong password, unknown token) costs from its address's
+#: login budget, against 1 for any Login: guessing is ten times slower than logging in.
+FAILURE_COST = 10.0
 
 
 def hash_token(token: str) -> str:
@@ -66,20 +70,56 @@ class LoginResult:
 
 
 class Auth:
-    """Claims names and checks tokens against the store."""
+    """Claims names and checks tokens against the store.
 
-    def __init__(self, store: Store) -> None:
+    Guessing is throttled per client address (``client``, e.g. an IP): each
+    Login takes a token from the address's bucket (``login_rate`` a second,
+    ``login_burst`` at once; ``login_rate`` 0 lifts it) and each failed proof
+    takes :data:`FAILURE_COST`, which can leave the bucket in debt. While it is
+    in debt, every credential check from that address is refused before the
+    credential is looked at (RESOURCE_EXHAUSTED), so the refusal says nothing
+    about whether the guess was right.
+    """
+
+    def __init__(self, store: Store, *, login_rate: float = 2.0, login_burst: int = 50) -> None:
         self.store = store
+        self._attempts = Buckets(login_rate, login_burst)
+
+    def _check_debt(self, client: str) -> None:
+        wait = self._attempts.debt(client)
+        if wait:
+            raise ChatError(
+                Code.RESOURCE_EXHAUSTED,
+                f"too many failed attempts from this address: retry in {retry_hint(wait)}",
+            )
+
+    def _failed(self, client: str) -> None:
+        self._attempts.charge(client, FAILURE_COST)
 
     async def login(
-        self, raw_user: str, password: str = "", presented_token: str = ""
+        self, raw_user: str, password: str = "", presented_token: str = "", *, client: str = ""
     ) -> LoginResult:
         """Claims a free name, or proves a taken one; returns a new token.
 
         A taken name needs its password, or a valid token of that user in
         ``presented_token``. Without proof: ALREADY_EXISTS; with a wrong one:
-        UNAUTHENTICATED.
+        UNAUTHENTICATED. Too many attempts from ``client``: RESOURCE_EXHAUSTED.
         """
+        self._check_debt(client)
+        wait = self._attempts.take(client, 1.0)
+        if wait:
+            raise ChatError(
+                Code.RESOURCE_EXHAUSTED,
+                f"too many logins from this address: retry in {retry_hint(wait)}",
+            )
+        try:
+            return await self._login(raw_user, password, presented_token)
+        except ChatError as exc:
+            if exc.code is Code.UNAUTHENTICATED:
+                self._failed(client)
+            raise
+
+    async def _login(self, raw_user: str, password: str, presented_token: str) -> LoginResult:
         user = normalize_name(raw_user, "user")
         if len(password) > MAX_PASSWORD:
             raise invalid(f"password is longer than {MAX_PASSWORD} characters")
@@ -110,13 +150,30 @@ class Auth:
             f"the name {user!r} is taken: log in with its password or token, or pick another",
         )
 
-    async def authenticate(self, token: str) -> str:
-        """The user a bearer token belongs to, or UNAUTHENTICATED."""
+    async def authenticate(self, token: str, *, client: str = "") -> str:
+        """The user a bearer token belongs to, or UNAUTHENTICATED.
+
+        An unknown token counts as a failed attempt of ``client``.
+        """
         if not token:
             raise ChatError(
                 Code.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"
             )
+        self._check_debt(client)
         user = await self.store.user_for_token(hash_token(token))
         if user is None:
+            self._failed(client)
             raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
         return user
+
+    async def logout(
+        self, token: str, *, all_sessions: bool = False, client: str = ""
+    ) -> tuple[str, int]:
+        """Revokes ``token``, or every token of its user: (the user, how many were revoked).
+
+        Raises UNAUTHENTICATED if ``token`` is not valid.
+        """
+        user = await self.authenticate(token, client=client)
+        if all_sessions:
+            return user, await self.store.revoke_tokens(user)
+        return user, int(await self.store.revoke_token(hash_token(token)))

@@ -1,11 +1,21 @@
 """``chatrpc-client``: chat from a terminal or a script.
 
-Piped (stdin not a terminal): every line is sent to the room (``/msg USER TEXT``
-sends a DM, ``/join ROOM`` switches room); received events print one per line;
-at the end of input the client waits for the echo of each line it sent, then
-exits 0. ``--listen`` stays connected and prints until interrupted.
+On a terminal (stdin and stdout both), an interactive prompt (:mod:`chatrpc.tui`):
+incoming messages print above the input line, ``/help`` lists the commands, and
+the last ``--context`` messages of a room are shown on joining it.
 
-Exit codes: 0 ok, 1 server or connection failure, 2 usage.
+Piped (otherwise, or with ``--json``): every line is a command or text for the
+current room, the same commands as on a terminal (``/msg USER TEXT`` sends a DM,
+``/join ROOM`` joins and switches room...); received events print one per line;
+at the end of input the client waits for the echo of each line it sent, then
+exits. ``--listen`` stays connected and prints until interrupted.
+
+Both reconnect by themselves with backoff and resume every room and DM from
+the last seq seen, saying so (on stderr when piped).
+
+Exit codes: 0 ok (also when left with /quit, Ctrl-D, Ctrl-C, SIGINT or SIGTERM),
+1 server or connection failure (or, piped, a line that could not be sent),
+2 usage. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,24 +23,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
 import sys
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import grpc
-from google.protobuf import json_format
+from prompt_toolkit.patch_stdout import patch_stdout
 
 from . import __version__
-from .client import ChatClient, ClientClosed, SendError, State, channel, login
-from .v1 import chat_pb2 as pb
+from .client import ChatClient, ClientClosed, SendError, channel, login
+from .tui import (
+    CONTEXT_DEFAULT,
+    CommandError,
+    Conversation,
+    Formatter,
+    Prompt,
+    canonical,
+    colors_wanted,
+    interact,
+    parse_line,
+)
 
 PROG = "chatrpc-client"
 DEFAULT_SERVER = "localhost:50051"
+
+#: The exit code after Ctrl-C, SIGINT or SIGTERM: leaving is not a failure.
+INTERRUPTED = 0
+
+#: How long leaving waits for the echoes of the last lines typed.
+QUIT_TIMEOUT = 3.0
 
 
 class Fatal(Exception):
@@ -102,52 +129,21 @@ async def obtain_token(server: str, user: str, password: str, tokens: TokenFile)
     return response.user, response.token
 
 
-class Printer:
-    """Formats received events as lines (or JSON objects with ``--json``)."""
-
-    def __init__(self, me: str, out: TextIO, as_json: bool) -> None:
-        self.me = me
-        self.out = out
-        self.as_json = as_json
-
-    def line(self, event: pb.ServerEvent) -> str | None:
-        kind = event.WhichOneof("event")
-        if kind == "message":
-            m = event.message
-            stamp = time.strftime("%H:%M", time.localtime(m.sent_at.seconds))
-            if m.WhichOneof("target") == "room":
-                return f"[{stamp}] #{m.room} <{m.sender}> {m.text}"
-            peer = m.to_user if m.sender == self.me else m.sender
-            return f"[{stamp}] @{peer} <{m.sender}> {m.text}"
-        if kind == "presence":
-            p = event.presence
-            verb = "joined" if p.kind == pb.Presence.JOINED else "left"
-            return f"-- {p.user} {verb} #{p.room}"
-        if kind == "joined":
-            j = event.joined
-            if j.WhichOneof("target") != "room":
-                return None
-            who = ", ".join(j.members)
-            return f"-- you joined #{j.room} (online: {who})"
-        if kind == "left":
-            return f"-- you left #{event.left.room}"
-        if kind == "error":
-            e = event.error
-            return f"-- error: {pb.Error.Code.Name(e.code)}: {e.message}"
-        return None
-
-    def __call__(self, event: pb.ServerEvent) -> None:
-        if self.as_json:
-            data = json_format.MessageToDict(event)
-            print(json.dumps(data, ensure_ascii=False), file=self.out, flush=True)
-            return
-        text = self.line(event)
-        if text is not None:
-            print(text, file=self.out, flush=True)
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description="Chat on a chatrpc server.")
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Chat on a chatrpc server. On a terminal, type /help once connected.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument(
         "--user", "-u", default=os.environ.get("CHATRPC_USER"), help="your name (env CHATRPC_USER)"
@@ -159,11 +155,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="HOST:PORT (env CHATRPC_SERVER, default %(default)s)",
     )
     p.add_argument("--room", "-r", default="general", help="room to join (default %(default)s)")
+    p.add_argument(
+        "--context",
+        "-n",
+        type=_count,
+        metavar="N",
+        help=f"on joining a room, show its last N messages (default {CONTEXT_DEFAULT} on a"
+        " terminal, 0 when piped)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per event")
     p.add_argument(
         "--listen",
         action="store_true",
-        help="after the input ends, stay connected and print until interrupted",
+        help="piped: after the input ends, stay connected and print until interrupted",
     )
     p.add_argument(
         "--password-env",
@@ -175,74 +179,215 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--user is required (or set CHATRPC_USER)")
     if ":" not in args.server:
         p.error(f"--server must be HOST:PORT, not {args.server!r}")
+    args.room = canonical(args.room)
+    if not args.room:
+        p.error("--room must name a room")
     return args
 
 
-async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    password = os.environ.get(args.password_env, "") if args.password_env else ""
-    user, token = await obtain_token(args.server, args.user, password, TokenFile())
-    printer = Printer(user, out, args.json)
+class LineReader:
+    """The lines of a blocking stream (stdin), read by a daemon thread.
 
-    def on_state(state: State, detail: str) -> None:
-        if state is State.RECONNECTING:
-            print(f"{PROG}: reconnecting ({detail})", file=sys.stderr, flush=True)
-        elif state is State.CONNECTED and detail == "reconnected":
-            print(f"{PROG}: reconnected", file=sys.stderr, flush=True)
+    A daemon thread, not the loop's executor: a read that never returns (a pipe
+    nobody closes) must not keep the program from exiting when interrupted.
+    """
 
-    client = ChatClient(args.server, user, token, on_event=printer, on_state=on_state)
+    def __init__(self, stream: TextIO) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
+        thread = threading.Thread(target=self._pump, args=(stream,), daemon=True, name="stdin")
+        thread.start()
+
+    def _put(self, line: str | None) -> None:
+        # Waits while the queue is full, so a huge input is read as it is used.
+        asyncio.run_coroutine_threadsafe(self._queue.put(line), self._loop).result()
+
+    def _pump(self, stream: TextIO) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody reads any more
+            try:
+                for line in iter(stream.readline, ""):
+                    self._put(line)
+            except (OSError, ValueError):
+                pass  # stdin closed under us: that is its end
+            self._put(None)
+
+    async def readline(self) -> str | None:
+        """The next line, or ``None`` at the end of input."""
+        return await self._queue.get()
+
+
+class Output:
+    """Prints lines to a stream; if its reader goes away (``| head``), calls ``on_gone``.
+
+    SIGPIPE stays ignored, as Python sets it. At its default, any write to a
+    closed pipe or socket in the process kills it without a word: that was seen
+    while shutting down after SIGTERM (exit status 141), not only on stdout.
+    """
+
+    def __init__(self, stream: TextIO, on_gone: Callable[[], None]) -> None:
+        self.stream = stream
+        self.on_gone = on_gone
+        self.gone = False
+
+    def __call__(self, line: str) -> None:
+        if self.gone:
+            return
+        try:
+            print(line, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.gone = True
+            # Python would fail again flushing the stream at exit: point it nowhere.
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+            self.on_gone()
+
+
+def _stderr(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
+def _password(args: argparse.Namespace) -> str:
+    return os.environ.get(args.password_env, "") if args.password_env else ""
+
+
+async def _start(client: ChatClient, server: str) -> None:
     try:
         await client.start()
     except ClientClosed as exc:
-        raise Fatal(f"{args.server}: {exc.details}") from None
-    failures = 0
+        raise Fatal(f"{server}: {exc.details}") from None
+
+
+async def _join_first_room(conversation: Conversation, room: str) -> None:
+    """Joins the room of ``--room``; a room the server refuses is a usage error."""
     try:
-        room = args.room.lstrip("#")
-        await client.join(room)
-        loop = asyncio.get_running_loop()
-        sends: list[asyncio.Future[pb.Message]] = []
-        while True:
-            line = await loop.run_in_executor(None, stdin.readline)
-            if not line:
-                break
-            text = line.rstrip("\n")
-            if not text.strip():
+        await conversation.join(room, conversation.context, refusal=True)
+    except SendError as exc:
+        raise Fatal(f"cannot join #{room}: {exc.error.message}", 2) from None
+
+
+async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """Sends the lines of ``stdin``, prints events to ``out``; returns the exit code."""
+    user, token = await obtain_token(args.server, args.user, _password(args), TokenFile())
+    client = ChatClient(args.server, user, token)
+    body = asyncio.current_task()
+
+    def stop() -> None:
+        # Nobody reads any more (| head): stop as if interrupted.
+        if body is not None:
+            body.cancel()
+
+    emit = Output(out, stop)
+    conversation = Conversation(
+        client,
+        Formatter(user, color=False, dm_arrows=False),
+        emit=emit,
+        error=_stderr,
+        interactive=False,
+        as_json=args.json,
+        context=args.context or 0,
+    )
+    await _start(client, args.server)
+    interrupted = False
+    try:
+        await _join_first_room(conversation, args.room)
+        reader = LineReader(stdin)
+        number = 0
+        while (line := await reader.readline()) is not None:
+            number += 1
+            try:
+                cmd = parse_line(line)
+            except CommandError as exc:
+                conversation.problem(f"line {number}: {exc}")
                 continue
-            if text.startswith("/msg "):
-                _, _, rest = text.partition(" ")
-                peer, _, body = rest.strip().partition(" ")
-                sends.append(client.submit(body, to_user=peer))
-            elif text.startswith("/join "):
-                room = text.split(None, 1)[1].strip().lstrip("#")
-                await client.join(room)
-            else:
-                sends.append(client.submit(text, room=room))
-        for result in await asyncio.gather(*sends, return_exceptions=True):
-            if isinstance(result, SendError):
-                failures += 1
-                print(f"{PROG}: not sent: {result}", file=sys.stderr, flush=True)
-            elif isinstance(result, BaseException):
-                raise result
+            if cmd is not None and not await conversation.execute(cmd):
+                break
+        await conversation.finish()
         if args.listen:
             await client.wait_closed()
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
     except ClientClosed as exc:
         raise Fatal(f"{args.server}: {exc.details}") from None
     finally:
-        await client.close()
-    return 1 if failures else 0
+        if interrupted:
+            await client.aclose()
+        else:
+            await client.close()
+    return 1 if conversation.failures else 0
+
+
+async def run_interactive(args: argparse.Namespace) -> int:
+    """The prompt on a terminal, until /quit, Ctrl-D or Ctrl-C; returns the exit code."""
+    user, token = await obtain_token(args.server, args.user, _password(args), TokenFile())
+    color = colors_wanted(sys.stdout)
+    client = ChatClient(args.server, user, token)
+
+    def emit(line: str) -> None:
+        # sys.stdout as it is now: patch_stdout's proxy, which prints above the prompt.
+        print(line, file=sys.stdout, flush=True)
+
+    conversation = Conversation(
+        client,
+        Formatter(user, color=color),
+        emit=emit,
+        error=_stderr,
+        interactive=True,
+        context=CONTEXT_DEFAULT if args.context is None else args.context,
+    )
+    prompt = Prompt(conversation, color=color)
+    conversation.on_change = prompt.redraw
+    with patch_stdout(raw=True):
+        await _start(client, args.server)
+        try:
+            conversation.notice(f"connected to {args.server} as {user}: /help lists the commands")
+            await _join_first_room(conversation, args.room)
+            await interact(conversation, prompt)
+        except ClientClosed as exc:
+            raise Fatal(f"{args.server}: {exc.details}") from None
+        finally:
+            # Leaving: wait a little for the echoes of the last lines, not forever.
+            try:
+                await asyncio.wait_for(client.close(), QUIT_TIMEOUT)
+            except (asyncio.TimeoutError, TimeoutError):
+                await client.aclose()
+    return 0
+
+
+async def _main(args: argparse.Namespace, interactive: bool) -> int:
+    """Runs a mode; SIGINT and SIGTERM stop it cleanly."""
+    body = asyncio.ensure_future(
+        run_interactive(args) if interactive else run_piped(args, sys.stdin, sys.stdout)
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, body.cancel)
+    try:
+        return await body
+    except asyncio.CancelledError:
+        if not body.cancelled():
+            raise
+        return INTERRUPTED
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with contextlib.suppress(AttributeError):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    runner: Callable[[argparse.Namespace, TextIO, TextIO], Any] = run_piped
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
+    if not interactive and isinstance(sys.stdin, io.TextIOWrapper):
+        # A stray invalid byte in piped input is not worth dying for.
+        sys.stdin.reconfigure(errors="replace")
     try:
-        return int(asyncio.run(runner(args, sys.stdin, sys.stdout)))
+        return asyncio.run(_main(args, interactive))
     except Fatal as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

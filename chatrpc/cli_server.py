@@ -124,6 +124,85 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time running calls get on shutdown (default %(default)s)",
     )
+    g.add_argument(
+        "--max-receive-bytes",
+        type=_positive(int),
+        default=d.max_receive_bytes,
+        metavar="BYTES",
+        help="largest message the server accepts from a client (default %(default)s)",
+    )
+    g.add_argument(
+        "--rooms-per-session",
+        type=_positive(int),
+        default=lim.max_rooms_per_session,
+        metavar="N",
+        help="rooms one session may be in at once (default %(default)s)",
+    )
+    g.add_argument(
+        "--sessions-per-user",
+        type=_positive(int),
+        default=lim.max_sessions_per_user,
+        metavar="N",
+        help="Chat sessions one user may have open at once (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-sessions",
+        type=_positive(int),
+        default=lim.max_sessions,
+        metavar="N",
+        help="Chat sessions open on the server at once (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=d.max_connections,
+        metavar="N",
+        help="client connections accepted at once (default %(default)s)",
+    )
+    g.add_argument(
+        "--streams-per-connection",
+        type=_positive(int),
+        default=d.max_streams_per_connection,
+        metavar="N",
+        help="calls one connection may have open at once (default %(default)s)",
+    )
+    g.add_argument(
+        "--rate-limit",
+        type=_positive(float),
+        default=lim.rate_limit,
+        metavar="PER_SECOND",
+        help="sends per second per user, averaged; 0 lifts the limit (default %(default)s)",
+    )
+    g.add_argument(
+        "--rate-burst",
+        type=_positive(int),
+        default=lim.rate_burst,
+        metavar="N",
+        help="sends a user may make at once before the rate applies (default %(default)s)",
+    )
+    g.add_argument(
+        "--login-rate",
+        type=_positive(float),
+        default=d.login_rate,
+        metavar="PER_SECOND",
+        help="logins per second per client address; a failed one counts 10;"
+        " 0 lifts the limit (default %(default)s)",
+    )
+    g.add_argument(
+        "--login-burst",
+        type=_positive(int),
+        default=d.login_burst,
+        metavar="N",
+        help="logins a client address may make at once (default %(default)s)",
+    )
+    t = p.add_argument_group("TLS (plaintext without --tls-cert)")
+    t.add_argument("--tls-cert", metavar="PEM", help="the server's certificate chain")
+    t.add_argument("--tls-key", metavar="PEM", help="the server certificate's private key")
+    t.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
     return p
 
 
@@ -135,7 +214,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host,
         port=args.port,
         store=store,
-        limits=Limits(max_text_bytes=int(args.max_text_bytes), max_replay=int(args.max_replay)),
+        limits=Limits(
+            max_text_bytes=int(args.max_text_bytes),
+            max_replay=int(args.max_replay),
+            max_rooms_per_session=int(args.rooms_per_session),
+            max_sessions_per_user=int(args.sessions_per_user),
+            max_sessions=int(args.max_sessions),
+            rate_limit=float(args.rate_limit),
+            rate_burst=max(1, int(args.rate_burst)),
+        ),
         store_options=StoreOptions(
             idempotency_window_s=float(args.idempotency_window),
             retention_max_messages=int(args.retention_max_messages),
@@ -145,6 +232,14 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         keepalive_s=float(args.keepalive),
         keepalive_timeout_s=float(args.keepalive_timeout),
         shutdown_grace_s=float(args.shutdown_grace),
+        max_receive_bytes=max(1024, int(args.max_receive_bytes)),
+        max_connections=max(1, int(args.max_connections)),
+        max_streams_per_connection=max(1, int(args.streams_per_connection)),
+        login_rate=float(args.login_rate),
+        login_burst=max(1, int(args.login_burst)),
+        tls_cert=args.tls_cert or "",
+        tls_key=args.tls_key or "",
+        tls_client_ca=args.tls_client_ca or "",
     )
 
 
@@ -157,8 +252,12 @@ async def run(config: ServerConfig) -> None:
     port = await server.start()
     try:
         # One line on stdout when ready: scripts and tests wait for it.
+        security = ""
+        if config.tls_cert:
+            security = ", TLS with client certificates" if config.tls_client_ca else ", TLS"
         print(
-            f"chatrpc-server listening on {config.host}:{port} (store {config.store_url()})",
+            f"chatrpc-server listening on {config.host}:{port}"
+            f" (store {config.store_url()}{security})",
             flush=True,
         )
         await stop.wait()

@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -48,12 +50,67 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
+    # grpc core backs off reconnecting on its own, up to 2 minutes: a client would
+    # stay away long after the server came back. ChatClient has its own backoff.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 
 
-def channel(target: str, options: list[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
-    """An insecure channel to ``target`` (host:port) with keepalive pings."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS + (options or []))
+@dataclass(frozen=True, slots=True)
+class ChannelSecurity:
+    """TLS for a channel: whom to trust, and the client's own certificate for mutual TLS.
+
+    Attributes:
+        ca: PEM of the CA certificates to trust; None trusts the system's roots.
+        cert, key: PEM of a client certificate chain and its key, for servers
+            that require one (``chatrpc-server --tls-client-ca``).
+        server_name: the name to verify in the server's certificate when it
+            differs from the host in the target (e.g. connecting by IP).
+    """
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_files(
+        cls,
+        ca: str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
+        server_name: str | None = None,
+    ) -> ChannelSecurity:
+        """Reads the PEM files given (raises OSError if one cannot be read)."""
+
+        def read(path: str | os.PathLike[str] | None) -> bytes | None:
+            return None if path is None else Path(path).read_bytes()
+
+        return cls(read(ca), read(cert), read(key), server_name)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
+        )
+
+
+def channel(
+    target: str,
+    options: list[tuple[str, Any]] | None = None,
+    *,
+    security: ChannelSecurity | None = None,
+) -> grpc.aio.Channel:
+    """A channel to ``target`` (host:port) with keepalive pings.
+
+    Plaintext by default; TLS (and mutual TLS) with ``security``.
+    """
+    opts = CHANNEL_OPTIONS + (options or [])
+    if security is None:
+        return grpc.aio.insecure_channel(target, options=opts)
+    if security.server_name:
+        opts.append(("grpc.ssl_target_name_override", security.server_name))
+    return grpc.aio.secure_channel(target, security.credentials(), options=opts)
 
 
 def auth_metadata(token: str) -> tuple[tuple[str, str], ...]:
@@ -72,6 +129,19 @@ async def login(
     return response
 
 
+async def logout(
+    ch: grpc.aio.Channel, token: str, *, all_sessions: bool = False, timeout: float = 10.0
+) -> pb.LogoutResponse:
+    """Revokes ``token`` (or every token of its user); raises AioRpcError."""
+    stub = pb_grpc.ChatServiceStub(ch)
+    response: pb.LogoutResponse = await stub.Logout(
+        pb.LogoutRequest(all_sessions=all_sessions),
+        metadata=auth_metadata(token),
+        timeout=timeout,
+    )
+    return response
+
+
 def conv_of(msg: pb.Message, me: str) -> str:
     """The client-side conversation key of a message: ``#room`` or ``@peer``."""
     if msg.WhichOneof("target") == "room":
@@ -83,12 +153,22 @@ def new_client_msg_id() -> str:
     return uuid.uuid4().hex
 
 
-class ChatStream:
-    """One ``Chat`` call. Events are written by the caller and read by iterating."""
+#: Events per frame this library asks the server for (``chatrpc-batch`` metadata).
+BATCH_EVENTS = 64
 
-    def __init__(self, ch: grpc.aio.Channel, token: str) -> None:
+
+class ChatStream:
+    """One ``Chat`` call. Events are written by the caller and read by iterating.
+
+    Iterating yields single events: ``batch`` frames are unpacked in order.
+    """
+
+    def __init__(self, ch: grpc.aio.Channel, token: str, *, batch: int = BATCH_EVENTS) -> None:
         self._stub = pb_grpc.ChatServiceStub(ch)
-        self.call: Any = self._stub.Chat(metadata=auth_metadata(token))
+        metadata = auth_metadata(token)
+        if batch > 1:
+            metadata += (("chatrpc-batch", str(batch)),)
+        self.call: Any = self._stub.Chat(metadata=metadata)
         # grpcio allows one write in flight per call; tasks take turns.
         self._write_lock = asyncio.Lock()
 
@@ -132,7 +212,11 @@ class ChatStream:
             event = await self.call.read()
             if event is grpc.aio.EOF:
                 return
-            yield event
+            if event.WhichOneof("event") == "batch":
+                for inner in event.batch.events:
+                    yield inner
+            else:
+                yield event
 
 
 class State(enum.Enum):
@@ -182,6 +266,7 @@ class ChatClient:
             failed attempt up to the cap, each with +-50% jitter.
         resume_directs: on reconnect, also resume the DM conversations seen.
         channel_options: extra grpc channel arguments.
+        security: TLS settings (plaintext if None).
     """
 
     def __init__(
@@ -197,8 +282,10 @@ class ChatClient:
         backoff_max: float = 10.0,
         resume_directs: bool = True,
         channel_options: list[tuple[str, Any]] | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         self.target = target
+        self.security = security
         self.user = user
         self.token = token
         self.state = state or ClientState()
@@ -218,12 +305,18 @@ class ChatClient:
         self._runner: asyncio.Task[None] | None = None
         self._joined: dict[str, asyncio.Future[pb.Joined]] = {}
         self._failure: ClientClosed | None = None
+        # DM conversations and their last seq at the first session (epoch, {peer: seq}).
+        self._dm_baseline: tuple[str, dict[str, int]] | None = None
+        #: Conversations whose resume gap is being filled from History, with the
+        #: live and replayed events held back meanwhile.
+        self._filling: dict[str, list[pb.ServerEvent]] = {}
+        self._fills: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connects (retrying as configured) and returns once the first stream is up."""
-        self._channel = channel(self.target, self.channel_options)
+        self._channel = channel(self.target, self.channel_options, security=self.security)
         self._runner = asyncio.create_task(self._run())
         waiter = asyncio.create_task(self._connected.wait())
         done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
@@ -280,7 +373,13 @@ class ChatClient:
         assert self._stream is not None
         after = self.state.cursors.get("#" + room)
         await self._stream.join(room, after, self.state.epoch)
-        return await future
+        try:
+            return await future
+        except SendError:
+            # Refused (a bad name, say): not a room to rejoin after a reconnect.
+            if room in self.state.rooms:
+                self.state.rooms.remove(room)
+            raise
 
     async def leave(self, room: str) -> None:
         room = room.lstrip("#").lower()
@@ -312,6 +411,58 @@ class ChatClient:
     def submit(self, text: str, *, room: str = "", to_user: str = "") -> asyncio.Future[pb.Message]:
         """Like :meth:`send` but returns at once with a future for the echo."""
         return asyncio.ensure_future(self.send(text, room=room, to_user=to_user))
+
+    # -- one-off calls on the same connection ---------------------------------------------
+
+    def _stub(self) -> pb_grpc.ChatServiceStub:
+        if self._channel is None:
+            raise ClientClosed(None, "the client is not started")
+        return pb_grpc.ChatServiceStub(self._channel)
+
+    async def history(
+        self,
+        *,
+        room: str = "",
+        with_user: str = "",
+        after_seq: int = 0,
+        before_seq: int = 0,
+        limit: int = 0,
+        descending: bool = False,
+        timeout: float = 10.0,
+    ) -> pb.HistoryResponse:
+        """A page of a room's or a DM conversation's history; raises AioRpcError."""
+        request = pb.HistoryRequest(
+            after_seq=after_seq, before_seq=before_seq, limit=limit, descending=descending
+        )
+        if room:
+            request.room = room
+        else:
+            request.with_user = with_user
+        response: pb.HistoryResponse = await self._stub().History(
+            request, metadata=auth_metadata(self.token), timeout=timeout
+        )
+        return response
+
+    async def list_rooms(self, *, timeout: float = 10.0) -> pb.ListRoomsResponse:
+        """The rooms with how many are online in each; raises AioRpcError."""
+        response: pb.ListRoomsResponse = await self._stub().ListRooms(
+            pb.ListRoomsRequest(), metadata=auth_metadata(self.token), timeout=timeout
+        )
+        return response
+
+    async def list_members(self, room: str, *, timeout: float = 10.0) -> pb.ListMembersResponse:
+        """Who is online in ``room``; raises AioRpcError."""
+        response: pb.ListMembersResponse = await self._stub().ListMembers(
+            pb.ListMembersRequest(room=room), metadata=auth_metadata(self.token), timeout=timeout
+        )
+        return response
+
+    async def list_directs(self, *, timeout: float = 10.0) -> pb.ListDirectsResponse:
+        """The user's DM conversations with their last seq; raises AioRpcError."""
+        response: pb.ListDirectsResponse = await self._stub().ListDirects(
+            pb.ListDirectsRequest(), metadata=auth_metadata(self.token), timeout=timeout
+        )
+        return response
 
     # -- the connection loop -------------------------------------------------------------
 
@@ -361,10 +512,9 @@ class ChatClient:
         try:
             for room in self.state.rooms:
                 await stream.join(room, self.state.cursors.get("#" + room), self.state.epoch)
-            if self.resume_directs and self.state.epoch:
-                for conv, seq in self.state.cursors.items():
-                    if conv.startswith("@"):
-                        await stream.resume_direct(conv[1:], seq, self.state.epoch)
+            if self.resume_directs:
+                for peer, seq in (await self._direct_resume_points()).items():
+                    await stream.resume_direct(peer, seq, self.state.epoch)
             # Unacknowledged sends go again with their ids: the server stores each once.
             for p in list(self._pending.values()):
                 await stream.write(pb.ClientEvent(send=p.send))
@@ -380,6 +530,36 @@ class ChatClient:
         finally:
             self._stream = None
             stream.cancel()
+            # Gap fills belong to this session; the next one resumes from the cursors.
+            for fill in list(self._fills):
+                fill.cancel()
+            self._filling.clear()
+
+    async def _direct_resume_points(self) -> dict[str, int]:
+        """The DM conversations to resume on this session, and from which seq.
+
+        Those seen are resumed from their cursor. One that began while the
+        client was away (nothing seen, but newer than at the first session)
+        from where it stood then, so a first DM sent meanwhile is not missed.
+        """
+        points: dict[str, int] = {}
+        if self.state.epoch:
+            points = {c[1:]: s for c, s in self.state.cursors.items() if c.startswith("@")}
+        try:
+            listed = await self.list_directs()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older server
+                return points
+            raise
+        if self._dm_baseline is None:
+            self._dm_baseline = (listed.epoch, {d.with_user: d.last_seq for d in listed.directs})
+            return points
+        epoch, baseline = self._dm_baseline
+        for d in listed.directs:
+            start = baseline.get(d.with_user, 0) if epoch == listed.epoch else 0
+            if d.with_user not in points and d.last_seq > start:
+                points[d.with_user] = start
+        return points
 
     def _mark_connected(self) -> None:
         was_reconnecting = self.status is State.RECONNECTING
@@ -393,13 +573,16 @@ class ChatClient:
         if kind == "message":
             msg = event.message
             conv = conv_of(msg, self.user)
-            last = self.state.cursors.get(conv, 0)
             pending = (
                 self._pending.pop(msg.client_msg_id, None) if msg.sender == self.user else None
             )
             if pending is not None and not pending.future.done():
                 pending.future.set_result(msg)
-            if msg.seq <= last:
+            held = self._filling.get(conv)
+            if held is not None:
+                held.append(event)  # shown once the gap before it is filled
+                return
+            if msg.seq <= self.state.cursors.get(conv, 0):
                 return  # already delivered (a retried send's original, or a replay overlap)
             self.state.cursors[conv] = msg.seq
         elif kind == "joined":
@@ -409,9 +592,17 @@ class ChatClient:
                 self.state.cursors.clear()
             self.state.epoch = joined.epoch
             target = joined.WhichOneof("target")
+            conv = "#" + joined.room if target == "room" else "@" + joined.with_user
+            seen = self.state.cursors.get(conv)
+            if seen and not joined.complete:
+                # The server replays only the newest messages of a long gap: fetch
+                # the rest with History before showing anything newer.
+                self._filling[conv] = []
+                fill = asyncio.create_task(self._fill_gap(conv, joined, seen))
+                self._fills.add(fill)
+                fill.add_done_callback(self._fills.discard)
             if target == "room":
-                conv = "#" + joined.room
-                if conv not in self.state.cursors:
+                if seen is None:
                     self.state.cursors[conv] = joined.last_seq if not joined.replayed else 0
                 future = self._joined.pop(joined.room, None)
                 if future is not None and not future.done():
@@ -421,7 +612,45 @@ class ChatClient:
             pending = self._pending.pop(err.client_msg_id, None) if err.client_msg_id else None
             if pending is not None and not pending.future.done():
                 pending.future.set_exception(SendError(err))
+            elif not err.client_msg_id and self._joined:
+                # The server answers events in order, a join with Joined or with an
+                # error without client_msg_id: this error refuses the oldest join.
+                room = next(iter(self._joined))
+                refused = self._joined.pop(room)
+                if not refused.done():
+                    refused.set_exception(SendError(err))
         self.on_event(event)
+
+    async def _fill_gap(self, conv: str, joined: pb.Joined, after: int) -> None:
+        """Pages History from ``after`` up to the join, then shows what was held."""
+        request = pb.HistoryRequest(before_seq=joined.last_seq + 1, limit=1000)
+        if conv.startswith("#"):
+            request.room = conv[1:]
+        else:
+            request.with_user = conv[1:]
+        try:
+            assert self._channel is not None
+            stub = pb_grpc.ChatServiceStub(self._channel)
+            while True:
+                request.after_seq = after
+                page = await stub.History(request, metadata=auth_metadata(self.token))
+                for msg in page.messages:
+                    if msg.seq > self.state.cursors.get(conv, 0):
+                        self.state.cursors[conv] = msg.seq
+                        self.on_event(pb.ServerEvent(message=msg))
+                if not page.has_more or not page.messages:
+                    break
+                after = page.messages[-1].seq
+        except grpc.aio.AioRpcError as exc:
+            # Held messages are dropped and the session restarts from the cursor,
+            # so the resume replays them: shown late, never out of order or lost.
+            log.info("filling %s failed (%s): resuming again", conv, exc.code())
+            self._filling.pop(conv, None)
+            if self._stream is not None:
+                self._stream.cancel()
+            return
+        for event in self._filling.pop(conv, []):
+            self._handle(event)
 
 
 class SendError(Exception):

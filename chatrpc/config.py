@@ -34,6 +34,21 @@ class ServerConfig:
     shutdown_grace_s: float = 5.0
     #: Largest gRPC message the server accepts from a client, in bytes.
     max_receive_bytes: int = 64 * 1024
+    #: Calls one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS);
+    #: more wait in the client until one ends.
+    max_streams_per_connection: int = 100
+    #: Client connections the server accepts at once; more are closed at once.
+    max_connections: int = 10_000
+    #: Logins a client address may make per second, averaged (0: no limit) ...
+    login_rate: float = 2.0
+    #: ... and at once. A failed proof costs ten (see chatrpc.auth).
+    login_burst: int = 50
+    #: PEM files of the server's certificate chain and key: TLS instead of plaintext.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: PEM file of the CA that signs client certificates: with it, every client
+    #: must present a certificate it signed (mutual TLS).
+    tls_client_ca: str = ""
 
     def store_url(self) -> str:
         return self.store or f"sqlite://{default_db_path()}"

@@ -26,10 +26,16 @@ from .model import (
     normalize_name,
     room_key,
 )
+from .ratelimit import Buckets, retry_hint
 from .store import Store
 from .subscriber import Ack, EndReason, Joined, Left, Presence, Replay, Session
 
 log = logging.getLogger(__name__)
+
+#: What a join or a DM resume costs from the user's send budget: a tenth of a
+#: send, so rejoining many rooms after a reconnect is free in practice, while a
+#: loop of joins (each one writes to the store) is held to ten times the send rate.
+JOIN_COST = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,16 @@ class Limits:
     max_history_page: int = 1000
     #: History page size when the request gives none.
     default_history_page: int = 100
+    #: Rooms one session may be in at once; a join past it is refused (RESOURCE_EXHAUSTED).
+    max_rooms_per_session: int = 100
+    #: Chat sessions one user may have open at once, over all their devices.
+    max_sessions_per_user: int = 20
+    #: Chat sessions open on this server at once; new ones past it are refused.
+    max_sessions: int = 10_000
+    #: Sends a user may make per second, averaged (0: no limit, for tests and benchmarks).
+    rate_limit: float = 5.0
+    #: Sends a user may make at once before the rate applies.
+    rate_burst: int = 20
 
 
 class Hub:
@@ -56,16 +72,49 @@ class Hub:
         self.limits = limits or Limits()
         self._rooms: dict[str, dict[Session, None]] = {}
         self._users: dict[str, dict[Session, None]] = {}
+        #: The hash of the token each session was opened with, to end it on revocation.
+        self._token_of: dict[Session, str] = {}
+        self._send_budget = Buckets(self.limits.rate_limit, self.limits.rate_burst)
         store.set_listener(self._on_commit)
 
     # -- sessions --------------------------------------------------------------------
 
-    def connect(self, session: Session) -> None:
-        """Registers a session: from now on it receives its user's DMs."""
+    def connect(self, session: Session, token_hash: str = "") -> None:
+        """Registers a session: from now on it receives its user's DMs.
+
+        Refused with RESOURCE_EXHAUSTED past ``max_sessions`` on the server or
+        ``max_sessions_per_user`` for its user. ``token_hash`` is the hash of the
+        token it was opened with: :meth:`revoke` ends it when that token is revoked.
+        """
+        mine = self._users.get(session.user, {})
+        if len(mine) >= self.limits.max_sessions_per_user:
+            raise ChatError(
+                Code.RESOURCE_EXHAUSTED,
+                f"{session.user!r} already has {len(mine)} sessions open, the most allowed:"
+                " close one first",
+            )
+        if len(self._token_of) >= self.limits.max_sessions:
+            raise ChatError(
+                Code.RESOURCE_EXHAUSTED, "the server has as many sessions as it allows: retry later"
+            )
         self._users.setdefault(session.user, {})[session] = None
+        self._token_of[session] = token_hash
+
+    def revoke(self, user: str, token_hash: str | None = None) -> int:
+        """Ends ``user``'s sessions opened with ``token_hash`` (every one if None).
+
+        Their streams end with :attr:`EndReason.REVOKED`; returns how many.
+        """
+        ended = 0
+        for session in list(self._users.get(user, ())):
+            if token_hash is None or self._token_of.get(session) == token_hash:
+                session.end(EndReason.REVOKED)
+                ended += 1
+        return ended
 
     def disconnect(self, session: Session) -> None:
         """Removes a session everywhere; announces users who went offline."""
+        self._token_of.pop(session, None)
         for room in list(session.rooms):
             self._unsubscribe(session, room)
         sessions = self._users.get(session.user)
@@ -139,6 +188,12 @@ class Hub:
         """
         room = normalize_name(room, "room")
         conv = room_key(room)
+        if room not in session.rooms and len(session.rooms) >= self.limits.max_rooms_per_session:
+            raise ChatError(
+                Code.RESOURCE_EXHAUSTED,
+                f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
+            )
+        self._spend(session.user, JOIN_COST)
         await self.store.ensure_room(room)
         await self.store.add_member(room, session.user)
         session.hold(conv)
@@ -155,6 +210,7 @@ class Hub:
     ) -> None:
         """Replays a DM conversation of the session's user after ``after_seq``."""
         peer = normalize_name(with_user, "user")
+        self._spend(session.user, JOIN_COST)
         if await self.store.get_account(peer) is None:
             raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
         conv = dm_key(session.user, peer)
@@ -227,6 +283,27 @@ class Hub:
         A retried ``client_msg_id`` is stored once; the original is queued back
         to this session as its acknowledgement.
         """
+        draft = await self.prepare(
+            session, text, room=room, to_user=to_user, client_msg_id=client_msg_id
+        )
+        (msg,) = await self.commit(session, [draft])
+        return msg
+
+    async def prepare(
+        self,
+        session: Session,
+        text: str,
+        *,
+        room: str = "",
+        to_user: str = "",
+        client_msg_id: str = "",
+    ) -> Draft:
+        """Checks a send and returns what to store; raises ChatError if it is refused.
+
+        Every send, valid or not, costs one token of the user's budget
+        (``rate_limit``, ``rate_burst``).
+        """
+        self._spend(session.user, 1.0)
         self._check_text(text)
         if len(client_msg_id) > self.limits.max_client_msg_id:
             raise invalid(
@@ -237,20 +314,30 @@ class Hub:
             room = normalize_name(room, "room")
             if room not in session.rooms:
                 raise ChatError(Code.FAILED_PRECONDITION, f"join #{room} before sending to it")
-            draft = Draft(room_key(room), session.user, text, now_ms, client_msg_id, room=room)
-        elif to_user:
+            return Draft(room_key(room), session.user, text, now_ms, client_msg_id, room=room)
+        if to_user:
             peer = normalize_name(to_user, "user")
             if await self.store.get_account(peer) is None:
                 raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
-            draft = Draft(
+            return Draft(
                 dm_key(session.user, peer), session.user, text, now_ms, client_msg_id, to_user=peer
             )
-        else:
-            raise invalid("send needs a room or a to_user")
-        msg, duplicate = await self.store.append(draft)
-        if duplicate:
-            session.push(Ack(msg))
-        return msg
+        raise invalid("send needs a room or a to_user")
+
+    async def commit(self, session: Session, drafts: list[Draft]) -> list[StoredMessage]:
+        """Stores prepared sends in order (together, where the store can) and
+        returns them once committed; retried ones come back to ``session``."""
+        results = await self.store.append_many(drafts)
+        for msg, duplicate in results:
+            if duplicate:
+                session.push(Ack(msg))
+        return [msg for msg, _ in results]
+
+    def _spend(self, user: str, cost: float) -> None:
+        """Takes ``cost`` from the user's send budget, or raises RESOURCE_EXHAUSTED."""
+        wait = self._send_budget.take(user, cost)
+        if wait:
+            raise ChatError(Code.RESOURCE_EXHAUSTED, f"rate limit: retry in {retry_hint(wait)}")
 
     def _check_text(self, text: str) -> None:
         if not text.strip():
@@ -260,7 +347,9 @@ class Hub:
             raise invalid(
                 f"message text is {size} bytes; the limit is {self.limits.max_text_bytes}"
             )
-        if any(ord(c) < 32 and c not in "\n\t" for c in text) or "\x7f" in text:
+        # C0 and C1 controls (but newline and tab) and DEL: terminal escapes, e.g.
+        # ESC and the one-byte CSI \x9b, could rewrite what a reader's screen shows.
+        if any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in text):
             raise invalid("message text holds control characters")
 
     # -- queries -----------------------------------------------------------------------

@@ -16,6 +16,10 @@ from .errors import invalid
 
 NAME_MAX = 32
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+#: Unicode categories never allowed anywhere in a name, even where NFKC and
+#: stripping would remove them: control (Cc), format (Cf: bidi overrides,
+#: zero-width characters), surrogates, private use, unassigned, line separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def normalize_name(raw: str, what: str) -> str:
@@ -24,8 +28,14 @@ def normalize_name(raw: str, what: str) -> str:
     Names are NFKC-normalised and lower-cased, then must be 1-32 characters of
     ASCII letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit.
     ASCII only means no lookalike characters: ``\u0430lice`` (a Cyrillic a) is refused,
-    and ``Alice`` and ``alice`` are the same name.
+    and ``Alice`` and ``alice`` are the same name. Control characters, bidi
+    controls and zero-width characters are refused wherever they are, so a name
+    never displays differently from what it is.
     """
+    if len(raw) > 8 * NAME_MAX:
+        raise invalid(f"{what} name is longer than {NAME_MAX} characters")
+    if any(unicodedata.category(c) in _HIDDEN for c in raw):
+        raise invalid(f"{what} name {raw!r} holds control or invisible characters")
     name = unicodedata.normalize("NFKC", raw).strip().lower()
     if what == "room" and name.startswith("#"):
         name = name[1:]

@@ -16,19 +16,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from .auth import Auth
+from .auth import Auth, hash_token
 from .config import ServerConfig
 from .errors import ChatError, Code
 from .hub import Hub
-from .model import StoredMessage
+from .model import Draft
 from .store import Store, open_store
-from .subscriber import End, EndReason, Joined, Left, Notice, Outgoing, Presence, Session
+from .subscriber import End, EndReason, Notice, Session
 from .v1 import chat_pb2 as pb
 from .v1 import chat_pb2_grpc as pb_grpc
+from .wire import encode, frames, message_pb
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ _STATUS = {code: getattr(grpc.StatusCode, code.name) for code in Code}
 _END_STATUS = {
     EndReason.SLOW_CONSUMER: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EndReason.SHUTDOWN: grpc.StatusCode.UNAVAILABLE,
+    EndReason.REVOKED: grpc.StatusCode.UNAUTHENTICATED,
+    EndReason.MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 Req = TypeVar("Req")
@@ -53,6 +56,32 @@ def _bearer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
             if scheme.lower() == "bearer":
                 return token.strip()
     return ""
+
+
+def _client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's IP address (``ipv4:1.2.3.4:5678`` -> ``1.2.3.4``), for throttling."""
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0] or rest
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]") or rest
+    return peer
+
+
+#: Client events read ahead of processing, and the most sends committed together.
+INBOX_EVENTS = 256
+
+#: Most events a client may ask for in one ``batch`` frame.
+MAX_BATCH_EVENTS = 256
+
+
+def _batch_size(context: grpc.aio.ServicerContext[Any, Any]) -> int:
+    """Events per frame the client asked for with ``chatrpc-batch: N`` (1: no batches)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "chatrpc-batch" and isinstance(value, str) and value.strip().isdigit():
+            return max(1, min(int(value), MAX_BATCH_EVENTS))
+    return 1
 
 
 def _unary(
@@ -78,61 +107,6 @@ def _unary(
     return wrapper
 
 
-def _timestamp(ms: int) -> Timestamp:
-    return Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
-
-
-def message_pb(msg: StoredMessage) -> pb.Message:
-    out = pb.Message(
-        seq=msg.seq,
-        sender=msg.sender,
-        text=msg.text,
-        sent_at=_timestamp(msg.sent_at_ms),
-        client_msg_id=msg.client_msg_id,
-    )
-    if msg.room:
-        out.room = msg.room
-    else:
-        out.to_user = msg.to_user
-    return out
-
-
-def encode(item: Outgoing) -> pb.ServerEvent:
-    """The wire event for an outgoing item; a message is encoded once for all sessions."""
-    if isinstance(item, StoredMessage):
-        if item.wire is None:
-            item.wire = pb.ServerEvent(message=message_pb(item))
-        event: pb.ServerEvent = item.wire
-        return event
-    if isinstance(item, Presence):
-        kind = pb.Presence.JOINED if item.joined else pb.Presence.LEFT
-        return pb.ServerEvent(presence=pb.Presence(room=item.room, user=item.user, kind=kind))
-    if isinstance(item, Joined):
-        joined = pb.Joined(
-            epoch=item.epoch,
-            last_seq=item.last_seq,
-            complete=item.complete,
-            replayed=item.replayed,
-            members=item.members,
-        )
-        if item.room:
-            joined.room = item.room
-        else:
-            joined.with_user = item.with_user
-        return pb.ServerEvent(joined=joined)
-    if isinstance(item, Left):
-        return pb.ServerEvent(left=pb.Left(room=item.room))
-    if isinstance(item, Notice):
-        return pb.ServerEvent(
-            error=pb.Error(
-                code=pb.Error.Code.Value(item.code),
-                message=item.message,
-                client_msg_id=item.client_msg_id,
-            )
-        )
-    raise TypeError(f"cannot encode {item!r}")
-
-
 class ChatServicer(pb_grpc.ChatServiceServicer):
     """``chatrpc.v1.ChatService`` over a :class:`Hub`."""
 
@@ -142,15 +116,50 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self.config = config
 
     async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        return await self.auth.authenticate(_bearer(context))
+        return await self.auth.authenticate(_bearer(context), client=_client_address(context))
 
     @_unary
     async def Login(
         self, request: pb.LoginRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.LoginResponse:
-        result = await self.auth.login(request.user, request.password, _bearer(context))
+        result = await self.auth.login(
+            request.user, request.password, _bearer(context), client=_client_address(context)
+        )
         log.info("login %s%s", result.user, " (new)" if result.created else "")
         return pb.LoginResponse(token=result.token, user=result.user, created=result.created)
+
+    @_unary
+    async def Logout(
+        self, request: pb.LogoutRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.LogoutResponse:
+        token = _bearer(context)
+        user, revoked = await self.auth.logout(
+            token, all_sessions=request.all_sessions, client=_client_address(context)
+        )
+        # Sessions opened with a revoked token end now (UNAUTHENTICATED), not at
+        # their next call: a live stream makes no further calls.
+        ended = self.hub.revoke(user, None if request.all_sessions else hash_token(token))
+        log.info("logout %s: %d tokens revoked, %d sessions ended", user, revoked, ended)
+        return pb.LogoutResponse(revoked_tokens=revoked, ended_sessions=ended)
+
+    async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
+        """Authenticates a Chat call and registers its session with the hub.
+
+        The token is checked again once the session is registered: a Logout
+        that revoked it in between either is seen by that check or finds the
+        session registered and ends it, so no session outlives its token.
+        """
+        token = _bearer(context)
+        user = await self._user(context)
+        session = Session(user, self.config.queue_size)
+        self.hub.connect(session, hash_token(token))
+        try:
+            if await self._user(context) != user:  # pragma: no cover - tokens never move
+                raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
+        except BaseException:
+            self.hub.disconnect(session)
+            raise
+        return session
 
     @_unary
     async def History(
@@ -204,11 +213,10 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     ) -> None:
         """The writer: drains the session's queue; a reader task handles the client's events."""
         try:
-            user = await self._user(context)
+            session = await self._open_session(context)
         except ChatError as exc:
             await context.abort(_STATUS[exc.code], exc.message)
-        session = Session(user, self.config.queue_size)
-        self.hub.connect(session)
+        user = session.user
         reader: asyncio.Task[None] | None = None
         reason = EndReason.GONE
         hint = ""
@@ -231,26 +239,39 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             await context.abort(_END_STATUS[reason], hint)
         elif reason is EndReason.SHUTDOWN:
             await context.abort(_END_STATUS[reason], "server shutting down: reconnect and resume")
+        elif reason is EndReason.REVOKED:
+            await context.abort(_END_STATUS[reason], "token revoked: log in again")
+        elif reason is EndReason.MALFORMED:
+            await context.abort(_END_STATUS[reason], "malformed ClientEvent: not valid protobuf")
         elif reason is EndReason.FAILED:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
 
     @staticmethod
     async def _write_loop(
-        session: Session, context: grpc.aio.ServicerContext[pb.ClientEvent, pb.ServerEvent]
+        session: Session, context: grpc.aio.ServicerContext[pb.ClientEvent, Any]
     ) -> EndReason:
-        """Writes what the session queues until it ends; returns why it ended."""
+        """Writes what the session queues until it ends; returns why it ended.
+
+        Whatever queued up while a write was in flight goes out together: as
+        ``batch`` frames if the client asked for them, else one event per write.
+        A lone event is written at once, never held back to fill a frame.
+        """
+        max_events = _batch_size(context)
         while True:
-            for item in await session.next_batch():
-                if isinstance(item, End):
-                    return item.reason
-                try:
-                    await context.write(encode(item))
-                except Exception:
-                    # grpcio fails the write when the client went away under it;
-                    # anything else is a real fault.
-                    if context.done() or context.cancelled():
-                        return EndReason.GONE
-                    raise
+            items = await session.next_batch()
+            end = items[-1] if isinstance(items[-1], End) else None
+            if end is not None:
+                items = items[:-1]
+            try:
+                for frame in frames([encode(item) for item in items], max_events):
+                    await context.write(frame)
+            except Exception as exc:
+                # grpcio fails a write (ExecuteBatchError) when the client went away
+                # under it; the frames are bytes already, so nothing else can fail here.
+                log.debug("session %d: write failed (%r): client gone", session.id, exc)
+                return EndReason.GONE
+            if end is not None:
+                return end.reason
 
     @staticmethod
     def _resume_hint(session: Session) -> str:
@@ -258,18 +279,91 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         return f"slow consumer: resume from seq {points or '0'}"
 
     async def _read(self, events: AsyncIterator[pb.ClientEvent], session: Session) -> None:
-        """The reader: handles the client's events one by one until it half-closes."""
+        """The reader: takes the client's events in order until it half-closes.
+
+        Events go through a bounded inbox to :meth:`_process`, so reading goes on
+        while a commit is in flight, and a full inbox holds the client back
+        (HTTP/2 flow control) instead of growing.
+        """
+        inbox: asyncio.Queue[pb.ClientEvent | None] = asyncio.Queue(INBOX_EVENTS)
+        processor = asyncio.create_task(self._process(inbox, session))
         try:
             async for event in events:
-                await self._handle(event, session)
+                if processor.done():
+                    return
+                await inbox.put(event)
+            await inbox.put(None)
+            await processor
         except asyncio.CancelledError:
             raise
+        except DecodeError:
+            # Bytes that are not a ClientEvent: the client's fault, not worth a traceback.
+            log.info("session %d: malformed event, ending it", session.id)
+            session.end(EndReason.MALFORMED)
+            return
         except Exception:
             # The stream itself broke (not one event): end the session.
             log.exception("session %d: reading events failed", session.id)
             session.end(EndReason.FAILED)
             return
+        finally:
+            processor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await processor
         session.end(EndReason.DONE)
+
+    async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
+        """Handles events in order; sends that queued up together are committed together."""
+        event = await inbox.get()
+        while event is not None:
+            if event.WhichOneof("event") != "send":
+                await self._handle(event, session)
+                event = await inbox.get()
+                continue
+            sends = [event]
+            taken = False  # whether the event after the sends was taken from the inbox
+            follower: pb.ClientEvent | None = None
+            while len(sends) < INBOX_EVENTS and not inbox.empty():
+                follower = inbox.get_nowait()
+                if follower is None or follower.WhichOneof("event") != "send":
+                    taken = True
+                    break
+                sends.append(follower)
+            await self._send(sends, session)
+            event = follower if taken else await inbox.get()
+
+    async def _send(self, sends: list[pb.ClientEvent], session: Session) -> None:
+        drafts: list[Draft] = []
+        for event in sends:
+            send = event.send
+            target = send.WhichOneof("target")
+            try:
+                drafts.append(
+                    await self.hub.prepare(
+                        session,
+                        send.text,
+                        room=send.room if target == "room" else "",
+                        to_user=send.to_user if target == "to_user" else "",
+                        client_msg_id=send.client_msg_id,
+                    )
+                )
+            except ChatError as exc:
+                session.push(Notice(exc.code.name, exc.message, send.client_msg_id))
+        if not drafts:
+            return
+        try:
+            await self.hub.commit(session, drafts)
+        except ChatError as exc:
+            for d in drafts:
+                session.push(Notice(exc.code.name, exc.message, d.client_msg_id))
+        except Exception:
+            log.exception("session %d: storing %d messages failed", session.id, len(drafts))
+            for d in drafts:
+                session.push(
+                    Notice(
+                        Code.INTERNAL.name, "internal error; it has been logged", d.client_msg_id
+                    )
+                )
 
     async def _handle(self, event: pb.ClientEvent, session: Session) -> None:
         kind = event.WhichOneof("event")
@@ -305,6 +399,60 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             )
 
 
+def _passthrough(frame: bytes) -> bytes:
+    return frame
+
+
+def _add_servicer(servicer: ChatServicer, server: grpc.aio.Server) -> None:
+    """Registers every ChatService method, like the generated helper, except that
+    Chat's responses are written as bytes already serialised (see wire.py)."""
+    service = pb.DESCRIPTOR.services_by_name["ChatService"]
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in service.methods:
+        request = getattr(pb, method.input_type.name)
+        response = getattr(pb, method.output_type.name)
+        serialize = _passthrough if method.name == "Chat" else response.SerializeToString
+        kind = (
+            grpc.stream_stream_rpc_method_handler
+            if method.client_streaming and method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = kind(
+            getattr(servicer, method.name),
+            request_deserializer=request.FromString,
+            response_serializer=serialize,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def _read_pem(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ChatError(
+            Code.INVALID_ARGUMENT, f"cannot read the {what} {path!r}: {exc.strerror}"
+        ) from exc
+
+
+def _server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files, or None for plaintext."""
+    if not (config.tls_cert or config.tls_key or config.tls_client_ca):
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise ChatError(Code.INVALID_ARGUMENT, "TLS needs both a certificate and its key")
+    pair = (_read_pem(config.tls_key, "TLS key"), _read_pem(config.tls_cert, "TLS certificate"))
+    client_ca = (
+        _read_pem(config.tls_client_ca, "client CA certificate") if config.tls_client_ca else None
+    )
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 class ChatServer:
     """A running chatrpc server: store, hub, gRPC server, health and reflection.
 
@@ -315,7 +463,9 @@ class ChatServer:
         self.config = config
         self.store = store or open_store(config.store_url(), config.store_options)
         self.hub = Hub(self.store, config.limits)
-        self.auth = Auth(self.store)
+        self.auth = Auth(self.store, login_rate=config.login_rate, login_burst=config.login_burst)
+        #: Server credentials when TLS is configured; read now so a bad file fails early.
+        self._tls = _server_credentials(config)
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -334,20 +484,24 @@ class ChatServer:
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
             ("grpc.http2.max_ping_strikes", 0),
             ("grpc.max_receive_message_length", c.max_receive_bytes),
+            ("grpc.max_concurrent_streams", c.max_streams_per_connection),
+            ("grpc.max_allowed_incoming_connections", c.max_connections),
         ]
 
     async def start(self) -> int:
         await self.store.open()
         server = grpc.aio.server(options=self._options())
-        pb_grpc.add_ChatServiceServicer_to_server(
-            ChatServicer(self.hub, self.auth, self.config), server
-        )
+        _add_servicer(ChatServicer(self.hub, self.auth, self.config), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
-            self.port = server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+            address = f"{self.config.host}:{self.config.port}"
+            if self._tls is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, self._tls)
         except RuntimeError as exc:
             await self.store.close()
             raise ChatError(

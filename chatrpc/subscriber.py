@@ -38,6 +38,10 @@ class EndReason(enum.Enum):
     SHUTDOWN = "shutdown"
     #: Reading the client's events failed unexpectedly: INTERNAL.
     FAILED = "failed"
+    #: The token the session was opened with was revoked: UNAUTHENTICATED, log in again.
+    REVOKED = "token revoked"
+    #: The client sent bytes that are not a ClientEvent: INVALID_ARGUMENT.
+    MALFORMED = "malformed event"
     #: The client went away (cancelled, disconnected, or vanished): no status to send.
     GONE = "client gone"
 

@@ -42,7 +42,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_config(store: str, **overrides: Any) -> ServerConfig:
-    limits = overrides.pop("limits", Limits())
+    # No send rate limit unless a test sets one: tests send as fast as they can.
+    limits = overrides.pop("limits", Limits(rate_limit=0))
     options = overrides.pop("store_options", StoreOptions())
     return ServerConfig(
         host="127.0.0.1",
@@ -268,8 +269,12 @@ class ServerProcess:
 def start_server_process(
     *args: str, env: dict[str, str] | None = None, log_dir: Path | None = None
 ) -> ServerProcess:
-    """Starts ``chatrpc-server --port 0 ARGS`` and waits for its ready line."""
-    cmd = [str(BIN / "chatrpc-server"), "--host", "127.0.0.1", "--port", "0", *args]
+    """Starts ``chatrpc-server --port 0 ARGS`` and waits for its ready line.
+
+    The send rate limit is lifted (``--rate-limit 0``) unless ARGS set one.
+    """
+    cmd = [str(BIN / "chatrpc-server"), "--host", "127.0.0.1", "--port", "0", "--rate-limit", "0"]
+    cmd += args
     fd, name = tempfile.mkstemp(prefix="chatrpc-server-", suffix=".log", dir=log_dir)
     with os.fdopen(fd, "w") as err:
         proc = subprocess.Popen(

@@ -222,8 +222,8 @@ def test_a_listening_client_prints_what_another_user_sends(
     assert bob.out.wait_line("<alice> psst").endswith("@alice <alice> psst")
     bob.out.wait_line("-- alice joined #general")
 
-    # Ctrl-C ends a listening client quietly, with the shell's code for SIGINT.
-    assert bob.interrupt() == 130
+    # Ctrl-C ends a listening client quietly: leaving is not a failure.
+    assert bob.interrupt() == 0
     assert "Traceback" not in bob.err.text, bob.err.text
     assert bob.err.text == ""
 
@@ -425,5 +425,5 @@ def test_the_client_never_leaves_a_traceback_when_the_server_goes_away(
     # The client notices and says it is reconnecting, in one line, without a traceback.
     line = listener.err.wait_line("chatrpc-client: reconnecting")
     assert "UNAVAILABLE" in line
-    assert listener.interrupt() == 130
+    assert listener.interrupt() == 0
     assert "Traceback" not in listener.err.text, listener.err.text

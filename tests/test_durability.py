@@ -242,7 +242,7 @@ async def test_a_dm_to_an_offline_user_waits_in_history_and_is_resumable(store_u
 
 
 async def test_a_join_says_when_the_resume_cannot_be_complete() -> None:
-    async with running_server(limits=Limits(max_replay=10)) as srv:
+    async with running_server(limits=Limits(max_replay=10, rate_limit=0)) as srv:
         group = Peers(target(srv))
         try:
             alice = await group.open("alice")
@@ -326,6 +326,7 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
                         view[event.message.room].append(
                             (event.message.seq, event.message.client_msg_id)
                         )
+                        progress.set()
 
                 def on_state(state: State, detail: str) -> None:
                     if state is State.RECONNECTING:
@@ -341,6 +342,9 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
                     backoff_initial=0.05,
                     backoff_max=0.5,
                     channel_options=[
+                        # A connection of its own (grpc shares one per target by default),
+                        # and a small window so a stalled link backs up to the server.
+                        ("grpc.use_local_subchannel_pool", 1),
                         ("grpc.http2.bdp_probe", 0),
                         ("grpc.http2.lookahead_bytes", 8192),
                     ],
@@ -360,7 +364,7 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
                 k = 0
                 while sending:
                     room = rng.choice(my_rooms[c.user])
-                    await c.send(f"{c.user} {k}", room=room)
+                    await c.send(f"{c.user} {k} " + "z" * 200, room=room)
                     acked += 1
                     k += 1
                     if rng.random() < 0.3:
@@ -372,7 +376,7 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
                     if rng.random() < 0.5:
                         proxy.drop_random()
                     else:
-                        stalls.add(asyncio.create_task(proxy.stall_random(rng.uniform(0.2, 1.0))))
+                        stalls.add(asyncio.create_task(proxy.stall_random(rng.uniform(0.5, 2.0))))
 
             async def enough_faults() -> None:
                 # Run a few seconds, and on until both kinds of fault have cut sessions off.
@@ -398,12 +402,10 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
             stored: dict[str, list[tuple[int, str]]] = {}
             group = Peers(target(srv))
             auditor = await group.open("auditor")
-            md = auth_metadata(auditor.token)
-            stub = pb_grpc.ChatServiceStub(ch)
             for room in rooms:
                 await auditor.join(room)
-                page = await stub.History(pb.HistoryRequest(room=room, limit=1000), metadata=md)
-                stored[room] = [(m.seq, m.client_msg_id) for m in page.messages]
+                page = await _history(target(srv), auditor.token, room)
+                stored[room] = [(m.seq, m.client_msg_id) for m in page]
 
             await asyncio.wait_for(
                 until(
@@ -433,3 +435,59 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
     # Both kinds of fault hit sessions: dropped links and slow consumers cut off.
     assert any("RESOURCE_EXHAUSTED" in r for r in reasons)
     assert any("UNAVAILABLE" in r for r in reasons)
+    print(f"loss checker: {acked} messages, {proxy.drops} drops, {proxy.stalls} stalls")
+
+
+async def test_the_client_library_fills_a_gap_longer_than_the_replay_from_history() -> None:
+    """A resume gap over --max-replay is filled with History pages, in order, once."""
+    async with running_server(limits=Limits(max_replay=10, rate_limit=0)) as srv:
+        proxy = FaultProxy(srv.port)
+        await proxy.start()
+        group = Peers(target(srv))
+        seen: list[int] = []
+        acks: list[pb.Joined] = []
+        progress = asyncio.Event()
+
+        def on_event(event: pb.ServerEvent) -> None:
+            if event.WhichOneof("event") == "message":
+                seen.append(event.message.seq)
+                progress.set()
+            elif event.WhichOneof("event") == "joined":
+                acks.append(event.joined)
+
+        async def until_seen(n: int) -> None:
+            while len(seen) < n:
+                progress.clear()
+                await asyncio.wait_for(progress.wait(), 10)
+
+        ch = channel(target(srv))
+        client = ChatClient(
+            proxy.address,
+            "reader",
+            (await login(ch, "reader")).token,
+            on_event=on_event,
+            backoff_initial=0.5,
+            backoff_max=0.5,
+        )
+        try:
+            writer = await group.open("writer")
+            await writer.join("r")
+            await client.start()
+            await client.join("r")
+            await writer.send_and_ack("first", room="r")
+            await until_seen(1)
+            proxy.drop_all()
+            # While the reader is away (its backoff is 0.25 s at least), 200 more.
+            for i in range(200):
+                await writer.stream.send(f"m{i}", room="r", client_msg_id=f"c{i}")
+            await writer.wait_for(lambda ev: len(writer.messages()) == 201)
+            await until_seen(201)
+            assert seen == list(range(1, 202))
+            assert client.reconnects == 1
+            # The resume was over the replay window, so the gap came from History.
+            assert [(a.complete, a.replayed) for a in acks] == [(False, 0), (False, 10)]
+        finally:
+            await client.aclose()
+            await ch.close()
+            await group.close()
+            await proxy.close()

@@ -84,6 +84,14 @@ class Store(abc.ABC):
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         """Stores a message and returns it with its seq, and whether it was a duplicate."""
 
+    async def append_many(self, drafts: Sequence[Draft]) -> list[tuple[StoredMessage, bool]]:
+        """Appends several messages in order, as :meth:`append` would one by one.
+
+        A store may commit them together (SQLite: in one transaction), which is
+        how a session that sends faster than a commit takes keeps up.
+        """
+        return [await self.append(draft) for draft in drafts]
+
     @abc.abstractmethod
     async def history(
         self,
@@ -151,6 +159,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revoke_tokens(self, user: str) -> int:
         """Invalidates every token of ``user``; returns how many there were."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_hash: str) -> bool:
+        """Invalidates one token; False if it was not valid."""
 
 
 def _no_listener(messages: Sequence[StoredMessage]) -> None:

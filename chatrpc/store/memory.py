@@ -134,3 +134,6 @@ class MemoryStore(Store):
         for t in mine:
             del self._tokens[t]
         return len(mine)
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        return self._tokens.pop(token_hash, None) is not None

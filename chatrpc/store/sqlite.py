@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,11 +282,14 @@ class SQLiteStore(Store):
         return results
 
     def _complete(self, results: list[tuple[_Op, Any, BaseException | None]]) -> None:
-        fresh = [
-            r[0]
-            for _, r, exc in results
-            if exc is None and isinstance(r, tuple) and isinstance(r[0], StoredMessage) and not r[1]
-        ]
+        fresh: list[StoredMessage] = []
+        for _, result, exc in results:
+            if exc is not None:
+                continue
+            appended = result if isinstance(result, list) else [result]
+            for item in appended:
+                if isinstance(item, tuple) and isinstance(item[0], StoredMessage) and not item[1]:
+                    fresh.append(item[0])
         if fresh:
             try:
                 self._listener(fresh)
@@ -374,63 +377,68 @@ class SQLiteStore(Store):
                 conn.execute("INSERT INTO directs (user, conv_id) VALUES (?, ?)", (user, conv_id))
         return conv_id
 
-    async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
-        window_ms = int(self.options.idempotency_window_s * 1000)
-        touched: list[int] = []
-
-        def do(conn: sqlite3.Connection) -> tuple[StoredMessage, bool]:
-            now = _now_ms()
-            if draft.client_msg_id:
-                row = conn.execute(
-                    "SELECT c.key, d.seq, d.created_ms FROM dedup d "
-                    "JOIN conversations c ON c.id = d.conv_id "
-                    "WHERE d.sender = ? AND d.client_msg_id = ?",
-                    (draft.sender, draft.client_msg_id),
-                ).fetchone()
-                if row is not None and now - row[2] < window_ms:
-                    key, seq, _ = row
-                    original = conn.execute(
-                        "SELECT seq, sender, text, sent_at_ms, client_msg_id FROM messages "
-                        "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq = ?",
-                        (key, seq),
-                    ).fetchone()
-                    if original is not None:
-                        return _row_to_message(key, original), True
-                    # Retention dropped the original: still stored once, under its seq.
-                    gone = (seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id)
-                    return _row_to_message(key, gone), True
-            conv_id = self._conv_id(conn, draft.conv)
-            touched.append(conv_id)
-            conn.execute(
-                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?", (conv_id,)
-            )
-            (seq,) = conn.execute(
-                "SELECT last_seq FROM conversations WHERE id = ?", (conv_id,)
+    def _append_one(
+        self, conn: sqlite3.Connection, draft: Draft, touched: list[int]
+    ) -> tuple[StoredMessage, bool]:
+        now = _now_ms()
+        if draft.client_msg_id:
+            row = conn.execute(
+                "SELECT c.key, d.seq, d.created_ms FROM dedup d "
+                "JOIN conversations c ON c.id = d.conv_id "
+                "WHERE d.sender = ? AND d.client_msg_id = ?",
+                (draft.sender, draft.client_msg_id),
             ).fetchone()
+            if row is not None and now - row[2] < self.options.idempotency_window_s * 1000:
+                key, seq, _ = row
+                original = conn.execute(
+                    "SELECT seq, sender, text, sent_at_ms, client_msg_id FROM messages "
+                    "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq = ?",
+                    (key, seq),
+                ).fetchone()
+                if original is not None:
+                    return _row_to_message(key, original), True
+                # Retention dropped the original: still stored once, under its seq.
+                gone = (seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id)
+                return _row_to_message(key, gone), True
+        conv_id = self._conv_id(conn, draft.conv)
+        touched.append(conv_id)
+        conn.execute("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?", (conv_id,))
+        (seq,) = conn.execute(
+            "SELECT last_seq FROM conversations WHERE id = ?", (conv_id,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms, client_msg_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (conv_id, seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id),
+        )
+        if draft.client_msg_id:
             conn.execute(
-                "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms, client_msg_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (conv_id, seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id),
+                "INSERT OR REPLACE INTO dedup (sender, client_msg_id, conv_id, seq, created_ms)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (draft.sender, draft.client_msg_id, conv_id, seq, now),
             )
-            if draft.client_msg_id:
-                conn.execute(
-                    "INSERT OR REPLACE INTO dedup (sender, client_msg_id, conv_id, seq, created_ms)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (draft.sender, draft.client_msg_id, conv_id, seq, now),
-                )
-            msg = StoredMessage(
-                conv=draft.conv,
-                seq=seq,
-                sender=draft.sender,
-                text=draft.text,
-                sent_at_ms=draft.sent_at_ms,
-                client_msg_id=draft.client_msg_id,
-                room=draft.room,
-                to_user=draft.to_user,
-            )
-            return msg, False
+        msg = StoredMessage(
+            conv=draft.conv,
+            seq=seq,
+            sender=draft.sender,
+            text=draft.text,
+            sent_at_ms=draft.sent_at_ms,
+            client_msg_id=draft.client_msg_id,
+            room=draft.room,
+            to_user=draft.to_user,
+        )
+        return msg, False
 
-        return await self._write(do, touched)
+    async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
+        touched: list[int] = []
+        return await self._write(lambda conn: self._append_one(conn, draft, touched), touched)
+
+    async def append_many(self, drafts: Sequence[Draft]) -> list[tuple[StoredMessage, bool]]:
+        """All in one operation of the next transaction, in order."""
+        touched: list[int] = []
+        return await self._write(
+            lambda conn: [self._append_one(conn, d, touched) for d in drafts], touched
+        )
 
     async def history(
         self,
@@ -567,5 +575,12 @@ class SQLiteStore(Store):
     async def revoke_tokens(self, user: str) -> int:
         def do(conn: sqlite3.Connection) -> int:
             return conn.execute("DELETE FROM tokens WHERE user = ?", (user,)).rowcount
+
+        return await self._write(do)
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        def do(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
+            return cur.rowcount > 0
 
         return await self._write(do)

@@ -64,6 +64,11 @@ class ChatServiceStub:
                 request_serializer=chatrpc_dot_v1_dot_chat__pb2.ListDirectsRequest.SerializeToString,
                 response_deserializer=chatrpc_dot_v1_dot_chat__pb2.ListDirectsResponse.FromString,
                 _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/chatrpc.v1.ChatService/Logout',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.LogoutResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -115,6 +120,15 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logout(self, request, context):
+        """Revokes the token of this call, or every token of its user. A revoked
+        token gets UNAUTHENTICATED on its next call, and the Chat sessions opened
+        with it end with UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +161,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListDirects,
                     request_deserializer=chatrpc_dot_v1_dot_chat__pb2.ListDirectsRequest.FromString,
                     response_serializer=chatrpc_dot_v1_dot_chat__pb2.ListDirectsResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.LogoutRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.LogoutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +330,33 @@ class ChatService:
             '/chatrpc.v1.ChatService/ListDirects',
             chatrpc_dot_v1_dot_chat__pb2.ListDirectsRequest.SerializeToString,
             chatrpc_dot_v1_dot_chat__pb2.ListDirectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.ChatService/Logout',
+            chatrpc_dot_v1_dot_chat__pb2.LogoutRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.LogoutResponse.FromString,
             options,
             channel_credentials,
             insecure,

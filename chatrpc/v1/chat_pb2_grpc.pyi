@@ -55,6 +55,11 @@ class ChatServiceStub:
     """The caller's direct conversations with their last seq, so a client can
     find DMs that arrived while it was away and resume them.
     """
+    Logout: _grpc.UnaryUnaryMultiCallable[_chat_pb2.LogoutRequest, _chat_pb2.LogoutResponse]
+    """Revokes the token of this call, or every token of its user. A revoked
+    token gets UNAUTHENTICATED on its next call, and the Chat sessions opened
+    with it end with UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class ChatServiceAsyncStub(ChatServiceStub):
@@ -77,6 +82,11 @@ class ChatServiceAsyncStub(ChatServiceStub):
     ListDirects: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListDirectsRequest, _chat_pb2.ListDirectsResponse]  # type: ignore[assignment]
     """The caller's direct conversations with their last seq, so a client can
     find DMs that arrived while it was away and resume them.
+    """
+    Logout: _aio.UnaryUnaryMultiCallable[_chat_pb2.LogoutRequest, _chat_pb2.LogoutResponse]  # type: ignore[assignment]
+    """Revokes the token of this call, or every token of its user. A revoked
+    token gets UNAUTHENTICATED on its next call, and the Chat sessions opened
+    with it end with UNAUTHENTICATED.
     """
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -133,6 +143,17 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_chat_pb2.ListDirectsResponse, _abc.Awaitable[_chat_pb2.ListDirectsResponse]]:
         """The caller's direct conversations with their last seq, so a client can
         find DMs that arrived while it was away and resume them.
+        """
+
+    @_abc_1.abstractmethod
+    def Logout(
+        self,
+        request: _chat_pb2.LogoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.LogoutResponse, _abc.Awaitable[_chat_pb2.LogoutResponse]]:
+        """Revokes the token of this call, or every token of its user. A revoked
+        token gets UNAUTHENTICATED on its next call, and the Chat sessions opened
+        with it end with UNAUTHENTICATED.
         """
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
