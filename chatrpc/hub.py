@@ -74,6 +74,8 @@ class Hub:
         self._users: dict[str, dict[Session, None]] = {}
         #: The hash of the token each session was opened with, to end it on revocation.
         self._token_of: dict[Session, str] = {}
+        #: Sessions whose token was revoked, until their stream ends.
+        self._revoked: set[Session] = set()
         self._send_budget = Buckets(self.limits.rate_limit, self.limits.rate_burst)
         store.set_listener(self._on_commit)
 
@@ -103,17 +105,27 @@ class Hub:
     def revoke(self, user: str, token_hash: str | None = None) -> int:
         """Ends ``user``'s sessions opened with ``token_hash`` (every one if None).
 
-        Their streams end with :attr:`EndReason.REVOKED`; returns how many.
+        Their streams end with :attr:`EndReason.REVOKED`; returns how many. They
+        are disconnected at once and everything they ask for from now on is
+        refused (UNAUTHENTICATED), even while their writer is still blocked on a
+        client that does not read and has not seen the end yet.
         """
         ended = 0
         for session in list(self._users.get(user, ())):
             if token_hash is None or self._token_of.get(session) == token_hash:
+                self.disconnect(session)
+                self._revoked.add(session)
                 session.end(EndReason.REVOKED)
                 ended += 1
         return ended
 
+    def _check_live(self, session: Session) -> None:
+        if session in self._revoked:
+            raise ChatError(Code.UNAUTHENTICATED, "token revoked: log in again")
+
     def disconnect(self, session: Session) -> None:
         """Removes a session everywhere; announces users who went offline."""
+        self._revoked.discard(session)
         self._token_of.pop(session, None)
         for room in list(session.rooms):
             self._unsubscribe(session, room)
@@ -186,6 +198,7 @@ class Hub:
         Live messages are subscribed to before history is read, and held back
         until the replay is queued, so the session sees no gap and no duplicate.
         """
+        self._check_live(session)
         room = normalize_name(room, "room")
         conv = room_key(room)
         if room not in session.rooms and len(session.rooms) >= self.limits.max_rooms_per_session:
@@ -196,6 +209,7 @@ class Hub:
         self._spend(session.user, JOIN_COST)
         await self.store.ensure_room(room)
         await self.store.add_member(room, session.user)
+        self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)
         try:
             self._subscribe(session, room)
@@ -209,6 +223,7 @@ class Hub:
         self, session: Session, with_user: str, after_seq: int | None, epoch: str = ""
     ) -> None:
         """Replays a DM conversation of the session's user after ``after_seq``."""
+        self._check_live(session)
         peer = normalize_name(with_user, "user")
         self._spend(session.user, JOIN_COST)
         if await self.store.get_account(peer) is None:
@@ -260,6 +275,7 @@ class Hub:
         return Replay(joined, messages, floor if after_seq is not None else last)
 
     async def leave(self, session: Session, room: str) -> None:
+        self._check_live(session)
         room = normalize_name(room, "room")
         if room not in session.rooms:
             raise ChatError(Code.FAILED_PRECONDITION, f"you are not in #{room}")
@@ -303,6 +319,7 @@ class Hub:
         Every send, valid or not, costs one token of the user's budget
         (``rate_limit``, ``rate_burst``).
         """
+        self._check_live(session)
         self._spend(session.user, 1.0)
         self._check_text(text)
         if len(client_msg_id) > self.limits.max_client_msg_id:
@@ -327,6 +344,7 @@ class Hub:
     async def commit(self, session: Session, drafts: list[Draft]) -> list[StoredMessage]:
         """Stores prepared sends in order (together, where the store can) and
         returns them once committed; retried ones come back to ``session``."""
+        self._check_live(session)
         results = await self.store.append_many(drafts)
         for msg, duplicate in results:
             if duplicate:

@@ -20,7 +20,7 @@ import asyncio
 import enum
 import itertools
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import StoredMessage
 
@@ -46,11 +46,15 @@ class EndReason(enum.Enum):
     GONE = "client gone"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Presence:
+    """A user came online in a room or left it; one object goes to every session."""
+
     room: str
     user: str
     joined: bool
+    #: The encoded wire event, filled once by the server for all sessions.
+    wire: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)

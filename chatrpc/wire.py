@@ -87,12 +87,13 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
 
 
 def encode(item: Outgoing) -> bytes:
-    """The serialised ``ServerEvent``; a message's is computed once for all sessions."""
-    if isinstance(item, StoredMessage):
+    """The serialised ``ServerEvent``; a message's or a presence change's is computed
+    once for all the sessions it goes to."""
+    if isinstance(item, (StoredMessage, Presence)):
         wire = item.wire
         if wire is None:
             wire = item.wire = event_pb(item).SerializeToString()
-        return wire  # type: ignore[no-any-return]
+        return wire
     return event_pb(item).SerializeToString()
 
 
