@@ -30,6 +30,12 @@ BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def channels_for(subscribers: int) -> int:
+    """Connections for the subscribers: up to 8, more to keep at most 50 streams on one
+    (chatrpc-server allows 100 concurrent streams per connection by default)."""
+    return min(subscribers, max(8, -(-subscribers // 50)))
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
@@ -119,7 +125,7 @@ def fanout(
         "--prefix",
         f"{prefix}s",
         "--channels",
-        str(min(subs, 8)),
+        str(channels_for(subs)),
         "--batch",
         str(batch),
     )
@@ -179,7 +185,7 @@ def idle_memory(server: Server, kind: str, n: int, prefix: str) -> float:
         "--prefix",
         prefix,
         "--channels",
-        "16",
+        str(channels_for(n)),
     )
     assert sub.stdout is not None and sub.stdin is not None
     if sub.stdout.readline().strip() != "ready":
