@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a client that does not answer a ping in time (default %(default)s)",
     )
     g.add_argument(
+        "--stall-timeout",
+        type=_positive(float),
+        default=d.stall_timeout_s,
+        metavar="SECONDS",
+        help="end a slow consumer that stopped reading after this long (default %(default)s)",
+    )
+    g.add_argument(
         "--shutdown-grace",
         type=_positive(float),
         default=d.shutdown_grace_s,
@@ -232,6 +239,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         keepalive_s=float(args.keepalive),
         keepalive_timeout_s=float(args.keepalive_timeout),
         shutdown_grace_s=float(args.shutdown_grace),
+        stall_timeout_s=float(args.stall_timeout),
         max_receive_bytes=max(1024, int(args.max_receive_bytes)),
         max_connections=max(1, int(args.max_connections)),
         max_streams_per_connection=max(1, int(args.streams_per_connection)),

@@ -30,6 +30,9 @@ class ServerConfig:
     #: ping is not answered within the timeout, so a vanished client's presence clears.
     keepalive_s: float = 30.0
     keepalive_timeout_s: float = 10.0
+    #: A session that overflowed (or was ended) while its client stopped reading is
+    #: cancelled after this many seconds, freeing its slot and its presence.
+    stall_timeout_s: float = 10.0
     #: Seconds in-flight calls get to finish on shutdown.
     shutdown_grace_s: float = 5.0
     #: Largest gRPC message the server accepts from a client, in bytes.

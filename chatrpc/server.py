@@ -114,6 +114,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self.hub = hub
         self.auth = auth
         self.config = config
+        self._watchdogs: set[asyncio.Task[None]] = set()
 
     async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         return await self.auth.authenticate(_bearer(context), client=_client_address(context))
@@ -217,6 +218,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         except ChatError as exc:
             await context.abort(_STATUS[exc.code], exc.message)
         user = session.user
+        handler = asyncio.current_task()
+        assert handler is not None
+        session.on_stop = functools.partial(self._watch_stalled, session, handler)
         reader: asyncio.Task[None] | None = None
         reason = EndReason.GONE
         hint = ""
@@ -262,9 +266,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             end = items[-1] if isinstance(items[-1], End) else None
             if end is not None:
                 items = items[:-1]
+            session.writing = True
             try:
                 for frame in frames([encode(item) for item in items], max_events):
                     await context.write(frame)
+                session.writing = False
             except Exception as exc:
                 # grpcio fails a write (ExecuteBatchError) when the client went away
                 # under it; the frames are bytes already, so nothing else can fail here.
@@ -272,6 +278,25 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                 return EndReason.GONE
             if end is not None:
                 return end.reason
+
+    def _watch_stalled(self, session: Session, handler: asyncio.Task[Any]) -> None:
+        """Called when a session overflows or is ended. A writer blocked on a client
+        that stopped reading would never see that, so after a grace period the call
+        is cancelled: its slot and its presence are freed."""
+        if not session.writing:
+            return  # the writer is not blocked: it will find the end in its queue
+
+        async def watch() -> None:
+            await asyncio.sleep(self.config.stall_timeout_s)
+            if session.writing and not handler.done():
+                log.info(
+                    "session %d of %s: client stopped reading; ending it", session.id, session.user
+                )
+                handler.cancel()
+
+        task = asyncio.create_task(watch())
+        self._watchdogs.add(task)
+        task.add_done_callback(self._watchdogs.discard)
 
     @staticmethod
     def _resume_hint(session: Session) -> str:

@@ -20,6 +20,7 @@ import asyncio
 import enum
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .model import StoredMessage
@@ -135,6 +136,11 @@ class Session:
         self._ended = False
         self._delivered: dict[str, _Delivered] = {}
         self._held: dict[str, list[StoredMessage]] = {}
+        #: Set by the writer while a write is in flight (the client may not be reading).
+        self.writing = False
+        #: Called once when the session overflows or is ended, so the server can
+        #: end a session whose writer is stuck on a client that stopped reading.
+        self.on_stop: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.user}>"
@@ -151,6 +157,7 @@ class Session:
             self.dropped += len(self._queue) + 1
             self._queue.clear()
             self._wakeup.set()
+            self._stopped()
             return False
         self._queue.append(item)
         self._wakeup.set()
@@ -162,6 +169,12 @@ class Session:
             self._ended = True
             self._queue.append(End(reason))
             self._wakeup.set()
+            self._stopped()
+
+    def _stopped(self) -> None:
+        if self.on_stop is not None:
+            callback, self.on_stop = self.on_stop, None
+            callback()
 
     def hold(self, conv: str) -> None:
         """Holds back live messages of ``conv`` until its :class:`Replay` is queued."""

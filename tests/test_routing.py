@@ -190,3 +190,33 @@ async def test_a_slow_reader_does_not_delay_the_others_and_is_cut_off() -> None:
             await slow_ch.close()
         finally:
             await group.close()
+
+
+async def test_a_slow_consumer_that_never_reads_again_is_ended_and_leaves_the_room() -> None:
+    """Its writer is stuck on flow control; the stall timeout frees the slot and presence."""
+    async with running_server(queue_size=32, stall_timeout_s=0.5) as srv:
+        group = Peers(target(srv))
+        try:
+            sender = await group.open("sender")
+            await sender.join("busy")
+            from chatrpc.client import ChatStream, channel
+
+            small_window = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16384)]
+            slow_ch = channel(target(srv), options=small_window)
+            slow = ChatStream(slow_ch, await group.token("slow"), batch=1)
+            await slow.join("busy")
+            await slow.call.initial_metadata()
+            await sender.wait_for(lambda ev: any(p.user == "slow" for p in sender.of("presence")))
+            for i in range(600):
+                await sender.stream.send(f"{i} " + "y" * 1000, room="busy", client_msg_id=f"m{i}")
+            # Never read by slow: it is cut off and announced as gone.
+            await sender.wait_for(
+                lambda ev: any(
+                    p.user == "slow" and p.kind == pb.Presence.LEFT for p in sender.of("presence")
+                ),
+                timeout=30,
+            )
+            slow.cancel()
+            await slow_ch.close()
+        finally:
+            await group.close()
