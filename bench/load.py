@@ -146,7 +146,8 @@ async def publishers(args: argparse.Namespace) -> None:
         ch = channel(args.target, [("grpc.use_local_subchannel_pool", 1)])
         token = (await login(ch, f"{args.prefix}{i}")).token
         stream = ChatStream(ch, token, batch=64)
-        await stream.join(args.room)
+        room = f"{args.room}{i}" if args.own_rooms else args.room
+        await stream.join(room)
         window = asyncio.Semaphore(args.window)
 
         async def read() -> None:
@@ -169,7 +170,7 @@ async def publishers(args: argparse.Namespace) -> None:
                 if delay > 0:
                     await asyncio.sleep(delay)
             await window.acquire()  # at most `window` unacknowledged sends
-            await stream.send(stamp(k), room=args.room, client_msg_id=f"{i}-{k}")
+            await stream.send(stamp(k), room=room, client_msg_id=f"{i}-{k}")
             sent += 1
             k += 1
         await asyncio.sleep(0.5)
@@ -215,6 +216,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--window", type=int, default=32, help="unacknowledged sends per publisher")
     p.add_argument("--channels", type=int, default=8)
+    p.add_argument("--own-rooms", action="store_true", help="each publisher in a room of its own")
     p.add_argument("--batch", type=int, default=64)
     args = p.parse_args()
     asyncio.run(subscribers(args) if args.mode == "sub" else publishers(args))
