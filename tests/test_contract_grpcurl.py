@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from .conftest import BIN, WAIT, ServerProcess
+from .procs import Output
 
 GRPCURL = str(BIN / "grpcurl")
 SERVICE = "chatrpc.v1.ChatService"
@@ -109,51 +108,6 @@ def error_code(result: subprocess.CompletedProcess[str]) -> str:
     codes = [ln.split(":", 1)[1].strip() for ln in lines if ln.strip().startswith("Code:")]
     assert len(codes) == 1, result.stderr
     return codes[0]
-
-
-class Output:
-    """Collects a pipe's text in a thread so a test can wait for what it expects."""
-
-    def __init__(self, pipe: Any) -> None:
-        self._pipe = pipe
-        self._text = ""
-        self._ended = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        try:
-            for line in iter(self._pipe.readline, ""):
-                with self._cond:
-                    self._text += line
-                    self._cond.notify_all()
-        except (OSError, ValueError):
-            pass
-        finally:
-            with self._cond:
-                self._ended = True
-                self._cond.notify_all()
-
-    @property
-    def text(self) -> str:
-        with self._cond:
-            return self._text
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = WAIT) -> str:
-        """Waits until ``predicate(text so far)`` holds; fails on timeout or end of output."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self._text):
-                remaining = deadline - time.monotonic()
-                if self._ended or remaining <= 0:
-                    why = "output ended" if self._ended else f"no match within {timeout}s"
-                    raise AssertionError(f"{why}; got:\n{self._text}")
-                self._cond.wait(remaining)
-            return self._text
-
-    def join(self, timeout: float = WAIT) -> None:
-        self._thread.join(timeout)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +26,7 @@ from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
 from .conftest import BIN, WAIT, Peers, ServerProcess, start_server_process
+from .procs import free_port
 
 CLIENT = str(BIN / "chatrpc-client")
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
@@ -407,14 +407,6 @@ async def test_sigterm_leaves_the_prompt_with_exit_0(server_process, terminals):
 
 
 # -- reconnecting -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port nobody listens on now (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 async def test_after_a_server_restart_every_message_sent_meanwhile_is_shown_exactly_once(
