@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a client that does not answer a ping in time (default %(default)s)",
     )
     g.add_argument(
+        "--presence-max-sessions",
+        type=_positive(int),
+        default=lim.presence_max_sessions,
+        metavar="N",
+        help="rooms with more sessions online stop announcing joins and leaves"
+        " (0: always announce; default %(default)s)",
+    )
+    g.add_argument(
         "--stall-timeout",
         type=_positive(float),
         default=d.stall_timeout_s,
@@ -229,6 +237,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             max_sessions=int(args.max_sessions),
             rate_limit=float(args.rate_limit),
             rate_burst=max(1, int(args.rate_burst)),
+            presence_max_sessions=int(args.presence_max_sessions),
         ),
         store_options=StoreOptions(
             idempotency_window_s=float(args.idempotency_window),

@@ -62,6 +62,10 @@ class Limits:
     rate_limit: float = 5.0
     #: Sends a user may make at once before the rate applies.
     rate_burst: int = 20
+    #: Rooms with more sessions than this stop announcing joins and leaves (each
+    #: announcement costs one event per member: quadratic in a join storm);
+    #: ListMembers still tells who is online. 0: always announce.
+    presence_max_sessions: int = 500
 
 
 class Hub:
@@ -168,7 +172,11 @@ class Hub:
             self._announce(room, Presence(room, session.user, joined=False), skip=session)
 
     def _announce(self, room: str, presence: Presence, skip: Session) -> None:
-        for s in list(self._rooms.get(room, ())):
+        subs = self._rooms.get(room, {})
+        cap = self.limits.presence_max_sessions
+        if cap and len(subs) > cap:
+            return
+        for s in list(subs):
             if s is not skip:
                 s.push(presence)
 

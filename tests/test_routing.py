@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import grpc
 
+from chatrpc.hub import Limits
 from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 
@@ -218,5 +219,25 @@ async def test_a_slow_consumer_that_never_reads_again_is_ended_and_leaves_the_ro
             )
             slow.cancel()
             await slow_ch.close()
+        finally:
+            await group.close()
+
+
+async def test_a_room_past_the_presence_cap_stops_announcing_joins_but_lists_members() -> None:
+    async with running_server(limits=Limits(rate_limit=0, presence_max_sessions=2)) as srv:
+        group = Peers(target(srv))
+        try:
+            alice = await group.open("alice")
+            await alice.join("big")
+            bob = await group.open("bob")
+            await bob.join("big")
+            await alice.wait_for(lambda ev: [p.user for p in alice.of("presence")] == ["bob"])
+            carol = await group.open("carol")
+            joined = await carol.join("big")  # the third session: over the cap
+            assert list(joined.members) == ["alice", "bob", "carol"]
+            # A message after carol's join arrives after any announcement would have.
+            await carol.send_and_ack("hi", room="big")
+            await alice.wait_for(lambda ev: "hi" in alice.texts())
+            assert [p.user for p in alice.of("presence")] == ["bob"]
         finally:
             await group.close()
