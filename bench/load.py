@@ -63,6 +63,19 @@ def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(args.target, options=local)
 
 
+async def _login(ch: grpc.aio.Channel, user: str) -> str:
+    """Logs in, retrying what a server busy with a connection storm may answer."""
+    for attempt in range(10):
+        try:
+            return (await login(ch, user, timeout=30)).token
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            print(f"login {user}: {exc.code().name}, retrying", file=sys.stderr, flush=True)
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise SystemExit(f"login {user} kept failing")
+
+
 async def _stdin_line() -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -78,7 +91,7 @@ async def subscribers(args: argparse.Namespace) -> None:
     async def chat_sub(i: int) -> None:
         nonlocal ready
         ch = channels[i % len(channels)]
-        token = (await login(ch, f"{args.prefix}{i}")).token
+        token = await _login(ch, f"{args.prefix}{i}")
         stream = ChatStream(ch, token, batch=args.batch)
         await stream.join(args.room)
         async for event in stream:

@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", metavar="PATH", help=f"SQLite database file (default {default_db_path()})"
     )
     where.add_argument(
-        "--store", metavar="URL", help="store URL: sqlite:///PATH, memory:// (nothing kept)"
+        "--store",
+        metavar="URL",
+        help="store URL: sqlite:///PATH, memory:// (nothing kept), redis://HOST:PORT/DB"
+        " (shared by several servers; needs chatrpc[redis])",
     )
     p.add_argument(
         "--log-level",

@@ -103,6 +103,8 @@ class Hub:
             raise ChatError(
                 Code.RESOURCE_EXHAUSTED, "the server has as many sessions as it allows: retry later"
             )
+        if session.user not in self._users:
+            self.store.watch("@" + session.user)  # their DMs from other servers
         self._users.setdefault(session.user, {})[session] = None
         self._token_of[session] = token_hash
 
@@ -138,6 +140,7 @@ class Hub:
             sessions.pop(session, None)
             if not sessions:
                 del self._users[session.user]
+                self.store.unwatch("@" + session.user)
 
     def sessions(self) -> list[Session]:
         return [s for group in self._users.values() for s in group]
@@ -152,6 +155,8 @@ class Hub:
         return sorted({s.user for s in self._rooms.get(room, {})})
 
     def _subscribe(self, session: Session, room: str) -> None:
+        if room not in self._rooms:
+            self.store.watch(room_key(room))  # its messages from other servers
         subs = self._rooms.setdefault(room, {})
         first = all(s.user != session.user for s in subs)
         subs[session] = None
@@ -168,6 +173,7 @@ class Hub:
         del subs[session]
         if not subs:
             del self._rooms[room]
+            self.store.unwatch(room_key(room))
         if all(s.user != session.user for s in subs):
             self._announce(room, Presence(room, session.user, joined=False), skip=session)
 

@@ -312,3 +312,9 @@ def client_env(tmp_path: Path) -> dict[str, str]:
     """Environment for CLI subprocesses: a private config directory, no colors."""
     cfg = tmp_path / "config"
     return {**os.environ, "XDG_CONFIG_HOME": str(cfg), "NO_COLOR": "1"}
+
+
+# -- Redis ------------------------------------------------------------------------------
+# The session's redis-server (tests/redis_fixture.py), for the Redis store tests.
+
+from .redis_fixture import redis_server  # noqa: E402, F401

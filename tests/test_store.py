@@ -1,14 +1,15 @@
 """The store contract (chatrpc.store.base), run against every store.
 
 Every test taking the ``store`` or ``make_store`` fixture runs once per store
-(memory and SQLite); the SQLite-only tests at the end cover what only a file
-can show: durability across a reopen, WAL, migrations and group commit.
+(memory, SQLite and Redis on a real redis-server); the SQLite-only tests at the
+end cover what only a file can show: durability across a reopen, WAL, migrations and group commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -17,11 +18,13 @@ from typing import Any
 
 import pytest
 
-from chatrpc.errors import StoreUnavailable
+from chatrpc.errors import ChatError, Code, StoreUnavailable
 from chatrpc.model import Conversation, Draft, StoredMessage, dm_key, room_key
 from chatrpc.store import Account, Store, StoreOptions, open_store
 from chatrpc.store import sqlite as sqlite_store
 from chatrpc.store.sqlite import MIGRATIONS, SQLiteStore
+
+from .redis_fixture import RedisServer, free_port, redis_server_in
 
 #: How long a test waits for something it expects before failing.
 WAIT = 10.0
@@ -61,14 +64,24 @@ class Recorder:
         return any(m.conv == msg.conv and m.seq == msg.seq for m in self.messages)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
-    """Opens stores of one kind (with any options) and closes them all at the end."""
+    """Opens stores of one kind (with any options) and closes them all at the end.
+
+    Redis stores of one test each get their own database of a flushed server.
+    """
     opened: list[Store] = []
+    redis: RedisServer | None = None
+    if request.param == "redis":
+        redis = request.getfixturevalue("redis_server")
+        assert redis is not None
+        redis.flush()
 
     async def make(options: StoreOptions | None = None) -> Store:
         if request.param == "memory":
             url = "memory://"
+        elif redis is not None:
+            url = redis.url_for(len(opened))
         else:
             url = f"sqlite://{tmp_path / f'chat-{len(opened)}.db'}"
         store = open_store(url, options)
@@ -540,6 +553,48 @@ async def test_retention_by_age_drops_old_messages(make_store: MakeStore) -> Non
     msg, _ = await store.append(room_draft("general", "alice", "new"))
     assert msg.seq == 2
     assert [m.text for m in await store.history("#general")] == ["new"]
+
+
+def test_a_redis_url_without_the_redis_package_asks_to_install_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # None makes the import fail
+    monkeypatch.setitem(sys.modules, "chatrpc.store.redis", None)
+    with pytest.raises(ChatError) as err:
+        open_store("redis://127.0.0.1:6379/0")
+    assert err.value.code is Code.INVALID_ARGUMENT
+    assert "pip install 'chatrpc[redis]'" in err.value.message
+
+
+async def test_a_redis_store_that_cannot_reach_redis_is_unavailable() -> None:
+    store = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    await store.close()
+
+
+async def test_a_redis_store_is_unavailable_while_redis_is_down_and_recovers(
+    tmp_path: Path,
+) -> None:
+    with redis_server_in(tmp_path / "redis", durable=True) as redis:
+        store = open_store(redis.url)
+        await store.open()
+        try:
+            seen = Recorder()
+            store.set_listener(seen)
+            await store.append(room_draft("general", "alice", "before"))
+            redis.kill()
+            with pytest.raises(StoreUnavailable):
+                await store.append(room_draft("general", "alice", "during", "c-1"))
+            with pytest.raises(StoreUnavailable):
+                await store.history("#general")
+            redis.start()
+            again, duplicate = await store.append(room_draft("general", "alice", "during", "c-1"))
+            assert (again.seq, duplicate) == (2, False)
+            assert [m.text for m in await store.history("#general")] == ["before", "during"]
+            assert seen.seqs("#general") == [1, 2]
+        finally:
+            await store.close()
 
 
 async def test_every_open_of_a_memory_store_is_a_new_epoch() -> None:

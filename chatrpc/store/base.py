@@ -15,7 +15,9 @@ test suite (``tests/test_store.py``). The guarantees a store gives:
   conversation, on the event loop, *before* the ``append`` that made it returns.
   The hub fans messages out from there, so what a session receives live is
   always in commit order. A store shared by several servers (Redis) also
-  notifies messages committed by the other servers.
+  notifies messages committed by the other servers, but only for the
+  conversations this server watches (:meth:`Store.watch`); a single-process
+  store notifies everything and ignores watches.
 * **Idempotency.** An ``append`` whose ``(sender, client_msg_id)`` was stored
   within the idempotency window stores nothing and returns the original message
   with ``duplicate=True``; the listener is not called for it.
@@ -69,6 +71,23 @@ class Store(abc.ABC):
     def set_listener(self, listener: Listener) -> None:
         """Registers the one callback that receives newly committed messages."""
         self._listener = listener
+
+    def watch(self, key: str) -> None:
+        """Asks for messages that other servers commit to ``key`` from now on.
+
+        ``key`` is ``#room`` for a room or ``@user`` for every direct
+        conversation of ``user``. The hub watches a room while it has a local
+        session in it and a user while they have a local session. A store shared
+        by several servers notifies (besides this server's own appends) the
+        messages of watched conversations committed after this call, never
+        missing one, possibly a few committed just before it. It does not wait:
+        the store catches up in the background. A no-op for single-process stores.
+        """
+        del key
+
+    def unwatch(self, key: str) -> None:
+        """Ends :meth:`watch` for ``key`` (called once the last local session left)."""
+        del key
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -189,9 +208,18 @@ def open_store(url: str, options: StoreOptions | None = None) -> Store:
             raise invalid("sqlite:// needs a path, e.g. sqlite:///var/lib/chatrpc/chat.db")
         return SQLiteStore(path, options)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        raise invalid("the redis store is not available in this release")
+        try:
+            from .redis import RedisStore
+        except ImportError as exc:
+            raise invalid(
+                f"the redis store needs the redis package ({exc}): pip install 'chatrpc[redis]'"
+            ) from exc
+        return RedisStore(url, options)
     if "://" in url:
-        raise invalid(f"unknown store URL {url!r}: use memory://, sqlite:///PATH or a file path")
+        raise invalid(
+            f"unknown store URL {url!r}: use memory://, sqlite:///PATH, redis://HOST:PORT/DB"
+            " or a file path"
+        )
     from .sqlite import SQLiteStore
 
     return SQLiteStore(url, options)

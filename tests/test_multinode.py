@@ -1,0 +1,260 @@
+"""Several chatrpc-server processes on one Redis act as one chat.
+
+Two real ``chatrpc-server --store redis://...`` subprocesses share a real
+redis-server (tests/redis_fixture.py): users on different servers chat in rooms
+and by DM, resume on the other server, survive a killed server and a Redis
+restart, and each sees every message once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chatrpc.v1 import chat_pb2 as pb
+
+from .conftest import WAIT, Peer, Peers, ServerProcess, start_server_process
+from .redis_fixture import REDIS_SERVER, RedisServer, redis_server_in
+
+pytestmark = pytest.mark.skipif(
+    not REDIS_SERVER.exists(), reason=f"{REDIS_SERVER} is not installed (make test installs it)"
+)
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    a: ServerProcess
+    b: ServerProcess
+    on_a: Peers
+    on_b: Peers
+
+
+def start_node(redis: RedisServer, log_dir: Path) -> ServerProcess:
+    return start_server_process("--store", redis.url, "--log-level", "warning", log_dir=log_dir)
+
+
+@pytest.fixture
+def durable() -> bool:
+    """Whether Redis fsyncs every write (for the tests that restart it)."""
+    return False
+
+
+@pytest.fixture
+def redis(tmp_path: Path, durable: bool) -> Iterator[RedisServer]:
+    with redis_server_in(tmp_path / "redis", durable=durable) as server:
+        yield server
+
+
+@pytest.fixture
+async def cluster(redis: RedisServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+    a = start_node(redis, tmp_path)
+    try:
+        b = start_node(redis, tmp_path)
+        try:
+            async with AsyncExitStack() as stack:
+                on_a, on_b = Peers(a.address), Peers(b.address)
+                on_b.tokens = on_a.tokens  # accounts are shared: one login serves both
+                stack.push_async_callback(on_a.close)
+                stack.push_async_callback(on_b.close)
+                yield Cluster(redis, a, b, on_a, on_b)
+        finally:
+            b.stop(signal.SIGKILL)
+    finally:
+        a.stop(signal.SIGKILL)
+
+
+def room_messages(peer: Peer, room: str) -> list[pb.Message]:
+    return [m for m in peer.messages() if m.room == room]
+
+
+def dm_messages(peer: Peer) -> list[pb.Message]:
+    return [m for m in peer.messages() if m.to_user]
+
+
+def seqs(messages: list[pb.Message]) -> list[int]:
+    return [m.seq for m in messages]
+
+
+def has_text(peer: Peer, text: str) -> Callable[[list[pb.ServerEvent]], bool]:
+    return lambda ev: any(m.text == text for m in peer.messages())
+
+
+def has_dms(peer: Peer, n: int) -> Callable[[list[pb.ServerEvent]], bool]:
+    return lambda ev: len(dm_messages(peer)) >= n
+
+
+def has_in_room(peer: Peer, room: str, n: int) -> Callable[[list[pb.ServerEvent]], bool]:
+    return lambda ev: len(room_messages(peer, room)) >= n
+
+
+async def test_users_on_two_servers_chat_in_a_room_and_by_dm_once_and_in_order(
+    cluster: Cluster,
+) -> None:
+    alice = await cluster.on_a.open("alice")
+    bob = await cluster.on_b.open("bob")
+    await alice.join("general")
+    await bob.join("general")
+
+    n = 30
+    for i in range(n):  # both send at once, without waiting for their echoes
+        await alice.stream.send(f"a{i}", room="general", client_msg_id=f"a-{i}")
+        await bob.stream.send(f"b{i}", room="general", client_msg_id=f"b-{i}")
+        await alice.stream.send(f"da{i}", to_user="bob", client_msg_id=f"da-{i}")
+        await bob.stream.send(f"db{i}", to_user="alice", client_msg_id=f"db-{i}")
+    for peer in (alice, bob):
+        await peer.wait_for(has_in_room(peer, "general", 2 * n))
+        await peer.wait_for(has_dms(peer, 2 * n))
+    for peer in (alice, bob):
+        room = room_messages(peer, "general")
+        assert seqs(room) == list(range(1, 2 * n + 1)), peer.user
+        assert [m.text for m in room if m.sender == "alice"] == [f"a{i}" for i in range(n)]
+        assert [m.text for m in room if m.sender == "bob"] == [f"b{i}" for i in range(n)]
+        dms = dm_messages(peer)
+        assert seqs(dms) == list(range(1, 2 * n + 1)), peer.user
+        assert [m.text for m in dms if m.sender == "alice"] == [f"da{i}" for i in range(n)]
+        assert [m.text for m in dms if m.sender == "bob"] == [f"db{i}" for i in range(n)]
+    # Both servers stored the same thing: the room as seen from each is identical.
+    assert [(m.seq, m.text) for m in room_messages(alice, "general")] == [
+        (m.seq, m.text) for m in room_messages(bob, "general")
+    ]
+
+
+async def test_a_dm_to_a_user_on_the_other_server_arrives_live(cluster: Cluster) -> None:
+    await cluster.on_b.token("bob")  # bob exists, with no session yet
+    alice = await cluster.on_a.open("alice")
+    bob = await cluster.on_b.open("bob")
+    await bob.join("lobby")  # a round trip: bob's session is registered on B
+    sent = await alice.send_and_ack("ping", to_user="bob")
+    await bob.wait_for(lambda ev: any(m.text == "ping" for m in dm_messages(bob)))
+    (got,) = dm_messages(bob)
+    assert (got.seq, got.sender, got.to_user) == (sent.seq, "alice", "bob")
+
+
+async def test_a_user_resumes_on_server_b_what_was_written_through_server_a(
+    cluster: Cluster,
+) -> None:
+    alice = await cluster.on_a.open("alice")
+    joined_a = await alice.join("general")
+    for i in range(1, 6):
+        await alice.send_and_ack(f"m{i}", room="general")
+    await cluster.on_a.token("carol")
+    for i in range(1, 4):
+        await alice.send_and_ack(f"d{i}", to_user="carol")
+
+    carol = await cluster.on_b.open("carol")
+    joined = await carol.join("general", after_seq=2, epoch=joined_a.epoch)
+    assert joined.epoch == joined_a.epoch
+    assert (joined.last_seq, joined.complete, joined.replayed) == (5, True, 3)
+    await carol.wait_for(lambda ev: len(room_messages(carol, "general")) >= 3)
+    assert [m.text for m in room_messages(carol, "general")] == ["m3", "m4", "m5"]
+
+    await carol.stream.resume_direct("alice", 1, joined_a.epoch)
+    await carol.wait_for(lambda ev: len(dm_messages(carol)) >= 2)
+    assert [(m.seq, m.text) for m in dm_messages(carol)] == [(2, "d2"), (3, "d3")]
+
+
+async def test_a_client_whose_server_is_killed_resumes_on_the_other_without_loss_or_doubles(
+    cluster: Cluster,
+) -> None:
+    alice = await cluster.on_a.open("alice")
+    bob = await cluster.on_b.open("bob")
+    joined = await alice.join("general")
+    await bob.join("general")
+    for i in range(10):
+        await bob.send_and_ack(f"early{i}", room="general")
+    last = await alice.send_and_ack("from a", room="general", client_msg_id="alice-1")
+    await alice.wait_for(lambda ev: len(room_messages(alice, "general")) >= 11)
+    seen_on_a = room_messages(alice, "general")
+
+    cluster.a.stop(signal.SIGKILL)
+    await alice.wait_end()
+    for i in range(10):  # the chat goes on while alice is away
+        await bob.send_and_ack(f"late{i}", room="general")
+
+    again = await cluster.on_b.open("alice")
+    rejoined = await again.join("general", after_seq=seen_on_a[-1].seq, epoch=joined.epoch)
+    assert rejoined.complete
+    # A retry of a send acknowledged on A is recognised on B: stored once.
+    await again.stream.send("from a", room="general", client_msg_id="alice-1")
+    await again.send_and_ack("from b", room="general", client_msg_id="alice-2")
+    await again.wait_for(lambda ev: any(m.text == "from b" for m in again.messages()))
+    got = room_messages(again, "general")
+    assert [m.seq for m in got if m.client_msg_id == "alice-1"] == [11]  # the retry's answer
+    everything = seen_on_a + [m for m in got if m.client_msg_id != "alice-1"]
+    assert seqs(everything) == list(range(1, 23))
+    texts = [m.text for m in everything]
+    assert texts == [f"early{i}" for i in range(10)] + ["from a"] + [
+        f"late{i}" for i in range(10)
+    ] + ["from b"]
+    assert last.seq == 11
+    # Bob, on the server that stayed, saw it all once as well.
+    await bob.wait_for(lambda ev: any(m.text == "from b" for m in bob.messages()))
+    assert seqs(room_messages(bob, "general")) == list(range(1, 23))
+
+
+async def send_until_stored(peer: Peer, text: str, room: str, cid: str) -> pb.Message:
+    """Sends with one client_msg_id until it is acknowledged; errors must be UNAVAILABLE."""
+
+    def errors() -> list[pb.Error]:
+        return [e for e in peer.of("error") if e.client_msg_id == cid]
+
+    def acked() -> list[pb.Message]:
+        return [m for m in peer.messages() if m.client_msg_id == cid and m.sender == peer.user]
+
+    def answered(errors_before: int) -> Callable[[list[pb.ServerEvent]], bool]:
+        return lambda ev: bool(acked()) or len(errors()) > errors_before
+
+    async def attempts() -> pb.Message:
+        while True:
+            before = len(errors())
+            await peer.stream.send(text, room=room, client_msg_id=cid)
+            await peer.wait_for(answered(before))
+            if acked():
+                return acked()[0]
+            assert errors()[-1].code == pb.Error.UNAVAILABLE, errors()[-1]
+            # No event tells when Redis is back: retry the send (as a client would).
+            await asyncio.sleep(0.1)
+
+    return await asyncio.wait_for(attempts(), 3 * WAIT)
+
+
+@pytest.mark.parametrize("durable", [True])
+async def test_a_redis_restart_gives_retryable_errors_and_loses_nothing_acknowledged(
+    cluster: Cluster,
+) -> None:
+    alice = await cluster.on_a.open("alice")
+    bob = await cluster.on_b.open("bob")
+    await alice.join("general")
+    await bob.join("general")
+    for i in range(5):
+        await alice.send_and_ack(f"before{i}", room="general")
+
+    cluster.redis.kill()
+    await alice.stream.send("during", room="general", client_msg_id="during-1")
+    error = await alice.error_for("during-1")
+    assert error.code == pb.Error.UNAVAILABLE, error
+
+    cluster.redis.start()  # same port, same append-only file
+    stored = await send_until_stored(alice, "during", "general", "during-1")
+    after_b = await send_until_stored(bob, "after", "general", "after-1")
+    assert after_b.seq == stored.seq + 1
+
+    expected = [f"before{i}" for i in range(5)] + ["during", "after"]
+    for peer in (alice, bob):
+        await peer.wait_for(has_text(peer, "after"))
+        room = room_messages(peer, "general")
+        assert [m.text for m in room] == expected, peer.user
+        assert seqs(room) == list(range(1, 8)), peer.user
+    # A fresh session on either server reads the same history.
+    for peers in (cluster.on_a, cluster.on_b):
+        carol = await peers.open("carol")
+        await carol.join("general", after_seq=0)
+        await carol.wait_for(has_in_room(carol, "general", 7))
+        assert [m.text for m in room_messages(carol, "general")] == expected
