@@ -87,6 +87,28 @@ class StoredMessage:
     wire: Any = field(default=None, repr=False, compare=False)
 
 
+def message_in(
+    conv: str, seq: int, sender: str, text: str, sent_at_ms: int, client_msg_id: str = ""
+) -> StoredMessage:
+    """A stored message of ``conv``, its room or DM peer derived from the key."""
+    room = to_user = ""
+    if is_room_key(conv):
+        room = conv[1:]
+    else:
+        a, b = dm_users(conv)
+        to_user = b if sender == a else a
+    return StoredMessage(
+        conv=conv,
+        seq=seq,
+        sender=sender,
+        text=text,
+        sent_at_ms=sent_at_ms,
+        client_msg_id=client_msg_id,
+        room=room,
+        to_user=to_user,
+    )
+
+
 @dataclass(slots=True, frozen=True)
 class Draft:
     """A message to append: everything but the seq the store assigns."""

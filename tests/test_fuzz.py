@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from chatrpc.client import ChatStream, auth_metadata, channel, login
 from chatrpc.v1 import chat_pb2 as pb
+from chatrpc.wire import varint as encode_varint
 
 from .conftest import WAIT, Peer, Peers, ServerProcess, start_server_process
 
@@ -214,20 +215,11 @@ def _send(target: str, name: str, text: str, cid: str) -> bytes:
     return _event(send=send)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _unknown_field(number: int, payload: bytes, varint: bool) -> bytes:
     """A field the schema does not have: a future oneof member or a new field."""
     if varint:
-        return _varint(number << 3) + _varint(len(payload))
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+        return encode_varint(number << 3) + encode_varint(len(payload))
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
 
 
 unknown = st.builds(

@@ -50,7 +50,15 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreUnavailable
-from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
+from ..model import (
+    Conversation,
+    Draft,
+    StoredMessage,
+    dm_users,
+    is_room_key,
+    message_in,
+    room_key,
+)
 from .base import Account, Store, StoreOptions
 
 log = logging.getLogger(__name__)
@@ -182,22 +190,13 @@ def _entry_seq(entry_id: str) -> int:
 
 
 def _message(conv: str, seq: int, fields: dict[str, str]) -> StoredMessage:
-    sender = fields.get("s", "")
-    room = to_user = ""
-    if is_room_key(conv):
-        room = conv[1:]
-    else:
-        a, b = dm_users(conv)
-        to_user = b if sender == a else a
-    return StoredMessage(
-        conv=conv,
-        seq=seq,
-        sender=sender,
-        text=fields.get("x", ""),
-        sent_at_ms=int(fields.get("t", "0")),
-        client_msg_id=fields.get("c", ""),
-        room=room,
-        to_user=to_user,
+    return message_in(
+        conv,
+        seq,
+        fields.get("s", ""),
+        fields.get("x", ""),
+        int(fields.get("t", "0")),
+        fields.get("c", ""),
     )
 
 

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreUnavailable
-from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
+from ..model import (
+    Conversation,
+    Draft,
+    StoredMessage,
+    dm_users,
+    is_room_key,
+    message_in,
+    room_key,
+)
 from .base import Account, Store, StoreOptions
 
 log = logging.getLogger(__name__)
@@ -104,22 +112,7 @@ def _now_ms() -> int:
 
 def _row_to_message(key: str, row: tuple[Any, ...]) -> StoredMessage:
     seq, sender, text, sent_at_ms, client_msg_id = row
-    room = to_user = ""
-    if is_room_key(key):
-        room = key[1:]
-    else:
-        a, b = dm_users(key)
-        to_user = b if sender == a else a
-    return StoredMessage(
-        conv=key,
-        seq=seq,
-        sender=sender,
-        text=text,
-        sent_at_ms=sent_at_ms,
-        client_msg_id=client_msg_id,
-        room=room,
-        to_user=to_user,
-    )
+    return message_in(key, seq, sender, text, sent_at_ms, client_msg_id)
 
 
 class SQLiteStore(Store):
