@@ -18,6 +18,8 @@ import json
 import os
 import platform
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -113,7 +115,12 @@ def fanout(
     scenario: str,
     prefix: str,
     batch: int = 64,
+    pub_server: Server | None = None,
 ) -> Result:
+    """Subscribers on ``server``; publishers there too, or on ``pub_server`` (two nodes).
+    CPU is the subscribers' server's (plus the publishers' when it is another)."""
+    pub_server = pub_server or server
+    pids = {server.proc.pid, pub_server.proc.pid}
     sub = load(
         "sub",
         "--kind",
@@ -137,7 +144,7 @@ def fanout(
         "--kind",
         kind,
         "--target",
-        server.address,
+        pub_server.address,
         "--count",
         "4",
         "--rate",
@@ -148,13 +155,13 @@ def fanout(
         f"{prefix}p",
     )
     time.sleep(0.5)  # let publishers connect and ramp up before the window opens
-    cpu0, t0 = cpu_seconds(server.proc.pid), time.perf_counter()
+    cpu0, t0 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
     sub.stdin.write("start\n")
     sub.stdin.flush()
     time.sleep(max(1.0, duration - 1.5))
     sub.stdin.write("stop\n")
     sub.stdin.flush()
-    cpu1, t1 = cpu_seconds(server.proc.pid), time.perf_counter()
+    cpu1, t1 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
     res = read_json(sub)
     read_json(pub)
     delivered = res["delivered"] / res["window_s"] if res["window_s"] else 0.0
@@ -219,6 +226,72 @@ def publish_throughput(server: Server, publishers: int, duration: float) -> floa
     return res["acked"] / duration
 
 
+def two_nodes(tmp: str, subs: int, duration: float, batch: int) -> list[Result]:
+    """Publishers on one chatrpc server, subscribers on another, sharing a Redis."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    redis = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            tmp,
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    nodes: list[Server] = []
+    out: list[Result] = []
+    try:
+        for _ in range(2):
+            for _attempt in range(50):  # redis-server takes a moment to listen
+                try:
+                    nodes.append(
+                        Server(
+                            [
+                                str(BIN / "chatrpc-server"),
+                                "--port",
+                                "0",
+                                "--store",
+                                f"redis://127.0.0.1:{port}/0",
+                                "--rate-limit",
+                                "0",
+                                "--login-rate",
+                                "0",
+                                "--log-level",
+                                "warning",
+                            ]
+                        )
+                    )
+                    break
+                except SystemExit:
+                    time.sleep(0.1)
+        a, b = nodes
+        blast = fanout(b, "chat", subs, 0, duration, "2-node blast", "rb", batch, pub_server=a)
+        out.append(blast)
+        print(_row(blast), flush=True)
+        rate = 0.5 * blast.delivered_per_s / subs
+        steady = fanout(b, "chat", subs, rate, duration, "2-node steady", "rs", batch, pub_server=a)
+        out.append(steady)
+        print(_row(steady), flush=True)
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.terminate()
+        redis.wait(15)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
@@ -232,6 +305,13 @@ def main() -> None:
         help="events per frame chatrpc subscribers ask for (1: no batching)",
     )
     p.add_argument("--profile", metavar="SVG", help="record the chatrpc server with py-spy")
+    p.add_argument(
+        "--two-node",
+        type=int,
+        default=100,
+        metavar="C",
+        help="subscribers for the two-node run over Redis (0: skip; needs redis-server)",
+    )
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="chatrpc-bench-")
     chat = Server(
@@ -294,6 +374,8 @@ def main() -> None:
                 f"{extra[f'idle_kib_per_subscriber_{kind}']:.1f} KiB",
                 flush=True,
             )
+        if args.two_node and shutil.which("redis-server"):
+            results.extend(two_nodes(tmp, args.two_node, args.duration, args.batch))
         extra["committed_per_s_50_publishers"] = publish_throughput(chat, 50, args.duration)
         print(
             f"committed msgs/s, 50 publishers, a room each (chat, SQLite): "
@@ -343,7 +425,7 @@ def table(results: list[Result]) -> str:
     ]
     by = {(r.scenario, r.subscribers, r.server): r for r in results}
     for (scenario, subs, server), r in by.items():
-        if server != "chat":
+        if server != "chat" or (scenario, subs, "raw") not in by:
             continue
         b = by[(scenario, subs, "raw")]
         ratio = r.delivered_per_s / b.delivered_per_s if b.delivered_per_s else 0
