@@ -60,7 +60,7 @@ test: $(STAMP) system-deps proto-check
 
 # chatrpc against a raw grpcio fan-out baseline, in one run (a few minutes); not part of test.
 BENCH_ARGS ?=
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # The loss checker for longer (SOAK_SECONDS, default 60), outside make test.
