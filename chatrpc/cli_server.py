@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a client that does not answer a ping in time (default %(default)s)",
     )
     g.add_argument(
+        "--presence-ttl",
+        type=_positive(float),
+        default=so.presence_ttl_s,
+        metavar="SECONDS",
+        help="with a shared (Redis) store: a server's online users are forgotten this"
+        " long after its last heartbeat (default %(default)s)",
+    )
+    g.add_argument(
         "--presence-max-sessions",
         type=_positive(int),
         default=lim.presence_max_sessions,
@@ -246,6 +254,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             idempotency_window_s=float(args.idempotency_window),
             retention_max_messages=int(args.retention_max_messages),
             retention_max_age_s=float(args.retention_max_age),
+            presence_ttl_s=max(0.5, float(args.presence_ttl)),
         ),
         queue_size=max(1, int(args.queue_size)),
         keepalive_s=float(args.keepalive),

@@ -11,6 +11,7 @@ No gRPC here: problems are raised as :class:`chatrpc.errors.ChatError`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -82,6 +83,9 @@ class Hub:
         self._revoked: set[Session] = set()
         self._send_budget = Buckets(self.limits.rate_limit, self.limits.rate_burst)
         store.set_listener(self._on_commit)
+        store.set_presence_listener(self._on_remote_presence)
+        #: Presence reports to the store in flight (kept so they are not collected).
+        self._reports: set[asyncio.Task[None]] = set()
 
     # -- sessions --------------------------------------------------------------------
 
@@ -151,8 +155,36 @@ class Hub:
             session.end(EndReason.SHUTDOWN)
 
     def online(self, room: str) -> list[str]:
-        """Users with a session in ``room`` now, sorted."""
+        """Users with a session in ``room`` on this server now, sorted."""
         return sorted({s.user for s in self._rooms.get(room, {})})
+
+    async def online_everywhere(self, room: str) -> list[str]:
+        """Users online in ``room`` on this server or, with a shared store, any other."""
+        local = self.online(room)
+        try:
+            remote = await self.store.online_users(room)
+        except ChatError:
+            remote = None  # the shared store is down: say what this server knows
+        return sorted(set(local).union(remote or ()))
+
+    def _report(self, room: str, user: str, online: bool) -> None:
+        """Tells the store (and so the other servers) that a user came or went here."""
+
+        async def report() -> None:
+            try:
+                await self.store.set_online(room, user, online)
+            except ChatError as exc:
+                log.info("presence of %s in #%s not shared: %s", user, room, exc.message)
+
+        task = asyncio.create_task(report())
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    def _on_remote_presence(self, room: str, user: str, online: bool) -> None:
+        """A user came online in ``room`` on another server, or left it there."""
+        if any(s.user == user for s in self._rooms.get(room, ())):
+            return  # online here too: what the room sees does not change
+        self._announce(room, Presence(room, user, joined=online), skip=None)
 
     def _subscribe(self, session: Session, room: str) -> None:
         if room not in self._rooms:
@@ -163,6 +195,7 @@ class Hub:
         session.rooms.add(room)
         if first:
             self._announce(room, Presence(room, session.user, joined=True), skip=session)
+            self._report(room, session.user, True)
 
     def _unsubscribe(self, session: Session, room: str) -> None:
         session.rooms.discard(room)
@@ -176,8 +209,9 @@ class Hub:
             self.store.unwatch(room_key(room))
         if all(s.user != session.user for s in subs):
             self._announce(room, Presence(room, session.user, joined=False), skip=session)
+            self._report(room, session.user, False)
 
-    def _announce(self, room: str, presence: Presence, skip: Session) -> None:
+    def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:
         subs = self._rooms.get(room, {})
         cap = self.limits.presence_max_sessions
         if cap and len(subs) > cap:
@@ -255,7 +289,7 @@ class Hub:
         self, conv: str, after_seq: int | None, epoch: str, *, room: str = "", with_user: str = ""
     ) -> Replay:
         last = await self.store.last_seq(conv)
-        members = tuple(self.online(room)) if room else ()
+        members = tuple(await self.online_everywhere(room)) if room else ()
         messages: list[StoredMessage] = []
         complete = False
         floor = last
@@ -420,13 +454,13 @@ class Hub:
     async def rooms(self) -> list[tuple[str, int, int]]:
         """Every room: (name, users online, last seq)."""
         return [
-            (c.key[1:], len(self.online(c.key[1:])), c.last_seq)
+            (c.key[1:], len(await self.online_everywhere(c.key[1:])), c.last_seq)
             for c in await self.store.list_rooms()
         ]
 
-    def members(self, room: str) -> tuple[str, list[str]]:
+    async def members(self, room: str) -> tuple[str, list[str]]:
         room = normalize_name(room, "room")
-        return room, self.online(room)
+        return room, await self.online_everywhere(room)
 
     async def directs(self, user: str) -> list[tuple[str, int]]:
         """The user's DM conversations: (other user, last seq)."""

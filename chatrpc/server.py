@@ -196,7 +196,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListMembersResponse:
         await self._user(context)
-        room, members = self.hub.members(request.room)
+        room, members = await self.hub.members(request.room)
         return pb.ListMembersResponse(room=room, members=members)
 
     @_unary

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from chatrpc.client import auth_metadata, channel
 from chatrpc.v1 import chat_pb2 as pb
+from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
 from .conftest import WAIT, Peer, Peers, ServerProcess, start_server_process
 from .redis_fixture import REDIS_SERVER, RedisServer, redis_server_in
@@ -258,3 +260,54 @@ async def test_a_redis_restart_gives_retryable_errors_and_loses_nothing_acknowle
         await carol.join("general", after_seq=0)
         await carol.wait_for(has_in_room(carol, "general", 7))
         assert [m.text for m in room_messages(carol, "general")] == expected
+
+
+async def test_presence_crosses_servers_and_a_killed_servers_users_drop_out(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    args = ("--store", redis.url, "--presence-ttl", "1.5", "--log-level", "warning")
+    a = start_server_process(*args, log_dir=tmp_path)
+    b = start_server_process(*args, log_dir=tmp_path)
+    on_a, on_b = Peers(a.address), Peers(b.address)
+    on_b.tokens = on_a.tokens
+    ch = channel(a.address)
+    stub = pb_grpc.ChatServiceStub(ch)
+
+    def saw(peer: Peer, user: str, kind: int, times: int = 1) -> Callable[..., bool]:
+        return lambda ev: (
+            sum(p.user == user and p.kind == kind for p in peer.of("presence")) >= times
+        )
+
+    async def members_on_a(token: str) -> list[str]:
+        reply = await stub.ListMembers(
+            pb.ListMembersRequest(room="lobby"), metadata=auth_metadata(token)
+        )
+        return list(reply.members)
+
+    try:
+        alice = await on_a.open("alice")
+        await alice.join("lobby")
+        bob = await on_b.open("bob")
+        joined = await bob.join("lobby")
+        assert list(joined.members) == ["alice", "bob"]  # alice is on the other server
+        await alice.wait_for(saw(alice, "bob", pb.Presence.JOINED))
+        assert await members_on_a(alice.token) == ["alice", "bob"]
+        # Leaving on B is announced on A.
+        await bob.stream.leave("lobby")
+        await alice.wait_for(saw(alice, "bob", pb.Presence.LEFT))
+        assert await members_on_a(alice.token) == ["alice"]
+        # bob comes back, then his server dies without a word: the heartbeats stop
+        # and A forgets him within the presence TTL (an expiry has no event: poll).
+        await bob.join("lobby")
+        await alice.wait_for(saw(alice, "bob", pb.Presence.JOINED, times=2))
+        b.stop(signal.SIGKILL)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while await members_on_a(alice.token) != ["alice"]:
+            assert asyncio.get_running_loop().time() < deadline, "bob never dropped out"
+            await asyncio.sleep(0.2)
+    finally:
+        await ch.close()
+        await on_a.close()
+        await on_b.close()
+        b.stop(signal.SIGKILL)
+        a.stop(signal.SIGKILL)

@@ -38,6 +38,7 @@ from ..errors import invalid
 from ..model import Conversation, Draft, StoredMessage
 
 Listener = Callable[[Sequence[StoredMessage]], None]
+PresenceListener = Callable[[str, str, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,9 @@ class StoreOptions:
     retention_max_messages: int = 0
     #: Drop messages older than this many seconds (0: keep forever).
     retention_max_age_s: float = 0
+    #: A store shared by several servers forgets a server's online users this
+    #: long after its last heartbeat (a crashed server's users drop out).
+    presence_ttl_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class Store(abc.ABC):
     def __init__(self, options: StoreOptions | None = None) -> None:
         self.options = options or StoreOptions()
         self._listener: Listener = _no_listener
+        self._presence_listener: PresenceListener = _no_presence
 
     #: Identifies this history; set by :meth:`open`.
     epoch: str = ""
@@ -88,6 +93,25 @@ class Store(abc.ABC):
     def unwatch(self, key: str) -> None:
         """Ends :meth:`watch` for ``key`` (called once the last local session left)."""
         del key
+
+    # -- presence shared between servers (no-ops for a single-process store) ------------
+
+    def set_presence_listener(self, listener: PresenceListener) -> None:
+        """Registers the callback for users other servers report online or gone:
+        ``listener(room, user, online)``, on the event loop."""
+        self._presence_listener = listener
+
+    async def set_online(self, room: str, user: str, online: bool) -> None:
+        """Reports that ``user`` has (or no longer has) a session in ``room`` on this
+        server. A shared store tells the other servers and keeps the fact alive
+        with heartbeats until it is withdrawn or this server stops."""
+        del room, user, online
+
+    async def online_users(self, room: str) -> list[str] | None:
+        """Users online in ``room`` on any server, or None if the store shares no
+        presence (then the hub's own sessions are all there is)."""
+        del room
+        return None
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -186,6 +210,10 @@ class Store(abc.ABC):
 
 def _no_listener(messages: Sequence[StoredMessage]) -> None:
     del messages
+
+
+def _no_presence(room: str, user: str, online: bool) -> None:
+    del room, user, online
 
 
 def open_store(url: str, options: StoreOptions | None = None) -> Store:

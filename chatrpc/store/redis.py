@@ -154,6 +154,15 @@ return 1
 """
 
 
+#: Presence changes from every server, and how many of them Redis keeps.
+PRESENCE = f"{P}presence"
+PRESENCE_MAXLEN = 10_000
+
+
+def _online(room: str) -> str:
+    return f"{P}online:{room}"
+
+
 def _conv_stream(conv: str) -> str:
     return f"{P}conv:{conv}"
 
@@ -241,6 +250,12 @@ class RedisStore(Store):
         self._wake_key = f"{P}wake:{secrets.token_hex(8)}"
         self._wake_id = "0-0"
         self._poke_task: asyncio.Task[None] | None = None
+        #: This server among the others, for presence: its id, the (room, user)
+        #: pairs it reports online, where the reader is in the presence stream.
+        self._node = secrets.token_hex(6)
+        self._here: set[tuple[str, str]] = set()
+        self._presence_id = "0-0"
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -267,8 +282,14 @@ class RedisStore(Store):
         except BaseException:
             await self._release_clients()
             raise
+        try:
+            self._presence_id = await self._call(self._last_presence_id)
+        except BaseException:
+            await self._release_clients()
+            raise
         self._writer = asyncio.create_task(self._write_loop(), name="chatrpc-redis-writer")
         self._reader = asyncio.create_task(self._read_loop(), name="chatrpc-redis-reader")
+        self._heartbeat = asyncio.create_task(self._beat(), name="chatrpc-redis-heartbeat")
         log.info("Redis store at %s (epoch %s)", self.url, self.epoch)
 
     async def _load_epoch(self) -> str:
@@ -280,6 +301,10 @@ class RedisStore(Store):
     async def close(self) -> None:
         if self._closed:
             return
+        if self._heartbeat is not None:
+            await _cancel(self._heartbeat)
+        with contextlib.suppress(StoreUnavailable):
+            await self._withdraw_presence()
         self._closed = True
         if self._writer is not None:
             self._queue.put_nowait(None)  # finishes what is queued, then stops
@@ -626,6 +651,7 @@ class RedisStore(Store):
             log.warning("Redis lost its data (epoch %s is now %s)", self.epoch, epoch)
             self.epoch = epoch
             self._notified.clear()
+            self._presence_id = "0-0"
             for key in self._watch_start:
                 self._watch_start[key] = 0
                 if key.startswith("@"):
@@ -647,6 +673,7 @@ class RedisStore(Store):
             if is_room_key(key) and key in self._notified:
                 streams[_conv_stream(key)] = f"{self._notified[key]}-0"
                 rooms[_conv_stream(key)] = key
+        streams[PRESENCE] = self._presence_id
         inboxes: dict[str, str] = {}
         for user, cursor in self._inbox_cursor.items():
             streams[_inbox(user)] = cursor
@@ -664,6 +691,8 @@ class RedisStore(Store):
                 await self._on_room_entries(rooms[stream], entries)
             elif stream in inboxes:
                 await self._on_inbox_entries(inboxes[stream], entries)
+            elif stream == PRESENCE:
+                self._on_presence_entries(entries)
 
     async def _on_room_entries(self, conv: str, entries: list[Entry]) -> None:
         async with self._deliver_lock:
@@ -688,6 +717,78 @@ class RedisStore(Store):
         # Moved on only once delivered: a failure reads the same pointers again.
         if user in self._inbox_cursor:
             self._inbox_cursor[user] = entries[-1][0]
+
+    # -- presence between servers -------------------------------------------------------
+
+    async def _last_presence_id(self) -> str:
+        newest = _entries(await self._r().xrevrange(PRESENCE, count=1))
+        return newest[0][0] if newest else "0-0"
+
+    def _expiry_ms(self) -> int:
+        return int((time.time() + self.options.presence_ttl_s) * 1000)
+
+    async def set_online(self, room: str, user: str, online: bool) -> None:
+        """Adds or removes ``node|user`` in the room's online set (scored by expiry,
+        refreshed by :meth:`_beat`) and tells the other servers on the presence stream."""
+        if online:
+            self._here.add((room, user))
+        else:
+            self._here.discard((room, user))
+        member = f"{self._node}|{user}"
+
+        async def do() -> None:
+            pipe = self._r().pipeline(transaction=False)
+            if online:
+                pipe.zadd(_online(room), {member: self._expiry_ms()})
+            else:
+                pipe.zrem(_online(room), member)
+            event: dict[Any, Any] = {
+                "n": self._node,
+                "r": room,
+                "u": user,
+                "o": "1" if online else "0",
+            }
+            pipe.xadd(PRESENCE, event, maxlen=PRESENCE_MAXLEN, approximate=True)
+            await pipe.execute()
+
+        await self._call(do)
+
+    async def online_users(self, room: str) -> list[str]:
+        async def do() -> list[str]:
+            now = int(time.time() * 1000)
+            members = _strs(await self._r().zrangebyscore(_online(room), now, "+inf"))
+            return sorted({m.split("|", 1)[1] for m in members})
+
+        return await self._call(do)
+
+    async def _beat(self) -> None:
+        """Refreshes this server's online users, so only a live server keeps them."""
+        while True:
+            await asyncio.sleep(self.options.presence_ttl_s / 3)
+            if not self._here:
+                continue
+            try:
+                pipe = self._r().pipeline(transaction=False)
+                expiry = self._expiry_ms()
+                now = int(time.time() * 1000)
+                for room, user in self._here:
+                    pipe.zadd(_online(room), {f"{self._node}|{user}": expiry})
+                for room in {room for room, _ in self._here}:
+                    pipe.zremrangebyscore(_online(room), "-inf", now)
+                await self._unavailable_on_error(pipe.execute())
+            except (RedisError, StoreUnavailable) as exc:
+                log.info("presence heartbeat failed: %s", exc)
+
+    async def _withdraw_presence(self) -> None:
+        """On close: this server's users are gone from every room, at once."""
+        for room, user in list(self._here):
+            await self.set_online(room, user, False)
+
+    def _on_presence_entries(self, entries: list[Entry]) -> None:
+        self._presence_id = entries[-1][0]
+        for _, fields in entries:
+            if fields.get("n") != self._node:
+                self._presence_listener(fields["r"], fields["u"], fields.get("o") == "1")
 
     # -- messages --------------------------------------------------------------------
 
