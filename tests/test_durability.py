@@ -14,6 +14,7 @@ import pytest
 
 from chatrpc.client import ChatClient, ChatStream, State, auth_metadata, channel, login
 from chatrpc.hub import Limits
+from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
@@ -295,133 +296,143 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
     At the end, every client's view of every room equals History exactly: each
     acknowledged message once, in seq order, nothing missing.
     """
-    rng = random.Random(2026)
+    async with running_server(f"sqlite://{tmp_path / 'chat.db'}", queue_size=16) as srv:
+        await check_for_loss([srv])
+
+
+async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
+    """The loss checker over one or several servers of one chat (clients spread over
+    them, each through a fault-injecting proxy)."""
+    rng = random.Random(seed)
     rooms = ["alpha", "beta", "gamma"]
     n_clients = 20
     # `make soak` runs it longer.
     min_seconds = float(os.environ.get("CHATRPC_SOAK_SECONDS", "3"))
-    async with running_server(f"sqlite://{tmp_path / 'chat.db'}", queue_size=16) as srv:
-        proxy = FaultProxy(srv.port, rng)
+    srv = servers[0]
+    proxies = [FaultProxy(server.port, rng) for server in servers]
+    for proxy in proxies:
         await proxy.start()
-        views: dict[str, dict[str, list[tuple[int, str]]]] = {}
-        clients: list[ChatClient] = []
-        reasons: list[str] = []
-        progress = asyncio.Event()  # set on every received message and reconnect
-        ch = channel(target(srv))
+    views: dict[str, dict[str, list[tuple[int, str]]]] = {}
+    clients: list[ChatClient] = []
+    reasons: list[str] = []
+    progress = asyncio.Event()  # set on every received message and reconnect
+    ch = channel(target(srv))
 
-        async def until(condition: Callable[[], bool]) -> None:
-            while not condition():
-                progress.clear()
-                await progress.wait()
+    async def until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            progress.clear()
+            await progress.wait()
 
-        try:
-            for i in range(n_clients):
-                user = f"user{i}"
-                token = (await login(ch, user)).token
-                view: dict[str, list[tuple[int, str]]] = {r: [] for r in rooms}
-                views[user] = view
+    try:
+        for i in range(n_clients):
+            user = f"user{i}"
+            token = (await login(ch, user)).token
+            view: dict[str, list[tuple[int, str]]] = {r: [] for r in rooms}
+            views[user] = view
 
-                def on_event(event: pb.ServerEvent, view=view) -> None:
-                    if event.WhichOneof("event") == "message" and event.message.room:
-                        view[event.message.room].append(
-                            (event.message.seq, event.message.client_msg_id)
-                        )
-                        progress.set()
-
-                def on_state(state: State, detail: str) -> None:
-                    if state is State.RECONNECTING:
-                        reasons.append(detail)
-                        progress.set()
-
-                client = ChatClient(
-                    proxy.address,
-                    user,
-                    token,
-                    on_event=on_event,
-                    on_state=on_state,
-                    backoff_initial=0.05,
-                    backoff_max=0.5,
-                    channel_options=[
-                        # A connection of its own (grpc shares one per target by default),
-                        # and a small window so a stalled link backs up to the server.
-                        ("grpc.use_local_subchannel_pool", 1),
-                        ("grpc.http2.bdp_probe", 0),
-                        ("grpc.http2.lookahead_bytes", 8192),
-                    ],
-                )
-                await client.start()
-                clients.append(client)
-            my_rooms = {c.user: rng.sample(rooms, 2) for c in clients}
-            for c in clients:
-                for room in my_rooms[c.user]:
-                    await c.join(room)
-
-            sending = True
-            acked = 0
-
-            async def chatter(c: ChatClient) -> None:
-                nonlocal acked
-                k = 0
-                while sending:
-                    room = rng.choice(my_rooms[c.user])
-                    await c.send(f"{c.user} {k} " + "z" * 200, room=room)
-                    acked += 1
-                    k += 1
-                    if rng.random() < 0.3:
-                        await asyncio.sleep(rng.random() * 0.02)
-
-            async def inject() -> None:
-                while sending:
-                    await asyncio.sleep(rng.uniform(0.05, 0.3))
-                    if rng.random() < 0.5:
-                        proxy.drop_random()
-                    else:
-                        stalls.add(asyncio.create_task(proxy.stall_random(rng.uniform(0.5, 2.0))))
-
-            async def enough_faults() -> None:
-                # Run a few seconds, and on until both kinds of fault have cut sessions off.
-                await asyncio.sleep(min_seconds)
-                await until(
-                    lambda: (
-                        any("RESOURCE_EXHAUSTED" in r for r in reasons)
-                        and any("UNAVAILABLE" in r for r in reasons)
+            def on_event(event: pb.ServerEvent, view=view) -> None:
+                if event.WhichOneof("event") == "message" and event.message.room:
+                    view[event.message.room].append(
+                        (event.message.seq, event.message.client_msg_id)
                     )
-                )
+                    progress.set()
 
-            stalls: set[asyncio.Task[None]] = set()
-            workers = [asyncio.create_task(chatter(c)) for c in clients]
-            injector = asyncio.create_task(inject())
-            try:
-                await asyncio.wait_for(enough_faults(), min_seconds + 40)
-            finally:
-                sending = False
-            await injector
-            await asyncio.gather(*stalls)
-            await asyncio.wait_for(asyncio.gather(*workers), 30)
-            # Everything acknowledged; let every client catch up to the newest seq.
-            stored: dict[str, list[tuple[int, str]]] = {}
-            group = Peers(target(srv))
-            auditor = await group.open("auditor")
-            for room in rooms:
-                await auditor.join(room)
-                page = await _history(target(srv), auditor.token, room)
-                stored[room] = [(m.seq, m.client_msg_id) for m in page]
+            def on_state(state: State, detail: str) -> None:
+                if state is State.RECONNECTING:
+                    reasons.append(detail)
+                    progress.set()
 
-            await asyncio.wait_for(
-                until(
-                    lambda: all(
-                        views[c.user][room][-1:] == stored[room][-1:]
-                        for c in clients
-                        for room in my_rooms[c.user]
-                    )
-                ),
-                30,
+            client = ChatClient(
+                proxies[i % len(proxies)].address,
+                user,
+                token,
+                on_event=on_event,
+                on_state=on_state,
+                backoff_initial=0.05,
+                backoff_max=0.5,
+                channel_options=[
+                    # A connection of its own (grpc shares one per target by default),
+                    # and a small window so a stalled link backs up to the server.
+                    ("grpc.use_local_subchannel_pool", 1),
+                    ("grpc.http2.bdp_probe", 0),
+                    ("grpc.http2.lookahead_bytes", 8192),
+                ],
             )
-            await group.close()
+            await client.start()
+            clients.append(client)
+        my_rooms = {c.user: rng.sample(rooms, 2) for c in clients}
+        for c in clients:
+            for room in my_rooms[c.user]:
+                await c.join(room)
+
+        sending = True
+        acked = 0
+
+        async def chatter(c: ChatClient) -> None:
+            nonlocal acked
+            k = 0
+            while sending:
+                room = rng.choice(my_rooms[c.user])
+                await c.send(f"{c.user} {k} " + "z" * 200, room=room)
+                acked += 1
+                k += 1
+                if rng.random() < 0.3:
+                    await asyncio.sleep(rng.random() * 0.02)
+
+        async def inject() -> None:
+            while sending:
+                await asyncio.sleep(rng.uniform(0.05, 0.3))
+                proxy = rng.choice(proxies)
+                if rng.random() < 0.5:
+                    proxy.drop_random()
+                else:
+                    stalls.add(asyncio.create_task(proxy.stall_random(rng.uniform(0.5, 2.0))))
+
+        async def enough_faults() -> None:
+            # Run a few seconds, and on until both kinds of fault have cut sessions off.
+            await asyncio.sleep(min_seconds)
+            await until(
+                lambda: (
+                    any("RESOURCE_EXHAUSTED" in r for r in reasons)
+                    and any("UNAVAILABLE" in r for r in reasons)
+                )
+            )
+
+        stalls: set[asyncio.Task[None]] = set()
+        workers = [asyncio.create_task(chatter(c)) for c in clients]
+        injector = asyncio.create_task(inject())
+        try:
+            await asyncio.wait_for(enough_faults(), min_seconds + 40)
         finally:
-            for c in clients:
-                await c.aclose()
-            await ch.close()
+            sending = False
+        await injector
+        await asyncio.gather(*stalls)
+        await asyncio.wait_for(asyncio.gather(*workers), 30)
+        # Everything acknowledged; let every client catch up to the newest seq.
+        stored: dict[str, list[tuple[int, str]]] = {}
+        group = Peers(target(srv))
+        auditor = await group.open("auditor")
+        for room in rooms:
+            await auditor.join(room)
+            page = await _history(target(srv), auditor.token, room)
+            stored[room] = [(m.seq, m.client_msg_id) for m in page]
+
+        await asyncio.wait_for(
+            until(
+                lambda: all(
+                    views[c.user][room][-1:] == stored[room][-1:]
+                    for c in clients
+                    for room in my_rooms[c.user]
+                )
+            ),
+            30,
+        )
+        await group.close()
+    finally:
+        for c in clients:
+            await c.aclose()
+        await ch.close()
+        for proxy in proxies:
             await proxy.close()
     assert sum(len(v) for v in stored.values()) == acked
     for room in rooms:
@@ -430,12 +441,14 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
     for c in clients:
         for room in my_rooms[c.user]:
             assert views[c.user][room] == stored[room], (c.user, room)
-    assert proxy.drops > 0 and proxy.stalls > 0
+    drops = sum(p.drops for p in proxies)
+    stalls_done = sum(p.stalls for p in proxies)
+    assert drops > 0 and stalls_done > 0
     assert sum(c.reconnects for c in clients) > 0
     # Both kinds of fault hit sessions: dropped links and slow consumers cut off.
     assert any("RESOURCE_EXHAUSTED" in r for r in reasons)
     assert any("UNAVAILABLE" in r for r in reasons)
-    print(f"loss checker: {acked} messages, {proxy.drops} drops, {proxy.stalls} stalls")
+    print(f"loss checker: {acked} messages, {drops} drops, {stalls_done} stalls")
 
 
 async def test_the_client_library_fills_a_gap_longer_than_the_replay_from_history() -> None:
