@@ -121,6 +121,19 @@ class Draft:
     room: str = ""
     to_user: str = ""
 
+    def stored(self, seq: int) -> StoredMessage:
+        """The message as stored under ``seq``."""
+        return StoredMessage(
+            conv=self.conv,
+            seq=seq,
+            sender=self.sender,
+            text=self.text,
+            sent_at_ms=self.sent_at_ms,
+            client_msg_id=self.client_msg_id,
+            room=self.room,
+            to_user=self.to_user,
+        )
+
 
 @dataclass(slots=True, frozen=True)
 class Conversation:

@@ -37,16 +37,7 @@ class MemoryStore(Store):
                 return replace(hit[1], wire=None), True
         seq = self._last_seq.get(draft.conv, 0) + 1
         self._last_seq[draft.conv] = seq
-        msg = StoredMessage(
-            conv=draft.conv,
-            seq=seq,
-            sender=draft.sender,
-            text=draft.text,
-            sent_at_ms=draft.sent_at_ms,
-            client_msg_id=draft.client_msg_id,
-            room=draft.room,
-            to_user=draft.to_user,
-        )
+        msg = draft.stored(seq)
         log = self._messages.setdefault(draft.conv, [])
         log.append(msg)
         self._apply_retention(log, draft.sent_at_ms)

@@ -587,16 +587,7 @@ class RedisStore(Store):
         async with self._deliver_lock:
             for draft, res in zip(drafts, raw, strict=True):
                 if int(res[0]) == 1:
-                    msg = StoredMessage(
-                        conv=draft.conv,
-                        seq=int(res[1]),
-                        sender=draft.sender,
-                        text=draft.text,
-                        sent_at_ms=draft.sent_at_ms,
-                        client_msg_id=draft.client_msg_id,
-                        room=draft.room,
-                        to_user=draft.to_user,
-                    )
+                    msg = draft.stored(int(res[1]))
                     await self._unavailable_on_error(self._deliver(msg.conv, msg.seq, msg))
                     results.append((msg, False))
                 else:

@@ -410,17 +410,7 @@ class SQLiteStore(Store):
                 " VALUES (?, ?, ?, ?, ?)",
                 (draft.sender, draft.client_msg_id, conv_id, seq, now),
             )
-        msg = StoredMessage(
-            conv=draft.conv,
-            seq=seq,
-            sender=draft.sender,
-            text=draft.text,
-            sent_at_ms=draft.sent_at_ms,
-            client_msg_id=draft.client_msg_id,
-            room=draft.room,
-            to_user=draft.to_user,
-        )
-        return msg, False
+        return draft.stored(seq), False
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         touched: list[int] = []
