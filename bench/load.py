@@ -148,6 +148,15 @@ async def subscribers(args: argparse.Namespace) -> None:
         await ch.close()
 
 
+async def _pace(start: float, k: int, rate: float) -> None:
+    """Waits until the k-th message of a publisher sending ``rate`` per second is due
+    (at once when rate is 0: blast)."""
+    if rate:
+        delay = start + k / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 async def publishers(args: argparse.Namespace) -> None:
     per_pub_rate = args.rate / args.count if args.rate else 0.0
     sent = 0
@@ -177,11 +186,7 @@ async def publishers(args: argparse.Namespace) -> None:
         k = 0
         start = time.perf_counter()
         while time.perf_counter() < deadline:
-            if per_pub_rate:
-                due = start + k / per_pub_rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            await _pace(start, k, per_pub_rate)
             await window.acquire()  # at most `window` unacknowledged sends
             await stream.send(stamp(k), room=room, client_msg_id=f"{i}-{k}")
             sent += 1
@@ -200,11 +205,7 @@ async def publishers(args: argparse.Namespace) -> None:
         k = 0
         start = time.perf_counter()
         while time.perf_counter() < deadline:
-            if per_pub_rate:
-                due = start + k / per_pub_rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            await _pace(start, k, per_pub_rate)
             await call.write(stamp(k).encode())
             sent += 1
             k += 1
