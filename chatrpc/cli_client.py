@@ -33,11 +33,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+# grpc core logs to stderr on its own (e.g. a TLS handshake failure) and reads
+# this when imported; the client reports what matters in one line.
+# GRPC_VERBOSITY=debug brings it back.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import grpc
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from . import __version__
-from .client import ChatClient, ClientClosed, SendError, channel, login
+from .client import ChannelSecurity, ChatClient, ClientClosed, SendError, channel, login
 from .tui import (
     CONTEXT_DEFAULT,
     CommandError,
@@ -102,6 +107,12 @@ class TokenFile:
 
 def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str) -> str:
     details = exc.details() or ""
+    low = details.lower()
+    if "certificate_verify_failed" in low or "handshake failed" in low:
+        return (
+            f"cannot reach {server}: TLS handshake failed (is the server's certificate"
+            " trusted? --tls-ca names its CA)"
+        )
     if exc.code() == grpc.StatusCode.UNAVAILABLE and (
         "connect" in details.lower() or "refused" in details.lower() or "dns" in details.lower()
     ):
@@ -110,10 +121,16 @@ def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str) -> str:
     return f"{server}: {details or exc.code().name}"
 
 
-async def obtain_token(server: str, user: str, password: str, tokens: TokenFile) -> tuple[str, str]:
+async def obtain_token(
+    server: str,
+    user: str,
+    password: str,
+    tokens: TokenFile,
+    security: ChannelSecurity | None = None,
+) -> tuple[str, str]:
     """Logs in with the stored token, or claims the name; returns (user, token)."""
     stored = tokens.get(server, user.lower())
-    ch = channel(server)
+    ch = channel(server, security=security)
     try:
         try:
             response = await login(ch, user, password=password, token=stored)
@@ -137,6 +154,19 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
+
+
+def _security(args: argparse.Namespace, p: argparse.ArgumentParser) -> ChannelSecurity | None:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_server_name):
+        return None
+    try:
+        return ChannelSecurity.from_files(
+            args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name
+        )
+    except OSError as exc:
+        p.error(f"cannot read {exc.filename}: {exc.strerror}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -174,7 +204,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="VAR",
         help="read the account password from this environment variable",
     )
+    tls = p.add_argument_group("TLS (plaintext unless one of these is given)")
+    tls.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
+    tls.add_argument("--tls-ca", metavar="PEM", help="TLS, trusting this CA (e.g. certs/ca.pem)")
+    tls.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mutual TLS")
+    tls.add_argument("--tls-key", metavar="PEM", help="its private key")
+    tls.add_argument(
+        "--tls-server-name", metavar="NAME", help="name to verify in the server's certificate"
+    )
     args = p.parse_args(argv)
+    args.security = _security(args, p)
     if not args.user:
         p.error("--user is required (or set CHATRPC_USER)")
     if ":" not in args.server:
@@ -269,8 +308,10 @@ async def _join_first_room(conversation: Conversation, room: str) -> None:
 
 async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     """Sends the lines of ``stdin``, prints events to ``out``; returns the exit code."""
-    user, token = await obtain_token(args.server, args.user, _password(args), TokenFile())
-    client = ChatClient(args.server, user, token)
+    user, token = await obtain_token(
+        args.server, args.user, _password(args), TokenFile(), args.security
+    )
+    client = ChatClient(args.server, user, token, security=args.security)
     body = asyncio.current_task()
 
     def stop() -> None:
@@ -321,9 +362,11 @@ async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
 
 async def run_interactive(args: argparse.Namespace) -> int:
     """The prompt on a terminal, until /quit, Ctrl-D or Ctrl-C; returns the exit code."""
-    user, token = await obtain_token(args.server, args.user, _password(args), TokenFile())
+    user, token = await obtain_token(
+        args.server, args.user, _password(args), TokenFile(), args.security
+    )
     color = colors_wanted(sys.stdout)
-    client = ChatClient(args.server, user, token)
+    client = ChatClient(args.server, user, token, security=args.security)
 
     def emit(line: str) -> None:
         # sys.stdout as it is now: patch_stdout's proxy, which prints above the prompt.

@@ -200,3 +200,49 @@ def test_make_certs_writes_private_keys_readable_only_by_their_owner(certs: DevC
     for key in (certs.ca_key, certs.server_key, certs.client_key):
         assert key.stat().st_mode & 0o077 == 0, key
     assert pb.DESCRIPTOR.services_by_name["ChatService"].methods_by_name["Logout"]
+
+
+def test_chatrpc_client_chats_over_tls_with_the_ca_and_is_refused_without_it(
+    certs: DevCerts, tmp_path: Path, client_env: dict[str, str]
+) -> None:
+    sp = start_server_process(
+        *("--store", "memory://", "--log-level", "warning"),
+        *("--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key)),
+        log_dir=tmp_path,
+    )
+    cli = [str(BIN / "chatrpc-client"), "--user", "alice", "--server", sp.address]
+    try:
+        ok = subprocess.run(
+            [*cli, "--tls-ca", str(certs.ca)],
+            input="over tls\n",
+            capture_output=True,
+            text=True,
+            env=client_env,
+            timeout=30,
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert "#general <alice> over tls" in ok.stdout
+        # With the system's CAs the certificate is not trusted: one line, exit 1.
+        refused = subprocess.run(
+            [*cli, "--tls"],
+            input="x\n",
+            capture_output=True,
+            text=True,
+            env=client_env,
+            timeout=30,
+        )
+        assert refused.returncode == 1
+        assert (
+            refused.stderr.startswith("chatrpc-client: ") and len(refused.stderr.splitlines()) == 1
+        ), refused.stderr
+        missing = subprocess.run(
+            [*cli, "--tls-ca", str(tmp_path / "nope.pem")],
+            capture_output=True,
+            text=True,
+            env=client_env,
+            timeout=30,
+        )
+        assert missing.returncode == 2 and "cannot read" in missing.stderr
+        assert "Traceback" not in refused.stderr + missing.stderr
+    finally:
+        assert sp.stop(signal.SIGTERM) == 0
