@@ -372,7 +372,9 @@ class ChatClient:
         await self._connected.wait()
         assert self._stream is not None
         after = self.state.cursors.get("#" + room)
-        await self._stream.join(room, after, self.state.epoch)
+        # A stream that broke meanwhile: the next one joins every room of the state.
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            await self._stream.join(room, after, self.state.epoch)
         try:
             return await future
         except SendError:
@@ -489,12 +491,21 @@ class ChatClient:
                 attempt += 1
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
         except ClientClosed as exc:
-            self._failure = exc
-            self._fail_pending(exc)
-            self._set_status(State.CLOSED, exc.details)
+            self._stop_with(exc)
             raise
+        except Exception as exc:
+            # A defect, not a network failure: stop, but never leave a caller waiting.
+            log.exception("the client's connection loop failed")
+            closed = ClientClosed(None, f"the client failed: {exc!r}")
+            self._stop_with(closed)
+            raise closed from exc
         finally:
             self._connected.clear()
+
+    def _stop_with(self, exc: ClientClosed) -> None:
+        self._failure = exc
+        self._fail_pending(exc)
+        self._set_status(State.CLOSED, exc.details)
 
     def _fail_pending(self, exc: BaseException) -> None:
         for p in self._pending.values():
@@ -510,18 +521,9 @@ class ChatClient:
         stream = ChatStream(self._channel, self.token)
         self._stream = stream
         try:
-            for room in self.state.rooms:
-                await stream.join(room, self.state.cursors.get("#" + room), self.state.epoch)
-            if self.resume_directs:
-                for peer, seq in (await self._direct_resume_points()).items():
-                    await stream.resume_direct(peer, seq, self.state.epoch)
-            # Unacknowledged sends go again with their ids: the server stores each once.
-            for p in list(self._pending.values()):
-                await stream.write(pb.ClientEvent(send=p.send))
-            # The server sends its headers as soon as it accepted the session.
-            await stream.call.initial_metadata()
-            if not stream.call.done():
-                self._mark_connected()
+            # A call that ends while resuming: reading it below gives its status.
+            with contextlib.suppress(asyncio.InvalidStateError):
+                await self._open_session(stream)
             async for event in stream:
                 self._handle(event)
             if self._closing:
@@ -534,6 +536,28 @@ class ChatClient:
             for fill in list(self._fills):
                 fill.cancel()
             self._filling.clear()
+
+    async def _open_session(self, stream: ChatStream) -> None:
+        """Resumes rooms, DMs and unacknowledged sends on a new stream."""
+        for room in self.state.rooms:
+            await stream.join(room, self.state.cursors.get("#" + room), self.state.epoch)
+        if self.resume_directs:
+            for peer, seq in (await self._direct_resume_points()).items():
+                await stream.resume_direct(peer, seq, self.state.epoch)
+        # Unacknowledged sends go again with their ids: the server stores each once.
+        resent = set(self._pending)
+        for p in list(self._pending.values()):
+            await stream.write(pb.ClientEvent(send=p.send))
+        # The server sends its headers as soon as it accepted the session.
+        await stream.call.initial_metadata()
+        if stream.call.done():
+            return
+        self._mark_connected()
+        # Sends made while the ones above were written went nowhere: send them now
+        # (from here on, send() writes by itself).
+        for cid, p in list(self._pending.items()):
+            if cid not in resent:
+                await stream.write(pb.ClientEvent(send=p.send))
 
     async def _direct_resume_points(self) -> dict[str, int]:
         """The DM conversations to resume on this session, and from which seq.

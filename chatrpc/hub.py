@@ -11,8 +11,6 @@ No gRPC here: problems are raised as :class:`chatrpc.errors.ChatError`.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,8 +28,6 @@ from .model import (
 from .ratelimit import Buckets, retry_hint
 from .store import Store
 from .subscriber import Ack, EndReason, Joined, Left, Presence, Replay, Session
-
-log = logging.getLogger(__name__)
 
 #: What a join or a DM resume costs from the user's send budget: a tenth of a
 #: send, so rejoining many rooms after a reconnect is free in practice, while a
@@ -85,7 +81,6 @@ class Hub:
         store.set_listener(self._on_commit)
         store.set_presence_listener(self._on_remote_presence)
         #: Presence reports to the store in flight (kept so they are not collected).
-        self._reports: set[asyncio.Task[None]] = set()
 
     # -- sessions --------------------------------------------------------------------
 
@@ -169,16 +164,7 @@ class Hub:
 
     def _report(self, room: str, user: str, online: bool) -> None:
         """Tells the store (and so the other servers) that a user came or went here."""
-
-        async def report() -> None:
-            try:
-                await self.store.set_online(room, user, online)
-            except ChatError as exc:
-                log.info("presence of %s in #%s not shared: %s", user, room, exc.message)
-
-        task = asyncio.create_task(report())
-        self._reports.add(task)
-        task.add_done_callback(self._reports.discard)
+        self.store.set_online(room, user, online)
 
     def _on_remote_presence(self, room: str, user: str, online: bool) -> None:
         """A user came online in ``room`` on another server, or left it there."""

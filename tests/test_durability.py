@@ -403,11 +403,21 @@ async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
         injector = asyncio.create_task(inject())
         try:
             await asyncio.wait_for(enough_faults(), min_seconds + 40)
+        except asyncio.TimeoutError:
+            kinds = sorted({r.split(":", 1)[0] for r in reasons})
+            raise AssertionError(
+                f"not both kinds of fault in time: {acked} sent, reconnect reasons {kinds}, "
+                f"{sum(p.drops for p in proxies)} drops, {sum(p.stalls for p in proxies)} stalls, "
+                f"clients {sorted(c.status.name for c in clients)}"
+            ) from None
         finally:
             sending = False
         await injector
         await asyncio.gather(*stalls)
-        await asyncio.wait_for(asyncio.gather(*workers), 30)
+        try:
+            await asyncio.wait_for(asyncio.gather(*workers), 30)
+        except asyncio.TimeoutError:
+            raise AssertionError(await _stuck_sends(srv, clients)) from None
         # Everything acknowledged; let every client catch up to the newest seq.
         stored: dict[str, list[tuple[int, str]]] = {}
         group = Peers(target(srv))
@@ -449,6 +459,17 @@ async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
     assert any("RESOURCE_EXHAUSTED" in r for r in reasons)
     assert any("UNAVAILABLE" in r for r in reasons)
     print(f"loss checker: {acked} messages, {drops} drops, {stalls_done} stalls")
+
+
+async def _stuck_sends(srv: ChatServer, clients: list[ChatClient]) -> str:
+    """What the sends still waiting for their echo are, and whether History has them."""
+    lines = []
+    for c in clients:
+        for cid, p in list(c._pending.items()):
+            page = await _history(target(srv), c.token, p.send.room)
+            stored = [m.seq for m in page if m.client_msg_id == cid]
+            lines.append(f"{c.user} {c.status.name} {cid} #{p.send.room}: stored as {stored}")
+    return "sends without an echo:\n" + "\n".join(lines)
 
 
 async def test_the_client_library_fills_a_gap_longer_than_the_replay_from_history() -> None:

@@ -21,8 +21,9 @@ from chatrpc.client import auth_metadata, channel
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import WAIT, Peer, Peers, ServerProcess, start_server_process
+from .conftest import WAIT, Peer, Peers, ServerProcess, running_server, start_server_process
 from .redis_fixture import REDIS_SERVER, RedisServer, redis_server_in
+from .test_durability import check_for_loss
 
 pytestmark = pytest.mark.skipif(
     not REDIS_SERVER.exists(), reason=f"{REDIS_SERVER} is not installed (make test installs it)"
@@ -311,3 +312,15 @@ async def test_presence_crosses_servers_and_a_killed_servers_users_drop_out(
         await on_b.close()
         b.stop(signal.SIGKILL)
         a.stop(signal.SIGKILL)
+
+
+@pytest.mark.timeout(600)
+async def test_loss_checker_across_two_servers_on_one_redis(redis: RedisServer) -> None:
+    """The loss checker of test_durability with its clients spread over two servers:
+    messages cross servers through Redis, links drop and readers stall, and every
+    client's view of every room still equals History."""
+    async with (
+        running_server(redis.url, queue_size=16) as a,
+        running_server(redis.url, queue_size=16) as b,
+    ):
+        await check_for_loss([a, b])

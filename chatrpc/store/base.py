@@ -101,10 +101,11 @@ class Store(abc.ABC):
         ``listener(room, user, online)``, on the event loop."""
         self._presence_listener = listener
 
-    async def set_online(self, room: str, user: str, online: bool) -> None:
+    def set_online(self, room: str, user: str, online: bool) -> None:
         """Reports that ``user`` has (or no longer has) a session in ``room`` on this
-        server. A shared store tells the other servers and keeps the fact alive
-        with heartbeats until it is withdrawn or this server stops."""
+        server. A shared store tells the other servers, in the order of the
+        reports, and keeps the fact alive with heartbeats until it is withdrawn
+        or this server stops. Returns at once."""
         del room, user, online
 
     async def online_users(self, room: str) -> list[str] | None:

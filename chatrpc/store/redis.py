@@ -38,6 +38,7 @@ import math
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -255,7 +256,16 @@ class RedisStore(Store):
         self._node = secrets.token_hex(6)
         self._here: set[tuple[str, str]] = set()
         self._presence_id = "0-0"
-        self._heartbeat: asyncio.Task[None] | None = None
+        #: Presence reports not written yet, in order, and the task writing them
+        #: (which also refreshes :attr:`_here`: one writer keeps them in order).
+        self._reports: deque[tuple[str, str, bool]] = deque()
+        self._reported = asyncio.Event()
+        self._presence_stopping = False
+        self._presence_task: asyncio.Task[None] | None = None
+        #: Redis calls under way, waited for before the clients are closed.
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -289,7 +299,9 @@ class RedisStore(Store):
             raise
         self._writer = asyncio.create_task(self._write_loop(), name="chatrpc-redis-writer")
         self._reader = asyncio.create_task(self._read_loop(), name="chatrpc-redis-reader")
-        self._heartbeat = asyncio.create_task(self._beat(), name="chatrpc-redis-heartbeat")
+        self._presence_task = asyncio.create_task(
+            self._presence_loop(), name="chatrpc-redis-presence"
+        )
         log.info("Redis store at %s (epoch %s)", self.url, self.epoch)
 
     async def _load_epoch(self) -> str:
@@ -301,10 +313,7 @@ class RedisStore(Store):
     async def close(self) -> None:
         if self._closed:
             return
-        if self._heartbeat is not None:
-            await _cancel(self._heartbeat)
-        with contextlib.suppress(StoreUnavailable):
-            await self._withdraw_presence()
+        await self._withdraw_presence()
         self._closed = True
         if self._writer is not None:
             self._queue.put_nowait(None)  # finishes what is queued, then stops
@@ -332,6 +341,9 @@ class RedisStore(Store):
         if self._redis is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.delete(self._wake_key)
+        # Calls still under way (a handler's read, say) end before their client closes.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self._timeout_s)
         await self._release_clients()
 
     async def _release_clients(self) -> None:
@@ -351,14 +363,23 @@ class RedisStore(Store):
         Connections left over from before a Redis restart fail once: the pool is
         then reset, and ``fn`` is tried again when running it twice is harmless.
         """
-        for attempt in (1, 2):
-            try:
-                return await fn()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                await self._reset_pool()
-                if attempt == 2 or not retry:
-                    raise StoreUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
-        raise AssertionError("unreachable")
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            for attempt in (1, 2):
+                try:
+                    return await fn()
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    await self._reset_pool()
+                    if attempt == 2 or not retry:
+                        raise StoreUnavailable(
+                            f"Redis at {self.url} is unavailable: {exc}"
+                        ) from exc
+            raise AssertionError("unreachable")
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
 
     async def _unavailable_on_error(self, work: Awaitable[T]) -> T:
         try:
@@ -718,31 +739,17 @@ class RedisStore(Store):
     def _expiry_ms(self) -> int:
         return int((time.time() + self.options.presence_ttl_s) * 1000)
 
-    async def set_online(self, room: str, user: str, online: bool) -> None:
-        """Adds or removes ``node|user`` in the room's online set (scored by expiry,
-        refreshed by :meth:`_beat`) and tells the other servers on the presence stream."""
+    def set_online(self, room: str, user: str, online: bool) -> None:
+        """Queues a presence report for :meth:`_presence_loop`, which adds or removes
+        ``node|user`` in the room's online set (scored by expiry) and tells the
+        other servers on the presence stream, in the order of the reports."""
         if online:
             self._here.add((room, user))
         else:
             self._here.discard((room, user))
-        member = f"{self._node}|{user}"
-
-        async def do() -> None:
-            pipe = self._r().pipeline(transaction=False)
-            if online:
-                pipe.zadd(_online(room), {member: self._expiry_ms()})
-            else:
-                pipe.zrem(_online(room), member)
-            event: dict[Any, Any] = {
-                "n": self._node,
-                "r": room,
-                "u": user,
-                "o": "1" if online else "0",
-            }
-            pipe.xadd(PRESENCE, event, maxlen=PRESENCE_MAXLEN, approximate=True)
-            await pipe.execute()
-
-        await self._call(do)
+        if not self._presence_stopping:
+            self._reports.append((room, user, online))
+            self._reported.set()
 
     async def online_users(self, room: str) -> list[str]:
         async def do() -> list[str]:
@@ -752,28 +759,65 @@ class RedisStore(Store):
 
         return await self._call(do)
 
-    async def _beat(self) -> None:
-        """Refreshes this server's online users, so only a live server keeps them."""
+    async def _presence_loop(self) -> None:
+        """Writes the presence reports in order and, every third of the presence
+        TTL, refreshes this server's online users, so only a live server keeps
+        them. One task does both, so a refresh never revives a user reported gone.
+        Reports that fail (Redis down) are dropped: the refresh restores who is
+        online and the TTL removes who is not."""
+        interval = self.options.presence_ttl_s / 3
+        next_beat = time.monotonic() + interval
         while True:
-            await asyncio.sleep(self.options.presence_ttl_s / 3)
-            if not self._here:
-                continue
-            try:
-                pipe = self._r().pipeline(transaction=False)
-                expiry = self._expiry_ms()
-                now = int(time.time() * 1000)
-                for room, user in self._here:
-                    pipe.zadd(_online(room), {f"{self._node}|{user}": expiry})
-                for room in {room for room, _ in self._here}:
-                    pipe.zremrangebyscore(_online(room), "-inf", now)
-                await self._unavailable_on_error(pipe.execute())
-            except (RedisError, StoreUnavailable) as exc:
-                log.info("presence heartbeat failed: %s", exc)
+            if not self._reports and not self._presence_stopping:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    timeout = max(0.0, next_beat - time.monotonic())
+                    await asyncio.wait_for(self._reported.wait(), timeout)
+            self._reported.clear()
+            batch = [self._reports.popleft() for _ in range(min(MAX_BATCH, len(self._reports)))]
+            beat = time.monotonic() >= next_beat
+            if beat:
+                next_beat = time.monotonic() + interval
+            if batch or (beat and self._here):
+                try:
+                    await self._write_presence(batch, beat)
+                except (RedisError, StoreUnavailable) as exc:
+                    log.info("presence not shared: %s", exc)
+            if self._presence_stopping and not self._reports:
+                return
+
+    async def _write_presence(self, batch: list[tuple[str, str, bool]], beat: bool) -> None:
+        pipe = self._r().pipeline(transaction=False)
+        for room, user, online in batch:
+            member = f"{self._node}|{user}"
+            if online:
+                pipe.zadd(_online(room), {member: self._expiry_ms()})
+            else:
+                pipe.zrem(_online(room), member)
+            event: dict[Any, Any] = {"n": self._node, "r": room, "u": user, "o": int(online)}
+            pipe.xadd(PRESENCE, event, maxlen=PRESENCE_MAXLEN, approximate=True)
+        if beat:
+            expiry = self._expiry_ms()
+            now = int(time.time() * 1000)
+            for room, user in self._here:
+                pipe.zadd(_online(room), {f"{self._node}|{user}": expiry})
+            for room in {room for room, _ in self._here}:
+                pipe.zremrangebyscore(_online(room), "-inf", now)
+        await self._call(pipe.execute, retry=False)
 
     async def _withdraw_presence(self) -> None:
         """On close: this server's users are gone from every room, at once."""
         for room, user in list(self._here):
-            await self.set_online(room, user, False)
+            self.set_online(room, user, False)
+        self._presence_stopping = True
+        self._reported.set()
+        task = self._presence_task
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._timeout_s * 2)
+        except asyncio.TimeoutError:
+            log.warning("presence reports were not all written in time")
+        await _cancel(task)
 
     def _on_presence_entries(self, entries: list[Entry]) -> None:
         self._presence_id = entries[-1][0]
