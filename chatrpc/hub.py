@@ -80,7 +80,7 @@ class Hub:
         self._send_budget = Buckets(self.limits.rate_limit, self.limits.rate_burst)
         store.set_listener(self._on_commit)
         store.set_presence_listener(self._on_remote_presence)
-        #: Presence reports to the store in flight (kept so they are not collected).
+        store.set_revoke_listener(self._on_remote_revoke)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -123,6 +123,10 @@ class Hub:
                 session.end(EndReason.REVOKED)
                 ended += 1
         return ended
+
+    def _on_remote_revoke(self, user: str, token_hash: str | None) -> None:
+        """A token was revoked through another server: its sessions here end too."""
+        self.revoke(user, token_hash)
 
     def _check_live(self, session: Session) -> None:
         if session in self._revoked:
@@ -180,7 +184,8 @@ class Hub:
         subs[session] = None
         session.rooms.add(room)
         if first:
-            self._announce(room, Presence(room, session.user, joined=True), skip=session)
+            if not self.store.online_elsewhere(room, session.user):
+                self._announce(room, Presence(room, session.user, joined=True), skip=session)
             self._report(room, session.user, True)
 
     def _unsubscribe(self, session: Session, room: str) -> None:
@@ -194,7 +199,8 @@ class Hub:
             del self._rooms[room]
             self.store.unwatch(room_key(room))
         if all(s.user != session.user for s in subs):
-            self._announce(room, Presence(room, session.user, joined=False), skip=session)
+            if not self.store.online_elsewhere(room, session.user):
+                self._announce(room, Presence(room, session.user, joined=False), skip=session)
             self._report(room, session.user, False)
 
     def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:

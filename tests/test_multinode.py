@@ -15,9 +15,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
+import redis.asyncio as aioredis
 
-from chatrpc.client import auth_metadata, channel
+from chatrpc.client import auth_metadata, channel, login, logout
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
@@ -263,6 +265,15 @@ async def test_a_redis_restart_gives_retryable_errors_and_loses_nothing_acknowle
         assert [m.text for m in room_messages(carol, "general")] == expected
 
 
+async def online_entries(redis: RedisServer, room: str) -> list[str]:
+    """The ``node|user`` entries of a room's online set, expired ones included."""
+    client = aioredis.Redis.from_url(redis.url, decode_responses=True)
+    try:
+        return [str(m) for m in await client.zrange(f"chatrpc:online:{room}", 0, -1)]
+    finally:
+        await client.aclose()
+
+
 async def test_presence_crosses_servers_and_a_killed_servers_users_drop_out(
     redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -297,21 +308,113 @@ async def test_presence_crosses_servers_and_a_killed_servers_users_drop_out(
         await bob.stream.leave("lobby")
         await alice.wait_for(saw(alice, "bob", pb.Presence.LEFT))
         assert await members_on_a(alice.token) == ["alice"]
-        # bob comes back, then his server dies without a word: the heartbeats stop
-        # and A forgets him within the presence TTL (an expiry has no event: poll).
+        # bob comes back, then his server dies without a word: the heartbeats stop,
+        # and A announces him gone once his entry expires (within the presence TTL
+        # and a heartbeat), then lists him no more.
         await bob.join("lobby")
         await alice.wait_for(saw(alice, "bob", pb.Presence.JOINED, times=2))
+        killed = asyncio.get_running_loop().time()
         b.stop(signal.SIGKILL)
+        await alice.wait_for(saw(alice, "bob", pb.Presence.LEFT, times=2))
+        assert asyncio.get_running_loop().time() - killed < 1.5 + 1.5
+        assert await members_on_a(alice.token) == ["alice"]
+        # Announced once, not at every heartbeat while the entry lingers: once it is
+        # gone from Redis, carol's arrival comes after anything A announced before.
         deadline = asyncio.get_running_loop().time() + WAIT
-        while await members_on_a(alice.token) != ["alice"]:
-            assert asyncio.get_running_loop().time() < deadline, "bob never dropped out"
-            await asyncio.sleep(0.2)
+        while any(m.endswith("|bob") for m in await online_entries(redis, "lobby")):
+            assert asyncio.get_running_loop().time() < deadline, "bob's entry stayed"
+            await asyncio.sleep(0.1)
+        carol = await on_a.open("carol")
+        await carol.join("lobby")
+        await alice.wait_for(saw(alice, "carol", pb.Presence.JOINED))
+        lefts = [p for p in alice.of("presence") if p.user == "bob" and p.kind == pb.Presence.LEFT]
+        assert len(lefts) == 2
     finally:
         await ch.close()
         await on_a.close()
         await on_b.close()
         b.stop(signal.SIGKILL)
         a.stop(signal.SIGKILL)
+
+
+async def test_a_user_on_two_other_servers_leaves_the_room_when_the_last_session_goes(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """bob in #lobby through B and C: leaving on B changes nothing for alice on A;
+    leaving on C too is announced, once."""
+    args = ("--store", redis.url, "--log-level", "warning")
+    nodes = [start_server_process(*args, log_dir=tmp_path) for _ in range(3)]
+    on_a, on_b, on_c = (Peers(n.address) for n in nodes)
+    on_b.tokens = on_c.tokens = on_a.tokens
+
+    def presence(peer: Peer) -> list[tuple[str, int]]:
+        return [(p.user, p.kind) for p in peer.of("presence")]
+
+    try:
+        alice = await on_a.open("alice")
+        await alice.join("lobby")
+        bob_b = await on_b.open("bob")
+        await bob_b.join("lobby")
+        bob_c = await on_c.open("bob")
+        await bob_c.join("lobby")
+        await alice.wait_for(lambda _: ("bob", pb.Presence.JOINED) in presence(alice))
+        # Both servers have reported bob (reports from two servers have no order).
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while sum(m.endswith("|bob") for m in await online_entries(redis, "lobby")) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "bob's entries are missing"
+            await asyncio.sleep(0.05)
+        await bob_b.stream.leave("lobby")
+        await bob_b.wait_for(lambda _: bool(bob_b.of("left")))
+        # A has read B's report of bob leaving once carol's join, reported after it
+        # by the same server, is announced.
+        carol = await on_b.open("carol")
+        await carol.join("lobby")
+        await alice.wait_for(lambda _: ("carol", pb.Presence.JOINED) in presence(alice))
+        assert ("bob", pb.Presence.LEFT) not in presence(alice)
+        await bob_c.stream.leave("lobby")
+        await alice.wait_for(lambda _: ("bob", pb.Presence.LEFT) in presence(alice))
+        assert presence(alice).count(("bob", pb.Presence.JOINED)) == 1
+        # carol, on B, opens a session on A too, then closes it: A's sessions are
+        # told nothing, as she never left the room (erin's arrival comes after).
+        carol_a = await on_a.open("carol")
+        await carol_a.join("lobby")
+        await carol_a.stream.leave("lobby")
+        await carol_a.wait_for(lambda _: bool(carol_a.of("left")))
+        erin = await on_a.open("erin")
+        await erin.join("lobby")
+        await alice.wait_for(lambda _: ("erin", pb.Presence.JOINED) in presence(alice))
+        assert [e for e in presence(alice) if e[0] == "carol"] == [("carol", pb.Presence.JOINED)]
+    finally:
+        for group in (on_a, on_b, on_c):
+            await group.close()
+        for node in nodes:
+            node.stop(signal.SIGKILL)
+
+
+async def test_logout_on_one_server_ends_the_sessions_of_that_token_on_the_other(
+    cluster: Cluster,
+) -> None:
+    ch = channel(cluster.a.address)
+    try:
+        t1 = await cluster.on_a.token("alice")
+        t2 = (await login(ch, "alice", token=t1)).token
+        phone_on_b = await cluster.on_b.open("alice", token=t1)
+        laptop_on_b = await cluster.on_b.open("alice", token=t2)
+        await phone_on_b.join("general")
+        await laptop_on_b.join("general")
+        out = await logout(ch, t1)  # through A, where alice has no session
+        assert (out.revoked_tokens, out.ended_sessions) == (1, 0)
+        assert await phone_on_b.wait_end() == grpc.StatusCode.UNAUTHENTICATED
+        await laptop_on_b.send_and_ack("still here", room="general")
+        # Everywhere: every token, every session on every server.
+        tablet_on_a = await cluster.on_a.open("alice", token=t2)
+        await tablet_on_a.join("general")
+        out = await logout(ch, t2, all_sessions=True)
+        assert (out.revoked_tokens, out.ended_sessions) == (1, 1)
+        assert await tablet_on_a.wait_end() == grpc.StatusCode.UNAUTHENTICATED
+        assert await laptop_on_b.wait_end() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await ch.close()
 
 
 @pytest.mark.timeout(600)

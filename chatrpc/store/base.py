@@ -39,6 +39,7 @@ from ..model import Conversation, Draft, StoredMessage
 
 Listener = Callable[[Sequence[StoredMessage]], None]
 PresenceListener = Callable[[str, str, bool], None]
+RevokeListener = Callable[[str, "str | None"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Store(abc.ABC):
         self.options = options or StoreOptions()
         self._listener: Listener = _no_listener
         self._presence_listener: PresenceListener = _no_presence
+        self._revoke_listener: RevokeListener = _no_revoke
 
     #: Identifies this history; set by :meth:`open`.
     epoch: str = ""
@@ -101,12 +103,25 @@ class Store(abc.ABC):
         ``listener(room, user, online)``, on the event loop."""
         self._presence_listener = listener
 
+    def set_revoke_listener(self, listener: RevokeListener) -> None:
+        """Registers the callback for tokens revoked through other servers:
+        ``listener(user, token_hash)``, None for every token of ``user``, on the
+        event loop, so their live sessions here end too."""
+        self._revoke_listener = listener
+
     def set_online(self, room: str, user: str, online: bool) -> None:
         """Reports that ``user`` has (or no longer has) a session in ``room`` on this
         server. A shared store tells the other servers, in the order of the
         reports, and keeps the fact alive with heartbeats until it is withdrawn
         or this server stops. Returns at once."""
         del room, user, online
+
+    def online_elsewhere(self, room: str, user: str) -> bool:
+        """Whether ``user`` is in ``room`` through another server, as far as this
+        one knows (a shared store keeps that current from the other servers'
+        reports and heartbeats)."""
+        del room, user
+        return False
 
     async def online_users(self, room: str) -> list[str] | None:
         """Users online in ``room`` on any server, or None if the store shares no
@@ -215,6 +230,10 @@ def _no_listener(messages: Sequence[StoredMessage]) -> None:
 
 def _no_presence(room: str, user: str, online: bool) -> None:
     del room, user, online
+
+
+def _no_revoke(user: str, token_hash: str | None) -> None:
+    del user, token_hash
 
 
 def open_store(url: str, options: StoreOptions | None = None) -> Store:

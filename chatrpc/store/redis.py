@@ -39,7 +39,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -137,20 +137,30 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 
-#: KEYS: the user's token set. ARGV: the token key prefix.
+#: Revocations are announced on the presence stream, so every server ends the
+#: live sessions of the revoked tokens (fields: ``n`` node, ``k`` "revoke",
+#: ``u`` user, ``t`` token hash or "" for all of the user's).
+
+#: KEYS: the user's token set, the presence stream. ARGV: the token key prefix,
+#: node, user, stream maxlen.
 REVOKE_TOKENS_LUA = """
 local hashes = redis.call('SMEMBERS', KEYS[1])
 for _, h in ipairs(hashes) do redis.call('DEL', ARGV[1] .. h) end
 redis.call('DEL', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'n', ARGV[2], 'k', 'revoke',
+  'u', ARGV[3], 't', '')
 return #hashes
 """
 
-#: KEYS: token. ARGV: the token-set key prefix, token hash.
+#: KEYS: token, the presence stream. ARGV: the token-set key prefix, token hash,
+#: node, stream maxlen.
 REVOKE_TOKEN_LUA = """
 local user = redis.call('GET', KEYS[1])
 if not user then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', ARGV[1] .. user, ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'n', ARGV[3], 'k', 'revoke',
+  'u', user, 't', ARGV[2])
 return 1
 """
 
@@ -262,6 +272,10 @@ class RedisStore(Store):
         self._reported = asyncio.Event()
         self._presence_stopping = False
         self._presence_task: asyncio.Task[None] | None = None
+        #: Per watched room, the users online through other servers as last told
+        #: to the presence listener; refreshed from Redis and diffed, one at a time.
+        self._elsewhere: dict[str, set[str]] = {}
+        self._elsewhere_lock = asyncio.Lock()
         #: Redis calls under way, waited for before the clients are closed.
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -417,6 +431,7 @@ class RedisStore(Store):
                     del self._notified[conv]
         else:
             self._notified.pop(key, None)
+            self._elsewhere.pop(key[1:], None)
 
     def _interesting(self, conv: str) -> bool:
         """Whether the listener must see this conversation's messages from other servers."""
@@ -704,7 +719,7 @@ class RedisStore(Store):
             elif stream in inboxes:
                 await self._on_inbox_entries(inboxes[stream], entries)
             elif stream == PRESENCE:
-                self._on_presence_entries(entries)
+                await self._on_presence_entries(entries)
 
     async def _on_room_entries(self, conv: str, entries: list[Entry]) -> None:
         async with self._deliver_lock:
@@ -754,8 +769,13 @@ class RedisStore(Store):
     async def online_users(self, room: str) -> list[str]:
         async def do() -> list[str]:
             now = int(time.time() * 1000)
-            members = _strs(await self._r().zrangebyscore(_online(room), now, "+inf"))
-            return sorted({m.split("|", 1)[1] for m in members})
+            everyone, elsewhere = self._split_online(
+                await self._r().zrangebyscore(_online(room), now, "+inf")
+            )
+            if room_key(room) in self._watch_start:
+                # What a joiner is told: later changes are announced relative to it.
+                self._elsewhere.setdefault(room, elsewhere)
+            return sorted(everyone)
 
         return await self._call(do)
 
@@ -777,11 +797,14 @@ class RedisStore(Store):
             beat = time.monotonic() >= next_beat
             if beat:
                 next_beat = time.monotonic() + interval
-            if batch or (beat and self._here):
-                try:
+            try:
+                if batch or (beat and self._here):
                     await self._write_presence(batch, beat)
-                except (RedisError, StoreUnavailable) as exc:
-                    log.info("presence not shared: %s", exc)
+                if beat:
+                    # Catches the users of a server that stopped refreshing them.
+                    await self._refresh_elsewhere(self._watched_rooms())
+            except (RedisError, StoreUnavailable) as exc:
+                log.info("presence not shared: %s", exc)
             if self._presence_stopping and not self._reports:
                 return
 
@@ -801,7 +824,7 @@ class RedisStore(Store):
             for room, user in self._here:
                 pipe.zadd(_online(room), {f"{self._node}|{user}": expiry})
             for room in {room for room, _ in self._here}:
-                pipe.zremrangebyscore(_online(room), "-inf", now)
+                pipe.zremrangebyscore(_online(room), "-inf", f"({now}")
         await self._call(pipe.execute, retry=False)
 
     async def _withdraw_presence(self) -> None:
@@ -819,11 +842,58 @@ class RedisStore(Store):
             log.warning("presence reports were not all written in time")
         await _cancel(task)
 
-    def _on_presence_entries(self, entries: list[Entry]) -> None:
+    async def _on_presence_entries(self, entries: list[Entry]) -> None:
+        others = [f for _, f in entries if f.get("n") != self._node]
+        for f in others:
+            if f.get("k") == "revoke":
+                self._revoke_listener(f["u"], f.get("t") or None)
+        rooms = {f["r"] for f in others if "r" in f}
+        await self._refresh_elsewhere(rooms & set(self._watched_rooms()))
         self._presence_id = entries[-1][0]
-        for _, fields in entries:
-            if fields.get("n") != self._node:
-                self._presence_listener(fields["r"], fields["u"], fields.get("o") == "1")
+
+    def _watched_rooms(self) -> list[str]:
+        return [k[1:] for k in self._watch_start if is_room_key(k)]
+
+    def _split_online(self, members: Any) -> tuple[set[str], set[str]]:
+        """Users of a room's live ``node|user`` entries: all, and those elsewhere."""
+        everyone: set[str] = set()
+        elsewhere: set[str] = set()
+        for member in _strs(members):
+            node, user = member.split("|", 1)
+            everyone.add(user)
+            if node != self._node:
+                elsewhere.add(user)
+        return everyone, elsewhere
+
+    async def _refresh_elsewhere(self, rooms: Iterable[str]) -> None:
+        """Reads who is online through other servers in ``rooms`` and tells the
+        presence listener who came and who went since it was last told. A state
+        diff, not a relay of events: reports from several servers in any order,
+        and servers that died without a word, come out as one change each."""
+        order = sorted(rooms)
+        if not order:
+            return
+        async with self._elsewhere_lock:
+            now = int(time.time() * 1000)
+            pipe = self._r().pipeline(transaction=False)
+            for room in order:
+                pipe.zrangebyscore(_online(room), now, "+inf")
+            replies = await self._unavailable_on_error(pipe.execute())
+            for room, members in zip(order, replies, strict=True):
+                if room_key(room) not in self._watch_start:
+                    continue  # unwatched meanwhile
+                _, elsewhere = self._split_online(members)
+                before = self._elsewhere.get(room)
+                self._elsewhere[room] = elsewhere
+                if before is None:
+                    continue  # the first look: the joiner was told who is online
+                for user in sorted(elsewhere - before):
+                    self._presence_listener(room, user, True)
+                for user in sorted(before - elsewhere):
+                    self._presence_listener(room, user, False)
+
+    def online_elsewhere(self, room: str, user: str) -> bool:
+        return user in self._elsewhere.get(room, ())
 
     # -- messages --------------------------------------------------------------------
 
@@ -961,15 +1031,16 @@ class RedisStore(Store):
 
     async def revoke_tokens(self, user: str) -> int:
         async def do() -> int:
-            keys = [f"{P}tokens:{user}"]
-            return int(await self._scripts["revoke_tokens"](keys, [f"{P}token:"]))
+            keys = [f"{P}tokens:{user}", PRESENCE]
+            args = [f"{P}token:", self._node, user, PRESENCE_MAXLEN]
+            return int(await self._scripts["revoke_tokens"](keys, args))
 
         return await self._call(do, retry=False)
 
     async def revoke_token(self, token_hash: str) -> bool:
         async def do() -> bool:
-            keys = [f"{P}token:{token_hash}"]
-            args = [f"{P}tokens:", token_hash]
+            keys = [f"{P}token:{token_hash}", PRESENCE]
+            args = [f"{P}tokens:", token_hash, self._node, PRESENCE_MAXLEN]
             return bool(await self._scripts["revoke_token"](keys, args))
 
         return await self._call(do, retry=False)
