@@ -76,16 +76,19 @@ class FaultProxy:
         return f"127.0.0.1:{self.port}"
 
     async def _accept(self, down_r, down_w) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             # A small receive buffer: a stalled link backs up to the server quickly.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.upstream_port))
             up_r, up_w = await asyncio.open_connection(sock=sock)
-        except OSError:
+        except BaseException as exc:
+            sock.close()  # the server is gone (or the proxy is closing)
             down_w.close()
-            return
+            if isinstance(exc, OSError):
+                return
+            raise
         self.links.add(_Link(self, down_r, down_w, up_r, up_w))
 
     def drop_random(self) -> None:

@@ -14,7 +14,6 @@ import pytest
 
 from chatrpc.client import ChatClient, ChatStream, State, auth_metadata, channel, login
 from chatrpc.hub import Limits
-from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
@@ -297,26 +296,33 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
     acknowledged message once, in seq order, nothing missing.
     """
     async with running_server(f"sqlite://{tmp_path / 'chat.db'}", queue_size=16) as srv:
-        await check_for_loss([srv])
+        await check_for_loss([srv.port])
 
 
-async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
-    """The loss checker over one or several servers of one chat (clients spread over
-    them, each through a fault-injecting proxy)."""
+async def check_for_loss(
+    ports: list[int], seed: int = 2026, kill_last: Callable[[], None] | None = None
+) -> None:
+    """The loss checker over one or several servers of one chat, on ``ports``.
+
+    Clients are spread over the servers, each through a fault-injecting proxy,
+    and know every server: the channel target lists them all, their own first,
+    so gRPC fails over to the next when one is gone. ``kill_last``, if given,
+    kills the server on the last port in the middle of the run.
+    """
     rng = random.Random(seed)
     rooms = ["alpha", "beta", "gamma"]
     n_clients = 20
     # `make soak` runs it longer.
     min_seconds = float(os.environ.get("CHATRPC_SOAK_SECONDS", "3"))
-    srv = servers[0]
-    proxies = [FaultProxy(server.port, rng) for server in servers]
+    proxies = [FaultProxy(port, rng) for port in ports]
+    audit = f"127.0.0.1:{ports[0]}"  # a server that stays up
     for proxy in proxies:
         await proxy.start()
     views: dict[str, dict[str, list[tuple[int, str]]]] = {}
     clients: list[ChatClient] = []
     reasons: list[str] = []
     progress = asyncio.Event()  # set on every received message and reconnect
-    ch = channel(target(srv))
+    ch = channel(audit)
 
     async def until(condition: Callable[[], bool]) -> None:
         while not condition():
@@ -342,8 +348,12 @@ async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
                     reasons.append(detail)
                     progress.set()
 
+            home = i % len(proxies)
+            order = proxies[home:] + proxies[:home]
             client = ChatClient(
-                proxies[i % len(proxies)].address,
+                order[0].address
+                if len(order) == 1
+                else "ipv4:" + ",".join(p.address for p in order),
                 user,
                 token,
                 on_event=on_event,
@@ -398,9 +408,16 @@ async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
                 )
             )
 
+        async def kill_one() -> None:
+            assert kill_last is not None
+            await asyncio.sleep(min_seconds / 3)
+            kill_last()
+            await proxies[-1].close()  # connections to it are refused: clients fail over
+
         stalls: set[asyncio.Task[None]] = set()
         workers = [asyncio.create_task(chatter(c)) for c in clients]
         injector = asyncio.create_task(inject())
+        killer = asyncio.create_task(kill_one()) if kill_last else None
         try:
             await asyncio.wait_for(enough_faults(), min_seconds + 40)
         except asyncio.TimeoutError:
@@ -413,18 +430,20 @@ async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
         finally:
             sending = False
         await injector
+        if killer is not None:
+            await killer
         await asyncio.gather(*stalls)
         try:
             await asyncio.wait_for(asyncio.gather(*workers), 30)
         except asyncio.TimeoutError:
-            raise AssertionError(await _stuck_sends(srv, clients)) from None
+            raise AssertionError(await _stuck_sends(audit, clients, views)) from None
         # Everything acknowledged; let every client catch up to the newest seq.
         stored: dict[str, list[tuple[int, str]]] = {}
-        group = Peers(target(srv))
+        group = Peers(audit)
         auditor = await group.open("auditor")
         for room in rooms:
             await auditor.join(room)
-            page = await _history(target(srv), auditor.token, room)
+            page = await _history(audit, auditor.token, room)
             stored[room] = [(m.seq, m.client_msg_id) for m in page]
 
         await asyncio.wait_for(
@@ -461,14 +480,23 @@ async def check_for_loss(servers: list[ChatServer], seed: int = 2026) -> None:
     print(f"loss checker: {acked} messages, {drops} drops, {stalls_done} stalls")
 
 
-async def _stuck_sends(srv: ChatServer, clients: list[ChatClient]) -> str:
-    """What the sends still waiting for their echo are, and whether History has them."""
+async def _stuck_sends(
+    address: str, clients: list[ChatClient], views: dict[str, dict[str, list[tuple[int, str]]]]
+) -> str:
+    """What the sends still waiting for their echo are, whether History has them,
+    and what their sender saw around them."""
     lines = []
     for c in clients:
         for cid, p in list(c._pending.items()):
-            page = await _history(target(srv), c.token, p.send.room)
+            room = p.send.room
+            page = await _history(address, c.token, room)
             stored = [m.seq for m in page if m.client_msg_id == cid]
-            lines.append(f"{c.user} {c.status.name} {cid} #{p.send.room}: stored as {stored}")
+            seen = [seq for seq, _ in views[c.user][room]]
+            near = [s for s in seen if stored and abs(s - stored[0]) <= 5]
+            lines.append(
+                f"{c.user} {c.status.name} after {c.reconnects} reconnects: {cid} #{room}"
+                f" stored as {stored}; {len(seen)} seen, near it {near}"
+            )
     return "sends without an echo:\n" + "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ from chatrpc.client import auth_metadata, channel, login, logout
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import WAIT, Peer, Peers, ServerProcess, running_server, start_server_process
+from .conftest import WAIT, Peer, Peers, ServerProcess, start_server_process
 from .redis_fixture import REDIS_SERVER, RedisServer, redis_server_in
 from .test_durability import check_for_loss
 
@@ -418,12 +418,18 @@ async def test_logout_on_one_server_ends_the_sessions_of_that_token_on_the_other
 
 
 @pytest.mark.timeout(600)
-async def test_loss_checker_across_two_servers_on_one_redis(redis: RedisServer) -> None:
-    """The loss checker of test_durability with its clients spread over two servers:
-    messages cross servers through Redis, links drop and readers stall, and every
-    client's view of every room still equals History."""
-    async with (
-        running_server(redis.url, queue_size=16) as a,
-        running_server(redis.url, queue_size=16) as b,
-    ):
-        await check_for_loss([a, b])
+async def test_loss_checker_across_two_servers_one_of_them_killed(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """The loss checker of test_durability over two server processes on one Redis:
+    messages cross servers, links drop, readers stall, and a third of the way in
+    one server is SIGKILLed and its clients fail over to the other. Every client's
+    view of every room still equals History: nothing lost, nothing doubled."""
+    args = ("--store", redis.url, "--queue-size", "16", "--log-level", "warning")
+    a = start_server_process(*args, log_dir=tmp_path)
+    b = start_server_process(*args, log_dir=tmp_path)
+    try:
+        await check_for_loss([a.port, b.port], kill_last=lambda: b.stop(signal.SIGKILL))
+    finally:
+        b.stop(signal.SIGKILL)
+        a.stop(signal.SIGKILL)
