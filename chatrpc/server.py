@@ -511,6 +511,11 @@ class ChatServer:
             ("grpc.max_receive_message_length", c.max_receive_bytes),
             ("grpc.max_concurrent_streams", c.max_streams_per_connection),
             ("grpc.max_allowed_incoming_connections", c.max_connections),
+            # Calls not yet taken up by the event loop: refused past this backlog, none
+            # before it (the same soft and hard limit: grpc core's default drops at random
+            # from 1,000, which cost logins in a connection storm).
+            ("grpc.server.max_pending_requests", c.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", c.max_pending_calls),
         ]
 
     async def start(self) -> int:
@@ -538,6 +543,15 @@ class ChatServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
 
+    def describe(self) -> str:
+        """What every session and every task of the server is doing (SIGUSR1 logs it)."""
+        lines = [s.describe() for s in sorted(self.hub.sessions(), key=lambda s: s.id)]
+        for task in asyncio.all_tasks():
+            where = awaiting(task.get_coro())
+            if any(not w.endswith(":None") for w in where):  # grpc's own tasks have no lines
+                lines.append(f"task {task.get_name()}: {' > '.join(where)}")
+        return "\n".join([f"{len(self.hub.sessions())} sessions", *lines])
+
     async def stop(self) -> None:
         """Stops accepting, tells sessions to reconnect, drains, closes the store."""
         if self._server is None:
@@ -557,3 +571,14 @@ class ChatServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def awaiting(coro: Any) -> list[str]:
+    """Where a suspended coroutine is, down its chain of awaits."""
+    where = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    return where

@@ -192,6 +192,16 @@ class Session:
         self._delivered.pop(conv, None)
         self._held.pop(conv, None)
 
+    def describe(self) -> str:
+        """One line on the session's state, for the server's state dump."""
+        held = ",".join(sorted(self._held)) or "-"
+        state = "ended" if self._ended else "over" if self.overflowed else "live"
+        return (
+            f"session {self.id} {self.user} {state}: rooms {sorted(self.rooms)}, held {held},"
+            f" queued {len(self._queue)}, writing {self.writing}, delivered"
+            f" { {conv: d.high for conv, d in sorted(self._delivered.items())} }"
+        )
+
     def cursors(self) -> dict[str, int]:
         """The newest seq delivered in each conversation."""
         return {conv: d.high for conv, d in self._delivered.items()}

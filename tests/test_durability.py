@@ -6,7 +6,7 @@ import asyncio
 import os
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -14,6 +14,7 @@ import pytest
 
 from chatrpc.client import ChatClient, ChatStream, State, auth_metadata, channel, login
 from chatrpc.hub import Limits
+from chatrpc.server import awaiting
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
@@ -300,14 +301,18 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
 
 
 async def check_for_loss(
-    ports: list[int], seed: int = 2026, kill_last: Callable[[], None] | None = None
+    ports: list[int],
+    seed: int = 2026,
+    kill_last: Callable[[], None] | None = None,
+    server_state: Callable[[], Awaitable[str]] | None = None,
 ) -> None:
     """The loss checker over one or several servers of one chat, on ``ports``.
 
     Clients are spread over the servers, each through a fault-injecting proxy,
     and know every server: the channel target lists them all, their own first,
     so gRPC fails over to the next when one is gone. ``kill_last``, if given,
-    kills the server on the last port in the middle of the run.
+    kills the server on the last port in the middle of the run. ``server_state``
+    says what the servers are doing, for the report of a send left unacknowledged.
     """
     rng = random.Random(seed)
     rooms = ["alpha", "beta", "gamma"]
@@ -405,6 +410,8 @@ async def check_for_loss(
                 lambda: (
                     any("RESOURCE_EXHAUSTED" in r for r in reasons)
                     and any("UNAVAILABLE" in r for r in reasons)
+                    and sum(p.drops for p in proxies) > 0
+                    and sum(p.stalls for p in proxies) > 0
                 )
             )
 
@@ -436,7 +443,10 @@ async def check_for_loss(
         try:
             await asyncio.wait_for(asyncio.gather(*workers), 30)
         except asyncio.TimeoutError:
-            raise AssertionError(await _stuck_sends(audit, clients, views)) from None
+            report = await _stuck_sends(audit, clients, views)
+            if server_state is not None:
+                report += "\n" + await server_state()
+            raise AssertionError(report) from None
         # Everything acknowledged; let every client catch up to the newest seq.
         stored: dict[str, list[tuple[int, str]]] = {}
         group = Peers(audit)
@@ -495,8 +505,11 @@ async def _stuck_sends(
             near = [s for s in seen if stored and abs(s - stored[0]) <= 5]
             lines.append(
                 f"{c.user} {c.status.name} after {c.reconnects} reconnects: {cid} #{room}"
-                f" stored as {stored}; {len(seen)} seen, near it {near}"
+                f" stored as {stored}; {len(seen)} seen, near it {near}, the last {seen[-3:]};"
+                f" filling {sorted(c._filling)}"
             )
+            if c._runner is not None:
+                lines.append("  awaiting: " + " > ".join(awaiting(c._runner.get_coro())))
     return "sends without an echo:\n" + "\n".join(lines)
 
 

@@ -428,8 +428,21 @@ async def test_loss_checker_across_two_servers_one_of_them_killed(
     args = ("--store", redis.url, "--queue-size", "16", "--log-level", "warning")
     a = start_server_process(*args, log_dir=tmp_path)
     b = start_server_process(*args, log_dir=tmp_path)
+
+    async def state_of_a() -> str:
+        # SIGUSR1: the server logs what its sessions and tasks are doing.
+        a.proc.send_signal(signal.SIGUSR1)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while "state:" not in a.stderr_path.read_text():
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        return "server A:\n" + a.stderr_path.read_text()[-30_000:]
+
     try:
-        await check_for_loss([a.port, b.port], kill_last=lambda: b.stop(signal.SIGKILL))
+        await check_for_loss(
+            [a.port, b.port], kill_last=lambda: b.stop(signal.SIGKILL), server_state=state_of_a
+        )
     finally:
         b.stop(signal.SIGKILL)
         a.stop(signal.SIGKILL)

@@ -22,7 +22,7 @@ from chatrpc.client import ChatStream, auth_metadata, channel, login
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import BIN, WAIT, ServerProcess, start_server_process
+from .conftest import BIN, WAIT, Peers, ServerProcess, start_server_process
 
 #: How long a server may take from the signal to its exit (grace period 5s + slack).
 EXIT_BOUND = 10.0
@@ -266,3 +266,25 @@ def test_a_bad_server_argument_exits_2_without_a_traceback(tmp_path: Path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("chatrpc-server: error: ")
+
+
+async def test_sigusr1_logs_every_session_and_task_and_the_server_goes_on(
+    server_process: ServerProcess,
+) -> None:
+    """An operator's view of a running server: what each session holds and where
+    each task waits, logged on SIGUSR1, with nothing interrupted."""
+    group = Peers(server_process.address)
+    try:
+        alice = await group.open("alice")
+        await alice.join("lobby")
+        server_process.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + WAIT
+        while "alice live: rooms ['lobby']" not in server_process.stderr_path.read_text():
+            assert time.monotonic() < deadline, server_process.stderr_path.read_text()
+            await asyncio.sleep(0.05)
+        log = server_process.stderr_path.read_text()
+        assert "1 sessions" in log
+        assert "_process" in log  # the session's event processor, waiting for events
+        await alice.send_and_ack("still here", room="lobby")
+    finally:
+        await group.close()
