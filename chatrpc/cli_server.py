@@ -186,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="client connections accepted at once (default %(default)s)",
     )
     g.add_argument(
+        "--max-pending-calls",
+        type=_positive(int),
+        default=d.max_pending_calls,
+        metavar="N",
+        help="calls queued while the server is busy (e.g. a connection storm) before"
+        " new ones are refused (default %(default)s)",
+    )
+    g.add_argument(
         "--streams-per-connection",
         type=_positive(int),
         default=d.max_streams_per_connection,
@@ -264,6 +272,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_receive_bytes=max(1024, int(args.max_receive_bytes)),
         max_connections=max(1, int(args.max_connections)),
         max_streams_per_connection=max(1, int(args.streams_per_connection)),
+        max_pending_calls=max(1, int(args.max_pending_calls)),
         login_rate=float(args.login_rate),
         login_burst=max(1, int(args.login_burst)),
         tls_cert=args.tls_cert or "",
@@ -278,6 +287,8 @@ async def run(config: ServerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = ChatServer(config)
+    # kill -USR1 <pid> logs what every session and task is doing.
+    loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("state:\n%s", server.describe()))
     port = await server.start()
     try:
         # One line on stdout when ready: scripts and tests wait for it.

@@ -42,6 +42,11 @@ class ServerConfig:
     max_streams_per_connection: int = 100
     #: Client connections the server accepts at once; more are closed at once.
     max_connections: int = 10_000
+    #: Calls that arrived but the event loop has not taken up yet (it is busy, e.g.
+    #: in a connection storm); more are refused (the client sees CANCELLED). grpc
+    #: core's own default refuses some from 1,000 and all past 3,000: a storm of
+    #: 1,000 logins a second lost hundreds.
+    max_pending_calls: int = 10_000
     #: Logins a client address may make per second, averaged (0: no limit) ...
     login_rate: float = 2.0
     #: ... and at once. A failed proof costs ten (see chatrpc.auth).
