@@ -71,6 +71,8 @@ def _client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 
 #: Client events read ahead of processing, and the most sends committed together.
 INBOX_EVENTS = 256
+#: How long a session's end waits for its event processor to stop, in seconds.
+PROCESSOR_STOP_S = 5.0
 
 #: Most events a client may ask for in one ``batch`` frame.
 MAX_BATCH_EVENTS = 256
@@ -332,9 +334,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             session.end(EndReason.FAILED)
             return
         finally:
-            processor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await processor
+            await _stop_processor(processor, inbox)
         session.end(EndReason.DONE)
 
     async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
@@ -571,6 +571,23 @@ class ChatServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+async def _stop_processor(
+    processor: asyncio.Task[None], inbox: asyncio.Queue[pb.ClientEvent | None]
+) -> None:
+    """Cancels a session's event processor and waits for it. A library can lose a
+    cancellation (see chatrpc.store.redis), so the processor also finds the end
+    of its inbox, and the wait is bounded: a session never outlives its client."""
+    processor.cancel()
+    while not inbox.empty():
+        inbox.get_nowait()  # the client resends what was not acknowledged
+    inbox.put_nowait(None)
+    await asyncio.wait({processor}, timeout=PROCESSOR_STOP_S)
+    if not processor.done():
+        log.warning("a session's event processor did not stop; leaving it")
+    elif not processor.cancelled() and processor.exception() is not None:
+        log.error("a session's event processor failed", exc_info=processor.exception())
 
 
 def awaiting(coro: Any) -> list[str]:

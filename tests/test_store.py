@@ -8,6 +8,7 @@ end cover what only a file can show: durability across a reopen, WAL, migrations
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import sys
 import threading
@@ -553,6 +554,27 @@ async def test_retention_by_age_drops_old_messages(make_store: MakeStore) -> Non
     msg, _ = await store.append(room_draft("general", "alice", "new"))
     assert msg.seq == 2
     assert [m.text for m in await store.history("#general")] == ["new"]
+
+
+async def test_a_task_cancelled_while_it_uses_the_store_stops(store: Store) -> None:
+    """A session's task is cancelled when its client goes; whatever store call it
+    is in, the cancellation must end it (the redis client alone drops about half
+    of the cancels that land during a command)."""
+    rng = random.Random(7)
+    await store.append(room_draft("general", "alice", "hello"))
+    for _ in range(30):
+
+        async def reader() -> None:
+            while True:
+                await store.last_seq("#general")
+                await store.history("#general", limit=10)
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(rng.random() * 0.003)  # lands anywhere in a call
+        task.cancel()
+        await asyncio.wait({task}, timeout=WAIT)
+        assert task.cancelled(), "the cancellation was lost: the task went on"
 
 
 def test_a_redis_url_without_the_redis_package_asks_to_install_the_extra(
