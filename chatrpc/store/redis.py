@@ -654,7 +654,10 @@ class RedisStore(Store):
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
                 return await pipe.execute()
 
-        raw = await self._call(run, retry=False)
+        # Running the script again is harmless when every append carries a
+        # client_msg_id (the second run finds the first), so a connection left
+        # over from before a Redis restart costs no error then.
+        raw = await self._call(run, retry=all(d.client_msg_id for d in drafts))
         results: list[tuple[StoredMessage, bool]] = []
         async with self._deliver_lock:
             for draft, res in zip(drafts, raw, strict=True):
