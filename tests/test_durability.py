@@ -303,7 +303,7 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
 async def check_for_loss(
     ports: list[int],
     seed: int = 2026,
-    kill_last: Callable[[], None] | None = None,
+    kill_last: Callable[[], object] | None = None,
     server_state: Callable[[], Awaitable[str]] | None = None,
 ) -> None:
     """The loss checker over one or several servers of one chat, on ``ports``.
