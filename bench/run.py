@@ -9,6 +9,11 @@ baseline in one run are the headline: absolute numbers depend on the machine.
 chatrpc runs with the SQLite store (synchronous=FULL) in a temporary
 directory and ``--rate-limit 0``: the per-user send rate limit is lifted so it
 does not cap the figures.
+
+Idle populations (``--population``, ``--storm``) run on fresh servers of their
+own: idle subscribers connect at ``--connect-rate`` from several load processes;
+server RSS per subscriber at each stage and server CPU over an idle window with
+everyone connected, for chatrpc and the raw baseline.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -137,8 +143,9 @@ def fanout(
         str(batch),
     )
     assert sub.stdout is not None and sub.stdin is not None
-    if sub.stdout.readline().strip() != "ready":
-        raise SystemExit(f"{kind}: subscribers did not get ready")
+    line = sub.stdout.readline().strip()
+    if line != "ready":
+        raise SystemExit(f"{kind}: {subs} subscribers did not get ready: {line}")
     pub = load(
         "pub",
         "--kind",
@@ -179,30 +186,239 @@ def fanout(
     )
 
 
-def idle_memory(server: Server, kind: str, n: int, prefix: str) -> float:
-    before = rss_kib(server.proc.pid)
-    sub = load(
-        "sub",
-        "--kind",
-        kind,
-        "--target",
-        server.address,
-        "--count",
-        str(n),
-        "--prefix",
-        prefix,
-        "--channels",
-        str(channels_for(n)),
-    )
-    assert sub.stdout is not None and sub.stdin is not None
-    if sub.stdout.readline().strip() != "ready":
-        raise SystemExit(f"{kind}: {n} idle subscribers did not connect")
+@dataclass
+class Stage:
+    subscribers: int
+    live: int
+    failed: int
+    #: attempts refused (or timed out) and retried
+    refused: int
+    #: streams that ended after they were live
+    dropped: int
+    #: from the command to the last subscriber of the stage live (slowest load process)
+    connect_s: float
+    rss_kib: int
+    #: (RSS now - RSS before any subscriber) / subscribers
+    kib_per_subscriber: float
+    #: CPU time per subscriber added in this stage: the server's, and the load processes'
+    server_cpu_ms: float
+    load_cpu_ms: float
+
+
+@dataclass
+class Population:
+    server: str
+    scenario: str
+    connect_rate: float
+    load_processes: int
+    per_connection: int
+    room_size: int
+    baseline_rss_kib: int
+    stages: list[Stage]
+    #: server CPU (user+system, % of one core) over the idle window after the last stage
+    idle_cpu_pct: float
+    idle_window_s: float
+    #: seconds between keepalive pings (0: the defaults, server 30 s, clients 20 s)
+    keepalive_s: float
+    #: the load processes' CPU over the same window, all together
+    load_idle_cpu_pct: float
+    #: RSS growth per subscriber between the last two stages (no fixed costs)
+    marginal_kib_per_subscriber: float
+    refusals: dict[str, int]
+
+
+def settled_rss(pid: int, limit: float = 6.0) -> int:
+    """RSS once it stops moving (two samples 0.5 s apart within 0.5%), or after ``limit`` s."""
     time.sleep(1.0)
-    after = rss_kib(server.proc.pid)
-    sub.stdin.write("start\nstop\n")
-    sub.stdin.flush()
-    read_json(sub)
-    return (after - before) / n
+    prev = rss_kib(pid)
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        time.sleep(0.5)
+        now = rss_kib(pid)
+        if abs(now - prev) <= 0.005 * prev:
+            return now
+        prev = now
+    return prev
+
+
+def population(
+    kind: str,
+    cmd: list[str],
+    stages: list[int],
+    scenario: str,
+    args: argparse.Namespace,
+    room_size: int,
+) -> Population:
+    """Idle subscribers on a fresh server, connected in ``stages`` (cumulative counts),
+    each stage at ``--connect-rate`` a second over several load processes; chatrpc
+    subscribers join rooms of ``room_size`` (0: all one room)."""
+    server = Server(cmd)
+    n = stages[-1]
+    procs = max(1, -(-n // args.per_load_process))
+    loads = [
+        load(
+            "idle",
+            "--kind",
+            kind,
+            "--target",
+            server.address,
+            "--prefix",
+            f"{scenario[:2]}{j}u",
+            "--room",
+            f"{scenario[:2]}{j}",
+            "--room-size",
+            str(room_size),
+            "--connect-rate",
+            str(args.connect_rate / procs),
+            "--per-channel",
+            str(args.per_connection),
+            "--max-seconds",
+            "600",
+            *(["--keepalive", str(args.keepalive)] if args.keepalive else []),
+        )
+        for j in range(procs)
+    ]
+    pid = server.proc.pid
+    out: list[Stage] = []
+    refusals: dict[str, int] = {}
+    try:
+        base = settled_rss(pid)  # the load processes start meanwhile
+        have = 0
+        lpids = [p.pid for p in loads]
+        for target in stages:
+            add = target - have
+            cpu0, lcpu0 = cpu_seconds(pid), sum(cpu_seconds(p) for p in lpids)
+            for j, proc in enumerate(loads):
+                assert proc.stdin is not None
+                proc.stdin.write(f"connect {add // procs + (j < add % procs)}\n")
+                proc.stdin.flush()
+            reports = []
+            for proc in loads:
+                assert proc.stdout is not None
+                line = proc.stdout.readline()
+                if not line:
+                    raise SystemExit(f"{kind} {scenario}: a load process ended early")
+                reports.append(json.loads(line))
+            cpu1, lcpu1 = cpu_seconds(pid), sum(cpu_seconds(p) for p in lpids)
+            have = target
+            rss = settled_rss(pid)
+            stage = Stage(
+                subscribers=target,
+                live=sum(r["live"] for r in reports),
+                failed=sum(r["failed"] for r in reports),
+                refused=sum(r["refused"] for r in reports),
+                dropped=sum(r["dropped"] for r in reports),
+                connect_s=max(r["connect_s"] for r in reports),
+                rss_kib=rss,
+                kib_per_subscriber=(rss - base) / target,
+                server_cpu_ms=1000 * (cpu1 - cpu0) / add,
+                load_cpu_ms=1000 * (lcpu1 - lcpu0) / add,
+            )
+            for r in reports:
+                for what, count in r["refusals"].items():
+                    refusals[what] = refusals.get(what, 0) + count
+                if r["opening"]:
+                    print(f"  {kind} {scenario}: still opening {r['opening']}", flush=True)
+            out.append(stage)
+            print(_stage_row(kind, scenario, stage), flush=True)
+        # Keepalive pings are most of what an idle chatrpc server does, and they bunch:
+        # a window of one ping period holds one ping of every connection.
+        window = args.idle_window or args.keepalive or client_keepalive_s()
+        cpu0, lcpu0, t0 = cpu_seconds(pid), sum(cpu_seconds(p) for p in lpids), time.perf_counter()
+        time.sleep(window)
+        cpu1, lcpu1, t1 = cpu_seconds(pid), sum(cpu_seconds(p) for p in lpids), time.perf_counter()
+    finally:
+        for proc in loads:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write("exit\n")
+                proc.stdin.close()
+            except (BrokenPipeError, ValueError):
+                pass
+        for proc in loads:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+        server.stop()
+    marginal = 0.0
+    if len(out) > 1:
+        a, b = out[-2], out[-1]
+        marginal = (b.rss_kib - a.rss_kib) / (b.subscribers - a.subscribers)
+    result = Population(
+        server=kind,
+        scenario=scenario,
+        connect_rate=args.connect_rate,
+        load_processes=procs,
+        per_connection=args.per_connection,
+        room_size=room_size if kind == "chat" else 0,
+        baseline_rss_kib=base,
+        stages=out,
+        idle_cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
+        idle_window_s=t1 - t0,
+        keepalive_s=args.keepalive if kind == "chat" else 0,
+        load_idle_cpu_pct=100 * (lcpu1 - lcpu0) / (t1 - t0),
+        marginal_kib_per_subscriber=marginal,
+        refusals=refusals,
+    )
+    print(
+        f"{kind:5} {scenario:11} idle {window:.0f} s with {n} connected:"
+        f" server CPU {result.idle_cpu_pct:.2f}%, load processes {result.load_idle_cpu_pct:.2f}%"
+        + (
+            f"; {marginal:.1f} KiB per subscriber from {a.subscribers} to {b.subscribers}"
+            if len(out) > 1
+            else ""
+        ),
+        flush=True,
+    )
+    return result
+
+
+def client_keepalive_s() -> float:
+    """How often a chatrpc client (chatrpc.client.channel) pings an idle connection."""
+    from chatrpc.client import CHANNEL_OPTIONS
+
+    return float(dict(CHANNEL_OPTIONS).get("grpc.keepalive_time_ms", 0)) / 1000
+
+
+def _stage_row(kind: str, scenario: str, s: Stage) -> str:
+    return (
+        f"{kind:5} {scenario:11} N={s.subscribers:<6} live={s.live:<6} failed={s.failed}"
+        f" refused={s.refused} dropped={s.dropped} connect={s.connect_s:6.1f}s"
+        f" rss={s.rss_kib / 1024:7.1f}MiB {s.kib_per_subscriber:5.1f} KiB/subscriber"
+        f" cpu/subscriber: server {s.server_cpu_ms:.2f} ms, load {s.load_cpu_ms:.2f} ms"
+    )
+
+
+def chat_cmd(
+    tmp: str, name: str, subscribers: int = 0, keepalive: float = 0, store: str = ""
+) -> list[str]:
+    """chatrpc-server for the benchmarks: SQLite in ``tmp`` (or ``store``, a URL),
+    send and login rates lifted; session and connection caps above ``subscribers``
+    so capacity, not a cap, is measured; ``keepalive``: seconds between the
+    server's pings (0: its default)."""
+    cmd = [
+        str(BIN / "chatrpc-server"),
+        "--port",
+        "0",
+        "--store",
+        store or f"sqlite://{tmp}/{name}.db",
+        "--rate-limit",
+        "0",
+        "--login-rate",
+        "0",
+        "--log-level",
+        "warning",
+    ]
+    if subscribers:
+        cap = str(max(10_000, 2 * subscribers))
+        cmd += ["--max-sessions", cap, "--max-connections", cap]
+    if keepalive:
+        cmd += ["--keepalive", str(keepalive)]
+    return cmd
 
 
 def publish_throughput(server: Server, publishers: int, duration: float) -> float:
@@ -256,23 +472,7 @@ def two_nodes(tmp: str, subs: int, duration: float, batch: int) -> list[Result]:
         for _ in range(2):
             for _attempt in range(50):  # redis-server takes a moment to listen
                 try:
-                    nodes.append(
-                        Server(
-                            [
-                                str(BIN / "chatrpc-server"),
-                                "--port",
-                                "0",
-                                "--store",
-                                f"redis://127.0.0.1:{port}/0",
-                                "--rate-limit",
-                                "0",
-                                "--login-rate",
-                                "0",
-                                "--log-level",
-                                "warning",
-                            ]
-                        )
-                    )
+                    nodes.append(Server(chat_cmd(tmp, "", store=f"redis://127.0.0.1:{port}/0")))
                     break
                 except SystemExit:
                     time.sleep(0.1)
@@ -295,8 +495,68 @@ def two_nodes(tmp: str, subs: int, duration: float, batch: int) -> list[Result]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
-    p.add_argument("--subscribers", default="10,100,1000")
-    p.add_argument("--idle", type=int, default=1000, help="idle subscribers for memory")
+    p.add_argument("--subscribers", default="10,100,1000", help="fan-out scenarios' C ('': none)")
+    p.add_argument(
+        "--population",
+        default="1000,5000,10000",
+        metavar="N,N,...",
+        help="idle subscribers connected in these stages (cumulative) on fresh servers, chatrpc"
+        " and raw: RSS per subscriber at each, idle CPU at the last ('' or 0: skip)",
+    )
+    p.add_argument(
+        "--storm",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="N chatrpc subscribers connecting in one go at --connect-rate (0: skip)",
+    )
+    p.add_argument(
+        "--connect-rate",
+        type=float,
+        default=1000.0,
+        help="idle subscribers connecting per second, over all load processes",
+    )
+    p.add_argument(
+        "--per-load-process", type=int, default=2500, help="idle subscribers per load process"
+    )
+    p.add_argument(
+        "--per-connection",
+        type=int,
+        default=1,
+        help="idle subscribers sharing one connection (default: a connection each, as"
+        " users' clients have)",
+    )
+    p.add_argument(
+        "--room-size",
+        type=int,
+        default=100,
+        help="idle chatrpc subscribers per room (0: all in one room)",
+    )
+    p.add_argument(
+        "--one-room",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="N chatrpc subscribers connecting in one go at --connect-rate, all into"
+        " one room (0: skip)",
+    )
+    p.add_argument(
+        "--keepalive",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="idle populations: seconds between pings, of the chatrpc server and of its"
+        " clients (0: their defaults, 30 s and 20 s)",
+    )
+    p.add_argument(
+        "--idle-window",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="idle CPU is measured over this long (default: one keepalive period of the"
+        " clients, 20 s, which holds one ping of every connection; pings bunch, so 5 s"
+        " windows of one run ranged 0.6-3.8%% at 10,000 connections)",
+    )
     p.add_argument("--out", default="bench-results/bench.json")
     p.add_argument(
         "--batch",
@@ -313,22 +573,24 @@ def main() -> None:
         help="subscribers for the two-node run over Redis (0: skip; needs redis-server)",
     )
     args = p.parse_args()
+    # Thousands of connections: every process started from here inherits the raised limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    stages = [int(x) for x in args.population.split(",") if x.strip() and int(x)]
+    most = max([*stages, args.storm, args.one_room])
+    if (
+        most
+        and hard != resource.RLIM_INFINITY
+        and most // max(1, args.per_connection) + 1000 > hard
+    ):
+        print(
+            f"warning: {most} subscribers on {most // max(1, args.per_connection)} connections,"
+            f" but at most {hard} open files per process (ulimit -Hn)",
+            flush=True,
+        )
     tmp = tempfile.mkdtemp(prefix="chatrpc-bench-")
-    chat = Server(
-        [
-            str(BIN / "chatrpc-server"),
-            "--port",
-            "0",
-            "--db",
-            f"{tmp}/chat.db",
-            "--rate-limit",
-            "0",
-            "--login-rate",
-            "0",
-            "--log-level",
-            "warning",
-        ]
-    )
+    chat = Server(chat_cmd(tmp, "chat"))
     raw = Server([sys.executable, str(HERE / "raw_server.py"), "--port", "0"])
     spy = None
     if args.profile:
@@ -351,7 +613,8 @@ def main() -> None:
     results: list[Result] = []
     extra: dict[str, float] = {}
     try:
-        for n, subs in enumerate(int(x) for x in args.subscribers.split(",")):
+        fanouts = [int(x) for x in args.subscribers.split(",") if x.strip() and int(x)]
+        for n, subs in enumerate(fanouts):
             blast = {}
             for kind, server in (("raw", raw), ("chat", chat)):
                 r = fanout(server, kind, subs, 0, args.duration, "blast", f"b{n}", args.batch)
@@ -365,15 +628,6 @@ def main() -> None:
                 )
                 results.append(r)
                 print(_row(r), flush=True)
-        for kind, server in (("raw", raw), ("chat", chat)):
-            extra[f"idle_kib_per_subscriber_{kind}"] = idle_memory(
-                server, kind, args.idle, f"i{kind}"
-            )
-            print(
-                f"idle memory per subscriber ({kind}, {args.idle}): "
-                f"{extra[f'idle_kib_per_subscriber_{kind}']:.1f} KiB",
-                flush=True,
-            )
         if args.two_node and shutil.which("redis-server"):
             results.extend(two_nodes(tmp, args.two_node, args.duration, args.batch))
         extra["committed_per_s_50_publishers"] = publish_throughput(chat, 50, args.duration)
@@ -388,8 +642,26 @@ def main() -> None:
             spy.wait(30)
         chat.stop()
         raw.stop()
+    # Idle populations last, each on a fresh server, so earlier runs' memory does not count.
+    populations: list[Population] = []
+    if stages:
+        raw_cmd = [sys.executable, str(HERE / "raw_server.py"), "--port", "0"]
+        populations.append(population("raw", raw_cmd, stages, "population", args, 0))
+        chat_pop = chat_cmd(tmp, "population", stages[-1], args.keepalive)
+        populations.append(population("chat", chat_pop, stages, "population", args, args.room_size))
+    if args.storm:
+        chat_storm = chat_cmd(tmp, "storm", args.storm, args.keepalive)
+        populations.append(
+            population("chat", chat_storm, [args.storm], "storm", args, args.room_size)
+        )
+    if args.one_room:
+        one = chat_cmd(tmp, "one-room", args.one_room, args.keepalive)
+        populations.append(population("chat", one, [args.one_room], "one room", args, 0))
     print()
     print(table(results))
+    if populations:
+        print()
+        print(population_table(populations))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -401,6 +673,7 @@ def main() -> None:
                     "platform": platform.platform(),
                 },
                 "results": [asdict(r) for r in results],
+                "populations": [asdict(p) for p in populations],
                 **extra,
             },
             indent=1,
@@ -434,6 +707,34 @@ def table(results: list[Result]) -> str:
             f" | {ratio:.2f}x"
             f" | {b.p50_ms:.1f} / {b.p99_ms:.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f}"
             f" | {b.cpu_us_per_delivered:.1f} | {r.cpu_us_per_delivered:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def population_table(pops: list[Population]) -> str:
+    lines = [
+        "| server | scenario | N | live | failed | refused | connect s | RSS MiB"
+        " | KiB/subscriber | server / load CPU ms per connect |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in pops:
+        for s in p.stages:
+            lines.append(
+                f"| {p.server} | {p.scenario} | {s.subscribers} | {s.live} | {s.failed}"
+                f" | {s.refused} | {s.connect_s:.1f} | {s.rss_kib / 1024:.1f}"
+                f" | {s.kib_per_subscriber:.1f} | {s.server_cpu_ms:.2f} / {s.load_cpu_ms:.2f} |"
+            )
+    lines.append("")
+    lines.append(
+        "| server | scenario | N | room size | idle server CPU % | marginal KiB/subscriber |"
+    )
+    lines.append("|---|---|---|---|---|---|")
+    for p in pops:
+        marginal = f"{p.marginal_kib_per_subscriber:.1f}" if len(p.stages) > 1 else "-"
+        lines.append(
+            f"| {p.server} | {p.scenario} | {p.stages[-1].subscribers}"
+            f" | {p.room_size or ('-' if p.server == 'raw' else 'all')}"
+            f" | {p.idle_cpu_pct:.2f} | {marginal} |"
         )
     return "\n".join(lines)
 
