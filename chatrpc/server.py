@@ -545,12 +545,13 @@ class ChatServer:
 
     def describe(self) -> str:
         """What every session and every task of the server is doing (SIGUSR1 logs it)."""
-        lines = [s.describe() for s in sorted(self.hub.sessions(), key=lambda s: s.id)]
+        sessions = sorted(self.hub.sessions(), key=lambda s: s.id)
+        lines = [f"{len(sessions)} sessions", *(s.describe() for s in sessions)]
         for task in asyncio.all_tasks():
             where = awaiting(task.get_coro())
             if any(not w.endswith(":None") for w in where):  # grpc's own tasks have no lines
                 lines.append(f"task {task.get_name()}: {' > '.join(where)}")
-        return "\n".join([f"{len(self.hub.sessions())} sessions", *lines])
+        return "\n".join(lines)
 
     async def stop(self) -> None:
         """Stops accepting, tells sessions to reconnect, drains, closes the store."""

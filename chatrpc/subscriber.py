@@ -198,8 +198,8 @@ class Session:
         state = "ended" if self._ended else "over" if self.overflowed else "live"
         return (
             f"session {self.id} {self.user} {state}: rooms {sorted(self.rooms)}, held {held},"
-            f" queued {len(self._queue)}, writing {self.writing}, delivered"
-            f" { {conv: d.high for conv, d in sorted(self._delivered.items())} }"
+            f" queued {len(self._queue)}, writing {self.writing},"
+            f" delivered {dict(sorted(self.cursors().items()))}"
         )
 
     def cursors(self) -> dict[str, int]:

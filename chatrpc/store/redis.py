@@ -238,12 +238,8 @@ class _Redis(aioredis.Redis):
     """
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        before = _cancellations()
-        try:
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        finally:
-            if _cancellations() > before:
-                raise asyncio.CancelledError
+        command = super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        return await _keeping_cancellation(command)
 
 
 async def _keeping_cancellation(work: Awaitable[T]) -> T:
