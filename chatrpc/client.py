@@ -45,7 +45,10 @@ RETRYABLE = frozenset(
 )
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.keepalive_time_ms", 20_000),
+    # Once a minute: a silently dead connection is noticed within 70 s (a send on
+    # it fails sooner, when its data goes unacknowledged for the timeout), and NAT
+    # mappings stay up. The server pings only connections that stay quieter than it.
+    ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
@@ -240,8 +243,12 @@ class ClientState:
 
     epoch: str = ""
     rooms: list[str] = field(default_factory=list)
-    #: Newest seq delivered, per conversation key (``#room`` or ``@peer``).
+    #: Per conversation key (``#room`` or ``@peer``): every seq up to this one was
+    #: delivered (or predates what the client follows); sessions resume from it.
     cursors: dict[str, int] = field(default_factory=dict)
+    #: Seqs delivered above a DM's cursor, not yet contiguous with it: live DMs that
+    #: arrived before the conversation's resume filled in what came before them.
+    ahead: dict[str, set[int]] = field(default_factory=dict)
 
 
 class ClientClosed(Exception):
@@ -311,6 +318,9 @@ class ChatClient:
         #: live and replayed events held back meanwhile.
         self._filling: dict[str, list[pb.ServerEvent]] = {}
         self._fills: set[asyncio.Task[None]] = set()
+        #: DM conversations this session resumes whose ``joined`` has not arrived
+        #: yet, with the seq they resume from: live DMs can come before it.
+        self._resuming: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -536,13 +546,17 @@ class ChatClient:
             for fill in list(self._fills):
                 fill.cancel()
             self._filling.clear()
+            self._resuming.clear()
 
     async def _open_session(self, stream: ChatStream) -> None:
         """Resumes rooms, DMs and unacknowledged sends on a new stream."""
         for room in self.state.rooms:
             await stream.join(room, self.state.cursors.get("#" + room), self.state.epoch)
         if self.resume_directs:
-            for peer, seq in (await self._direct_resume_points()).items():
+            points = await self._direct_resume_points()
+            # Set before the first resume is written, so before any of its answers.
+            self._resuming = {"@" + peer: seq for peer, seq in points.items()}
+            for peer, seq in points.items():
                 await stream.resume_direct(peer, seq, self.state.epoch)
         # Unacknowledged sends go again with their ids: the server stores each once.
         resent = set(self._pending)
@@ -566,15 +580,21 @@ class ChatClient:
         client was away (nothing seen, but newer than at the first session)
         from where it stood then, so a first DM sent meanwhile is not missed.
         """
-        points: dict[str, int] = {}
-        if self.state.epoch:
-            points = {c[1:]: s for c, s in self.state.cursors.items() if c.startswith("@")}
         try:
             listed = await self.list_directs()
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older server
-                return points
-            raise
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # UNIMPLEMENTED: an older server
+                raise
+            listed = None
+        if not self.state.epoch and listed is not None:
+            # A client that only has DMs learns the history's epoch here, before any
+            # DM of its own: its cursors belong to this history.
+            self.state.epoch = listed.epoch
+        points: dict[str, int] = {}
+        if self.state.epoch:
+            points = {c[1:]: s for c, s in self.state.cursors.items() if c.startswith("@")}
+        if listed is None:
+            return points
         if self._dm_baseline is None:
             self._dm_baseline = (listed.epoch, {d.with_user: d.last_seq for d in listed.directs})
             return points
@@ -606,17 +626,20 @@ class ChatClient:
             if held is not None:
                 held.append(event)  # shown once the gap before it is filled
                 return
-            if msg.seq <= self.state.cursors.get(conv, 0):
+            if not self._accept(conv, msg.seq):
                 return  # already delivered (a retried send's original, or a replay overlap)
-            self.state.cursors[conv] = msg.seq
         elif kind == "joined":
             joined = event.joined
             if self.state.epoch and joined.epoch != self.state.epoch:
                 # A different history: its seqs are new.
                 self.state.cursors.clear()
+                self.state.ahead.clear()
             self.state.epoch = joined.epoch
             target = joined.WhichOneof("target")
             conv = "#" + joined.room if target == "room" else "@" + joined.with_user
+            start = self._resuming.pop(conv, None)
+            if start is not None and conv not in self.state.cursors:
+                self.state.cursors[conv] = start
             seen = self.state.cursors.get(conv)
             if seen and not joined.complete:
                 # The server replays only the newest messages of a long gap: fetch
@@ -645,6 +668,41 @@ class ChatClient:
                     refused.set_exception(SendError(err))
         self.on_event(event)
 
+    def _accept(self, conv: str, seq: int) -> bool:
+        """Records ``seq`` of ``conv`` as delivered; False if it already was.
+
+        Seqs come in order, except that a DM resumed on this session can see live
+        messages before its ``joined``, and the resume's replay then fills in below
+        them. Those live ones are kept in ``ahead`` and the cursor stays where the
+        resume started until the gap below them is filled, so a session that fails
+        in between resumes from before the gap and still shows each message once.
+        """
+        start = self._resuming.get(conv)
+        cursor = self.state.cursors.get(conv, start or 0)
+        ahead = self.state.ahead.get(conv)
+        if seq <= cursor or (ahead is not None and seq in ahead):
+            return False
+        if seq == cursor + 1 or (ahead is None and start is None):
+            # The next one, or a jump where no resume is pending (a new conversation).
+            cursor = seq
+        elif start is not None or (ahead is not None and seq < max(ahead)):
+            # Live before the resume's replay, or a fill-in below what that delivered.
+            self.state.ahead.setdefault(conv, set()).add(seq)
+            return True
+        else:
+            # Past everything held: the resume filled in all it had.
+            cursor = seq
+            ahead = None
+            self.state.ahead.pop(conv, None)
+        if ahead:
+            while cursor + 1 in ahead:
+                cursor += 1
+                ahead.discard(cursor)
+            if not ahead or max(ahead) <= cursor:
+                self.state.ahead.pop(conv, None)
+        self.state.cursors[conv] = cursor
+        return True
+
     async def _fill_gap(self, conv: str, joined: pb.Joined, after: int) -> None:
         """Pages History from ``after`` up to the join, then shows what was held."""
         request = pb.HistoryRequest(before_seq=joined.last_seq + 1, limit=1000)
@@ -659,8 +717,7 @@ class ChatClient:
                 request.after_seq = after
                 page = await stub.History(request, metadata=auth_metadata(self.token))
                 for msg in page.messages:
-                    if msg.seq > self.state.cursors.get(conv, 0):
-                        self.state.cursors[conv] = msg.seq
+                    if self._accept(conv, msg.seq):
                         self.on_event(pb.ServerEvent(message=msg))
                 if not page.has_more or not page.messages:
                     break

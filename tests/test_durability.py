@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chatrpc.client import ChatClient, ChatStream, State, auth_metadata, channel, login
+from chatrpc.client import ChatClient, ChatStream, ClientState, State, auth_metadata, channel, login
 from chatrpc.hub import Limits
 from chatrpc.server import awaiting
 from chatrpc.v1 import chat_pb2 as pb
@@ -566,3 +566,108 @@ async def test_the_client_library_fills_a_gap_longer_than_the_replay_from_histor
             await ch.close()
             await group.close()
             await proxy.close()
+
+
+class _ResumeRacer(ChatClient):
+    """A ChatClient that runs ``before_resume`` after its session is up but before it
+    writes its DM resumes: what a DM committed at that moment does."""
+
+    before_resume: Callable[[], Awaitable[None]] | None = None
+
+    async def _direct_resume_points(self) -> dict[str, int]:
+        points = await super()._direct_resume_points()
+        if self.before_resume is not None:
+            await self.before_resume()
+        return points
+
+
+async def test_a_live_dm_before_its_resume_keeps_the_older_ones_it_fills_in() -> None:
+    """A DM sent while a session resumes arrives live before the DM resume replays the
+    ones sent while the client was away: each is shown once, and the next session
+    resumes from the newest."""
+    async with running_server() as srv:
+        group = Peers(target(srv))
+        bob = await group.open("bob")
+        token = await group.token("alice")
+        seen: list[int] = []
+        progress = asyncio.Event()
+
+        def on_event(event: pb.ServerEvent) -> None:
+            if event.WhichOneof("event") == "message":
+                seen.append(event.message.seq)
+                progress.set()
+
+        async def until_seen(n: int) -> None:
+            while len(seen) < n:
+                progress.clear()
+                await asyncio.wait_for(progress.wait(), 10)
+
+        first = ChatClient(target(srv), "alice", token, on_event=on_event)
+        await first.start()
+        await bob.send_and_ack("d1", to_user="alice")
+        await until_seen(1)
+        await first.aclose()
+        await bob.send_and_ack("d2", to_user="alice")  # alice is away
+
+        second = _ResumeRacer(target(srv), "alice", token, on_event=on_event, state=first.state)
+
+        async def send_live() -> None:
+            assert second._stream is not None
+            await second._stream.call.initial_metadata()  # the session is up
+            await bob.send_and_ack("d3", to_user="alice")  # queued live on it
+
+        second.before_resume = send_live
+        try:
+            await second.start()
+            await until_seen(3)
+            # d3 came live, then the resume filled in d2 below it.
+            assert seen == [1, 3, 2]
+            assert second.state.cursors == {"@bob": 3}
+            assert second.state.ahead == {}
+        finally:
+            await second.aclose()
+        await bob.send_and_ack("d4", to_user="alice")
+        third = ChatClient(target(srv), "alice", token, on_event=on_event, state=second.state)
+        try:
+            await third.start()
+            await until_seen(4)
+            assert seen == [1, 3, 2, 4]
+        finally:
+            await third.aclose()
+            await group.close()
+
+
+def test_a_session_lost_inside_a_dm_gap_resumes_from_below_it() -> None:
+    """The client's side of the rule above when the session fails between the live DM
+    and the resume's fill-in: the cursor stays below the gap, the next resume fills
+    it, and the live one is not shown twice."""
+    shown: list[int] = []
+
+    def on_event(event: pb.ServerEvent) -> None:
+        if event.WhichOneof("event") == "message":
+            shown.append(event.message.seq)
+
+    client = ChatClient("127.0.0.1:1", "alice", "token", on_event=on_event)
+    client.state = ClientState(epoch="e", cursors={"@bob": 1})
+
+    def dm(seq: int) -> pb.ServerEvent:
+        return pb.ServerEvent(message=pb.Message(seq=seq, sender="bob", to_user="alice"))
+
+    def resumed() -> pb.ServerEvent:
+        return pb.ServerEvent(joined=pb.Joined(with_user="bob", epoch="e", complete=True))
+
+    client._resuming = {"@bob": 1}  # a session resuming @bob from 1
+    client._handle(dm(3))  # live before the resume
+    assert (client.state.cursors, client.state.ahead) == ({"@bob": 1}, {"@bob": {3}})
+    client._resuming.clear()  # the session failed before the replay
+
+    client._resuming = {"@bob": 1}  # the next one resumes from 1 again
+    client._handle(dm(3))  # live again? no: already shown
+    client._handle(dm(4))  # a newer live one
+    client._handle(resumed())
+    client._handle(dm(2))  # the replay fills in below
+    assert (client.state.cursors, client.state.ahead) == ({"@bob": 4}, {})
+    client._handle(dm(5))
+    client._handle(dm(3))  # a late duplicate
+    assert shown == [3, 4, 2, 5]
+    assert client.state.cursors == {"@bob": 5}
