@@ -14,6 +14,10 @@ Idle populations (``--population``, ``--storm``) run on fresh servers of their
 own: idle subscribers connect at ``--connect-rate`` from several load processes;
 server RSS per subscriber at each stage and server CPU over an idle window with
 everyone connected, for chatrpc and the raw baseline.
+
+Both servers run with the same GRPC_EXPERIMENTS (``--grpc-experiments``; by
+default what ``chatrpc-server`` uses), so the baseline is the same transport;
+the load generators keep grpc's defaults, as the client library does.
 """
 
 from __future__ import annotations
@@ -33,8 +37,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chatrpc import SERVER_GRPC_EXPERIMENTS
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
+#: Extra environment of every server process this run starts (set in main()).
+SERVER_ENV: dict[str, str] = {}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -63,7 +71,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **SERVER_ENV, **(env or {})},
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -557,6 +565,19 @@ def main() -> None:
         " clients, 20 s, which holds one ping of every connection; pings bunch, so 5 s"
         " windows of one run ranged 0.6-3.8%% at 10,000 connections)",
     )
+    p.add_argument(
+        "--target-rates",
+        default="10:5000,100:10000,1000:10000",
+        metavar="C:MSGS,...",
+        help="also run steady load at these delivered msgs/s for these C (the issue's"
+        " latency targets; '' to skip)",
+    )
+    p.add_argument(
+        "--grpc-experiments",
+        metavar="LIST",
+        help="GRPC_EXPERIMENTS of both servers (default: $GRPC_EXPERIMENTS if set, else"
+        " chatrpc-server's own, grpc core's iomgr TCP; '' for grpc's defaults)",
+    )
     p.add_argument("--out", default="bench-results/bench.json")
     p.add_argument(
         "--batch",
@@ -573,11 +594,20 @@ def main() -> None:
         help="subscribers for the two-node run over Redis (0: skip; needs redis-server)",
     )
     args = p.parse_args()
+    experiments = args.grpc_experiments
+    if experiments is None:
+        experiments = os.environ.get("GRPC_EXPERIMENTS", SERVER_GRPC_EXPERIMENTS)
+    SERVER_ENV["GRPC_EXPERIMENTS"] = experiments
+    print(f"servers' GRPC_EXPERIMENTS={experiments!r}", flush=True)
     # Thousands of connections: every process started from here inherits the raised limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     stages = [int(x) for x in args.population.split(",") if x.strip() and int(x)]
+    targets = {
+        int(c): float(rate)
+        for c, rate in (pair.split(":") for pair in args.target_rates.split(",") if pair.strip())
+    }
     most = max([*stages, args.storm, args.one_room])
     if (
         most
@@ -622,12 +652,17 @@ def main() -> None:
                 blast[kind] = r.delivered_per_s / subs
                 print(_row(r), flush=True)
             rate = 0.5 * min(blast.values())
-            for kind, server in (("raw", raw), ("chat", chat)):
-                r = fanout(
-                    server, kind, subs, rate, args.duration, "steady 50%", f"s{n}", args.batch
-                )
-                results.append(r)
-                print(_row(r), flush=True)
+            steady = [("steady 50%", rate)]
+            if subs in targets:
+                # The latency targets are set at these delivered rates, whatever the blast.
+                steady.append((f"steady {targets[subs] / 1000:g}k/s", targets[subs] / subs))
+            for scenario, rate in steady:
+                for kind, server in (("raw", raw), ("chat", chat)):
+                    r = fanout(
+                        server, kind, subs, rate, args.duration, scenario, f"s{n}", args.batch
+                    )
+                    results.append(r)
+                    print(_row(r), flush=True)
         if args.two_node and shutil.which("redis-server"):
             results.extend(two_nodes(tmp, args.two_node, args.duration, args.batch))
         extra["committed_per_s_50_publishers"] = publish_throughput(chat, 50, args.duration)
@@ -671,6 +706,7 @@ def main() -> None:
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
                     "platform": platform.platform(),
+                    "servers_grpc_experiments": SERVER_ENV["GRPC_EXPERIMENTS"],
                 },
                 "results": [asdict(r) for r in results],
                 "populations": [asdict(p) for p in populations],

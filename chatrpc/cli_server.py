@@ -9,11 +9,18 @@ import os
 import signal
 import sys
 
+from . import SERVER_GRPC_EXPERIMENTS, __version__
+
 # grpc core logs to stderr on its own (e.g. a second line when the port is taken);
 # the server reports what matters itself. GRPC_VERBOSITY=debug brings it back.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+# grpc core's older TCP code (iomgr) instead of its EventEngine endpoints. On this
+# server's load it answers a keepalive ping for about half the CPU, which is most
+# of what an idle server does, and takes connections and unbatched writes for
+# less (docs/BENCHMARKS.md). A GRPC_EXPERIMENTS set by the operator, even empty
+# (grpc's own defaults), is kept. grpc reads it once, so this comes before grpc.
+os.environ.setdefault("GRPC_EXPERIMENTS", SERVER_GRPC_EXPERIMENTS)
 
-from . import __version__
 from .config import ServerConfig, default_db_path
 from .errors import ChatError
 from .hub import Limits
@@ -111,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(float),
         default=d.keepalive_s,
         metavar="SECONDS",
-        help="ping idle clients this often to notice vanished ones (default %(default)s)",
+        help="ping a client not heard from for this long, to notice vanished ones"
+        " (default %(default)s)",
     )
     g.add_argument(
         "--keepalive-timeout",

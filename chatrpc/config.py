@@ -26,9 +26,13 @@ class ServerConfig:
     store_options: StoreOptions = field(default_factory=StoreOptions)
     #: Per-session queue bound, in events; a session past it is cut off as a slow consumer.
     queue_size: int = 2048
-    #: The server pings an idle connection this often, and drops it when the
-    #: ping is not answered within the timeout, so a vanished client's presence clears.
-    keepalive_s: float = 30.0
+    #: The server pings a connection it has heard nothing from for this long, and
+    #: drops it when the ping is not answered within the timeout, so a vanished
+    #: client's presence clears. Longer than the client library's own pings (60 s):
+    #: grpc core restarts this timer on every read, so the server never pings a
+    #: client that pings, and an idle connection costs one ping a minute, the
+    #: cheaper kind (an answer; see docs/BENCHMARKS.md).
+    keepalive_s: float = 75.0
     keepalive_timeout_s: float = 10.0
     #: A session that overflowed (or was ended) while its client stopped reading is
     #: cancelled after this many seconds, freeing its slot and its presence.
