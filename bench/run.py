@@ -36,6 +36,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from chatrpc import SERVER_GRPC_EXPERIMENTS
 
@@ -101,7 +102,7 @@ def load(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def read_json(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, float]:
+def read_json(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
     assert proc.stdout is not None
     out, _ = proc.communicate(timeout=timeout)
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -130,30 +131,38 @@ def fanout(
     prefix: str,
     batch: int = 64,
     pub_server: Server | None = None,
+    sub_processes: int = 1,
 ) -> Result:
-    """Subscribers on ``server``; publishers there too, or on ``pub_server`` (two nodes).
-    CPU is the subscribers' server's (plus the publishers' when it is another)."""
+    """Subscribers on ``server``, spread over ``sub_processes`` load processes;
+    publishers there too, or on ``pub_server`` (two nodes). CPU is the subscribers'
+    server's (plus the publishers' when it is another)."""
     pub_server = pub_server or server
     pids = {server.proc.pid, pub_server.proc.pid}
-    sub = load(
-        "sub",
-        "--kind",
-        kind,
-        "--target",
-        server.address,
-        "--count",
-        str(subs),
-        "--prefix",
-        f"{prefix}s",
-        "--channels",
-        str(channels_for(subs)),
-        "--batch",
-        str(batch),
-    )
-    assert sub.stdout is not None and sub.stdin is not None
-    line = sub.stdout.readline().strip()
-    if line != "ready":
-        raise SystemExit(f"{kind}: {subs} subscribers did not get ready: {line}")
+    procs = max(1, min(sub_processes, subs))
+    counts = [subs // procs + (j < subs % procs) for j in range(procs)]
+    subs_procs = [
+        load(
+            "sub",
+            "--kind",
+            kind,
+            "--target",
+            server.address,
+            "--count",
+            str(count),
+            "--prefix",
+            f"{prefix}s{j}",
+            "--channels",
+            str(channels_for(count)),
+            "--batch",
+            str(batch),
+        )
+        for j, count in enumerate(counts)
+    ]
+    for sub in subs_procs:
+        assert sub.stdout is not None
+        line = sub.stdout.readline().strip()
+        if line != "ready":
+            raise SystemExit(f"{kind}: {subs} subscribers did not get ready: {line}")
     pub = load(
         "pub",
         "--kind",
@@ -171,15 +180,14 @@ def fanout(
     )
     time.sleep(0.5)  # let publishers connect and ramp up before the window opens
     cpu0, t0 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
-    sub.stdin.write("start\n")
-    sub.stdin.flush()
+    _tell(subs_procs, "start")
     time.sleep(max(1.0, duration - 1.5))
-    sub.stdin.write("stop\n")
-    sub.stdin.flush()
+    _tell(subs_procs, "stop")
     cpu1, t1 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
-    res = read_json(sub)
+    reports = [read_json(sub) for sub in subs_procs]
     read_json(pub)
-    delivered = res["delivered"] / res["window_s"] if res["window_s"] else 0.0
+    delivered = sum(r["delivered"] / r["window_s"] for r in reports if r["window_s"])
+    latencies = sorted(x for r in reports for x in r["latencies_ms"])
     cpu = cpu1 - cpu0
     return Result(
         server=kind,
@@ -187,11 +195,24 @@ def fanout(
         subscribers=subs,
         publish_rate=rate,
         delivered_per_s=delivered,
-        p50_ms=res["p50_ms"],
-        p99_ms=res["p99_ms"],
+        p50_ms=_percentile(latencies, 0.50),
+        p99_ms=_percentile(latencies, 0.99),
         cpu_us_per_delivered=(cpu / (delivered * (t1 - t0)) * 1e6) if delivered else 0.0,
         server_cpu_pct=100 * cpu / (t1 - t0),
     )
+
+
+def _tell(procs: list[subprocess.Popen[str]], line: str) -> None:
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 @dataclass
@@ -578,6 +599,12 @@ def main() -> None:
         help="GRPC_EXPERIMENTS of both servers (default: $GRPC_EXPERIMENTS if set, else"
         " chatrpc-server's own, grpc core's iomgr TCP; '' for grpc's defaults)",
     )
+    p.add_argument(
+        "--sub-processes",
+        type=int,
+        default=1,
+        help="load processes the fan-out scenarios' subscribers are spread over",
+    )
     p.add_argument("--out", default="bench-results/bench.json")
     p.add_argument(
         "--batch",
@@ -647,7 +674,17 @@ def main() -> None:
         for n, subs in enumerate(fanouts):
             blast = {}
             for kind, server in (("raw", raw), ("chat", chat)):
-                r = fanout(server, kind, subs, 0, args.duration, "blast", f"b{n}", args.batch)
+                r = fanout(
+                    server,
+                    kind,
+                    subs,
+                    0,
+                    args.duration,
+                    "blast",
+                    f"b{n}",
+                    args.batch,
+                    sub_processes=args.sub_processes,
+                )
                 results.append(r)
                 blast[kind] = r.delivered_per_s / subs
                 print(_row(r), flush=True)
@@ -659,7 +696,15 @@ def main() -> None:
             for scenario, rate in steady:
                 for kind, server in (("raw", raw), ("chat", chat)):
                     r = fanout(
-                        server, kind, subs, rate, args.duration, scenario, f"s{n}", args.batch
+                        server,
+                        kind,
+                        subs,
+                        rate,
+                        args.duration,
+                        scenario,
+                        f"s{n}",
+                        args.batch,
+                        sub_processes=args.sub_processes,
                     )
                     results.append(r)
                     print(_row(r), flush=True)

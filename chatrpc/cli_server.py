@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -289,6 +290,22 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def tune_gc() -> None:
+    """Makes the garbage collector's full passes rare, and startup's objects exempt.
+
+    A full pass walks every object the process holds and stops every stream while
+    it runs: with 1,000 sessions they took 25-75 ms of CPU each, a few times a
+    minute under load, which set the fan-out's p99 latency. Young passes stay as
+    they are (about 1 ms); a full one now comes after 1,000 of the middle
+    generation's instead of 10. What exists once the server is up (modules, grpc,
+    the store) is never garbage, so it leaves the collector's view for good.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1000)
+
+
 async def run(config: ServerConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -298,6 +315,7 @@ async def run(config: ServerConfig) -> None:
     # kill -USR1 <pid> logs what every session and task is doing.
     loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("state:\n%s", server.describe()))
     port = await server.start()
+    tune_gc()
     try:
         # One line on stdout when ready: scripts and tests wait for it.
         security = ""
