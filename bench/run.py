@@ -693,7 +693,7 @@ def main() -> None:
             if subs in targets:
                 # The latency targets are set at these delivered rates, whatever the blast.
                 steady.append((f"steady {targets[subs] / 1000:g}k/s", targets[subs] / subs))
-            for scenario, rate in steady:
+            for k, (scenario, rate) in enumerate(steady):
                 for kind, server in (("raw", raw), ("chat", chat)):
                     r = fanout(
                         server,
@@ -702,7 +702,7 @@ def main() -> None:
                         rate,
                         args.duration,
                         scenario,
-                        f"s{n}",
+                        f"s{n}{k}",
                         args.batch,
                         sub_processes=args.sub_processes,
                     )
