@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=lim.presence_max_sessions,
         metavar="N",
-        help="rooms with more sessions online stop announcing joins and leaves"
-        " (0: always announce; default %(default)s)",
+        help="rooms with more sessions online stop announcing joins and leaves, and"
+        " a join of a room with more users online names none, only their number"
+        " (0: always announce and name; default %(default)s)",
     )
     g.add_argument(
         "--stall-timeout",

@@ -60,8 +60,10 @@ class Limits:
     #: Sends a user may make at once before the rate applies.
     rate_burst: int = 20
     #: Rooms with more sessions than this stop announcing joins and leaves (each
-    #: announcement costs one event per member: quadratic in a join storm);
-    #: ListMembers still tells who is online. 0: always announce.
+    #: announcement costs one event per member: quadratic in a join storm), and
+    #: a join of a room with more users online than this names none of them
+    #: (only their number: the names would make a join storm quadratic too);
+    #: ListMembers still tells who is online. 0: always announce and name.
     presence_max_sessions: int = 500
 
 
@@ -159,12 +161,15 @@ class Hub:
 
     async def online_everywhere(self, room: str) -> list[str]:
         """Users online in ``room`` on this server or, with a shared store, any other."""
-        local = self.online(room)
+        return sorted(await self._online_set(room))
+
+    async def _online_set(self, room: str) -> set[str]:
+        local = {s.user for s in self._rooms.get(room, ())}
         try:
             remote = await self.store.online_users(room)
         except ChatError:
             remote = None  # the shared store is down: say what this server knows
-        return sorted(set(local).union(remote or ()))
+        return local.union(remote or ())
 
     def _report(self, room: str, user: str, online: bool) -> None:
         """Tells the store (and so the other servers) that a user came or went here."""
@@ -281,7 +286,9 @@ class Hub:
         self, conv: str, after_seq: int | None, epoch: str, *, room: str = "", with_user: str = ""
     ) -> Replay:
         last = await self.store.last_seq(conv)
-        members = tuple(await self.online_everywhere(room)) if room else ()
+        online = await self._online_set(room) if room else set()
+        cap = self.limits.presence_max_sessions
+        members = tuple(sorted(online)) if not cap or len(online) <= cap else ()
         messages: list[StoredMessage] = []
         complete = False
         floor = last
@@ -311,6 +318,7 @@ class Hub:
             complete=complete,
             replayed=len(messages),
             members=members,
+            online=len(online),
         )
         return Replay(joined, messages, floor if after_seq is not None else last)
 

@@ -70,6 +70,8 @@ class Joined:
     complete: bool
     replayed: int
     members: tuple[str, ...]
+    #: users online in the room (``members`` may be empty past the presence cap)
+    online: int = 0
 
 
 @dataclass(slots=True, frozen=True)

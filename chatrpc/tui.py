@@ -264,7 +264,10 @@ class Formatter:
             j = event.joined
             if j.WhichOneof("target") != "room":
                 return None
-            return self.info(f"you joined #{j.room} (online: {', '.join(j.members)})")
+            if j.members or not j.online:
+                return self.info(f"you joined #{j.room} (online: {', '.join(j.members)})")
+            # A big room: the server gives the number, /who the names.
+            return self.info(f"you joined #{j.room} ({j.online} online; /who lists them)")
         if kind == "left":
             return self.info(f"you left #{event.left.room}")
         if kind == "error":

@@ -67,6 +67,7 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
             complete=item.complete,
             replayed=item.replayed,
             members=item.members,
+            online=item.online,
         )
         if item.room:
             joined.room = item.room

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, WAIT
+from .conftest import BIN, WAIT, start_server_process
 from .procs import Output, free_port
 
 CLIENT = str(BIN / "chatrpc-client")
@@ -138,6 +138,23 @@ def test_piped_lines_are_sent_to_the_room_printed_back_and_the_client_exits_0(
 def test_empty_input_just_joins_and_exits_0(server_process, client_env):
     result = run_client(client_env, "--user", "alice", "--server", server_process.address)
     assert ok(result).splitlines() == ["-- you joined #general (online: alice)"]
+
+
+def test_joining_a_room_past_the_presence_cap_prints_how_many_are_online(
+    client_env, tmp_path, listen
+):
+    server = start_server_process(
+        "--db", str(tmp_path / "chat.db"), "--presence-max-sessions", "1", log_dir=tmp_path
+    )
+    try:
+        bob = listen(
+            other_config(client_env, tmp_path, "bob"), "--user", "bob", "--server", server.address
+        )
+        assert bob.out.wait_line("-- you joined #general") == "-- you joined #general (online: bob)"
+        result = run_client(client_env, "--user", "alice", "--server", server.address)
+        assert ok(result).splitlines() == ["-- you joined #general (2 online; /who lists them)"]
+    finally:
+        server.stop(signal.SIGKILL)
 
 
 def test_a_listening_client_prints_what_another_user_sends(

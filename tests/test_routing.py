@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import grpc
 
+from chatrpc.client import auth_metadata
 from chatrpc.hub import Limits
 from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
+from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
 from .conftest import Peer, Peers, running_server, target
 
@@ -119,8 +121,7 @@ async def test_presence_is_announced_and_members_listed(server: ChatServer, peer
     # A second session of bob is not a new arrival.
     bob2 = await peers.open("bob")
     await bob2.join("general")
-    from chatrpc.client import auth_metadata, channel
-    from chatrpc.v1 import chat_pb2_grpc as pb_grpc
+    from chatrpc.client import channel
 
     ch = channel(target(server))
     try:
@@ -223,21 +224,30 @@ async def test_a_slow_consumer_that_never_reads_again_is_ended_and_leaves_the_ro
             await group.close()
 
 
-async def test_a_room_past_the_presence_cap_stops_announcing_joins_but_lists_members() -> None:
+async def test_a_room_past_the_presence_cap_stops_announcing_joins_and_naming_members() -> None:
+    """Past the cap a join tells how many are online but names none (the names would
+    make a big room's join storm quadratic); ListMembers still names them all."""
     async with running_server(limits=Limits(rate_limit=0, presence_max_sessions=2)) as srv:
         group = Peers(target(srv))
         try:
             alice = await group.open("alice")
-            await alice.join("big")
+            joined = await alice.join("big")
+            assert (list(joined.members), joined.online) == (["alice"], 1)
             bob = await group.open("bob")
-            await bob.join("big")
+            joined = await bob.join("big")
+            assert (list(joined.members), joined.online) == (["alice", "bob"], 2)
             await alice.wait_for(lambda ev: [p.user for p in alice.of("presence")] == ["bob"])
             carol = await group.open("carol")
             joined = await carol.join("big")  # the third session: over the cap
-            assert list(joined.members) == ["alice", "bob", "carol"]
+            assert (list(joined.members), joined.online) == ([], 3)
             # A message after carol's join arrives after any announcement would have.
             await carol.send_and_ack("hi", room="big")
             await alice.wait_for(lambda ev: "hi" in alice.texts())
             assert [p.user for p in alice.of("presence")] == ["bob"]
+            async with grpc.aio.insecure_channel(target(srv)) as ch:
+                listed = await pb_grpc.ChatServiceStub(ch).ListMembers(
+                    pb.ListMembersRequest(room="big"), metadata=auth_metadata(carol.token)
+                )
+            assert list(listed.members) == ["alice", "bob", "carol"]
         finally:
             await group.close()

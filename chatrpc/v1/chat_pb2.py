@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63hatrpc/v1/chat.proto\x12\nchatrpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\x0cLoginRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"=\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"~\n\x0b\x43lientEvent\x12 \n\x04join\x18\x01 \x01(\x0b\x32\x10.chatrpc.v1.JoinH\x00\x12\"\n\x05leave\x18\x02 \x01(\x0b\x32\x11.chatrpc.v1.LeaveH\x00\x12 \n\x04send\x18\x03 \x01(\x0b\x32\x10.chatrpc.v1.SendH\x00\x42\x07\n\x05\x65vent\"j\n\x04Join\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x13\n\twith_user\x18\x04 \x01(\tH\x00\x12\x16\n\tafter_seq\x18\x02 \x01(\x04H\x01\x88\x01\x01\x12\r\n\x05\x65poch\x18\x03 \x01(\tB\x08\n\x06targetB\x0c\n\n_after_seq\"\x15\n\x05Leave\x12\x0c\n\x04room\x18\x01 \x01(\t\"X\n\x04Send\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x11\n\x07to_user\x18\x02 \x01(\tH\x00\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rclient_msg_id\x18\x04 \x01(\tB\x08\n\x06target\"\xf8\x01\n\x0bServerEvent\x12&\n\x07message\x18\x01 \x01(\x0b\x32\x13.chatrpc.v1.MessageH\x00\x12(\n\x08presence\x18\x02 \x01(\x0b\x32\x14.chatrpc.v1.PresenceH\x00\x12$\n\x06joined\x18\x03 \x01(\x0b\x32\x12.chatrpc.v1.JoinedH\x00\x12 \n\x04left\x18\x04 \x01(\x0b\x32\x10.chatrpc.v1.LeftH\x00\x12\"\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x11.chatrpc.v1.ErrorH\x00\x12\"\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x11.chatrpc.v1.BatchH\x00\x42\x07\n\x05\x65vent\"0\n\x05\x42\x61tch\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.chatrpc.v1.ServerEvent\"\xa5\x01\n\x07Message\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x04room\x18\x02 \x01(\tH\x00\x12\x11\n\x07to_user\x18\x03 \x01(\tH\x00\x12\x0e\n\x06sender\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rclient_msg_id\x18\x07 \x01(\tB\x08\n\x06target\"\x83\x01\n\x08Presence\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.chatrpc.v1.Presence.Kind\"2\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\n\n\x06JOINED\x10\x01\x12\x08\n\x04LEFT\x10\x02\"\x8d\x01\n\x06Joined\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x13\n\twith_user\x18\x07 \x01(\tH\x00\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x10\n\x08replayed\x18\x05 \x01(\r\x12\x0f\n\x07members\x18\x06 \x03(\tB\x08\n\x06target\"\x14\n\x04Left\x12\x0c\n\x04room\x18\x01 \x01(\t\"\x8f\x03\n\x05\x45rror\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x16.chatrpc.v1.Error.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rclient_msg_id\x18\x03 \x01(\t\"\xb7\x02\n\x04\x43ode\x12\x06\n\x02OK\x10\x00\x12\r\n\tCANCELLED\x10\x01\x12\x0b\n\x07UNKNOWN\x10\x02\x12\x14\n\x10INVALID_ARGUMENT\x10\x03\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x04\x12\r\n\tNOT_FOUND\x10\x05\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\x16\n\x12RESOURCE_EXHAUSTED\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x0b\n\x07\x41\x42ORTED\x10\n\x12\x10\n\x0cOUT_OF_RANGE\x10\x0b\x12\x11\n\rUNIMPLEMENTED\x10\x0c\x12\x0c\n\x08INTERNAL\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\r\n\tDATA_LOSS\x10\x0f\x12\x13\n\x0fUNAUTHENTICATED\x10\x10\"\x89\x01\n\x0eHistoryRequest\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x13\n\twith_user\x18\x02 \x01(\tH\x00\x12\x11\n\tafter_seq\x18\x03 \x01(\x04\x12\x12\n\nbefore_seq\x18\x04 \x01(\x04\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x12\n\ndescending\x18\x06 \x01(\x08\x42\x08\n\x06target\"k\n\x0fHistoryResponse\x12%\n\x08messages\x18\x01 \x03(\x0b\x32\x13.chatrpc.v1.Message\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x10\n\x08has_more\x18\x04 \x01(\x08\"\x12\n\x10ListRoomsRequest\"6\n\x04Room\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\r\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\"4\n\x11ListRoomsResponse\x12\x1f\n\x05rooms\x18\x01 \x03(\x0b\x32\x10.chatrpc.v1.Room\"\"\n\x12ListMembersRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"4\n\x13ListMembersResponse\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"\x14\n\x12ListDirectsRequest\"-\n\x06\x44irect\x12\x11\n\twith_user\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\"I\n\x13ListDirectsResponse\x12#\n\x07\x64irects\x18\x01 \x03(\x0b\x32\x12.chatrpc.v1.Direct\x12\r\n\x05\x65poch\x18\x02 \x01(\t\"%\n\rLogoutRequest\x12\x14\n\x0c\x61ll_sessions\x18\x01 \x01(\x08\"@\n\x0eLogoutResponse\x12\x16\n\x0erevoked_tokens\x18\x01 \x01(\r\x12\x16\n\x0e\x65nded_sessions\x18\x02 \x01(\r2\xf8\x03\n\x0b\x43hatService\x12<\n\x05Login\x12\x18.chatrpc.v1.LoginRequest\x1a\x19.chatrpc.v1.LoginResponse\x12<\n\x04\x43hat\x12\x17.chatrpc.v1.ClientEvent\x1a\x17.chatrpc.v1.ServerEvent(\x01\x30\x01\x12\x42\n\x07History\x12\x1a.chatrpc.v1.HistoryRequest\x1a\x1b.chatrpc.v1.HistoryResponse\x12H\n\tListRooms\x12\x1c.chatrpc.v1.ListRoomsRequest\x1a\x1d.chatrpc.v1.ListRoomsResponse\x12N\n\x0bListMembers\x12\x1e.chatrpc.v1.ListMembersRequest\x1a\x1f.chatrpc.v1.ListMembersResponse\x12N\n\x0bListDirects\x12\x1e.chatrpc.v1.ListDirectsRequest\x1a\x1f.chatrpc.v1.ListDirectsResponse\x12?\n\x06Logout\x12\x19.chatrpc.v1.LogoutRequest\x1a\x1a.chatrpc.v1.LogoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63hatrpc/v1/chat.proto\x12\nchatrpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\x0cLoginRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"=\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"~\n\x0b\x43lientEvent\x12 \n\x04join\x18\x01 \x01(\x0b\x32\x10.chatrpc.v1.JoinH\x00\x12\"\n\x05leave\x18\x02 \x01(\x0b\x32\x11.chatrpc.v1.LeaveH\x00\x12 \n\x04send\x18\x03 \x01(\x0b\x32\x10.chatrpc.v1.SendH\x00\x42\x07\n\x05\x65vent\"j\n\x04Join\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x13\n\twith_user\x18\x04 \x01(\tH\x00\x12\x16\n\tafter_seq\x18\x02 \x01(\x04H\x01\x88\x01\x01\x12\r\n\x05\x65poch\x18\x03 \x01(\tB\x08\n\x06targetB\x0c\n\n_after_seq\"\x15\n\x05Leave\x12\x0c\n\x04room\x18\x01 \x01(\t\"X\n\x04Send\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x11\n\x07to_user\x18\x02 \x01(\tH\x00\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rclient_msg_id\x18\x04 \x01(\tB\x08\n\x06target\"\xf8\x01\n\x0bServerEvent\x12&\n\x07message\x18\x01 \x01(\x0b\x32\x13.chatrpc.v1.MessageH\x00\x12(\n\x08presence\x18\x02 \x01(\x0b\x32\x14.chatrpc.v1.PresenceH\x00\x12$\n\x06joined\x18\x03 \x01(\x0b\x32\x12.chatrpc.v1.JoinedH\x00\x12 \n\x04left\x18\x04 \x01(\x0b\x32\x10.chatrpc.v1.LeftH\x00\x12\"\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x11.chatrpc.v1.ErrorH\x00\x12\"\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x11.chatrpc.v1.BatchH\x00\x42\x07\n\x05\x65vent\"0\n\x05\x42\x61tch\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.chatrpc.v1.ServerEvent\"\xa5\x01\n\x07Message\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x04room\x18\x02 \x01(\tH\x00\x12\x11\n\x07to_user\x18\x03 \x01(\tH\x00\x12\x0e\n\x06sender\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rclient_msg_id\x18\x07 \x01(\tB\x08\n\x06target\"\x83\x01\n\x08Presence\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.chatrpc.v1.Presence.Kind\"2\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\n\n\x06JOINED\x10\x01\x12\x08\n\x04LEFT\x10\x02\"\x9d\x01\n\x06Joined\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x13\n\twith_user\x18\x07 \x01(\tH\x00\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x10\n\x08replayed\x18\x05 \x01(\r\x12\x0f\n\x07members\x18\x06 \x03(\t\x12\x0e\n\x06online\x18\x08 \x01(\rB\x08\n\x06target\"\x14\n\x04Left\x12\x0c\n\x04room\x18\x01 \x01(\t\"\x8f\x03\n\x05\x45rror\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x16.chatrpc.v1.Error.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rclient_msg_id\x18\x03 \x01(\t\"\xb7\x02\n\x04\x43ode\x12\x06\n\x02OK\x10\x00\x12\r\n\tCANCELLED\x10\x01\x12\x0b\n\x07UNKNOWN\x10\x02\x12\x14\n\x10INVALID_ARGUMENT\x10\x03\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x04\x12\r\n\tNOT_FOUND\x10\x05\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\x16\n\x12RESOURCE_EXHAUSTED\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x0b\n\x07\x41\x42ORTED\x10\n\x12\x10\n\x0cOUT_OF_RANGE\x10\x0b\x12\x11\n\rUNIMPLEMENTED\x10\x0c\x12\x0c\n\x08INTERNAL\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\r\n\tDATA_LOSS\x10\x0f\x12\x13\n\x0fUNAUTHENTICATED\x10\x10\"\x89\x01\n\x0eHistoryRequest\x12\x0e\n\x04room\x18\x01 \x01(\tH\x00\x12\x13\n\twith_user\x18\x02 \x01(\tH\x00\x12\x11\n\tafter_seq\x18\x03 \x01(\x04\x12\x12\n\nbefore_seq\x18\x04 \x01(\x04\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x12\n\ndescending\x18\x06 \x01(\x08\x42\x08\n\x06target\"k\n\x0fHistoryResponse\x12%\n\x08messages\x18\x01 \x03(\x0b\x32\x13.chatrpc.v1.Message\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x10\n\x08has_more\x18\x04 \x01(\x08\"\x12\n\x10ListRoomsRequest\"6\n\x04Room\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\r\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\"4\n\x11ListRoomsResponse\x12\x1f\n\x05rooms\x18\x01 \x03(\x0b\x32\x10.chatrpc.v1.Room\"\"\n\x12ListMembersRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"4\n\x13ListMembersResponse\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"\x14\n\x12ListDirectsRequest\"-\n\x06\x44irect\x12\x11\n\twith_user\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\"I\n\x13ListDirectsResponse\x12#\n\x07\x64irects\x18\x01 \x03(\x0b\x32\x12.chatrpc.v1.Direct\x12\r\n\x05\x65poch\x18\x02 \x01(\t\"%\n\rLogoutRequest\x12\x14\n\x0c\x61ll_sessions\x18\x01 \x01(\x08\"@\n\x0eLogoutResponse\x12\x16\n\x0erevoked_tokens\x18\x01 \x01(\r\x12\x16\n\x0e\x65nded_sessions\x18\x02 \x01(\r2\xf8\x03\n\x0b\x43hatService\x12<\n\x05Login\x12\x18.chatrpc.v1.LoginRequest\x1a\x19.chatrpc.v1.LoginResponse\x12<\n\x04\x43hat\x12\x17.chatrpc.v1.ClientEvent\x1a\x17.chatrpc.v1.ServerEvent(\x01\x30\x01\x12\x42\n\x07History\x12\x1a.chatrpc.v1.HistoryRequest\x1a\x1b.chatrpc.v1.HistoryResponse\x12H\n\tListRooms\x12\x1c.chatrpc.v1.ListRoomsRequest\x1a\x1d.chatrpc.v1.ListRoomsResponse\x12N\n\x0bListMembers\x12\x1e.chatrpc.v1.ListMembersRequest\x1a\x1f.chatrpc.v1.ListMembersResponse\x12N\n\x0bListDirects\x12\x1e.chatrpc.v1.ListDirectsRequest\x1a\x1f.chatrpc.v1.ListDirectsResponse\x12?\n\x06Logout\x12\x19.chatrpc.v1.LogoutRequest\x1a\x1a.chatrpc.v1.LogoutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,37 +55,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRESENCE_KIND']._serialized_start=1081
   _globals['_PRESENCE_KIND']._serialized_end=1131
   _globals['_JOINED']._serialized_start=1134
-  _globals['_JOINED']._serialized_end=1275
-  _globals['_LEFT']._serialized_start=1277
-  _globals['_LEFT']._serialized_end=1297
-  _globals['_ERROR']._serialized_start=1300
-  _globals['_ERROR']._serialized_end=1699
-  _globals['_ERROR_CODE']._serialized_start=1388
-  _globals['_ERROR_CODE']._serialized_end=1699
-  _globals['_HISTORYREQUEST']._serialized_start=1702
-  _globals['_HISTORYREQUEST']._serialized_end=1839
-  _globals['_HISTORYRESPONSE']._serialized_start=1841
-  _globals['_HISTORYRESPONSE']._serialized_end=1948
-  _globals['_LISTROOMSREQUEST']._serialized_start=1950
-  _globals['_LISTROOMSREQUEST']._serialized_end=1968
-  _globals['_ROOM']._serialized_start=1970
-  _globals['_ROOM']._serialized_end=2024
-  _globals['_LISTROOMSRESPONSE']._serialized_start=2026
-  _globals['_LISTROOMSRESPONSE']._serialized_end=2078
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=2080
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=2114
-  _globals['_LISTMEMBERSRESPONSE']._serialized_start=2116
-  _globals['_LISTMEMBERSRESPONSE']._serialized_end=2168
-  _globals['_LISTDIRECTSREQUEST']._serialized_start=2170
-  _globals['_LISTDIRECTSREQUEST']._serialized_end=2190
-  _globals['_DIRECT']._serialized_start=2192
-  _globals['_DIRECT']._serialized_end=2237
-  _globals['_LISTDIRECTSRESPONSE']._serialized_start=2239
-  _globals['_LISTDIRECTSRESPONSE']._serialized_end=2312
-  _globals['_LOGOUTREQUEST']._serialized_start=2314
-  _globals['_LOGOUTREQUEST']._serialized_end=2351
-  _globals['_LOGOUTRESPONSE']._serialized_start=2353
-  _globals['_LOGOUTRESPONSE']._serialized_end=2417
-  _globals['_CHATSERVICE']._serialized_start=2420
-  _globals['_CHATSERVICE']._serialized_end=2924
+  _globals['_JOINED']._serialized_end=1291
+  _globals['_LEFT']._serialized_start=1293
+  _globals['_LEFT']._serialized_end=1313
+  _globals['_ERROR']._serialized_start=1316
+  _globals['_ERROR']._serialized_end=1715
+  _globals['_ERROR_CODE']._serialized_start=1404
+  _globals['_ERROR_CODE']._serialized_end=1715
+  _globals['_HISTORYREQUEST']._serialized_start=1718
+  _globals['_HISTORYREQUEST']._serialized_end=1855
+  _globals['_HISTORYRESPONSE']._serialized_start=1857
+  _globals['_HISTORYRESPONSE']._serialized_end=1964
+  _globals['_LISTROOMSREQUEST']._serialized_start=1966
+  _globals['_LISTROOMSREQUEST']._serialized_end=1984
+  _globals['_ROOM']._serialized_start=1986
+  _globals['_ROOM']._serialized_end=2040
+  _globals['_LISTROOMSRESPONSE']._serialized_start=2042
+  _globals['_LISTROOMSRESPONSE']._serialized_end=2094
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=2096
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=2130
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=2132
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=2184
+  _globals['_LISTDIRECTSREQUEST']._serialized_start=2186
+  _globals['_LISTDIRECTSREQUEST']._serialized_end=2206
+  _globals['_DIRECT']._serialized_start=2208
+  _globals['_DIRECT']._serialized_end=2253
+  _globals['_LISTDIRECTSRESPONSE']._serialized_start=2255
+  _globals['_LISTDIRECTSRESPONSE']._serialized_end=2328
+  _globals['_LOGOUTREQUEST']._serialized_start=2330
+  _globals['_LOGOUTREQUEST']._serialized_end=2367
+  _globals['_LOGOUTRESPONSE']._serialized_start=2369
+  _globals['_LOGOUTRESPONSE']._serialized_end=2433
+  _globals['_CHATSERVICE']._serialized_start=2436
+  _globals['_CHATSERVICE']._serialized_end=2940
 # @@protoc_insertion_point(module_scope)

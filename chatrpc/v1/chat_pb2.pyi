@@ -378,6 +378,7 @@ class Joined(_message.Message):
     COMPLETE_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
     MEMBERS_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
     room: _builtins.str
     with_user: _builtins.str
     epoch: _builtins.str
@@ -387,9 +388,14 @@ class Joined(_message.Message):
     """True when after_seq was given and everything after it is replayed."""
     replayed: _builtins.int
     """How many stored messages follow as replay."""
+    online: _builtins.int
+    """How many users are online in the room now (0 for a DM resume)."""
     @_builtins.property
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Users online in the room now."""
+        """Users online in the room now, sorted; empty when there are more of them
+        than the server announces presence for (--presence-max-sessions, 500 by
+        default): ListMembers names them.
+        """
 
     def __init__(
         self,
@@ -401,10 +407,11 @@ class Joined(_message.Message):
         complete: _builtins.bool = ...,
         replayed: _builtins.int = ...,
         members: _abc.Iterable[_builtins.str] | None = ...,
+        online: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "epoch", b"epoch", "last_seq", b"last_seq", "members", b"members", "replayed", b"replayed", "room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "epoch", b"epoch", "last_seq", b"last_seq", "members", b"members", "online", b"online", "replayed", b"replayed", "room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "with_user"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
