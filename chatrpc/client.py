@@ -6,7 +6,8 @@
   capped exponential backoff and jitter, rejoins its rooms resuming each from
   the last seq it saw, resends unacknowledged messages with their original
   ``client_msg_id`` (stored once by the server), and drops anything it already
-  delivered, so its consumer sees each message once and in order.
+  delivered, so its consumer sees each message once and in order (but for DMs
+  sent while it resumes: those can come before the older ones the resume fills in).
 
 Nothing here imports the server; the CLI, the tests and the benchmark use it.
 """
@@ -20,7 +21,8 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,10 @@ def new_client_msg_id() -> str:
     return uuid.uuid4().hex
 
 
+#: How many times in a row the resume of one room or DM refused for a reason that
+#: may pass (a rate limit) is asked for again before the client gives it up.
+RESUME_RETRIES = 8
+
 #: Events per frame this library asks the server for (``chatrpc-batch`` metadata).
 BATCH_EVENTS = 64
 
@@ -248,6 +254,7 @@ class ClientState:
     cursors: dict[str, int] = field(default_factory=dict)
     #: Seqs delivered above a DM's cursor, not yet contiguous with it: live DMs that
     #: arrived before the conversation's resume filled in what came before them.
+    #: Saved state must keep it with ``cursors``, or those are shown again.
     ahead: dict[str, set[int]] = field(default_factory=dict)
 
 
@@ -267,8 +274,9 @@ class ChatClient:
         target: ``host:port`` of a server.
         user: the name to chat as (normalised by the server).
         token: a token from :func:`login`.
-        on_event: called with every event to show, in order, once per message;
-            also with ``None`` when the connection state changes.
+        on_event: called with every event to show, in order, once per message (a
+            DM sent while the client resumes can come before the older ones the
+            resume fills in); also with ``None`` when the connection state changes.
         backoff_initial, backoff_max: reconnect delays (seconds), doubled per
             failed attempt up to the cap, each with +-50% jitter.
         resume_directs: on reconnect, also resume the DM conversations seen.
@@ -317,10 +325,20 @@ class ChatClient:
         #: Conversations whose resume gap is being filled from History, with the
         #: live and replayed events held back meanwhile.
         self._filling: dict[str, list[pb.ServerEvent]] = {}
+        #: Tasks of this session (gap fills, refused resumes asked again).
         self._fills: set[asyncio.Task[None]] = set()
         #: DM conversations this session resumes whose ``joined`` has not arrived
         #: yet, with the seq they resume from: live DMs can come before it.
         self._resuming: dict[str, int] = {}
+        #: What this session asked that the server answers in order, one answer each:
+        #: ("join", "#room") and ("resume", "@peer") with ``joined`` or an error,
+        #: ("leave", "#room") with ``left`` or an error.
+        self._asked: deque[tuple[str, str]] = deque()
+        #: Why this client ended its own session (to reconnect and resume), if it did.
+        self._restart: str | None = None
+        #: Resumes refused in a row on this session, per conversation (a refusal
+        #: that may pass is asked for again a few times, then given up).
+        self._refusals: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -382,6 +400,7 @@ class ChatClient:
         await self._connected.wait()
         assert self._stream is not None
         after = self.state.cursors.get("#" + room)
+        self._asked.append(("join", "#" + room))
         # A stream that broke meanwhile: the next one joins every room of the state.
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
             await self._stream.join(room, after, self.state.epoch)
@@ -399,6 +418,7 @@ class ChatClient:
             self.state.rooms.remove(room)
         await self._connected.wait()
         assert self._stream is not None
+        self._asked.append(("leave", "#" + room))
         await self._stream.leave(room)
 
     async def send(
@@ -486,7 +506,7 @@ class ChatClient:
                     await self._session()
                     if self._closing:
                         return
-                    detail = "the server ended the session"
+                    detail = self._restart or "the server ended the session"
                 except grpc.aio.AioRpcError as exc:
                     if self._closing:
                         return
@@ -530,6 +550,9 @@ class ChatClient:
         assert self._channel is not None
         stream = ChatStream(self._channel, self.token)
         self._stream = stream
+        self._asked.clear()
+        self._restart = None
+        self._refusals.clear()
         try:
             # A call that ends while resuming: reading it below gives its status.
             with contextlib.suppress(asyncio.InvalidStateError):
@@ -539,6 +562,10 @@ class ChatClient:
             if self._closing:
                 return
             # A clean end we did not ask for: resume like after a failure.
+        except asyncio.CancelledError:
+            if self._restart is None or self._closing:
+                raise
+            # This client cancelled the call to start over (see _restart_session).
         finally:
             self._stream = None
             stream.cancel()
@@ -548,15 +575,24 @@ class ChatClient:
             self._filling.clear()
             self._resuming.clear()
 
+    def _restart_session(self, why: str) -> None:
+        """Ends this session so that the next one resumes (after the usual backoff)."""
+        log.info("restarting the session: %s", why)
+        if self._stream is not None and self._restart is None:
+            self._restart = why
+            self._stream.cancel()
+
     async def _open_session(self, stream: ChatStream) -> None:
         """Resumes rooms, DMs and unacknowledged sends on a new stream."""
         for room in self.state.rooms:
+            self._asked.append(("join", "#" + room))
             await stream.join(room, self.state.cursors.get("#" + room), self.state.epoch)
         if self.resume_directs:
             points = await self._direct_resume_points()
             # Set before the first resume is written, so before any of its answers.
             self._resuming = {"@" + peer: seq for peer, seq in points.items()}
             for peer, seq in points.items():
+                self._asked.append(("resume", "@" + peer))
                 await stream.resume_direct(peer, seq, self.state.epoch)
         # Unacknowledged sends go again with their ids: the server stores each once.
         resent = set(self._pending)
@@ -576,8 +612,9 @@ class ChatClient:
     async def _direct_resume_points(self) -> dict[str, int]:
         """The DM conversations to resume on this session, and from which seq.
 
-        Those seen are resumed from their cursor. One that began while the
-        client was away (nothing seen, but newer than at the first session)
+        Those seen are resumed from their cursor, or from 0 when the server's
+        history is another than the cursors' (a new epoch). One that began while
+        the client was away (nothing seen, but newer than at the first session)
         from where it stood then, so a first DM sent meanwhile is not missed.
         """
         try:
@@ -586,13 +623,21 @@ class ChatClient:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # UNIMPLEMENTED: an older server
                 raise
             listed = None
-        if not self.state.epoch and listed is not None:
-            # A client that only has DMs learns the history's epoch here, before any
-            # DM of its own: its cursors belong to this history.
-            self.state.epoch = listed.epoch
         points: dict[str, int] = {}
         if self.state.epoch:
             points = {c[1:]: s for c, s in self.state.cursors.items() if c.startswith("@")}
+        if listed is not None and listed.epoch != self.state.epoch:
+            if self.state.epoch:
+                # A different history (the server's was reset): its seqs are new, and
+                # live DMs may come before any joined says so. Known DMs start over.
+                self.state.cursors.clear()
+                self.state.ahead.clear()
+                self.state.epoch = listed.epoch
+                points = dict.fromkeys(points, 0)
+            elif not any(c.startswith("@") for c in self.state.cursors):
+                # A client that only has DMs learns the history's epoch here, before
+                # any DM of its own: its cursors belong to this history.
+                self.state.epoch = listed.epoch
         if listed is None:
             return points
         if self._dm_baseline is None:
@@ -631,42 +676,97 @@ class ChatClient:
         elif kind == "joined":
             joined = event.joined
             if self.state.epoch and joined.epoch != self.state.epoch:
-                # A different history: its seqs are new.
+                # A different history: its seqs are new, so are the resumes' starts.
                 self.state.cursors.clear()
                 self.state.ahead.clear()
+                self._resuming = dict.fromkeys(self._resuming, 0)
             self.state.epoch = joined.epoch
             target = joined.WhichOneof("target")
             conv = "#" + joined.room if target == "room" else "@" + joined.with_user
+            self._answered(("join" if target == "room" else "resume", conv))
+            self._refusals.pop(conv, None)
             start = self._resuming.pop(conv, None)
             if start is not None and conv not in self.state.cursors:
                 self.state.cursors[conv] = start
             seen = self.state.cursors.get(conv)
-            if seen and not joined.complete:
+            if seen is not None and not joined.complete:
                 # The server replays only the newest messages of a long gap: fetch
                 # the rest with History before showing anything newer.
                 self._filling[conv] = []
-                fill = asyncio.create_task(self._fill_gap(conv, joined, seen))
-                self._fills.add(fill)
-                fill.add_done_callback(self._fills.discard)
+                self._session_task(self._fill_gap(conv, joined, seen))
             if target == "room":
                 if seen is None:
                     self.state.cursors[conv] = joined.last_seq if not joined.replayed else 0
                 future = self._joined.pop(joined.room, None)
                 if future is not None and not future.done():
                     future.set_result(joined)
+        elif kind == "left":
+            self._answered(("leave", "#" + event.left.room))
         elif kind == "error":
             err = event.error
             pending = self._pending.pop(err.client_msg_id, None) if err.client_msg_id else None
             if pending is not None and not pending.future.done():
                 pending.future.set_exception(SendError(err))
-            elif not err.client_msg_id and self._joined:
-                # The server answers events in order, a join with Joined or with an
-                # error without client_msg_id: this error refuses the oldest join.
-                room = next(iter(self._joined))
-                refused = self._joined.pop(room)
-                if not refused.done():
-                    refused.set_exception(SendError(err))
+            elif not err.client_msg_id and self._asked:
+                # The server answers joins, resumes and leaves in order, each with
+                # joined/left or with an error without client_msg_id.
+                self._refused(self._asked.popleft(), err)
         self.on_event(event)
+
+    def _answered(self, asked: tuple[str, str]) -> None:
+        with contextlib.suppress(ValueError):
+            self._asked.remove(asked)
+
+    def _refused(self, asked: tuple[str, str], err: pb.Error) -> None:
+        """What the server refused: a join the caller waits for fails. A room or DM
+        being resumed is asked for again on this session, after a backoff, when the
+        refusal may pass (a rate limit: a user with many conversations resumes more
+        than one burst allows), at most RESUME_RETRIES times in a row; else it is
+        given up, and the error event tells the consumer. Until then the DM's live
+        messages wait above the gap (``ahead``), so nothing is skipped."""
+        what, conv = asked
+        if what == "leave":
+            return
+        future = self._joined.pop(conv[1:], None) if what == "join" else None
+        if future is not None:
+            if not future.done():
+                future.set_exception(SendError(err))
+            return
+        refusals = self._refusals[conv] = self._refusals.get(conv, 0) + 1
+        if (
+            err.code in (pb.Error.RESOURCE_EXHAUSTED, pb.Error.UNAVAILABLE)
+            and refusals <= RESUME_RETRIES
+        ):
+            delay = min(self.backoff_max, self.backoff_initial * 2 ** (refusals - 1))
+            self._session_task(self._ask_again(asked, delay * random.uniform(0.5, 1.5)))
+            return
+        log.warning("resuming %s was refused (%s): giving it up", conv, err.message)
+        self._refusals.pop(conv, None)
+        if what == "join" and conv[1:] in self.state.rooms:
+            self.state.rooms.remove(conv[1:])
+        self._resuming.pop(conv, None)
+
+    async def _ask_again(self, asked: tuple[str, str], delay: float) -> None:
+        """Writes a refused room join or DM resume again after ``delay`` seconds."""
+        await asyncio.sleep(delay)
+        stream = self._stream
+        if stream is None:
+            return  # the next session resumes everything anyway
+        what, conv = asked
+        self._asked.append(asked)
+        # A stream that broke meanwhile: the next session resumes it.
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            if what == "join":
+                await stream.join(conv[1:], self.state.cursors.get(conv), self.state.epoch)
+            else:
+                start = self._resuming.get(conv, self.state.cursors.get(conv, 0))
+                await stream.resume_direct(conv[1:], start, self.state.epoch)
+
+    def _session_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Runs ``coro`` for this session only: it is cancelled when the session ends."""
+        task = asyncio.create_task(coro)
+        self._fills.add(task)
+        task.add_done_callback(self._fills.discard)
 
     def _accept(self, conv: str, seq: int) -> bool:
         """Records ``seq`` of ``conv`` as delivered; False if it already was.
@@ -725,10 +825,8 @@ class ChatClient:
         except grpc.aio.AioRpcError as exc:
             # Held messages are dropped and the session restarts from the cursor,
             # so the resume replays them: shown late, never out of order or lost.
-            log.info("filling %s failed (%s): resuming again", conv, exc.code())
             self._filling.pop(conv, None)
-            if self._stream is not None:
-                self._stream.cancel()
+            self._restart_session(f"filling {conv} from History failed ({exc.code().name})")
             return
         for event in self._filling.pop(conv, []):
             self._handle(event)

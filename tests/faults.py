@@ -65,6 +65,8 @@ class FaultProxy:
         self._server: asyncio.base_events.Server | None = None
         self.drops = 0
         self.stalls = 0
+        #: While set, new connections are closed at once, as if the server were down.
+        self.refusing = False
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -76,6 +78,9 @@ class FaultProxy:
         return f"127.0.0.1:{self.port}"
 
     async def _accept(self, down_r, down_w) -> None:
+        if self.refusing:
+            down_w.close()
+            return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             # A small receive buffer: a stalled link backs up to the server quickly.

@@ -671,3 +671,192 @@ def test_a_session_lost_inside_a_dm_gap_resumes_from_below_it() -> None:
     client._handle(dm(3))  # a late duplicate
     assert shown == [3, 4, 2, 5]
     assert client.state.cursors == {"@bob": 5}
+
+
+class _Seen:
+    """What a ChatClient showed: (sender, seq, text) per message, and a way to wait."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, int, str]] = []
+        self.errors: list[pb.Error] = []
+        self._progress = asyncio.Event()
+
+    def on_event(self, event: pb.ServerEvent) -> None:
+        if event.WhichOneof("event") == "message":
+            m = event.message
+            self.messages.append((m.sender, m.seq, m.text))
+            self._progress.set()
+        elif event.WhichOneof("event") == "error":
+            self.errors.append(event.error)
+
+    def texts(self, sender: str = "") -> list[str]:
+        return [t for s, _, t in self.messages if not sender or s == sender]
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        async def wait() -> None:
+            while not predicate():
+                self._progress.clear()
+                await self._progress.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+
+async def test_a_client_whose_server_lost_its_history_shows_every_new_dm() -> None:
+    """A new epoch (a fresh database): the DM resumes start from 0, so the first
+    messages of the new history are not mistaken for ones seen before."""
+    seen = _Seen()
+    async with running_server() as old:
+        group = Peers(target(old))
+        bob = await group.open("bob")
+        first = ChatClient(target(old), "alice", await group.token("alice"), on_event=seen.on_event)
+        await first.start()
+        for i in range(3):
+            await bob.send_and_ack(f"old{i}", to_user="alice")
+        await seen.until(lambda: len(seen.messages) == 3)
+        await first.aclose()
+        await group.close()
+    async with running_server() as new:  # memory://: a new history, seqs from 1
+        group = Peers(target(new))
+        bob = await group.open("bob")
+        token = await group.token("alice")
+        for i in range(5):
+            await bob.send_and_ack(f"new{i}", to_user="alice")
+        second = ChatClient(
+            target(new),
+            "alice",
+            token,
+            on_event=seen.on_event,
+            state=first.state,
+        )
+        try:
+            await second.start()
+            await seen.until(lambda: len(seen.messages) == 8)
+            assert seen.texts()[3:] == [f"new{i}" for i in range(5)]
+            assert second.state.cursors == {"@bob": 5}
+        finally:
+            await second.aclose()
+            await group.close()
+
+
+async def test_a_dm_conversation_begun_while_away_is_filled_from_history_past_the_replay() -> None:
+    """A DM conversation that began while the client was away is resumed from 0; a gap
+    longer than --max-replay is filled from History like any other."""
+    async with running_server(limits=Limits(rate_limit=0, max_replay=5)) as srv:
+        proxy = FaultProxy(srv.port)
+        await proxy.start()
+        group = Peers(target(srv))
+        carol = await group.open("carol")
+        seen = _Seen()
+        client = ChatClient(
+            proxy.address,
+            "alice",
+            await group.token("alice"),
+            on_event=seen.on_event,
+            backoff_initial=0.1,
+            backoff_max=0.2,
+        )
+        try:
+            await client.start()
+            proxy.refusing = True
+            proxy.drop_all()
+            for i in range(12):
+                await carol.send_and_ack(f"c{i}", to_user="alice")
+            proxy.refusing = False
+            await seen.until(lambda: len(seen.messages) >= 12)
+            assert seen.texts() == [f"c{i}" for i in range(12)]
+        finally:
+            await client.aclose()
+            await group.close()
+            await proxy.close()
+
+
+async def test_a_failed_history_fill_resumes_again_instead_of_stopping_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server refuses the first History page of a gap fill: the client starts a
+    new session, fills the gap then, and goes on."""
+    from chatrpc.server import ChatServicer
+
+    history = ChatServicer.History
+    calls = 0
+
+    async def failing_once(
+        self: ChatServicer, request: pb.HistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HistoryResponse:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "injected: try again")
+        return await history(self, request, context)
+
+    monkeypatch.setattr(ChatServicer, "History", failing_once)
+    async with running_server(limits=Limits(rate_limit=0, max_replay=5)) as srv:
+        group = Peers(target(srv))
+        bob = await group.open("bob")
+        token = await group.token("alice")
+        seen = _Seen()
+        first = ChatClient(target(srv), "alice", token, on_event=seen.on_event)
+        await first.start()
+        await bob.send_and_ack("d0", to_user="alice")
+        await seen.until(lambda: len(seen.messages) == 1)
+        await first.aclose()
+        for i in range(1, 13):
+            await bob.send_and_ack(f"d{i}", to_user="alice")
+        second = ChatClient(
+            target(srv),
+            "alice",
+            token,
+            on_event=seen.on_event,
+            state=first.state,
+            backoff_initial=0.1,
+        )
+        try:
+            await second.start()
+            await seen.until(lambda: len(seen.messages) == 13)
+            await bob.send_and_ack("after", to_user="alice")
+            await seen.until(lambda: len(seen.messages) == 14)
+            assert seen.texts() == [f"d{i}" for i in range(13)] + ["after"]
+            assert calls >= 2 and second.reconnects == 1
+        finally:
+            await second.aclose()
+            await group.close()
+
+
+async def test_a_dm_resume_refused_by_the_rate_limit_is_asked_again() -> None:
+    """34 DM conversations to resume, a burst of 30 joins: the last ones are refused
+    and asked for again after a backoff, so what was sent meanwhile still arrives."""
+    # A burst of 3 sends: 30 joins or DM resumes (0.1 each), and a peer's 3 messages.
+    async with running_server(limits=Limits(rate_limit=5, rate_burst=3)) as srv:
+        proxy = FaultProxy(srv.port)
+        await proxy.start()
+        group = Peers(target(srv))
+        peers = [await group.open(f"p{i:02d}") for i in range(34)]
+        seen = _Seen()
+        client = ChatClient(
+            proxy.address,
+            "alice",
+            await group.token("alice"),
+            on_event=seen.on_event,
+            backoff_initial=0.1,
+            backoff_max=0.5,
+        )
+        try:
+            await client.start()
+            for p in peers:
+                await p.send_and_ack("hello", to_user="alice")
+            await seen.until(lambda: len(seen.messages) == 34)
+            proxy.refusing = True
+            proxy.drop_all()
+            last = peers[-1]
+            await last.send_and_ack("while away", to_user="alice")
+            proxy.refusing = False
+            await seen.until(lambda: "while away" in seen.texts(), 20)
+            await last.send_and_ack("live", to_user="alice")
+            await seen.until(lambda: "live" in seen.texts())
+            assert seen.texts("p33") == ["hello", "while away", "live"]
+            assert any(e.code == pb.Error.RESOURCE_EXHAUSTED for e in seen.errors)
+            assert client.state.cursors["@p33"] == 3 and client.state.ahead == {}
+        finally:
+            await client.aclose()
+            await group.close()
+            await proxy.close()
