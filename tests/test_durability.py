@@ -701,6 +701,21 @@ class _Seen:
         await asyncio.wait_for(wait(), timeout)
 
 
+async def _alice_through(
+    proxy: FaultProxy, group: Peers, seen: _Seen, backoff_max: float
+) -> ChatClient:
+    """alice's ChatClient through ``proxy``, reconnecting quickly."""
+    token = await group.token("alice")
+    return ChatClient(
+        proxy.address,
+        "alice",
+        token,
+        on_event=seen.on_event,
+        backoff_initial=0.1,
+        backoff_max=backoff_max,
+    )
+
+
 async def test_a_client_whose_server_lost_its_history_shows_every_new_dm() -> None:
     """A new epoch (a fresh database): the DM resumes start from 0, so the first
     messages of the new history are not mistaken for ones seen before."""
@@ -747,14 +762,7 @@ async def test_a_dm_conversation_begun_while_away_is_filled_from_history_past_th
         group = Peers(target(srv))
         carol = await group.open("carol")
         seen = _Seen()
-        client = ChatClient(
-            proxy.address,
-            "alice",
-            await group.token("alice"),
-            on_event=seen.on_event,
-            backoff_initial=0.1,
-            backoff_max=0.2,
-        )
+        client = await _alice_through(proxy, group, seen, backoff_max=0.2)
         try:
             await client.start()
             proxy.refusing = True
@@ -832,14 +840,7 @@ async def test_a_dm_resume_refused_by_the_rate_limit_is_asked_again() -> None:
         group = Peers(target(srv))
         peers = [await group.open(f"p{i:02d}") for i in range(34)]
         seen = _Seen()
-        client = ChatClient(
-            proxy.address,
-            "alice",
-            await group.token("alice"),
-            on_event=seen.on_event,
-            backoff_initial=0.1,
-            backoff_max=0.5,
-        )
+        client = await _alice_through(proxy, group, seen, backoff_max=0.5)
         try:
             await client.start()
             for p in peers:
