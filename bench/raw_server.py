@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from chatrpc.cli_server import tune_gc
+
 
 def _identity(data: bytes) -> bytes:
     return data
@@ -64,6 +66,7 @@ async def main() -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Raw", handlers),))
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()
+    tune_gc()  # the same garbage-collection settings as chatrpc-server: a fair baseline
     print(f"raw-server listening on 127.0.0.1:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -94,8 +94,12 @@ class Server:
 
 
 def load(*args: str) -> subprocess.Popen[str]:
+    """A load generator: on grpc's defaults, as the client library is, whatever
+    GRPC_EXPERIMENTS this run gives the servers."""
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
     return subprocess.Popen(
         [sys.executable, str(HERE / "load.py"), *args],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -150,7 +154,7 @@ def fanout(
             "--count",
             str(count),
             "--prefix",
-            f"{prefix}s{j}",
+            f"{prefix}s{j}x",
             "--channels",
             str(channels_for(count)),
             "--batch",
@@ -158,34 +162,42 @@ def fanout(
         )
         for j, count in enumerate(counts)
     ]
-    for sub in subs_procs:
-        assert sub.stdout is not None
-        line = sub.stdout.readline().strip()
-        if line != "ready":
-            raise SystemExit(f"{kind}: {subs} subscribers did not get ready: {line}")
-    pub = load(
-        "pub",
-        "--kind",
-        kind,
-        "--target",
-        pub_server.address,
-        "--count",
-        "4",
-        "--rate",
-        str(rate),
-        "--duration",
-        str(duration),
-        "--prefix",
-        f"{prefix}p",
-    )
-    time.sleep(0.5)  # let publishers connect and ramp up before the window opens
-    cpu0, t0 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
-    _tell(subs_procs, "start")
-    time.sleep(max(1.0, duration - 1.5))
-    _tell(subs_procs, "stop")
-    cpu1, t1 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
-    reports = [read_json(sub) for sub in subs_procs]
-    read_json(pub)
+    children = list(subs_procs)
+    try:
+        for sub in subs_procs:
+            assert sub.stdout is not None
+            line = sub.stdout.readline().strip()
+            if line != "ready":
+                raise SystemExit(f"{kind}: {subs} subscribers did not get ready: {line}")
+        pub = load(
+            "pub",
+            "--kind",
+            kind,
+            "--target",
+            pub_server.address,
+            "--count",
+            "4",
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            "--prefix",
+            f"{prefix}p",
+        )
+        children.append(pub)
+        time.sleep(0.5)  # let publishers connect and ramp up before the window opens
+        cpu0, t0 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
+        _tell(subs_procs, "start")
+        time.sleep(max(1.0, duration - 1.5))
+        _tell(subs_procs, "stop")
+        cpu1, t1 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
+        reports = [read_json(sub) for sub in subs_procs]
+        read_json(pub)
+    finally:
+        for child in children:  # whatever failed, no load process outlives the scenario
+            if child.poll() is None:
+                child.kill()
+                child.wait()
     delivered = sum(r["delivered"] / r["window_s"] for r in reports if r["window_s"])
     latencies = sorted(x for r in reports for x in r["latencies_ms"])
     cpu = cpu1 - cpu0
@@ -247,7 +259,7 @@ class Population:
     #: server CPU (user+system, % of one core) over the idle window after the last stage
     idle_cpu_pct: float
     idle_window_s: float
-    #: seconds between keepalive pings (0: the defaults, server 30 s, clients 20 s)
+    #: seconds between keepalive pings (0: the defaults, server 75 s, clients 60 s)
     keepalive_s: float
     #: the load processes' CPU over the same window, all together
     load_idle_cpu_pct: float
@@ -575,7 +587,7 @@ def main() -> None:
         default=0.0,
         metavar="SECONDS",
         help="idle populations: seconds between pings, of the chatrpc server and of its"
-        " clients (0: their defaults, 30 s and 20 s)",
+        " clients alike (0: their defaults, 75 s of silence and 60 s)",
     )
     p.add_argument(
         "--idle-window",
@@ -583,8 +595,8 @@ def main() -> None:
         default=0.0,
         metavar="SECONDS",
         help="idle CPU is measured over this long (default: one keepalive period of the"
-        " clients, 20 s, which holds one ping of every connection; pings bunch, so 5 s"
-        " windows of one run ranged 0.6-3.8%% at 10,000 connections)",
+        " clients, 60 s, which holds one ping of every connection; pings bunch, so"
+        " shorter windows vary more)",
     )
     p.add_argument(
         "--target-rates",

@@ -59,11 +59,11 @@ class Limits:
     rate_limit: float = 5.0
     #: Sends a user may make at once before the rate applies.
     rate_burst: int = 20
-    #: Rooms with more sessions than this stop announcing joins and leaves (each
-    #: announcement costs one event per member: quadratic in a join storm), and
-    #: a join of a room with more users online than this names none of them
-    #: (only their number: the names would make a join storm quadratic too);
-    #: ListMembers still tells who is online. 0: always announce and name.
+    #: Rooms with more sessions on this server than this, or more users online on
+    #: all servers, stop announcing joins and leaves (each announcement costs one
+    #: event per member: quadratic in a join storm), and a join of such a room
+    #: names none of its users, only their number (the names would make a join
+    #: storm quadratic too); ListMembers still tells who is online. 0: always.
     presence_max_sessions: int = 500
 
 
@@ -208,11 +208,22 @@ class Hub:
                 self._announce(room, Presence(room, session.user, joined=False), skip=session)
             self._report(room, session.user, False)
 
-    def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:
-        subs = self._rooms.get(room, {})
+    def _crowded(self, room: str) -> bool:
+        """Past the presence cap: more sessions here, or more users here and on the
+        other servers, than ``presence_max_sessions``. Such a room announces no
+        joins and leaves, and its joins name nobody (only how many are online)."""
         cap = self.limits.presence_max_sessions
-        if cap and len(subs) > cap:
+        if not cap:
+            return False
+        subs = self._rooms.get(room, {})
+        if len(subs) > cap:
+            return True
+        return len({s.user for s in subs}) + self.store.count_elsewhere(room) > cap
+
+    def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:
+        if self._crowded(room):
             return
+        subs = self._rooms.get(room, {})
         for s in list(subs):
             if s is not skip:
                 s.push(presence)
@@ -288,7 +299,8 @@ class Hub:
         last = await self.store.last_seq(conv)
         online = await self._online_set(room) if room else set()
         cap = self.limits.presence_max_sessions
-        members = tuple(sorted(online)) if not cap or len(online) <= cap else ()
+        crowded = bool(room) and ((bool(cap) and len(online) > cap) or self._crowded(room))
+        members = () if crowded else tuple(sorted(online))
         messages: list[StoredMessage] = []
         complete = False
         floor = last

@@ -240,6 +240,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
             self.hub.disconnect(session)
+            # on_stop refers to this call's task, whose frame refers to the session:
+            # break the cycle so the session is freed now, not by a full collection.
+            session.on_stop = None
             log.info("session %d of %s closed (%s)", session.id, user, reason.value)
         if reason is EndReason.SLOW_CONSUMER:
             await context.abort(_END_STATUS[reason], hint)

@@ -224,6 +224,21 @@ async def test_a_slow_consumer_that_never_reads_again_is_ended_and_leaves_the_ro
             await group.close()
 
 
+async def test_a_room_past_the_cap_by_sessions_names_nobody_as_it_announces_nobody() -> None:
+    """One user with more sessions than the cap: the room announces no joins, so a
+    join names nobody either (a list it would never update)."""
+    async with running_server(limits=Limits(rate_limit=0, presence_max_sessions=2)) as srv:
+        group = Peers(target(srv))
+        try:
+            for _ in range(3):
+                await (await group.open("alice")).join("big")
+            bob = await group.open("bob")
+            joined = await bob.join("big")
+            assert (list(joined.members), joined.online) == ([], 2)
+        finally:
+            await group.close()
+
+
 async def test_a_room_past_the_presence_cap_stops_announcing_joins_and_naming_members() -> None:
     """Past the cap a join tells how many are online but names none (the names would
     make a big room's join storm quadratic); ListMembers still names them all."""

@@ -8,16 +8,19 @@ history is still there after a restart on the same database file.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import grpc
 import pytest
 
+from chatrpc.cli_server import collect_when_grown
 from chatrpc.client import ChatStream, auth_metadata, channel, login
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
@@ -288,3 +291,28 @@ async def test_sigusr1_logs_every_session_and_task_and_the_server_goes_on(
         await alice.send_and_ack("still here", room="lobby")
     finally:
         await group.close()
+
+
+class _Node:
+    other: _Node | None = None
+
+
+async def test_old_garbage_is_collected_once_the_oldest_generation_grows() -> None:
+    """The server runs full collections rarely; garbage in cycles that grew old is
+    still freed once the oldest generation grew by a quarter."""
+    freed = asyncio.Event()
+    gc.disable()  # only the watcher may collect here
+    watcher = asyncio.create_task(collect_when_grown(period=0.02))
+    try:
+        await asyncio.sleep(0)  # the watcher takes its baseline
+        keep = [_Node() for _ in range(2 * (len(gc.get_objects(generation=2)) + 20_000))]
+        for a, b in zip(keep[::2], keep[1::2], strict=True):
+            a.other, b.other = b, a
+        probe = weakref.ref(keep[0], lambda _: freed.set())
+        gc.collect()  # alive: they move to the oldest generation
+        del keep, a, b  # now garbage there, in cycles
+        await asyncio.wait_for(freed.wait(), 10)
+        assert probe() is None
+    finally:
+        watcher.cancel()
+        gc.enable()

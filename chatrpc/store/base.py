@@ -123,6 +123,12 @@ class Store(abc.ABC):
         del room, user
         return False
 
+    def count_elsewhere(self, room: str) -> int:
+        """How many users are in ``room`` through other servers, as far as this one
+        knows (see :meth:`online_elsewhere`)."""
+        del room
+        return 0
+
     async def online_users(self, room: str) -> list[str] | None:
         """Users online in ``room`` on any server, or None if the store shares no
         presence (then the hub's own sessions are all there is)."""

@@ -930,6 +930,9 @@ class RedisStore(Store):
     def online_elsewhere(self, room: str, user: str) -> bool:
         return user in self._elsewhere.get(room, ())
 
+    def count_elsewhere(self, room: str) -> int:
+        return len(self._elsewhere.get(room, ()))
+
     # -- messages --------------------------------------------------------------------
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:

@@ -392,9 +392,10 @@ class Joined(_message.Message):
     """How many users are online in the room now (0 for a DM resume)."""
     @_builtins.property
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Users online in the room now, sorted; empty when there are more of them
-        than the server announces presence for (--presence-max-sessions, 500 by
-        default): ListMembers names them.
+        """Users online in the room now, sorted; empty in a room past the presence cap
+        (more sessions on this server, or users on all servers, than
+        --presence-max-sessions, 500 by default), which announces no joins and
+        leaves either: ListMembers names them.
         """
 
     def __init__(
