@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from . import SERVER_GRPC_EXPERIMENTS, __version__
 
@@ -300,7 +301,7 @@ def tune_gc() -> None:
     it runs: with 1,000 sessions they took 25-75 ms of CPU each, a few times a
     minute under load, which set the fan-out's p99 latency. Young passes stay as
     they are (about 1 ms); a full one now comes after 1,000 of the middle
-    generation's instead of 10, or from :func:`collect_when_grown`. What exists
+    generation's instead of 10, or from :func:`collect_after_churn`. What exists
     once the server is up (modules, grpc, the store) is never garbage, so it
     leaves the collector's view for good. (Python 3.14's incremental collector
     ignores the third threshold; freezing still helps there.)
@@ -313,26 +314,30 @@ def tune_gc() -> None:
 
 #: Full collections come after this many middle-generation ones (Python: 10).
 GC_FULL_EVERY = 1000
-#: How often the oldest generation's size is looked at (seconds).
+#: How often the churn of sessions is looked at (seconds).
 GC_CHECK_S = 30.0
 
 
-async def collect_when_grown(period: float = GC_CHECK_S) -> None:
-    """Runs a full collection when the oldest generation grew by a quarter (and by
-    10,000 objects) since the last one, checked every ``period`` seconds.
+async def collect_after_churn(
+    sessions: Callable[[], tuple[int, int]], period: float = GC_CHECK_S
+) -> None:
+    """Runs a full collection once many sessions closed since the last one: at
+    least 1,000, and a quarter of those open. ``sessions()`` gives (closed so far,
+    open now); it is looked at every ``period`` seconds.
 
-    With full passes rare, garbage in cycles that lived long enough to be old (a
-    closed session's grpc call, say) would otherwise wait for one: this bounds it
-    by growth, as Python's own rule does, but by time instead of allocations, so
-    a steady server is not paused and a churning one does not pile up garbage.
+    With full passes rare, the garbage in cycles that lived long enough to be old
+    (a closed session's grpc call objects, ~2 KiB each) would wait for one; that
+    garbage comes from sessions that ended, so their count says when a pass pays.
+    A server whose sessions stay, idle or busy, is not paused; one that churns
+    keeps its old garbage to a quarter of its live sessions' share.
     """
-    baseline = len(gc.get_objects(generation=2))
+    last, _ = sessions()
     while True:
         await asyncio.sleep(period)
-        now = len(gc.get_objects(generation=2))
-        if now > baseline * 5 // 4 + 10_000:
+        closed, open_now = sessions()
+        if closed - last >= max(1000, open_now // 4):
             gc.collect()
-            baseline = len(gc.get_objects(generation=2))
+            last = closed
 
 
 async def run(config: ServerConfig) -> None:
@@ -345,7 +350,10 @@ async def run(config: ServerConfig) -> None:
     loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("state:\n%s", server.describe()))
     port = await server.start()
     tune_gc()
-    collector = asyncio.create_task(collect_when_grown())
+    hub = server.hub
+    collector = asyncio.create_task(
+        collect_after_churn(lambda: (hub.sessions_closed, hub.sessions_open))
+    )
     try:
         # One line on stdout when ready: scripts and tests wait for it.
         security = ""

@@ -74,6 +74,8 @@ class Hub:
         self.store = store
         self.limits = limits or Limits()
         self._rooms: dict[str, dict[Session, None]] = {}
+        #: Sessions closed since the server started (what garbage there is to collect).
+        self.sessions_closed = 0
         self._users: dict[str, dict[Session, None]] = {}
         #: The hash of the token each session was opened with, to end it on revocation.
         self._token_of: dict[Session, str] = {}
@@ -134,10 +136,15 @@ class Hub:
         if session in self._revoked:
             raise ChatError(Code.UNAUTHENTICATED, "token revoked: log in again")
 
+    @property
+    def sessions_open(self) -> int:
+        return len(self._token_of)
+
     def disconnect(self, session: Session) -> None:
         """Removes a session everywhere; announces users who went offline."""
         self._revoked.discard(session)
-        self._token_of.pop(session, None)
+        if self._token_of.pop(session, None) is not None:
+            self.sessions_closed += 1
         for room in list(session.rooms):
             self._unsubscribe(session, room)
         sessions = self._users.get(session.user)

@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chatrpc.cli_server import collect_when_grown
+from chatrpc.cli_server import collect_after_churn
 from chatrpc.client import ChatStream, auth_metadata, channel, login
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
@@ -297,22 +297,37 @@ class _Node:
     other: _Node | None = None
 
 
-async def test_old_garbage_is_collected_once_the_oldest_generation_grows() -> None:
+async def test_old_garbage_is_collected_once_enough_sessions_closed() -> None:
     """The server runs full collections rarely; garbage in cycles that grew old is
-    still freed once the oldest generation grew by a quarter."""
+    freed once many sessions closed (1,000 and a quarter of those open), not before."""
     freed = asyncio.Event()
+    closed, open_now = 0, 8000
+    checked = asyncio.Event()
+
+    def sessions() -> tuple[int, int]:
+        checked.set()
+        return closed, open_now
+
+    async def looked_at(times: int) -> None:
+        for _ in range(times):
+            checked.clear()
+            await checked.wait()
+
     gc.disable()  # only the watcher may collect here
-    watcher = asyncio.create_task(collect_when_grown(period=0.02))
+    watcher = asyncio.create_task(collect_after_churn(sessions, period=0.01))
     try:
-        await asyncio.sleep(0)  # the watcher takes its baseline
-        keep = [_Node() for _ in range(2 * (len(gc.get_objects(generation=2)) + 20_000))]
+        await looked_at(1)  # its starting point: none closed
+        keep = [_Node() for _ in range(1000)]
         for a, b in zip(keep[::2], keep[1::2], strict=True):
             a.other, b.other = b, a
         probe = weakref.ref(keep[0], lambda _: freed.set())
         gc.collect()  # alive: they move to the oldest generation
         del keep, a, b  # now garbage there, in cycles
+        closed = 1999  # fewer than a quarter of those open
+        await looked_at(3)
+        assert probe() is not None, "collected too early"
+        closed = 2000
         await asyncio.wait_for(freed.wait(), 10)
-        assert probe() is None
     finally:
         watcher.cancel()
         gc.enable()
