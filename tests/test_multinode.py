@@ -163,9 +163,11 @@ async def test_a_user_resumes_on_server_b_what_was_written_through_server_a(
     await carol.stream.resume_direct("alice", 1, joined_a.epoch)
     await carol.wait_for(lambda ev: len(dm_messages(carol)) >= 2)
     # Each once. A DM committed within the watch margin (a few ms) before carol's
-    # session began may come live before the resume, which then fills in below it.
+    # session began may come live before the resume, which then fills in below it;
+    # that can be d1 too (new to this session, older than the resume point).
     got = [(m.seq, m.text) for m in dm_messages(carol)]
-    assert sorted(got) == [(2, "d2"), (3, "d3")], got
+    assert len(got) == len(set(got)), got
+    assert sorted(x for x in got if x[0] > 1) == [(2, "d2"), (3, "d3")], got
 
 
 async def test_a_client_whose_server_is_killed_resumes_on_the_other_without_loss_or_doubles(
