@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -242,7 +243,9 @@ class LineReader:
         asyncio.run_coroutine_threadsafe(self._queue.put(line), self._loop).result()
 
     def _pump(self, stream: TextIO) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody reads any more
+        # The loop is gone (RuntimeError), or it ended while a line waited for room
+        # in the queue (the waiting put is cancelled): nobody reads any more.
+        with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
             try:
                 for line in iter(stream.readline, ""):
                     self._put(line)

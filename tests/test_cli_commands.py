@@ -6,15 +6,19 @@ is tested as a user runs it, as a subprocess against a real server.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from chatrpc.cli_client import LineReader
 from chatrpc.tui import (
     HELP,
     PALETTE,
@@ -382,3 +386,33 @@ def test_a_listening_client_whose_reader_goes_away_exits_quietly(
             proc.wait(WAIT)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_the_stdin_reader_ends_quietly_when_the_program_ends_under_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A line waiting for room in the reader's queue when the event loop ends (Ctrl-C
+    on a listening client, say): the reader thread stops without a traceback."""
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda a: failures.append(a.exc_value))
+    r, w = os.pipe()
+    os.write(w, b"line\n" * 1005)  # more than the queue holds
+    os.close(w)
+    threads: list[threading.Thread] = []
+    stream = os.fdopen(r)
+
+    async def main() -> None:
+        reader = LineReader(stream)
+        threads.extend(t for t in threading.enumerate() if t.name == "stdin")
+        for _ in range(1000):  # the thread fills the queue, then waits for room
+            if reader._queue.full():
+                break
+            await asyncio.sleep(0.01)
+        assert reader._queue.full()
+
+    asyncio.run(main())  # ends with the thread's put still waiting: it is cancelled
+    for t in threads:
+        t.join(WAIT)
+    stream.close()
+    assert threads and not any(t.is_alive() for t in threads)
+    assert failures == []
