@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chatrpc-server",
         description="Real-time chat over gRPC bidirectional streaming.",
+        epilog="environment: GRPC_EXPERIMENTS (default: grpc core's iomgr TCP code;"
+        " set it, even empty for grpc's own defaults, to choose), GRPC_VERBOSITY"
+        " (default NONE: the server logs what matters itself; debug shows grpc's).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
