@@ -326,7 +326,7 @@ class ChatClient:
         #: live and replayed events held back meanwhile.
         self._filling: dict[str, list[pb.ServerEvent]] = {}
         #: Tasks of this session (gap fills, refused resumes asked again).
-        self._fills: set[asyncio.Task[None]] = set()
+        self._session_tasks: set[asyncio.Task[None]] = set()
         #: DM conversations this session resumes whose ``joined`` has not arrived
         #: yet, with the seq they resume from: live DMs can come before it.
         self._resuming: dict[str, int] = {}
@@ -569,9 +569,10 @@ class ChatClient:
         finally:
             self._stream = None
             stream.cancel()
-            # Gap fills belong to this session; the next one resumes from the cursors.
-            for fill in list(self._fills):
-                fill.cancel()
+            # Its gap fills and retried resumes end with it; the next session
+            # resumes from the cursors.
+            for task in list(self._session_tasks):
+                task.cancel()
             self._filling.clear()
             self._resuming.clear()
 
@@ -765,8 +766,8 @@ class ChatClient:
     def _session_task(self, coro: Coroutine[Any, Any, None]) -> None:
         """Runs ``coro`` for this session only: it is cancelled when the session ends."""
         task = asyncio.create_task(coro)
-        self._fills.add(task)
-        task.add_done_callback(self._fills.discard)
+        self._session_tasks.add(task)
+        task.add_done_callback(self._session_tasks.discard)
 
     def _accept(self, conv: str, seq: int) -> bool:
         """Records ``seq`` of ``conv`` as delivered; False if it already was.

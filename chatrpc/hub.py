@@ -164,14 +164,17 @@ class Hub:
 
     def online(self, room: str) -> list[str]:
         """Users with a session in ``room`` on this server now, sorted."""
-        return sorted({s.user for s in self._rooms.get(room, {})})
+        return sorted(self._local_users(room))
+
+    def _local_users(self, room: str) -> set[str]:
+        return {s.user for s in self._rooms.get(room, ())}
 
     async def online_everywhere(self, room: str) -> list[str]:
         """Users online in ``room`` on this server or, with a shared store, any other."""
         return sorted(await self._online_set(room))
 
     async def _online_set(self, room: str) -> set[str]:
-        local = {s.user for s in self._rooms.get(room, ())}
+        local = self._local_users(room)
         try:
             remote = await self.store.online_users(room)
         except ChatError:
@@ -222,10 +225,9 @@ class Hub:
         cap = self.limits.presence_max_sessions
         if not cap:
             return False
-        subs = self._rooms.get(room, {})
-        if len(subs) > cap:
+        if len(self._rooms.get(room, ())) > cap:
             return True
-        return len({s.user for s in subs}) + self.store.count_elsewhere(room) > cap
+        return len(self._local_users(room)) + self.store.count_elsewhere(room) > cap
 
     def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:
         if self._crowded(room):
