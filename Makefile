@@ -1,6 +1,7 @@
 # chatrpc: every target sets up what it needs (venv, packages, system tools).
 SHELL := /bin/bash
 PYTHON ?= python3
+comma := ,
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -11,7 +12,12 @@ PORT ?= 50051
 
 .PHONY: venv run proto proto-check system-deps test soak check lint fmt bench clean certs
 
+# The oldest Python chatrpc supports (pyproject's requires-python says the same).
+MIN_PYTHON := 3.11
+
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < ($(subst .,$(comma),$(MIN_PYTHON)),))' 2>/dev/null || \
+		{ echo "chatrpc needs Python $(MIN_PYTHON) or newer; $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo "not found"): run make with PYTHON=python3.11 (or newer)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,redis]'

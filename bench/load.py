@@ -180,7 +180,7 @@ async def subscriber(
                 if exc.code() not in RETRYABLE:
                     raise
                 tally.refusal(f"{tally.phase.get(i)}:{exc.code().name}")
-            except (Refused, asyncio.TimeoutError) as exc:
+            except (TimeoutError, Refused) as exc:
                 tally.refusal(f"{tally.phase.get(i)}:{type(exc).__name__}:{exc}")
             else:
                 tally.phase.pop(i, None)
@@ -497,7 +497,7 @@ def main() -> None:
     run = {"sub": subscribers, "pub": publishers, "idle": idle}[args.mode]
     try:
         asyncio.run(asyncio.wait_for(run(args), args.max_seconds))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         print(f"load.py {args.mode}: still running after {args.max_seconds} s", file=sys.stderr)
         os._exit(2)
 

@@ -397,7 +397,7 @@ async def run_interactive(args: argparse.Namespace) -> int:
             # Leaving: wait a little for the echoes of the last lines, not forever.
             try:
                 await asyncio.wait_for(client.close(), QUIT_TIMEOUT)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 await client.aclose()
     return 0
 

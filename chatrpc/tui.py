@@ -442,7 +442,7 @@ class Conversation:
             return await self._execute(cmd)
         except grpc.aio.AioRpcError as exc:
             self.problem(f"/{cmd.name} failed: {rpc_problem(exc)}")
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             self.problem(f"/{cmd.name} failed: no answer from the server")
         return True
 

@@ -126,7 +126,7 @@ class Peer:
 
         try:
             await asyncio.wait_for(until(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"{self.user}: timed out waiting; got {self.describe()}") from None
         return self.events
 

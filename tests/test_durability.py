@@ -427,7 +427,7 @@ async def check_for_loss(
         killer = asyncio.create_task(kill_one()) if kill_last else None
         try:
             await asyncio.wait_for(enough_faults(), min_seconds + 40)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             kinds = sorted({r.split(":", 1)[0] for r in reasons})
             raise AssertionError(
                 f"not both kinds of fault in time: {acked} sent, reconnect reasons {kinds}, "
@@ -442,7 +442,7 @@ async def check_for_loss(
         await asyncio.gather(*stalls)
         try:
             await asyncio.wait_for(asyncio.gather(*workers), 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             report = await _stuck_sends(audit, clients, views)
             if server_state is not None:
                 report += "\n" + await server_state()

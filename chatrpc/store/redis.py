@@ -221,10 +221,9 @@ def _message(conv: str, seq: int, fields: dict[str, str]) -> StoredMessage:
 
 
 def _cancellations() -> int:
-    """How many cancellations the current task has been asked for (Python 3.11+)."""
+    """How many cancellations the current task has been asked for."""
     task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return int(cancelling()) if cancelling is not None else 0
+    return task.cancelling() if task is not None else 0
 
 
 class _Redis(aioredis.Redis):
@@ -365,7 +364,7 @@ class RedisStore(Store):
             self._queue.put_nowait(None)  # finishes what is queued, then stops
             try:
                 await asyncio.wait_for(asyncio.shield(self._writer), self._timeout_s * 2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("Redis writer did not finish in time; refusing what is left")
             await _cancel(self._writer)
         while not self._queue.empty():
@@ -379,7 +378,7 @@ class RedisStore(Store):
         if self._reader is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._reader), self._timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("Redis reader did not stop in time")
         for task in (self._reader, self._poke_task):
             if task is not None:
@@ -873,7 +872,7 @@ class RedisStore(Store):
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), self._timeout_s * 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("presence reports were not all written in time")
         await _cancel(task)
 
