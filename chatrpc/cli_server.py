@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(float),
         default=d.stall_timeout_s,
         metavar="SECONDS",
-        help="end a slow consumer that stopped reading after this long (default %(default)s)",
+        help="a slow consumer that stopped reading leaves its rooms after this long"
+        " (default %(default)s)",
     )
     g.add_argument(
         "--shutdown-grace",

@@ -34,8 +34,10 @@ class ServerConfig:
     #: cheaper kind (an answer; see docs/BENCHMARKS.md).
     keepalive_s: float = 75.0
     keepalive_timeout_s: float = 10.0
-    #: A session that overflowed (or was ended) while its client stopped reading is
-    #: cancelled after this many seconds, freeing its slot and its presence.
+    #: A session that overflowed (or was ended) while its client stopped reading
+    #: leaves its rooms after this many seconds (its presence clears); its call
+    #: stays open, holding its session slot, until the client reads its end status
+    #: or its connection dies.
     stall_timeout_s: float = 10.0
     #: Seconds in-flight calls get to finish on shutdown.
     shutdown_grace_s: float = 5.0

@@ -154,6 +154,13 @@ class Hub:
                 del self._users[session.user]
                 self.store.unwatch("@" + session.user)
 
+    def park(self, session: Session) -> None:
+        """Takes an ended session whose client stopped reading out of its rooms
+        (announcing it gone), while it stays registered, and so counted against
+        its user's and the server's session limits, until its stream ends."""
+        for room in list(session.rooms):
+            self._unsubscribe(session, room)
+
     def sessions(self) -> list[Session]:
         return [s for group in self._users.values() for s in group]
 

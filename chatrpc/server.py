@@ -286,8 +286,15 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
 
     def _watch_stalled(self, session: Session, handler: asyncio.Task[Any]) -> None:
         """Called when a session overflows or is ended. A writer blocked on a client
-        that stopped reading would never see that, so after a grace period the call
-        is cancelled: its slot and its presence are freed."""
+        that stopped reading would never see that, so after a grace period the
+        session leaves its rooms (its presence clears) while its call stays open:
+        the client learns why it ended (the queued status) once it reads again.
+
+        The call is not cancelled: a cancelled grpc.aio handler sends the client no
+        status at all, so a client that reads again later (a suspended terminal)
+        would wait forever. The parked call still counts against its user's
+        session limit, so not reading cannot pin more than that.
+        """
         if not session.writing:
             return  # the writer is not blocked: it will find the end in its queue
 
@@ -295,9 +302,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             await asyncio.sleep(self.config.stall_timeout_s)
             if session.writing and not handler.done():
                 log.info(
-                    "session %d of %s: client stopped reading; ending it", session.id, session.user
+                    "session %d of %s: client stopped reading; it leaves its rooms",
+                    session.id,
+                    session.user,
                 )
-                handler.cancel()
+                self.hub.park(session)
 
         task = asyncio.create_task(watch())
         self._watchdogs.add(task)

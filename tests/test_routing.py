@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -194,8 +195,9 @@ async def test_a_slow_reader_does_not_delay_the_others_and_is_cut_off() -> None:
             await group.close()
 
 
-async def test_a_slow_consumer_that_never_reads_again_is_ended_and_leaves_the_room() -> None:
-    """Its writer is stuck on flow control; the stall timeout frees the slot and presence."""
+async def test_a_slow_consumer_that_stops_reading_leaves_the_room_and_learns_why_later() -> None:
+    """Its writer is stuck on flow control; the stall timeout clears its presence, and
+    when it reads again (a suspended client resumed) it gets its end status, not a hang."""
     async with running_server(queue_size=32, stall_timeout_s=0.5) as srv:
         group = Peers(target(srv))
         try:
@@ -218,10 +220,22 @@ async def test_a_slow_consumer_that_never_reads_again_is_ended_and_leaves_the_ro
                 ),
                 timeout=30,
             )
-            slow.cancel()
+            code, details = await asyncio.wait_for(_end_status(slow), 30)
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, details)
+            assert "slow consumer: resume from seq" in details
             await slow_ch.close()
         finally:
             await group.close()
+
+
+async def _end_status(stream: Any) -> tuple[grpc.StatusCode, str]:
+    """Reads a stream to its end: the status it ended with."""
+    try:
+        async for _ in stream:
+            pass
+    except grpc.aio.AioRpcError as exc:
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.OK, ""
 
 
 async def test_a_room_past_the_cap_by_sessions_names_nobody_as_it_announces_nobody() -> None:
