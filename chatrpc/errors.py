@@ -28,6 +28,10 @@ class Code(enum.Enum):
 #: a reconnect); the others need the request or the credentials to change.
 RETRYABLE = frozenset({Code.RESOURCE_EXHAUSTED, Code.UNAVAILABLE})
 
+#: What a client is told about a problem the server did not expect (logged with
+#: its traceback on the server; the client learns nothing of its internals).
+INTERNAL_MESSAGE = "internal error; it has been logged"
+
 
 class ChatError(Exception):
     """A problem the user can act on: its code and a one-line message."""

@@ -159,7 +159,7 @@ class Hub:
         (announcing it gone), while it stays registered, and so counted against
         its user's and the server's session limits, until its stream ends."""
         for room in list(session.rooms):
-            self._unsubscribe(session, room)
+            self._unsubscribe(session, room, forget=False)  # its end names where to resume
 
     def sessions(self) -> list[Session]:
         return [s for group in self._users.values() for s in group]
@@ -210,9 +210,10 @@ class Hub:
                 self._announce(room, Presence(room, session.user, joined=True), skip=session)
             self._report(room, session.user, True)
 
-    def _unsubscribe(self, session: Session, room: str) -> None:
+    def _unsubscribe(self, session: Session, room: str, *, forget: bool = True) -> None:
         session.rooms.discard(room)
-        session.forget(room_key(room))
+        if forget:
+            session.forget(room_key(room))
         subs = self._rooms.get(room)
         if subs is None or session not in subs:
             return

@@ -1,32 +1,32 @@
-"""The gRPC front door: authentication, the Chat session's two tasks, status codes.
+"""The gRPC adapter: metadata, authentication, ``context.write``, status codes.
 
-This is the only module that knows gRPC status codes. Known problems
-(:class:`ChatError`) become the status of a whole call, or an ``error`` event on
-a Chat stream when only one event was wrong; anything unexpected is logged with
-its traceback and the client sees INTERNAL.
+The Chat session itself runs in the transport-neutral core (chatrpc.session);
+this module feeds it the call's events, writes what it queues as protobuf
+frames (see wire.py) and ends the call with the status its end reason names.
+It is the only module that knows gRPC status codes: known problems
+(:class:`ChatError`) become the status of a whole call; anything unexpected is
+logged with its traceback and the client sees INTERNAL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .auth import Auth, hash_token
 from .config import ServerConfig
-from .errors import ChatError, Code
+from .errors import INTERNAL_MESSAGE, ChatError, Code
 from .hub import Hub
-from .model import Draft
+from .session import SessionRunner
 from .store import Store, open_store
-from .subscriber import End, EndReason, Notice, Session
+from .subscriber import Outgoing, Session
 from .v1 import chat_pb2 as pb
 from .v1 import chat_pb2_grpc as pb_grpc
 from .wire import encode, frames, message_pb
@@ -36,14 +36,6 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 
 _STATUS = {code: getattr(grpc.StatusCode, code.name) for code in Code}
-
-#: What the client sees when its stream ends for a reason other than its own close.
-_END_STATUS = {
-    EndReason.SLOW_CONSUMER: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    EndReason.SHUTDOWN: grpc.StatusCode.UNAVAILABLE,
-    EndReason.REVOKED: grpc.StatusCode.UNAUTHENTICATED,
-    EndReason.MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
-}
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -68,11 +60,6 @@ def _client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
         return rest.rpartition(":")[0].strip("[]") or rest
     return peer
 
-
-#: Client events read ahead of processing, and the most sends committed together.
-INBOX_EVENTS = 256
-#: How long a session's end waits for its event processor to stop, in seconds.
-PROCESSOR_STOP_S = 5.0
 
 #: Most events a client may ask for in one ``batch`` frame.
 MAX_BATCH_EVENTS = 256
@@ -103,7 +90,7 @@ def _unary(
             raise
         except Exception:
             log.exception("%s failed", method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
     return wrapper
@@ -116,7 +103,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self.hub = hub
         self.auth = auth
         self.config = config
-        self._watchdogs: set[asyncio.Task[None]] = set()
+        self.sessions = SessionRunner(
+            hub, queue_size=config.queue_size, stall_timeout_s=config.stall_timeout_s
+        )
 
     async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         return await self.auth.authenticate(_bearer(context), client=_client_address(context))
@@ -146,23 +135,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         return pb.LogoutResponse(revoked_tokens=revoked, ended_sessions=ended)
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
-        """Authenticates a Chat call and registers its session with the hub.
-
-        The token is checked again once the session is registered: a Logout
-        that revoked it in between either is seen by that check or finds the
-        session registered and ends it, so no session outlives its token.
-        """
-        token = _bearer(context)
+        """Authenticates a Chat call and registers its session with the hub."""
         user = await self._user(context)
-        session = Session(user, self.config.queue_size)
-        self.hub.connect(session, hash_token(token))
-        try:
-            if await self._user(context) != user:  # pragma: no cover - tokens never move
-                raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
-        except BaseException:
-            self.hub.disconnect(session)
-            raise
-        return session
+        return await self.sessions.open(
+            user, hash_token(_bearer(context)), functools.partial(self._user, context)
+        )
 
     @_unary
     async def History(
@@ -214,226 +191,29 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         request_iterator: AsyncIterator[pb.ClientEvent],
         context: grpc.aio.ServicerContext[pb.ClientEvent, pb.ServerEvent],
     ) -> None:
-        """The writer: drains the session's queue; a reader task handles the client's events."""
+        """A session over gRPC: the session core runs it; this maps its end to a status."""
         try:
             session = await self._open_session(context)
         except ChatError as exc:
             await context.abort(_STATUS[exc.code], exc.message)
-        user = session.user
-        handler = asyncio.current_task()
-        assert handler is not None
-        session.on_stop = functools.partial(self._watch_stalled, session, handler)
-        reader: asyncio.Task[None] | None = None
-        reason = EndReason.GONE
-        hint = ""
         try:
             # Headers now, so the client knows the session is up before any event.
             await context.send_initial_metadata(())
-            log.info("session %d of %s opened (%s)", session.id, user, context.peer())
-            reader = asyncio.create_task(self._read(request_iterator, session))
-            reason = await self._write_loop(session, context)
-            if reason is EndReason.SLOW_CONSUMER:
-                hint = self._resume_hint(session)
-        finally:
-            if reader is not None:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+        except BaseException:
             self.hub.disconnect(session)
-            # on_stop refers to this call's task, whose frame refers to the session:
-            # break the cycle so the session is freed now, not by a full collection.
-            session.on_stop = None
-            log.info("session %d of %s closed (%s)", session.id, user, reason.value)
-        if reason is EndReason.SLOW_CONSUMER:
-            await context.abort(_END_STATUS[reason], hint)
-        elif reason is EndReason.SHUTDOWN:
-            await context.abort(_END_STATUS[reason], "server shutting down: reconnect and resume")
-        elif reason is EndReason.REVOKED:
-            await context.abort(_END_STATUS[reason], "token revoked: log in again")
-        elif reason is EndReason.MALFORMED:
-            await context.abort(_END_STATUS[reason], "malformed ClientEvent: not valid protobuf")
-        elif reason is EndReason.FAILED:
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
-
-    @staticmethod
-    async def _write_loop(
-        session: Session, context: grpc.aio.ServicerContext[pb.ClientEvent, Any]
-    ) -> EndReason:
-        """Writes what the session queues until it ends; returns why it ended.
-
-        Whatever queued up while a write was in flight goes out together: as
-        ``batch`` frames if the client asked for them, else one event per write.
-        A lone event is written at once, never held back to fill a frame.
-        """
-        max_events = _batch_size(context)
-        while True:
-            items = await session.next_batch()
-            end = items[-1] if isinstance(items[-1], End) else None
-            if end is not None:
-                items = items[:-1]
-            session.writing = True
-            try:
-                for frame in frames([encode(item) for item in items], max_events):
-                    await context.write(frame)
-                session.writing = False
-            except Exception as exc:
-                # grpcio fails a write (ExecuteBatchError) when the client went away
-                # under it; the frames are bytes already, so nothing else can fail here.
-                log.debug("session %d: write failed (%r): client gone", session.id, exc)
-                return EndReason.GONE
-            if end is not None:
-                return end.reason
-
-    def _watch_stalled(self, session: Session, handler: asyncio.Task[Any]) -> None:
-        """Called when a session overflows or is ended. A writer blocked on a client
-        that stopped reading would never see that, so after a grace period the
-        session leaves its rooms (its presence clears) while its call stays open:
-        the client learns why it ended (the queued status) once it reads again.
-
-        The call is not cancelled: a cancelled grpc.aio handler sends the client no
-        status at all, so a client that reads again later (a suspended terminal)
-        would wait forever. The parked call still counts against its user's
-        session limit, so not reading cannot pin more than that.
-        """
-        if not session.writing:
-            return  # the writer is not blocked: it will find the end in its queue
-
-        async def watch() -> None:
-            await asyncio.sleep(self.config.stall_timeout_s)
-            if session.writing and not handler.done():
-                log.info(
-                    "session %d of %s: client stopped reading; it leaves its rooms",
-                    session.id,
-                    session.user,
-                )
-                self.hub.park(session)
-
-        task = asyncio.create_task(watch())
-        self._watchdogs.add(task)
-        task.add_done_callback(self._watchdogs.discard)
-
-    @staticmethod
-    def _resume_hint(session: Session) -> str:
-        points = ", ".join(f"{seq} in {conv}" for conv, seq in sorted(session.cursors().items()))
-        return f"slow consumer: resume from seq {points or '0'}"
-
-    async def _read(self, events: AsyncIterator[pb.ClientEvent], session: Session) -> None:
-        """The reader: takes the client's events in order until it half-closes.
-
-        Events go through a bounded inbox to :meth:`_process`, so reading goes on
-        while a commit is in flight, and a full inbox holds the client back
-        (HTTP/2 flow control) instead of growing.
-        """
-        inbox: asyncio.Queue[pb.ClientEvent | None] = asyncio.Queue(INBOX_EVENTS)
-        processor = asyncio.create_task(self._process(inbox, session))
-        try:
-            async for event in events:
-                if processor.done():
-                    return
-                await inbox.put(event)
-            await inbox.put(None)
-            await processor
-        except asyncio.CancelledError:
             raise
-        except DecodeError:
-            # Bytes that are not a ClientEvent: the client's fault, not worth a traceback.
-            log.info("session %d: malformed event, ending it", session.id)
-            session.end(EndReason.MALFORMED)
-            return
-        except Exception:
-            # The stream itself broke (not one event): end the session.
-            log.exception("session %d: reading events failed", session.id)
-            session.end(EndReason.FAILED)
-            return
-        finally:
-            await _stop_processor(processor, inbox)
-        session.end(EndReason.DONE)
+        log.info("session %d of %s opened (%s)", session.id, session.user, context.peer())
+        max_events = _batch_size(context)
 
-    async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
-        """Handles events in order; sends that queued up together are committed together."""
-        event = await inbox.get()
-        while event is not None:
-            if event.WhichOneof("event") != "send":
-                await self._handle(event, session)
-                event = await inbox.get()
-                continue
-            sends = [event]
-            taken = False  # whether the event after the sends was taken from the inbox
-            follower: pb.ClientEvent | None = None
-            while len(sends) < INBOX_EVENTS and not inbox.empty():
-                follower = inbox.get_nowait()
-                if follower is None or follower.WhichOneof("event") != "send":
-                    taken = True
-                    break
-                sends.append(follower)
-            await self._send(sends, session)
-            event = follower if taken else await inbox.get()
+        async def write(items: list[Outgoing]) -> None:
+            # One event per write, or what piled up as ``batch`` frames if the
+            # client asked for them; a lone event is written at once.
+            for frame in frames([encode(item) for item in items], max_events):
+                await context.write(frame)
 
-    async def _send(self, sends: list[pb.ClientEvent], session: Session) -> None:
-        drafts: list[Draft] = []
-        for event in sends:
-            send = event.send
-            target = send.WhichOneof("target")
-            try:
-                drafts.append(
-                    await self.hub.prepare(
-                        session,
-                        send.text,
-                        room=send.room if target == "room" else "",
-                        to_user=send.to_user if target == "to_user" else "",
-                        client_msg_id=send.client_msg_id,
-                    )
-                )
-            except ChatError as exc:
-                session.push(Notice(exc.code.name, exc.message, send.client_msg_id))
-        if not drafts:
-            return
-        try:
-            await self.hub.commit(session, drafts)
-        except ChatError as exc:
-            for d in drafts:
-                session.push(Notice(exc.code.name, exc.message, d.client_msg_id))
-        except Exception:
-            log.exception("session %d: storing %d messages failed", session.id, len(drafts))
-            for d in drafts:
-                session.push(
-                    Notice(
-                        Code.INTERNAL.name, "internal error; it has been logged", d.client_msg_id
-                    )
-                )
-
-    async def _handle(self, event: pb.ClientEvent, session: Session) -> None:
-        kind = event.WhichOneof("event")
-        client_msg_id = event.send.client_msg_id if kind == "send" else ""
-        try:
-            if kind == "join":
-                join = event.join
-                after = join.after_seq if join.HasField("after_seq") else None
-                if join.WhichOneof("target") == "with_user":
-                    await self.hub.resume_direct(session, join.with_user, after, join.epoch)
-                else:
-                    await self.hub.join(session, join.room, after, join.epoch)
-            elif kind == "leave":
-                await self.hub.leave(session, event.leave.room)
-            elif kind == "send":
-                send = event.send
-                target = send.WhichOneof("target")
-                await self.hub.send(
-                    session,
-                    send.text,
-                    room=send.room if target == "room" else "",
-                    to_user=send.to_user if target == "to_user" else "",
-                    client_msg_id=client_msg_id,
-                )
-            else:
-                raise ChatError(Code.INVALID_ARGUMENT, "empty event: set join, leave or send")
-        except ChatError as exc:
-            session.push(Notice(exc.code.name, exc.message, client_msg_id))
-        except Exception:
-            log.exception("session %d: %s event failed", session.id, kind)
-            session.push(
-                Notice(Code.INTERNAL.name, "internal error; it has been logged", client_msg_id)
-            )
+        end = await self.sessions.run(session, request_iterator, write)
+        if end.code is not None:
+            await context.abort(_STATUS[end.code], end.message)
 
 
 def _passthrough(frame: bytes) -> bytes:
@@ -584,23 +364,6 @@ class ChatServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-async def _stop_processor(
-    processor: asyncio.Task[None], inbox: asyncio.Queue[pb.ClientEvent | None]
-) -> None:
-    """Cancels a session's event processor and waits for it. A library can lose a
-    cancellation (see chatrpc.store.redis), so the processor also finds the end
-    of its inbox, and the wait is bounded: a session never outlives its client."""
-    processor.cancel()
-    while not inbox.empty():
-        inbox.get_nowait()  # the client resends what was not acknowledged
-    inbox.put_nowait(None)
-    await asyncio.wait({processor}, timeout=PROCESSOR_STOP_S)
-    if not processor.done():
-        log.warning("a session's event processor did not stop; leaving it")
-    elif not processor.cancelled() and processor.exception() is not None:
-        log.error("a session's event processor failed", exc_info=processor.exception())
 
 
 def awaiting(coro: Any) -> list[str]:

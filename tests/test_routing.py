@@ -222,7 +222,7 @@ async def test_a_slow_consumer_that_stops_reading_leaves_the_room_and_learns_why
             )
             code, details = await asyncio.wait_for(_end_status(slow), 30)
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, details)
-            assert "slow consumer: resume from seq" in details
+            assert "slow consumer: resume from seq" in details and "in #busy" in details
             await slow_ch.close()
         finally:
             await group.close()

@@ -1,0 +1,269 @@
+"""One Chat session from open to end, over any transport.
+
+The two directions are independent. A reader takes the client's events in order
+into a bounded inbox, so reading goes on while a commit is in flight and a full
+inbox holds the client back (the transport's flow control) instead of growing;
+a processor handles them, committing sends that queued up together in one go;
+the writer drains the session's queue to the transport. The session ends with a
+named reason (:class:`~chatrpc.subscriber.EndReason`), which the transport maps
+to its wire through :func:`chatrpc.session.ending`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from ..errors import INTERNAL_MESSAGE, ChatError, Code
+from ..hub import Hub
+from ..model import Draft
+from ..subscriber import End, EndReason, Notice, Outgoing, Session
+from ..v1 import chat_pb2 as pb
+from .ends import Ending, ending
+
+log = logging.getLogger(__name__)
+
+#: Client events read ahead of processing, and the most sends committed together.
+INBOX_EVENTS = 256
+#: How long a session's end waits for its event processor to stop, in seconds.
+PROCESSOR_STOP_S = 5.0
+
+#: Writes outgoing items to the client, in order; raises if the client is gone.
+Write = Callable[[list[Outgoing]], Awaitable[None]]
+
+
+class MalformedEvent(Exception):
+    """A transport's frame that is not a ``ClientEvent`` (the client's fault)."""
+
+
+class SessionRunner:
+    """Opens sessions on a :class:`Hub` and runs each until it ends."""
+
+    def __init__(self, hub: Hub, *, queue_size: int, stall_timeout_s: float) -> None:
+        self.hub = hub
+        self.queue_size = queue_size
+        self.stall_timeout_s = stall_timeout_s
+        self._watchdogs: set[asyncio.Task[None]] = set()
+
+    async def open(
+        self, user: str, token_hash: str, recheck: Callable[[], Awaitable[str]]
+    ) -> Session:
+        """Registers a new session of ``user`` with the hub.
+
+        ``recheck`` authenticates the session's credential again once the session
+        is registered (returning its user): a Logout that revoked it in between
+        either is seen by that check or finds the session registered and ends it,
+        so no session outlives its token.
+        """
+        session = Session(user, self.queue_size)
+        self.hub.connect(session, token_hash)
+        try:
+            if await recheck() != user:  # pragma: no cover - tokens never move
+                raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
+        except BaseException:
+            self.hub.disconnect(session)
+            raise
+        return session
+
+    async def run(
+        self, session: Session, events: AsyncIterator[pb.ClientEvent], write: Write
+    ) -> Ending:
+        """Runs ``session`` until it ends; returns what to tell the client. The
+        session is closed after.
+
+        ``events`` raises :class:`MalformedEvent` (or protobuf's ``DecodeError``)
+        for a frame that is not an event; ``write`` raises when the client is gone.
+        """
+        runner = asyncio.current_task()
+        assert runner is not None
+        session.on_stop = functools.partial(self._watch_stalled, session, runner)
+        reader: asyncio.Task[None] | None = None
+        reason = EndReason.GONE
+        try:
+            reader = asyncio.create_task(self._read(events, session))
+            reason = await self._write_loop(session, write)
+            # The resume points, while the session still knows them (until it closes).
+            return ending(reason, session.cursors())
+        finally:
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            self.hub.disconnect(session)
+            # on_stop refers to this task, whose frame refers to the session:
+            # break the cycle so the session is freed now, not by a full collection.
+            session.on_stop = None
+            log.info("session %d of %s closed (%s)", session.id, session.user, reason.value)
+
+    @staticmethod
+    async def _write_loop(session: Session, write: Write) -> EndReason:
+        """Writes what the session queues until it ends; returns why it ended.
+
+        Whatever queued up while a write was in flight goes out together.
+        """
+        while True:
+            items = await session.next_batch()
+            end = items[-1] if isinstance(items[-1], End) else None
+            if end is not None:
+                items = items[:-1]
+            session.writing = True
+            try:
+                if items:
+                    await write(items)
+                session.writing = False
+            except Exception as exc:
+                # A transport fails a write when the client went away under it
+                # (grpcio: ExecuteBatchError); the items are in hand, so nothing
+                # else can fail here.
+                log.debug("session %d: write failed (%r): client gone", session.id, exc)
+                return EndReason.GONE
+            if end is not None:
+                return end.reason
+
+    def _watch_stalled(self, session: Session, runner: asyncio.Task[Any]) -> None:
+        """Called when a session overflows or is ended. A writer blocked on a client
+        that stopped reading would never see that, so after a grace period the
+        session leaves its rooms (its presence clears) while its stream stays open:
+        the client learns why it ended once it reads again.
+
+        The stream is not cancelled: a cancelled grpc.aio handler sends the client
+        no status at all, so a client that reads again later (a suspended
+        terminal) would wait forever. The parked session still counts against its
+        user's session limit, so not reading cannot pin more than that.
+        """
+        if not session.writing:
+            return  # the writer is not blocked: it will find the end in its queue
+
+        async def watch() -> None:
+            await asyncio.sleep(self.stall_timeout_s)
+            if session.writing and not runner.done():
+                log.info(
+                    "session %d of %s: client stopped reading; it leaves its rooms",
+                    session.id,
+                    session.user,
+                )
+                self.hub.park(session)
+
+        task = asyncio.create_task(watch())
+        self._watchdogs.add(task)
+        task.add_done_callback(self._watchdogs.discard)
+
+    async def _read(self, events: AsyncIterator[pb.ClientEvent], session: Session) -> None:
+        """The reader: takes the client's events in order until it half-closes."""
+        inbox: asyncio.Queue[pb.ClientEvent | None] = asyncio.Queue(INBOX_EVENTS)
+        processor = asyncio.create_task(self._process(inbox, session))
+        try:
+            async for event in events:
+                if processor.done():
+                    return
+                await inbox.put(event)
+            await inbox.put(None)
+            await processor
+        except asyncio.CancelledError:
+            raise
+        except (DecodeError, MalformedEvent):
+            # Bytes that are not a ClientEvent: the client's fault, not worth a traceback.
+            log.info("session %d: malformed event, ending it", session.id)
+            session.end(EndReason.MALFORMED)
+            return
+        except Exception:
+            # The stream itself broke (not one event): end the session.
+            log.exception("session %d: reading events failed", session.id)
+            session.end(EndReason.FAILED)
+            return
+        finally:
+            await _stop_processor(processor, inbox)
+        session.end(EndReason.DONE)
+
+    async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
+        """Handles events in order; sends that queued up together are committed together."""
+        event = await inbox.get()
+        while event is not None:
+            if event.WhichOneof("event") != "send":
+                await self._handle(event, session)
+                event = await inbox.get()
+                continue
+            sends = [event]
+            taken = False  # whether the event after the sends was taken from the inbox
+            follower: pb.ClientEvent | None = None
+            while len(sends) < INBOX_EVENTS and not inbox.empty():
+                follower = inbox.get_nowait()
+                if follower is None or follower.WhichOneof("event") != "send":
+                    taken = True
+                    break
+                sends.append(follower)
+            await self._send(sends, session)
+            event = follower if taken else await inbox.get()
+
+    async def _send(self, sends: list[pb.ClientEvent], session: Session) -> None:
+        drafts: list[Draft] = []
+        for event in sends:
+            send = event.send
+            target = send.WhichOneof("target")
+            try:
+                drafts.append(
+                    await self.hub.prepare(
+                        session,
+                        send.text,
+                        room=send.room if target == "room" else "",
+                        to_user=send.to_user if target == "to_user" else "",
+                        client_msg_id=send.client_msg_id,
+                    )
+                )
+            except ChatError as exc:
+                session.push(Notice(exc.code.name, exc.message, send.client_msg_id))
+        if not drafts:
+            return
+        try:
+            await self.hub.commit(session, drafts)
+        except ChatError as exc:
+            for d in drafts:
+                session.push(Notice(exc.code.name, exc.message, d.client_msg_id))
+        except Exception:
+            log.exception("session %d: storing %d messages failed", session.id, len(drafts))
+            for d in drafts:
+                session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, d.client_msg_id))
+
+    async def _handle(self, event: pb.ClientEvent, session: Session) -> None:
+        """Handles one event other than a send (sends go through :meth:`_send`)."""
+        kind = event.WhichOneof("event")
+        try:
+            if kind == "join":
+                join = event.join
+                after = join.after_seq if join.HasField("after_seq") else None
+                if join.WhichOneof("target") == "with_user":
+                    await self.hub.resume_direct(session, join.with_user, after, join.epoch)
+                else:
+                    await self.hub.join(session, join.room, after, join.epoch)
+            elif kind == "leave":
+                await self.hub.leave(session, event.leave.room)
+            else:
+                raise ChatError(Code.INVALID_ARGUMENT, "empty event: set join, leave or send")
+        except ChatError as exc:
+            session.push(Notice(exc.code.name, exc.message))
+        except Exception:
+            log.exception("session %d: %s event failed", session.id, kind)
+            session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE))
+
+
+async def _stop_processor(
+    processor: asyncio.Task[None], inbox: asyncio.Queue[pb.ClientEvent | None]
+) -> None:
+    """Cancels a session's event processor and waits for it. A library can lose a
+    cancellation (see chatrpc.store.redis), so the processor also finds the end
+    of its inbox, and the wait is bounded: a session never outlives its client."""
+    processor.cancel()
+    while not inbox.empty():
+        inbox.get_nowait()  # the client resends what was not acknowledged
+    inbox.put_nowait(None)
+    await asyncio.wait({processor}, timeout=PROCESSOR_STOP_S)
+    if not processor.done():
+        log.warning("a session's event processor did not stop; leaving it")
+    elif not processor.cancelled() and processor.exception() is not None:
+        log.error("a session's event processor failed", exc_info=processor.exception())

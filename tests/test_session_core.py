@@ -1,0 +1,209 @@
+"""The transport-neutral session core, driven by a tiny in-memory transport.
+
+No network: events go in through an async iterator fed by a queue, what the
+session writes lands in a list. This is the shape every transport adapter has
+(gRPC today), so these tests pin what an adapter may rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from chatrpc.errors import Code
+from chatrpc.hub import Hub, Limits
+from chatrpc.model import StoredMessage
+from chatrpc.session import Ending, MalformedEvent, SessionRunner, ending
+from chatrpc.store.memory import MemoryStore
+from chatrpc.subscriber import EndReason, Joined, Outgoing, Presence
+from chatrpc.v1 import chat_pb2 as pb
+
+WAIT = 10.0
+
+
+class MemoryTransport:
+    """One client of the session core: events in through a queue, items out to a list."""
+
+    def __init__(self) -> None:
+        self._events: asyncio.Queue[pb.ClientEvent | BaseException | None] = asyncio.Queue()
+        self.written: list[Outgoing] = []
+        self._changed = asyncio.Event()
+        #: While cleared, writes block (a client that stopped reading).
+        self.reading = asyncio.Event()
+        self.reading.set()
+        self.writes_blocked = 0
+
+    def send(self, event: pb.ClientEvent) -> None:
+        self._events.put_nowait(event)
+
+    def half_close(self) -> None:
+        self._events.put_nowait(None)
+
+    def fail_with(self, exc: BaseException) -> None:
+        self._events.put_nowait(exc)
+
+    async def events(self) -> AsyncIterator[pb.ClientEvent]:
+        while True:
+            item = await self._events.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def write(self, items: list[Outgoing]) -> None:
+        if not self.reading.is_set():
+            self.writes_blocked += 1
+            self._changed.set()
+        await self.reading.wait()
+        self.written.extend(items)
+        self._changed.set()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        async with asyncio.timeout(WAIT):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    def messages(self) -> list[StoredMessage]:
+        return [i for i in self.written if isinstance(i, StoredMessage)]
+
+
+def join(room: str) -> pb.ClientEvent:
+    return pb.ClientEvent(join=pb.Join(room=room))
+
+
+def send(room: str, text: str, client_msg_id: str = "") -> pb.ClientEvent:
+    return pb.ClientEvent(send=pb.Send(room=room, text=text, client_msg_id=client_msg_id))
+
+
+class Core:
+    """A hub over a memory store, and a runner opening sessions on it."""
+
+    def __init__(self, runner: SessionRunner, hub: Hub) -> None:
+        self.runner = runner
+        self.hub = hub
+
+    async def start(self, user: str, transport: MemoryTransport) -> asyncio.Task[Ending]:
+        async def same_user() -> str:
+            return user
+
+        session = await self.runner.open(user, f"token-of-{user}", same_user)
+        return asyncio.create_task(self.runner.run(session, transport.events(), transport.write))
+
+
+@pytest.fixture
+async def core() -> AsyncIterator[Core]:
+    store = MemoryStore()
+    await store.open()
+    hub = Hub(store, Limits(rate_limit=0))
+    try:
+        yield Core(SessionRunner(hub, queue_size=16, stall_timeout_s=0.2), hub)
+    finally:
+        hub.shutdown()
+        await store.close()
+
+
+async def test_a_session_over_a_memory_transport_echoes_and_ends_after_half_close(
+    core: Core,
+) -> None:
+    alice = MemoryTransport()
+    running = await core.start("alice", alice)
+    alice.send(join("general"))
+    for i in range(5):
+        alice.send(send("general", f"hi {i}", f"c{i}"))
+    alice.half_close()
+    end = await asyncio.wait_for(running, WAIT)
+    assert (end.reason, end.code) == (EndReason.DONE, None)
+    assert isinstance(alice.written[0], Joined)
+    assert [m.text for m in alice.messages()] == [f"hi {i}" for i in range(5)]
+    assert [m.seq for m in alice.messages()] == [1, 2, 3, 4, 5]
+    assert core.hub.sessions_open == 0
+
+
+async def test_two_sessions_on_the_memory_transport_see_each_others_messages(core: Core) -> None:
+    alice, bob = MemoryTransport(), MemoryTransport()
+    runs = [await core.start("alice", alice), await core.start("bob", bob)]
+    alice.send(join("general"))
+    await alice.until(lambda: any(isinstance(i, Joined) for i in alice.written))
+    bob.send(join("general"))
+    await alice.until(lambda: any(isinstance(i, Presence) for i in alice.written))
+    bob.send(send("general", "hello alice", "b1"))
+    await alice.until(lambda: [m.text for m in alice.messages()] == ["hello alice"])
+    for t in (alice, bob):
+        t.half_close()
+    assert [(await r).reason for r in runs] == [EndReason.DONE, EndReason.DONE]
+
+
+async def test_a_frame_that_is_not_an_event_ends_the_session_as_malformed(core: Core) -> None:
+    alice = MemoryTransport()
+    running = await core.start("alice", alice)
+    alice.fail_with(MalformedEvent("not JSON"))
+    end = await asyncio.wait_for(running, WAIT)
+    assert (end.reason, end.code) == (EndReason.MALFORMED, Code.INVALID_ARGUMENT)
+    assert core.hub.sessions_open == 0
+
+
+async def test_a_write_that_fails_ends_the_session_as_gone_and_closes_it(core: Core) -> None:
+    alice = MemoryTransport()
+
+    async def broken(items: list[Outgoing]) -> None:
+        raise ConnectionResetError("the client went away")
+
+    async def same_user() -> str:
+        return "alice"
+
+    session = await core.runner.open("alice", "t", same_user)
+    running = asyncio.create_task(core.runner.run(session, alice.events(), broken))
+    alice.send(join("general"))
+    end = await asyncio.wait_for(running, WAIT)
+    assert (end.reason, end.code) == (EndReason.GONE, None)
+    assert core.hub.sessions_open == 0 and core.hub.online("general") == []
+
+
+async def test_a_session_that_stops_reading_leaves_its_rooms_then_learns_why(core: Core) -> None:
+    """Past its queue bound while its writes block: after the stall timeout its
+    presence clears; when it reads again it is told it was a slow consumer, with
+    where to resume."""
+    alice, bob = MemoryTransport(), MemoryTransport()
+    runs = [await core.start("alice", alice), await core.start("bob", bob)]
+    alice.send(join("general"))
+    await alice.until(lambda: any(isinstance(i, Joined) for i in alice.written))
+    bob.send(join("general"))
+    await bob.until(lambda: any(isinstance(i, Joined) for i in bob.written))
+    bob.send(send("general", "first", "b0"))
+    await bob.until(lambda: len(bob.messages()) == 1)
+    await alice.until(lambda: len(alice.messages()) == 1)
+    alice.reading.clear()
+    bob.send(send("general", "m1", "b1"))
+    await alice.until(lambda: alice.writes_blocked > 0)
+    # In steps smaller than the bound, so only alice, who does not read, overflows.
+    for step in range(3):
+        for i in range(10):
+            bob.send(send("general", f"m{step} {i}", f"b{step}-{i}"))
+        await bob.until(lambda: len(bob.messages()) == 2 + 10 * (step + 1))  # noqa: B023
+    await bob.until(
+        lambda: any(
+            isinstance(i, Presence) and not i.joined and i.user == "alice" for i in bob.written
+        )
+    )
+    assert core.hub.online("general") == ["bob"]
+    assert core.hub.sessions_open == 2  # still counted until its stream ends
+    alice.reading.set()
+    end = await asyncio.wait_for(runs[0], WAIT)
+    assert (end.reason, end.code) == (EndReason.SLOW_CONSUMER, Code.RESOURCE_EXHAUSTED)
+    # The write in flight when it stopped reading went out; the rest was dropped.
+    assert [m.seq for m in alice.messages()] == [1, 2]
+    assert end.retry and end.message == "slow consumer: resume from seq 2 in #general"
+    bob.half_close()
+    await asyncio.wait_for(runs[1], WAIT)
+
+
+def test_every_end_reason_has_one_code_and_message_for_every_transport() -> None:
+    retried = {r for r in EndReason if ending(r).retry}
+    assert retried == {EndReason.SLOW_CONSUMER, EndReason.SHUTDOWN}
+    assert ending(EndReason.REVOKED).code is Code.UNAUTHENTICATED
+    assert ending(EndReason.FAILED).message == "internal error; it has been logged"
+    assert all(ending(r).code is None for r in (EndReason.DONE, EndReason.GONE))
