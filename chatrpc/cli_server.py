@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 from . import SERVER_GRPC_EXPERIMENTS, __version__
 
@@ -29,29 +30,66 @@ from .config import ServerConfig, default_db_path
 from .errors import ChatError
 from .hub import Limits
 from .server import ChatServer
+from .settings import ConfigError, Option, options
 from .store import StoreOptions
 
 log = logging.getLogger("chatrpc.server")
 
 
-def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
-    def parse(text: str) -> float:
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument in one line (the usage of every option would bury it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parse(kind: type[Any], option: Option) -> Callable[[str], Any]:
+    """Parses and bounds-checks one option's value as its declaration says."""
+
+    def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+        try:
+            option.check(value)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(option.flag + " ")) from None
         return value
 
     return parse
 
 
+def _dest(option: Option) -> str:
+    return option.flag.removeprefix("--").replace("-", "_")
+
+
+def _add_options(
+    group: argparse._ActionsContainer, cls: type[Any], which: Callable[[str], bool]
+) -> None:
+    for f, option in options(cls):
+        if not which(f.name):
+            continue
+        kind = type(f.default)
+        metavar = option.metavar or (None if kind is str else "N")
+        shown = " (default %(default)s)" if f.default != "" else ""
+        if kind is str:
+            group.add_argument(
+                option.flag, default=f.default, metavar=metavar, help=option.help + shown
+            )
+        else:
+            group.add_argument(
+                option.flag,
+                type=_parse(kind, option),
+                default=f.default,
+                metavar=metavar,
+                help=option.help + shown,
+            )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    d = ServerConfig()
-    lim = Limits()
-    so = StoreOptions()
-    p = argparse.ArgumentParser(
+    """The options of chatrpc-server, built from the settings' declarations."""
+    p = _Parser(
         prog="chatrpc-server",
         description="Real-time chat over gRPC bidirectional streaming.",
         epilog="environment: GRPC_EXPERIMENTS (default: grpc core's iomgr TCP code;"
@@ -59,10 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         " (default NONE: the server logs what matters itself; debug shows grpc's).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
-    p.add_argument(
-        "--port", type=int, default=d.port, help="port; 0 picks a free one (default %(default)s)"
-    )
+    _add_options(p, ServerConfig, lambda name: name in ("host", "port"))
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--db", metavar="PATH", help=f"SQLite database file (default {default_db_path()})"
@@ -80,221 +115,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="(default %(default)s)",
     )
     g = p.add_argument_group("limits")
-    g.add_argument(
-        "--max-text-bytes",
-        type=_positive(int),
-        default=lim.max_text_bytes,
-        help="largest message text in UTF-8 bytes (default %(default)s)",
-    )
-    g.add_argument(
-        "--queue-size",
-        type=_positive(int),
-        default=d.queue_size,
-        help="events queued per session before it is cut off as a slow consumer"
-        " (default %(default)s)",
-    )
-    g.add_argument(
-        "--max-replay",
-        type=_positive(int),
-        default=lim.max_replay,
-        help="resume gap always replayed in full, in messages (default %(default)s)",
-    )
-    g.add_argument(
-        "--idempotency-window",
-        type=_positive(float),
-        default=so.idempotency_window_s,
-        metavar="SECONDS",
-        help="how long a client_msg_id is remembered (default %(default)s)",
-    )
-    g.add_argument(
-        "--retention-max-messages",
-        type=_positive(int),
-        default=0,
-        metavar="N",
-        help="keep at most N messages per conversation (default: all)",
-    )
-    g.add_argument(
-        "--retention-max-age",
-        type=_positive(float),
-        default=0,
-        metavar="SECONDS",
-        help="drop messages older than this (default: never)",
-    )
-    g.add_argument(
-        "--keepalive",
-        type=_positive(float),
-        default=d.keepalive_s,
-        metavar="SECONDS",
-        help="ping a client not heard from for this long, to notice vanished ones"
-        " (default %(default)s)",
-    )
-    g.add_argument(
-        "--keepalive-timeout",
-        type=_positive(float),
-        default=d.keepalive_timeout_s,
-        metavar="SECONDS",
-        help="drop a client that does not answer a ping in time (default %(default)s)",
-    )
-    g.add_argument(
-        "--presence-ttl",
-        type=_positive(float),
-        default=so.presence_ttl_s,
-        metavar="SECONDS",
-        help="with a shared (Redis) store: a server's online users are forgotten this"
-        " long after its last heartbeat (default %(default)s)",
-    )
-    g.add_argument(
-        "--presence-max-sessions",
-        type=_positive(int),
-        default=lim.presence_max_sessions,
-        metavar="N",
-        help="rooms with more sessions here, or users on all servers, stop announcing"
-        " joins and leaves, and their joins name nobody, only the number online"
-        " (0: always announce and name; default %(default)s)",
-    )
-    g.add_argument(
-        "--stall-timeout",
-        type=_positive(float),
-        default=d.stall_timeout_s,
-        metavar="SECONDS",
-        help="a slow consumer that stopped reading leaves its rooms after this long"
-        " (default %(default)s)",
-    )
-    g.add_argument(
-        "--shutdown-grace",
-        type=_positive(float),
-        default=d.shutdown_grace_s,
-        metavar="SECONDS",
-        help="time running calls get on shutdown (default %(default)s)",
-    )
-    g.add_argument(
-        "--max-receive-bytes",
-        type=_positive(int),
-        default=d.max_receive_bytes,
-        metavar="BYTES",
-        help="largest message the server accepts from a client (default %(default)s)",
-    )
-    g.add_argument(
-        "--rooms-per-session",
-        type=_positive(int),
-        default=lim.max_rooms_per_session,
-        metavar="N",
-        help="rooms one session may be in at once (default %(default)s)",
-    )
-    g.add_argument(
-        "--sessions-per-user",
-        type=_positive(int),
-        default=lim.max_sessions_per_user,
-        metavar="N",
-        help="Chat sessions one user may have open at once (default %(default)s)",
-    )
-    g.add_argument(
-        "--max-sessions",
-        type=_positive(int),
-        default=lim.max_sessions,
-        metavar="N",
-        help="Chat sessions open on the server at once (default %(default)s)",
-    )
-    g.add_argument(
-        "--max-connections",
-        type=_positive(int),
-        default=d.max_connections,
-        metavar="N",
-        help="client connections accepted at once (default %(default)s)",
-    )
-    g.add_argument(
-        "--max-pending-calls",
-        type=_positive(int),
-        default=d.max_pending_calls,
-        metavar="N",
-        help="calls queued while the server is busy (e.g. a connection storm) before"
-        " new ones are refused (default %(default)s)",
-    )
-    g.add_argument(
-        "--streams-per-connection",
-        type=_positive(int),
-        default=d.max_streams_per_connection,
-        metavar="N",
-        help="calls one connection may have open at once (default %(default)s)",
-    )
-    g.add_argument(
-        "--rate-limit",
-        type=_positive(float),
-        default=lim.rate_limit,
-        metavar="PER_SECOND",
-        help="sends per second per user, averaged; 0 lifts the limit (default %(default)s)",
-    )
-    g.add_argument(
-        "--rate-burst",
-        type=_positive(int),
-        default=lim.rate_burst,
-        metavar="N",
-        help="sends a user may make at once before the rate applies (default %(default)s)",
-    )
-    g.add_argument(
-        "--login-rate",
-        type=_positive(float),
-        default=d.login_rate,
-        metavar="PER_SECOND",
-        help="logins per second per client address; a failed one counts 10;"
-        " 0 lifts the limit (default %(default)s)",
-    )
-    g.add_argument(
-        "--login-burst",
-        type=_positive(int),
-        default=d.login_burst,
-        metavar="N",
-        help="logins a client address may make at once (default %(default)s)",
-    )
+    for cls in (Limits, StoreOptions):
+        _add_options(g, cls, lambda name: True)
+    _add_options(g, ServerConfig, lambda name: name not in ("host", "port") and "tls" not in name)
     t = p.add_argument_group("TLS (plaintext without --tls-cert)")
-    t.add_argument("--tls-cert", metavar="PEM", help="the server's certificate chain")
-    t.add_argument("--tls-key", metavar="PEM", help="the server certificate's private key")
-    t.add_argument(
-        "--tls-client-ca",
-        metavar="PEM",
-        help="require client certificates signed by this CA (mutual TLS)",
-    )
+    _add_options(t, ServerConfig, lambda name: name.startswith("tls_"))
     return p
 
 
+def _settings(cls: type[Any], args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, _dest(option)) for f, option in options(cls)}
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The configuration the parsed arguments describe; ConfigError if inconsistent."""
     store = args.store or (f"sqlite://{args.db}" if args.db else "")
     if args.db and not args.db.startswith("/"):
         store = args.db  # a relative path is taken as a file path as is
     return ServerConfig(
-        host=args.host,
-        port=args.port,
         store=store,
-        limits=Limits(
-            max_text_bytes=int(args.max_text_bytes),
-            max_replay=int(args.max_replay),
-            max_rooms_per_session=int(args.rooms_per_session),
-            max_sessions_per_user=int(args.sessions_per_user),
-            max_sessions=int(args.max_sessions),
-            rate_limit=float(args.rate_limit),
-            rate_burst=max(1, int(args.rate_burst)),
-            presence_max_sessions=int(args.presence_max_sessions),
-        ),
-        store_options=StoreOptions(
-            idempotency_window_s=float(args.idempotency_window),
-            retention_max_messages=int(args.retention_max_messages),
-            retention_max_age_s=float(args.retention_max_age),
-            presence_ttl_s=max(0.5, float(args.presence_ttl)),
-        ),
-        queue_size=max(1, int(args.queue_size)),
-        keepalive_s=float(args.keepalive),
-        keepalive_timeout_s=float(args.keepalive_timeout),
-        shutdown_grace_s=float(args.shutdown_grace),
-        stall_timeout_s=float(args.stall_timeout),
-        max_receive_bytes=max(1024, int(args.max_receive_bytes)),
-        max_connections=max(1, int(args.max_connections)),
-        max_streams_per_connection=max(1, int(args.streams_per_connection)),
-        max_pending_calls=max(1, int(args.max_pending_calls)),
-        login_rate=float(args.login_rate),
-        login_burst=max(1, int(args.login_burst)),
-        tls_cert=args.tls_cert or "",
-        tls_key=args.tls_key or "",
-        tls_client_ca=args.tls_client_ca or "",
+        limits=Limits(**_settings(Limits, args)),
+        store_options=StoreOptions(**_settings(StoreOptions, args)),
+        **_settings(ServerConfig, args),
     )
 
 
@@ -377,14 +219,19 @@ async def run(config: ServerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     try:
-        asyncio.run(run(config_from_args(args)))
+        asyncio.run(run(config))
     except ChatError as exc:
         print(f"chatrpc-server: {exc.message}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .hub import Limits
+from .settings import check, setting
 from .store import StoreOptions
 
 
@@ -18,51 +19,101 @@ def default_db_path() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 50051
-    #: A store URL (memory://, sqlite:///PATH, redis://...) or an SQLite file path.
+    """Everything a server runs with (see chatrpc.settings: each setting once)."""
+
+    host: str = setting("127.0.0.1", "--host", "address to listen on")
+    port: int = setting(50051, "--port", "port; 0 picks a free one", low=0, high=65535)
+    #: A store URL (memory://, sqlite:///PATH, redis://...) or an SQLite file path;
+    #: empty: the default SQLite file. (--db and --store, see cli_server.)
     store: str = ""
     limits: Limits = field(default_factory=Limits)
     store_options: StoreOptions = field(default_factory=StoreOptions)
-    #: Per-session queue bound, in events; a session past it is cut off as a slow consumer.
-    queue_size: int = 2048
-    #: The server pings a connection it has heard nothing from for this long, and
-    #: drops it when the ping is not answered within the timeout, so a vanished
-    #: client's presence clears. Longer than the client library's own pings (60 s):
+    queue_size: int = setting(
+        2048,
+        "--queue-size",
+        "events queued per session before it is cut off as a slow consumer",
+        low=1,
+        high=1_000_000,
+    )
     #: grpc core restarts this timer on every read, so the server never pings a
-    #: client that pings, and an idle connection costs one ping a minute, the
-    #: cheaper kind (an answer; see docs/BENCHMARKS.md).
-    keepalive_s: float = 75.0
-    keepalive_timeout_s: float = 10.0
-    #: A session that overflowed (or was ended) while its client stopped reading
-    #: leaves its rooms after this many seconds (its presence clears); its call
-    #: stays open, holding its session slot, until the client reads its end status
-    #: or its connection dies.
-    stall_timeout_s: float = 10.0
-    #: Seconds in-flight calls get to finish on shutdown.
-    shutdown_grace_s: float = 5.0
-    #: Largest gRPC message the server accepts from a client, in bytes.
-    max_receive_bytes: int = 64 * 1024
-    #: Calls one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS);
-    #: more wait in the client until one ends.
-    max_streams_per_connection: int = 100
-    #: Client connections the server accepts at once; more are closed at once.
-    max_connections: int = 10_000
-    #: Calls that arrived but the event loop has not taken up yet (it is busy, e.g.
-    #: in a connection storm); more are refused (the client sees CANCELLED). grpc
-    #: core's own default refuses some from 1,000 and all past 3,000: a storm of
-    #: 1,000 logins a second lost hundreds.
-    max_pending_calls: int = 10_000
-    #: Logins a client address may make per second, averaged (0: no limit) ...
-    login_rate: float = 2.0
-    #: ... and at once. A failed proof costs ten (see chatrpc.auth).
-    login_burst: int = 50
-    #: PEM files of the server's certificate chain and key: TLS instead of plaintext.
-    tls_cert: str = ""
-    tls_key: str = ""
-    #: PEM file of the CA that signs client certificates: with it, every client
-    #: must present a certificate it signed (mutual TLS).
-    tls_client_ca: str = ""
+    #: client that pings (the client library pings once a minute): an idle
+    #: connection costs one ping a minute, the cheaper kind (docs/BENCHMARKS.md).
+    keepalive_s: float = setting(
+        75.0,
+        "--keepalive",
+        "ping a client not heard from for this long, to notice vanished ones",
+        low=0.1,
+        metavar="SECONDS",
+    )
+    keepalive_timeout_s: float = setting(
+        10.0,
+        "--keepalive-timeout",
+        "drop a client that does not answer a ping in time",
+        low=0.1,
+        metavar="SECONDS",
+    )
+    #: Its call stays open, holding its session slot, until the client reads its
+    #: end status or its connection dies.
+    stall_timeout_s: float = setting(
+        10.0,
+        "--stall-timeout",
+        "a slow consumer that stopped reading leaves its rooms after this long",
+        low=0,
+        metavar="SECONDS",
+    )
+    shutdown_grace_s: float = setting(
+        5.0, "--shutdown-grace", "time running calls get on shutdown", low=0, metavar="SECONDS"
+    )
+    max_receive_bytes: int = setting(
+        64 * 1024,
+        "--max-receive-bytes",
+        "largest message the server accepts from a client",
+        low=1024,
+        high=64 << 20,
+        metavar="BYTES",
+    )
+    #: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: more wait in the client until one ends.
+    max_streams_per_connection: int = setting(
+        100,
+        "--streams-per-connection",
+        "calls one connection may have open at once",
+        low=1,
+        metavar="N",
+    )
+    max_connections: int = setting(
+        10_000, "--max-connections", "client connections accepted at once", low=1, metavar="N"
+    )
+    #: grpc core's own default refuses some from 1,000 and all past 3,000: a
+    #: storm of 1,000 logins a second lost hundreds.
+    max_pending_calls: int = setting(
+        10_000,
+        "--max-pending-calls",
+        "calls queued while the server is busy (e.g. a connection storm) before"
+        " new ones are refused",
+        low=1,
+        metavar="N",
+    )
+    login_rate: float = setting(
+        2.0,
+        "--login-rate",
+        "logins per second per client address; a failed one counts 10; 0 lifts the limit",
+        low=0,
+        metavar="PER_SECOND",
+    )
+    login_burst: int = setting(
+        50, "--login-burst", "logins a client address may make at once", low=1, metavar="N"
+    )
+    tls_cert: str = setting("", "--tls-cert", "the server's certificate chain", metavar="PEM")
+    tls_key: str = setting("", "--tls-key", "the server certificate's private key", metavar="PEM")
+    tls_client_ca: str = setting(
+        "",
+        "--tls-client-ca",
+        "require client certificates signed by this CA (mutual TLS)",
+        metavar="PEM",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def store_url(self) -> str:
         return self.store or f"sqlite://{default_db_path()}"

@@ -26,6 +26,7 @@ from .model import (
     room_key,
 )
 from .ratelimit import Buckets, retry_hint
+from .settings import ConfigError, check, setting
 from .store import Store
 from .subscriber import Ack, EndReason, Joined, Left, Presence, Replay, Session
 
@@ -37,34 +38,74 @@ JOIN_COST = 0.1
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Chat rules an operator can change (server options)."""
+    """Chat rules an operator can change (server options; see chatrpc.settings)."""
 
-    #: Largest message text, in bytes of UTF-8.
-    max_text_bytes: int = 4096
-    #: Longest client_msg_id, in characters.
-    max_client_msg_id: int = 128
-    #: A resume gap up to this many messages is always replayed in full.
-    max_replay: int = 1000
-    #: Largest History page.
-    max_history_page: int = 1000
-    #: History page size when the request gives none.
-    default_history_page: int = 100
-    #: Rooms one session may be in at once; a join past it is refused (RESOURCE_EXHAUSTED).
-    max_rooms_per_session: int = 100
-    #: Chat sessions one user may have open at once, over all their devices.
-    max_sessions_per_user: int = 20
-    #: Chat sessions open on this server at once; new ones past it are refused.
-    max_sessions: int = 10_000
-    #: Sends a user may make per second, averaged (0: no limit, for tests and benchmarks).
-    rate_limit: float = 5.0
-    #: Sends a user may make at once before the rate applies.
-    rate_burst: int = 20
-    #: Rooms with more sessions on this server than this, or more users online on
-    #: all servers, stop announcing joins and leaves (each announcement costs one
-    #: event per member: quadratic in a join storm), and a join of such a room
-    #: names none of its users, only their number (the names would make a join
-    #: storm quadratic too); ListMembers still tells who is online. 0: always.
-    presence_max_sessions: int = 500
+    max_text_bytes: int = setting(
+        4096, "--max-text-bytes", "largest message text in UTF-8 bytes", low=1, high=1 << 20
+    )
+    max_client_msg_id: int = setting(
+        128, "--max-client-msg-id", "longest client_msg_id, in characters", low=1, high=1024
+    )
+    max_replay: int = setting(
+        1000,
+        "--max-replay",
+        "resume gap always replayed in full, in messages",
+        low=0,
+        high=1_000_000,
+    )
+    max_history_page: int = setting(
+        1000, "--max-history-page", "largest History page, in messages", low=1, high=100_000
+    )
+    default_history_page: int = setting(
+        100,
+        "--default-history-page",
+        "History page size when the request gives none",
+        low=1,
+        high=100_000,
+    )
+    max_rooms_per_session: int = setting(
+        100, "--rooms-per-session", "rooms one session may be in at once", low=1, metavar="N"
+    )
+    max_sessions_per_user: int = setting(
+        20,
+        "--sessions-per-user",
+        "Chat sessions one user may have open at once, over all their devices",
+        low=1,
+        metavar="N",
+    )
+    max_sessions: int = setting(
+        10_000, "--max-sessions", "Chat sessions open on the server at once", low=1, metavar="N"
+    )
+    rate_limit: float = setting(
+        5.0,
+        "--rate-limit",
+        "sends per second per user, averaged; 0 lifts the limit",
+        low=0,
+        metavar="PER_SECOND",
+    )
+    rate_burst: int = setting(
+        20,
+        "--rate-burst",
+        "sends a user may make at once before the rate applies",
+        low=1,
+        metavar="N",
+    )
+    #: Each announcement costs one event per member (quadratic in a join storm),
+    #: and the names in a join would make a join storm quadratic too.
+    presence_max_sessions: int = setting(
+        500,
+        "--presence-max-sessions",
+        "rooms with more sessions here, or users on all servers, stop announcing"
+        " joins and leaves, and their joins name nobody, only the number online"
+        " (0: always announce and name)",
+        low=0,
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.default_history_page > self.max_history_page:
+            raise ConfigError("--default-history-page must be at most --max-history-page")
 
 
 class Hub:

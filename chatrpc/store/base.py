@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..model import Conversation, Draft, StoredMessage
+from ..settings import check, setting
 
 Listener = Callable[[Sequence[StoredMessage]], None]
 PresenceListener = Callable[[str, str, bool], None]
@@ -43,17 +44,41 @@ RevokeListener = Callable[[str, "str | None"], None]
 
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
-    """Limits that every store applies the same way."""
+    """Limits that every store applies the same way (see chatrpc.settings)."""
 
-    #: How long a client_msg_id is remembered for deduplication, in seconds.
-    idempotency_window_s: float = 24 * 3600
-    #: Keep at most this many messages per conversation (0: no cap).
-    retention_max_messages: int = 0
-    #: Drop messages older than this many seconds (0: keep forever).
-    retention_max_age_s: float = 0
-    #: A store shared by several servers forgets a server's online users this
-    #: long after its last heartbeat (a crashed server's users drop out).
-    presence_ttl_s: float = 15.0
+    idempotency_window_s: float = setting(
+        24 * 3600.0,
+        "--idempotency-window",
+        "how long a client_msg_id is remembered",
+        low=0,
+        metavar="SECONDS",
+    )
+    retention_max_messages: int = setting(
+        0,
+        "--retention-max-messages",
+        "keep at most N messages per conversation (0: all)",
+        low=0,
+        metavar="N",
+    )
+    retention_max_age_s: float = setting(
+        0.0,
+        "--retention-max-age",
+        "drop messages older than this (0: never)",
+        low=0,
+        metavar="SECONDS",
+    )
+    #: A crashed server's users drop out this long after its last heartbeat.
+    presence_ttl_s: float = setting(
+        15.0,
+        "--presence-ttl",
+        "with a shared (Redis) store: a server's online users are forgotten this"
+        " long after its last heartbeat",
+        low=0.5,
+        metavar="SECONDS",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True, slots=True)
