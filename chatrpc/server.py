@@ -69,6 +69,20 @@ def _client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return peer
 
 
+#: The largest seq a store can hold (a signed 64-bit integer, as in SQLite and
+#: Redis): a seq field above it names no message of any conversation.
+MAX_SEQ = 2**63 - 1
+
+
+def _seq_field(value: int, name: str) -> int:
+    """A seq a client sent (a uint64), checked at the boundary: INVALID_ARGUMENT past MAX_SEQ."""
+    if value > MAX_SEQ:
+        raise ChatError(
+            Code.INVALID_ARGUMENT, f"{name} {value} is out of range: a seq is at most {MAX_SEQ}"
+        )
+    return value
+
+
 #: Client events read ahead of processing, and the most sends committed together.
 INBOX_EVENTS = 256
 #: How long a session's end waits for its event processor to stop, in seconds.
@@ -173,9 +187,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             user,
             room=request.room,
             with_user=request.with_user,
-            after_seq=request.after_seq,
-            before_seq=request.before_seq,
-            limit=request.limit,
+            after_seq=_seq_field(request.after_seq, "after_seq"),
+            before_seq=_seq_field(request.before_seq, "before_seq"),
+            limit=request.limit,  # a uint32: the hub clamps it to the page size
             descending=request.descending,
         )
         return pb.HistoryResponse(
@@ -399,7 +413,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         try:
             if kind == "join":
                 join = event.join
-                after = join.after_seq if join.HasField("after_seq") else None
+                after = (
+                    _seq_field(join.after_seq, "after_seq") if join.HasField("after_seq") else None
+                )
                 if join.WhichOneof("target") == "with_user":
                     await self.hub.resume_direct(session, join.with_user, after, join.epoch)
                 else:
