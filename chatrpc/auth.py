@@ -160,8 +160,10 @@ class Auth:
             proof = hash_token(presented_token)
             if await self.store.mint_token(user, hash_token(token), proof_hash=proof):
                 return LoginResult(user, token, created=False)
-            self._token_failed(client)
-            if not password:
+            if password:  # the password may still prove the name: charge, do not refuse
+                self._bad_tokens.charge(client, FAILURE_COST)
+            else:
+                self._token_failed(client)
                 raise ChatError(Code.UNAUTHENTICATED, f"that token is not valid for {user!r}")
         if password:
             await self._password_login(user, password, token, client)
