@@ -25,9 +25,12 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 MAX_PASSWORD = 1024
-#: What a failed proof (wrong password, unknown token) costs from its address's
-#: login budget, against 1 for any Login: guessing is ten times slower than logging in.
+#: What a failed proof (wrong password, unknown token) costs from its budgets,
+#: against 1 for any Login from the address: guessing is ten times slower than logging in.
 FAILURE_COST = 10.0
+#: A name's budget of wrong passwords from all addresses together, in bursts of
+#: one address's: a guesser spread over many addresses gets this much, not more.
+NAME_BURST_FACTOR = 5
 
 
 def hash_token(token: str) -> str:
@@ -72,29 +75,51 @@ class LoginResult:
 class Auth:
     """Claims names and checks tokens against the store.
 
-    Guessing is throttled per client address (``client``, e.g. an IP): each
-    Login takes a token from the address's bucket (``login_rate`` a second,
-    ``login_burst`` at once; ``login_rate`` 0 lifts it) and each failed proof
-    takes :data:`FAILURE_COST`, which can leave the bucket in debt. While it is
-    in debt, every credential check from that address is refused before the
-    credential is looked at (RESOURCE_EXHAUSTED), so the refusal says nothing
-    about whether the guess was right.
+    Guessing is throttled, never the holder of a valid credential. Budgets refill
+    at ``login_rate`` a second up to ``login_burst`` (``login_rate`` 0 lifts them):
+
+    * every Login takes 1 from its client address's budget (``client``, e.g. an
+      IP), and is refused (RESOURCE_EXHAUSTED) when that is empty;
+    * an unknown or revoked token, on any call, costs :data:`FAILURE_COST` from
+      the address's bad-token budget; while that is in debt, unknown tokens from
+      the address get RESOURCE_EXHAUSTED instead of UNAUTHENTICATED. A valid
+      token always authenticates, whoever else shares the address;
+    * a wrong password costs :data:`FAILURE_COST` from the budget of that name
+      from that address, and from the name's budget from all addresses
+      (:data:`NAME_BURST_FACTOR` bursts). While either is in debt, a password
+      for that name is refused before it is looked at, so the refusal says
+      nothing about whether the guess was right; other names, and tokens, from
+      the same address are not affected.
     """
 
     def __init__(self, store: Store, *, login_rate: float = 2.0, login_burst: int = 50) -> None:
         self.store = store
         self._attempts = Buckets(login_rate, login_burst)
+        self._bad_tokens = Buckets(login_rate, login_burst)
+        self._bad_passwords = Buckets(login_rate, login_burst)
+        self._name_guesses = Buckets(login_rate, login_burst * NAME_BURST_FACTOR)
 
-    def _check_debt(self, client: str) -> None:
-        wait = self._attempts.debt(client)
+    def _token_failed(self, client: str) -> None:
+        """Charges an unknown token to ``client``; RESOURCE_EXHAUSTED if it was in debt."""
+        wait = self._bad_tokens.debt(client)
+        self._bad_tokens.charge(client, FAILURE_COST)
         if wait:
             raise ChatError(
                 Code.RESOURCE_EXHAUSTED,
-                f"too many failed attempts from this address: retry in {retry_hint(wait)}",
+                f"too many invalid tokens from this address: retry in {retry_hint(wait)}",
             )
 
-    def _failed(self, client: str) -> None:
-        self._attempts.charge(client, FAILURE_COST)
+    def _check_password_debt(self, client: str, user: str) -> None:
+        wait = max(self._bad_passwords.debt(f"{client} {user}"), self._name_guesses.debt(user))
+        if wait:
+            raise ChatError(
+                Code.RESOURCE_EXHAUSTED,
+                f"too many wrong passwords for {user!r}: retry in {retry_hint(wait)}",
+            )
+
+    def _password_failed(self, client: str, user: str) -> None:
+        self._bad_passwords.charge(f"{client} {user}", FAILURE_COST)
+        self._name_guesses.charge(user, FAILURE_COST)
 
     async def login(
         self, raw_user: str, password: str = "", presented_token: str = "", *, client: str = ""
@@ -103,23 +128,21 @@ class Auth:
 
         A taken name needs its password, or a valid token of that user in
         ``presented_token``. Without proof: ALREADY_EXISTS; with a wrong one:
-        UNAUTHENTICATED. Too many attempts from ``client``: RESOURCE_EXHAUSTED.
+        UNAUTHENTICATED. Too many attempts (see the class): RESOURCE_EXHAUSTED.
+        A token minted here is never left valid by a revoke-all of the user that
+        ran while this login was checked: it is minted atomically with its proof.
         """
-        self._check_debt(client)
         wait = self._attempts.take(client, 1.0)
         if wait:
             raise ChatError(
                 Code.RESOURCE_EXHAUSTED,
                 f"too many logins from this address: retry in {retry_hint(wait)}",
             )
-        try:
-            return await self._login(raw_user, password, presented_token)
-        except ChatError as exc:
-            if exc.code is Code.UNAUTHENTICATED:
-                self._failed(client)
-            raise
+        return await self._login(raw_user, password, presented_token, client)
 
-    async def _login(self, raw_user: str, password: str, presented_token: str) -> LoginResult:
+    async def _login(
+        self, raw_user: str, password: str, presented_token: str, client: str
+    ) -> LoginResult:
         user = normalize_name(raw_user, "user")
         if len(password) > MAX_PASSWORD:
             raise invalid(f"password is longer than {MAX_PASSWORD} characters")
@@ -133,36 +156,56 @@ class Auth:
             if account is None:  # pragma: no cover - claimed and removed at once
                 raise ChatError(Code.UNAVAILABLE, "the name changed hands; try again")
         if presented_token:
-            if await self.store.user_for_token(hash_token(presented_token)) == user:
-                await self.store.add_token(user, hash_token(token))
+            # The proof is checked where the token is added, in one atomic step.
+            proof = hash_token(presented_token)
+            if await self.store.mint_token(user, hash_token(token), proof_hash=proof):
                 return LoginResult(user, token, created=False)
-            if not password:
+            if password:  # the password may still prove the name: charge, do not refuse
+                self._bad_tokens.charge(client, FAILURE_COST)
+            else:
+                self._token_failed(client)
                 raise ChatError(Code.UNAUTHENTICATED, f"that token is not valid for {user!r}")
         if password:
-            if account.password_hash is not None and await asyncio.to_thread(
-                verify_password, password, account.password_hash
-            ):
-                await self.store.add_token(user, hash_token(token))
-                return LoginResult(user, token, created=False)
-            raise ChatError(Code.UNAUTHENTICATED, f"wrong password for {user!r}")
+            await self._password_login(user, password, token, client)
+            return LoginResult(user, token, created=False)
         raise ChatError(
             Code.ALREADY_EXISTS,
             f"the name {user!r} is taken: log in with its password or token, or pick another",
         )
 
+    async def _password_login(self, user: str, password: str, token: str, client: str) -> None:
+        """Adds ``token`` for ``user`` if ``password`` is theirs (see :meth:`login`)."""
+        self._check_password_debt(client, user)
+        # Read before the (slow) check: a revoke-all during it bumps the
+        # generation, and the mint below then refuses to add the token.
+        generation = await self.store.token_generation(user)
+        account = await self.store.get_account(user)
+        if (
+            account is None
+            or account.password_hash is None
+            or not await asyncio.to_thread(verify_password, password, account.password_hash)
+        ):
+            self._password_failed(client, user)
+            raise ChatError(Code.UNAUTHENTICATED, f"wrong password for {user!r}")
+        if not await self.store.mint_token(user, hash_token(token), generation=generation):
+            raise ChatError(
+                Code.UNAVAILABLE,
+                f"every session of {user!r} was revoked while this login was checked: try again",
+            )
+
     async def authenticate(self, token: str, *, client: str = "") -> str:
         """The user a bearer token belongs to, or UNAUTHENTICATED.
 
-        An unknown token counts as a failed attempt of ``client``.
+        A valid token always authenticates. An unknown one is charged to
+        ``client`` (RESOURCE_EXHAUSTED once its bad-token budget is in debt).
         """
         if not token:
             raise ChatError(
                 Code.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"
             )
-        self._check_debt(client)
         user = await self.store.user_for_token(hash_token(token))
         if user is None:
-            self._failed(client)
+            self._token_failed(client)
             raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
         return user
 

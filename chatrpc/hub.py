@@ -29,6 +29,7 @@ from .ratelimit import Buckets, retry_hint
 from .settings import ConfigError, check, setting
 from .store import Store
 from .subscriber import Ack, EndReason, Joined, Left, Presence, Replay, Session
+from .text import contain_bidi, has_visible, is_printable_ascii
 
 #: What a join or a DM resume costs from the user's send budget: a tenth of a
 #: send, so rejoining many rooms after a reconnect is free in practice, while a
@@ -439,11 +440,13 @@ class Hub:
         """
         self._check_live(session)
         self._spend(session.user, 1.0)
-        self._check_text(text)
+        text = self._check_text(text)
         if len(client_msg_id) > self.limits.max_client_msg_id:
             raise invalid(
                 f"client_msg_id is longer than {self.limits.max_client_msg_id} characters"
             )
+        if not is_printable_ascii(client_msg_id):
+            raise invalid("client_msg_id must be printable ASCII ('!' to '~'), without spaces")
         now_ms = int(time.time() * 1000)
         if room:
             room = normalize_name(room, "room")
@@ -475,9 +478,11 @@ class Hub:
         if wait:
             raise ChatError(Code.RESOURCE_EXHAUSTED, f"rate limit: retry in {retry_hint(wait)}")
 
-    def _check_text(self, text: str) -> None:
-        if not text.strip():
-            raise invalid("message text is empty")
+    def _check_text(self, text: str) -> str:
+        """The text to store (bidi controls contained), or INVALID_ARGUMENT; see chatrpc.text."""
+        if not has_visible(text):
+            raise invalid("message text is empty (it holds no visible character)")
+        text = contain_bidi(text)
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > self.limits.max_text_bytes:
             raise invalid(
@@ -487,6 +492,7 @@ class Hub:
         # ESC and the one-byte CSI \x9b, could rewrite what a reader's screen shows.
         if any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in text):
             raise invalid("message text holds control characters")
+        return text
 
     # -- queries -----------------------------------------------------------------------
 

@@ -51,6 +51,18 @@ def normalize_name(raw: str, what: str) -> str:
     return name
 
 
+#: The largest seq a store can hold (a signed 64-bit integer, as in SQLite and
+#: Redis): a seq field above it names no message of any conversation.
+MAX_SEQ = 2**63 - 1
+
+
+def seq_field(value: int, name: str) -> int:
+    """A seq a client sent (a uint64), checked at the boundary: INVALID_ARGUMENT past MAX_SEQ."""
+    if value > MAX_SEQ:
+        raise invalid(f"{name} {value} is out of range: a seq is at most {MAX_SEQ}")
+    return value
+
+
 def room_key(room: str) -> str:
     return "#" + room
 

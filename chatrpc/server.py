@@ -24,6 +24,7 @@ from .auth import Auth, hash_token
 from .config import ServerConfig
 from .errors import INTERNAL_MESSAGE, ChatError, Code
 from .hub import Hub
+from .model import seq_field
 from .session import SessionRunner
 from .store import Store, open_store
 from .subscriber import Outgoing, Session
@@ -150,9 +151,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             user,
             room=request.room,
             with_user=request.with_user,
-            after_seq=request.after_seq,
-            before_seq=request.before_seq,
-            limit=request.limit,
+            after_seq=seq_field(request.after_seq, "after_seq"),
+            before_seq=seq_field(request.before_seq, "before_seq"),
+            limit=request.limit,  # a uint32: the hub clamps it to the page size
             descending=request.descending,
         )
         return pb.HistoryResponse(

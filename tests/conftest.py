@@ -156,7 +156,8 @@ class Peer:
     async def send_and_ack(
         self, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
     ) -> pb.Message:
-        cid = client_msg_id or f"{self.user}-{len(self.events)}-{text[:8]}"
+        # A client_msg_id is printable ASCII: the text's other characters become '_'.
+        cid = client_msg_id or re.sub(r"[^!-~]", "_", f"{self.user}-{len(self.events)}-{text[:8]}")
         await self.stream.send(text, room=room, to_user=to_user, client_msg_id=cid)
         await self.wait_for(
             lambda ev: any(

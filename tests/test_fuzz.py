@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -290,6 +291,112 @@ async def test_raw_garbage_on_the_chat_method_gets_a_clear_status(
     finally:
         await ch.close()
     await still_serves(bystander, _pings)
+
+
+# -- every numeric field at its extremes ---------------------------------------------------
+
+_F = FieldDescriptor
+#: The range of each integer type protobuf can carry.
+_INT_RANGES = {
+    **dict.fromkeys((_F.TYPE_UINT64, _F.TYPE_FIXED64), (0, 2**64 - 1)),
+    **dict.fromkeys((_F.TYPE_UINT32, _F.TYPE_FIXED32), (0, 2**32 - 1)),
+    **dict.fromkeys((_F.TYPE_INT64, _F.TYPE_SINT64, _F.TYPE_SFIXED64), (-(2**63), 2**63 - 1)),
+    **dict.fromkeys(
+        (_F.TYPE_INT32, _F.TYPE_SINT32, _F.TYPE_SFIXED32, _F.TYPE_ENUM), (-(2**31), 2**31 - 1)
+    ),
+}
+_PIVOTS = (-1, 0, 1, 2**31 - 1, 2**31, 2**32 - 1, 2**63 - 1, 2**63)
+
+
+def _extremes(low: int, high: int) -> list[int]:
+    return sorted({v for v in (low, high, *_PIVOTS) if low <= v <= high})
+
+
+def _numeric_fields(
+    desc: Any, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], int, int]]:
+    """Every integer or enum field reachable in a request message: (path, low, high)."""
+    for field in desc.fields:
+        if field.type == _F.TYPE_MESSAGE:
+            if not field.message_type.full_name.startswith("google.protobuf.") and len(path) < 4:
+                yield from _numeric_fields(field.message_type, (*path, field.name))
+        elif field.type in _INT_RANGES:
+            yield (*path, field.name), *_INT_RANGES[field.type]
+
+
+#: What each request holds besides the fuzzed field, so the value reaches the store.
+_BASE: dict[str, dict[str, Any]] = {
+    "HistoryRequest": {"room": "numbers"},
+    "ClientEvent": {"join": pb.Join(room="numbers")},
+}
+
+
+def _with(type_name: str, path: tuple[str, ...], value: int) -> Any:
+    msg = getattr(pb, type_name)(**_BASE.get(type_name, {}))
+    holder = msg
+    for name in path[:-1]:
+        holder = getattr(holder, name)
+    setattr(holder, path[-1], value)
+    return msg
+
+
+async def test_every_numeric_field_of_every_request_at_its_extremes_gets_a_clean_status(
+    tmp_path: Path,
+) -> None:
+    """History after_seq/before_seq at or above 2**63 once failed INTERNAL with a traceback."""
+    sp = start_server_process(
+        *("--store", f"sqlite://{tmp_path / 'chat.db'}", "--log-level", "warning"),
+        *("--login-rate", "0"),
+        log_dir=tmp_path,
+    )
+    ch = channel(sp.address, OWN_CONNECTION)
+    try:
+        peers = Peers(sp.address)
+        try:
+            peer = await peers.open("numbers")
+            await peer.join("numbers")
+            await peer.send_and_ack("one", room="numbers")
+        finally:
+            await peers.close()
+        md = auth_metadata(peer.token)
+        cases = []
+        for method in pb.DESCRIPTOR.services_by_name["ChatService"].methods:
+            for path, low, high in _numeric_fields(method.input_type):
+                cases += [(method, path, v) for v in _extremes(low, high)]
+        fuzzed = {(m.input_type.name, *p) for m, p, _ in cases}
+        assert {
+            ("HistoryRequest", "after_seq"),
+            ("HistoryRequest", "before_seq"),
+            ("HistoryRequest", "limit"),
+            ("ClientEvent", "join", "after_seq"),
+        } <= fuzzed
+        for method, path, value in cases:
+            request = _with(method.input_type.name, path, value)
+            case = (method.name, path, value)
+            if method.client_streaming:
+                code, details, got = await exchange(ch, peer.token, [request.SerializeToString()])
+                assert code == Status.OK, (case, code, details)
+                for event in got:
+                    if event.WhichOneof("event") == "error":
+                        assert event.error.code == E.INVALID_ARGUMENT, (case, event.error)
+                        assert "out of range" in event.error.message, (case, event.error)
+                    else:
+                        assert event.WhichOneof("event") in {"joined", "message"}, (case, event)
+                continue
+            call = ch.unary_unary(
+                f"/chatrpc.v1.ChatService/{method.name}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=lambda b: b,
+            )
+            try:
+                await call(request, metadata=md, timeout=WAIT)
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == Status.INVALID_ARGUMENT, (case, exc.code(), exc.details())
+                assert "out of range" in (exc.details() or ""), (case, exc.details())
+    finally:
+        await ch.close()
+        sp.stop()
+    assert "Traceback" not in sp.stderr(), sp.stderr()[-3000:]
 
 
 def _rss_kib(pid: int) -> int:

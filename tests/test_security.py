@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
+from chatrpc.auth import Auth
 from chatrpc.cli_server import build_parser, config_from_args
 from chatrpc.client import ChatStream, auth_metadata, channel, login, logout
 from chatrpc.config import ServerConfig
@@ -164,6 +165,74 @@ async def test_logout_everywhere_revokes_every_token_and_ends_every_session(
         finally:
             await ch.close()
             await group.close()
+
+
+async def _logins_racing_logout_everywhere(login_at: str, logout_at: str, user: str) -> list[str]:
+    """Four tasks Login with a stolen token back to back while its owner logs out
+    everywhere; returns the minted tokens that still work afterwards."""
+    attacker, owner = channel(login_at), channel(logout_at)
+    try:
+        stolen = (await login(attacker, user)).token
+        minted: list[str] = []
+        racing = asyncio.Event()
+
+        async def mint() -> None:
+            while True:
+                try:
+                    minted.append((await login(attacker, user, token=stolen)).token)
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == Status.UNAUTHENTICATED, exc.details()
+                    return
+                if len(minted) >= 8:
+                    racing.set()
+
+        tasks = [asyncio.create_task(mint()) for _ in range(4)]
+        try:
+            await asyncio.wait_for(racing.wait(), 10)
+            await logout(owner, stolen, all_sessions=True)
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        finally:
+            for task in tasks:
+                task.cancel()
+        stub = _stub(owner)
+        alive = []
+        for token in minted:
+            try:
+                await stub.ListRooms(pb.ListRoomsRequest(), metadata=auth_metadata(token))
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == Status.UNAUTHENTICATED
+            else:
+                alive.append(token)
+        return alive
+    finally:
+        await attacker.close()
+        await owner.close()
+
+
+async def test_no_login_racing_a_logout_everywhere_leaves_a_working_token(
+    store_url: str,
+) -> None:
+    # Login throttling off: the attackers present a revoked token on purpose.
+    async with running_server(store_url, login_rate=0) as srv:
+        for trial in range(6):
+            alive = await _logins_racing_logout_everywhere(
+                target(srv), target(srv), f"victim{trial}"
+            )
+            assert alive == [], f"trial {trial}: {len(alive)} tokens outlived the logout"
+
+
+async def test_no_login_on_one_server_outlives_a_logout_everywhere_on_another(
+    redis_server: Any,
+) -> None:
+    redis_server.flush()
+    url = redis_server.url_for(0)
+    async with (
+        running_server(url, login_rate=0) as a,
+        running_server(url, login_rate=0) as b,
+    ):
+        for trial in range(6):
+            alive = await _logins_racing_logout_everywhere(target(a), target(b), f"victim{trial}")
+            assert alive == [], f"trial {trial}: {len(alive)} tokens outlived the logout"
 
 
 async def test_a_revoked_session_can_do_nothing_even_before_its_stream_ends() -> None:
@@ -440,20 +509,77 @@ async def test_password_guessing_from_one_address_is_throttled() -> None:
         ch = channel(target(srv))
         try:
             await login(ch, "alice", password="right")
-            # Each wrong guess costs ten logins' worth: two, and the address is in debt.
-            codes = [(await _code_of(login(ch, "alice", password=f"g{i}"))) for i in range(3)]
-            assert codes == [
-                Status.UNAUTHENTICATED,
-                Status.UNAUTHENTICATED,
-                Status.RESOURCE_EXHAUSTED,
-            ]
+            await login(ch, "bob", password="bobs")
+            # Each wrong guess costs ten logins' worth: three, and alice's name is in
+            # debt from this address.
+            codes = [(await _code_of(login(ch, "alice", password=f"g{i}"))) for i in range(4)]
+            assert codes == [Status.UNAUTHENTICATED] * 3 + [Status.RESOURCE_EXHAUSTED]
             # Refused before the credential is looked at: the right one too.
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await login(ch, "alice", password="right")
             assert info.value.code() == Status.RESOURCE_EXHAUSTED
             assert re.search(r"retry in \d+\.\d s", info.value.details() or "")
+            # Another name behind the same address is not locked out.
+            await login(ch, "bob", password="bobs")
         finally:
             await ch.close()
+
+
+async def test_wrong_passwords_are_throttled_per_name_across_addresses_and_per_address() -> None:
+    store = MemoryStore()
+    await store.open()
+    auth = Auth(store, login_rate=0.1, login_burst=20)
+    await auth.login("alice", "right", client="10.0.0.1")
+    await auth.login("bob", "bobs", client="10.0.0.1")
+
+    async def code(user: str, password: str, client: str) -> Code | None:
+        try:
+            await auth.login(user, password, client=client)
+        except ChatError as exc:
+            return exc.code
+        return None
+
+    # Spread over many addresses, a guesser gets the name's budget (five
+    # addresses' worth), then every address is refused for that name.
+    codes = [await code("alice", f"g{i}", f"10.1.0.{i}") for i in range(11)]
+    assert codes == [Code.UNAUTHENTICATED] * 11
+    assert await code("alice", "g-next", "10.2.0.1") is Code.RESOURCE_EXHAUSTED
+    assert await code("alice", "right", "10.0.0.1") is Code.RESOURCE_EXHAUSTED
+    # bob, on the guesser's first address, is not affected.
+    assert await code("bob", "bobs", "10.1.0.0") is None
+    await store.close()
+
+
+async def test_a_valid_user_keeps_working_while_another_on_its_address_floods_bad_tokens() -> None:
+    async with running_server(login_rate=0.1, login_burst=15) as srv:
+        group = Peers(target(srv))
+        flooder = channel(target(srv), options=OWN_CONNECTION)
+        alice_ch = channel(target(srv), options=OWN_CONNECTION)
+        try:
+            alice = await group.open("alice")
+            await alice.join("general")
+            stub = _stub(alice_ch)
+            md = auth_metadata(alice.token)
+            bad = _stub(flooder)
+            codes = set()
+            for i in range(12):
+                history = await stub.History(pb.HistoryRequest(room="general"), metadata=md)
+                assert history.last_seq >= i
+                call = bad.ListRooms(pb.ListRoomsRequest(), metadata=auth_metadata(f"bogus-{i}"))
+                codes.add(await _code_of(call))
+                await alice.send_and_ack(f"still here {i}", room="general")
+            # The flooder is throttled (it is in debt), alice never was.
+            assert codes == {Status.UNAUTHENTICATED, Status.RESOURCE_EXHAUSTED}
+            assert alice.status is None
+            # A new Chat session with alice's token opens and works too.
+            second = await group.open("alice", token=alice.token)
+            await second.join("general")
+            await second.send_and_ack("from the second session", room="general")
+            assert (await login(alice_ch, "alice", token=alice.token)).token
+        finally:
+            await flooder.close()
+            await alice_ch.close()
+            await group.close()
 
 
 async def test_token_guessing_on_any_call_is_throttled() -> None:

@@ -68,7 +68,7 @@ class Session:
 
     async def send(self, text: str, room: str) -> pb.Message:
         assert self.stream is not None
-        cid = f"{text}-{time.monotonic_ns()}"
+        cid = f"{text.replace(' ', '_')}-{time.monotonic_ns()}"  # printable ASCII
         await self.stream.send(text, room=room, client_msg_id=cid)
         while True:
             event = await self.read()

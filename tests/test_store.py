@@ -527,6 +527,68 @@ async def test_tokens_can_be_added_looked_up_and_revoked(store: Store) -> None:
     assert await store.user_for_token("tok-4") == "alice"
 
 
+async def test_a_token_is_minted_only_while_its_proof_token_is_valid(store: Store) -> None:
+    await store.create_account("alice", None, "tok-1")
+    await store.create_account("bob", None, "tok-b")
+    assert await store.mint_token("alice", "tok-2", proof_hash="tok-1")
+    assert await store.user_for_token("tok-2") == "alice"
+    # Another user's token, an unknown one, or an account that does not exist: no proof.
+    assert not await store.mint_token("alice", "tok-x", proof_hash="tok-b")
+    assert not await store.mint_token("alice", "tok-y", proof_hash="unknown")
+    assert not await store.mint_token("nobody", "tok-z", proof_hash="tok-1")
+    assert await store.revoke_tokens("alice") == 2
+    assert not await store.mint_token("alice", "tok-3", proof_hash="tok-2")
+    for tok in ("tok-x", "tok-y", "tok-z", "tok-3"):
+        assert await store.user_for_token(tok) is None
+    assert await store.user_for_token("tok-b") == "bob"
+
+
+async def test_a_revoke_all_between_a_password_check_and_the_mint_refuses_the_mint(
+    store: Store,
+) -> None:
+    await store.create_account("alice", "hash", "tok-1")
+    assert await store.token_generation("alice") == 0
+    assert await store.token_generation("nobody") == 0
+    checked = await store.token_generation("alice")  # read before the password is checked
+    assert await store.mint_token("alice", "tok-2", generation=checked)
+    assert await store.revoke_tokens("alice") == 2
+    assert await store.token_generation("alice") == checked + 1
+    assert not await store.mint_token("alice", "tok-3", generation=checked)
+    assert await store.user_for_token("tok-3") is None
+    assert await store.mint_token("alice", "tok-4", generation=checked + 1)
+    assert await store.user_for_token("tok-4") == "alice"
+    # Revoking a free name creates no account.
+    assert await store.revoke_tokens("nobody") == 0
+    assert await store.get_account("nobody") is None
+    assert await store.get_account("alice") == Account("alice", "hash")
+
+
+async def test_mints_racing_a_revoke_all_leave_no_token_valid(store: Store) -> None:
+    """Chains of mints, each proved by the previous token, racing revoke_tokens."""
+
+    async def chain(user: str, n: int, minted: list[str], started: asyncio.Event) -> None:
+        proof = f"{user}-0"
+        for i in range(1, 200):
+            token = f"{user}-{n}-{i}"
+            if not await store.mint_token(user, token, proof_hash=proof):
+                return
+            minted.append(token)
+            started.set()
+            proof = token
+
+    for trial in range(5):
+        user = f"user{trial}"
+        await store.create_account(user, None, f"{user}-0")
+        minted: list[str] = []
+        started = asyncio.Event()
+        chains = [asyncio.create_task(chain(user, n, minted, started)) for n in range(4)]
+        await asyncio.wait_for(started.wait(), WAIT)
+        await store.revoke_tokens(user)
+        await asyncio.wait_for(asyncio.gather(*chains), WAIT)
+        assert minted
+        assert [t for t in minted if await store.user_for_token(t) is not None] == []
+
+
 # -- retention ---------------------------------------------------------------------------------
 
 
@@ -766,27 +828,54 @@ async def test_reopening_a_migrated_file_runs_only_the_migrations_it_lacks(
         await store.append(room_draft("general", "alice", "kept"))
     finally:
         await store.close()
-    assert pragma(path, "user_version") == 1
+    current = len(MIGRATIONS)
+    assert pragma(path, "user_version") == current
 
-    # Version 1 again: re-running its CREATE TABLEs would fail the open.
+    # The same version again: re-running its CREATE TABLEs would fail the open.
     assert await reopen() == ["kept"]
-    assert pragma(path, "user_version") == 1
+    assert pragma(path, "user_version") == current
 
-    # A release with a second migration runs just that one, once.
+    # A release with one more migration runs just that one, once.
     monkeypatch.setattr(
         sqlite_store,
         "MIGRATIONS",
         [*MIGRATIONS, "CREATE TABLE extra (x INTEGER); INSERT INTO extra (x) VALUES (1)"],
     )
     assert await reopen() == ["kept"]
-    assert pragma(path, "user_version") == 2
+    assert pragma(path, "user_version") == current + 1
     assert await reopen() == ["kept"]
-    assert pragma(path, "user_version") == 2
+    assert pragma(path, "user_version") == current + 1
     conn = raw(path)
     try:
         assert conn.execute("SELECT count(*) FROM extra").fetchone() == (1,)
     finally:
         conn.close()
+
+
+async def test_tokens_stored_before_the_token_generation_existed_keep_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "chat.db"
+    with monkeypatch.context() as older:
+        older.setattr(sqlite_store, "MIGRATIONS", MIGRATIONS[:1])
+        store = SQLiteStore(path)
+        await store.open()
+        try:
+            await store.create_account("alice", "hash", "tok-1")
+        finally:
+            await store.close()
+    assert pragma(path, "user_version") == 1
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert pragma(path, "user_version") == len(MIGRATIONS)
+        assert await store.user_for_token("tok-1") == "alice"
+        assert await store.token_generation("alice") == 0
+        assert await store.mint_token("alice", "tok-2", proof_hash="tok-1")
+        assert await store.revoke_tokens("alice") == 2
+        assert await store.token_generation("alice") == 1
+    finally:
+        await store.close()
 
 
 async def test_a_closed_sqlite_store_refuses_work_as_unavailable(tmp_path: Path) -> None:

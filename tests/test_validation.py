@@ -10,6 +10,7 @@ import pytest
 from chatrpc.client import ChatStream, auth_metadata, channel, login
 from chatrpc.server import ChatServer
 from chatrpc.store.memory import MemoryStore
+from chatrpc.text import contain_bidi, has_visible
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
@@ -54,6 +55,73 @@ async def test_each_bad_send_gets_an_error_event_and_the_stream_goes_on(peers: P
     await alice.wait_for(lambda ev: "still here" in alice.texts())
     assert bob.texts() == ["y" * 4096, "still here"]
     assert alice.of("error") and not bob.of("error")
+
+
+#: Texts that draw nothing: each is refused as empty.
+INVISIBLE_TEXTS = [
+    "\u200b",  # zero-width space
+    "\u2800",  # Braille blank
+    "\ufeff",  # byte order mark
+    "\u3164",  # Hangul filler
+    "\u115f\u1160\uffa0",  # more Hangul fillers
+    "\u00a0\u3000\u2028\u2029",  # no-break and ideographic spaces, separators
+    "\u200c\u200d\u2060\u00ad",  # joiners, word joiner, soft hyphen
+    "\u0301\u20dd",  # combining marks with nothing to combine with
+    "\u202e\u2066\u2069\u202c",  # bidi controls only
+    "\ufe0f\U000e0041\U000e007f",  # variation selector, tags
+    "\u17b4\U0001d159\U0001d173",  # Khmer inherent vowel, musical null notehead
+    " \u200b\t\n\u2800 ",
+]
+
+
+@pytest.mark.parametrize("text", INVISIBLE_TEXTS)
+def test_texts_with_no_visible_character_are_invisible(text: str) -> None:
+    assert not has_visible(text)
+
+
+@pytest.mark.parametrize("text", ["x", "e\u0301", "\u200bhi", "\U0001f44d", "\ud55c", "\u3164x"])
+def test_texts_with_a_visible_character_are_visible(text: str) -> None:
+    assert has_visible(text)
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("plain", "plain"),
+        ("hi \u202egnp.exe", "hi \u202egnp.exe\u202c"),  # an open override is closed
+        ("\u202c\u2069tail", "tail"),  # closers without an opener are dropped
+        ("a\u2067b\nc\u202bd", "a\u2067b\u2069\nc\u202bd\u202c"),  # per line
+        ("\u202b\u2066x\u202c", "\u202b\u2066x\u2069\u202c"),  # PDF inside an isolate
+        ("\u2067\u202ax\u2069y", "\u2067\u202ax\u2069y"),  # PDI closes what is inside
+        ("\u202d\u202ex\u202c\u202c", "\u202d\u202ex\u202c\u202c"),  # balanced: as sent
+    ],
+)
+def test_bidi_controls_are_closed_within_each_line(sent: str, stored: str) -> None:
+    assert contain_bidi(sent) == stored
+
+
+async def test_invisible_text_bidi_and_odd_client_msg_ids_over_the_wire(peers: Peers) -> None:
+    alice = await peers.open("alice")
+    bob = await peers.open("bob")
+    await alice.join("general")
+    await bob.join("general")
+    for i, text in enumerate(INVISIBLE_TEXTS):
+        err = await _refused(alice, f"blank-{i}", text=text, room="general")
+        assert err.code == E.INVALID_ARGUMENT and "empty" in err.message, (text, err)
+    for i, cid in enumerate(["esc\x1b[2J", "with space", "caf\u00e9", "del\x7f", "\u200b"]):
+        await alice.stream.send("hi", room="general", client_msg_id=cid)
+        err = await alice.error_for(cid)
+        assert err.code == E.INVALID_ARGUMENT and "printable ASCII" in err.message, (i, err)
+    # The override is closed in what is stored, echoed and delivered.
+    echo = await alice.send_and_ack("hi \u202egnp.exe", room="general", client_msg_id="c-1")
+    assert echo.text == "hi \u202egnp.exe\u202c"
+    await bob.wait_for(lambda ev: len(bob.messages()) == 1)
+    assert [m.text for m in bob.messages()] == [echo.text]
+    page = await pb_grpc.ChatServiceStub(alice.ch).History(
+        pb.HistoryRequest(room="general"), metadata=auth_metadata(alice.token)
+    )
+    assert [m.text for m in page.messages] == [echo.text]
+    assert not bob.of("error")
 
 
 async def test_bad_joins_leaves_and_empty_events_get_error_events(peers: Peers) -> None:

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import INTERNAL_MESSAGE, ChatError, Code
 from ..hub import Hub
-from ..model import Draft
+from ..model import Draft, seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
 from .ends import Ending, ending
@@ -236,7 +236,9 @@ class SessionRunner:
         try:
             if kind == "join":
                 join = event.join
-                after = join.after_seq if join.HasField("after_seq") else None
+                after = (
+                    seq_field(join.after_seq, "after_seq") if join.HasField("after_seq") else None
+                )
                 if join.WhichOneof("target") == "with_user":
                     await self.hub.resume_direct(session, join.with_user, after, join.epoch)
                 else:

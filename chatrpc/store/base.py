@@ -23,6 +23,11 @@ test suite (``tests/test_store.py``). The guarantees a store gives:
   with ``duplicate=True``; the listener is not called for it.
 * **Accounts.** Name claims are first-come: :meth:`Store.create_account` is
   atomic. Only hashes of tokens and passwords are stored.
+* **Revocation wins.** :meth:`Store.revoke_tokens` leaves no token of the user
+  valid, even one minted concurrently: :meth:`Store.mint_token` checks its proof
+  (a token still valid, or the user's token generation unchanged since a
+  password was checked) and adds the new token in one atomic step, and
+  ``revoke_tokens`` bumps the generation in the same step that deletes the tokens.
 
 Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
 cannot be reached (retryable); nothing is acknowledged in that case.
@@ -242,12 +247,36 @@ class Store(abc.ABC):
         """Adds a valid token for an existing account."""
 
     @abc.abstractmethod
+    async def mint_token(
+        self,
+        user: str,
+        token_hash: str,
+        *,
+        proof_hash: str | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        """Adds a token for ``user`` only if its proof still holds; False (no change) if not.
+
+        The proof is ``proof_hash``, a token that must still belong to ``user``,
+        and/or ``generation``, which must still be the user's
+        :meth:`token_generation` (read before a password was checked). The check
+        and the write are one atomic step against :meth:`revoke_tokens`, on every
+        server sharing the store, so a token minted during a revoke-all is
+        either revoked by it or never minted. False also if the account is gone.
+        """
+
+    @abc.abstractmethod
+    async def token_generation(self, user: str) -> int:
+        """How many times every token of ``user`` was revoked (0 for a new or free name)."""
+
+    @abc.abstractmethod
     async def user_for_token(self, token_hash: str) -> str | None:
         """The user a token belongs to, or None."""
 
     @abc.abstractmethod
     async def revoke_tokens(self, user: str) -> int:
-        """Invalidates every token of ``user``; returns how many there were."""
+        """Invalidates every token of ``user`` and bumps its :meth:`token_generation`
+        (an existing account's); returns how many tokens there were."""
 
     @abc.abstractmethod
     async def revoke_token(self, token_hash: str) -> bool:

@@ -21,6 +21,7 @@ class MemoryStore(Store):
         self._members: set[tuple[str, str]] = set()
         self._accounts: dict[str, Account] = {}
         self._tokens: dict[str, str] = {}
+        self._generations: dict[str, int] = {}
 
     async def open(self) -> None:
         self.epoch = secrets.token_hex(8)
@@ -117,10 +118,33 @@ class MemoryStore(Store):
     async def add_token(self, user: str, token_hash: str) -> None:
         self._tokens[token_hash] = user
 
+    async def mint_token(
+        self,
+        user: str,
+        token_hash: str,
+        *,
+        proof_hash: str | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        # No await between the checks and the write: atomic on the event loop.
+        if user not in self._accounts:
+            return False
+        if proof_hash is not None and self._tokens.get(proof_hash) != user:
+            return False
+        if generation is not None and self._generations.get(user, 0) != generation:
+            return False
+        self._tokens[token_hash] = user
+        return True
+
+    async def token_generation(self, user: str) -> int:
+        return self._generations.get(user, 0)
+
     async def user_for_token(self, token_hash: str) -> str | None:
         return self._tokens.get(token_hash)
 
     async def revoke_tokens(self, user: str) -> int:
+        if user in self._accounts:
+            self._generations[user] = self._generations.get(user, 0) + 1
         mine = [t for t, u in self._tokens.items() if u == user]
         for t in mine:
             del self._tokens[t]

@@ -13,7 +13,9 @@ Layout (every key starts with ``chatrpc:``):
   per DM the user takes part in, so a server watches one key per local user
   rather than one per DM conversation.
 * ``rooms`` (set of ``#room``), ``directs:{user}`` (set of DM keys),
-  ``members:{room}``, ``account:{user}``, ``token:{hash}``, ``tokens:{user}``.
+  ``members:{room}``, ``account:{user}`` (fields ``user``, ``pw``, and ``gen``,
+  how many times every token of the user was revoked), ``token:{hash}``,
+  ``tokens:{user}``.
 
 Fan-out across servers: each store runs one reader task doing XREAD BLOCK over
 the streams of the watched rooms (from the last seq notified) and the inboxes
@@ -141,9 +143,11 @@ return 1
 #: live sessions of the revoked tokens (fields: ``n`` node, ``k`` "revoke",
 #: ``u`` user, ``t`` token hash or "" for all of the user's).
 
-#: KEYS: the user's token set, the presence stream. ARGV: the token key prefix,
-#: node, user, stream maxlen.
+#: KEYS: the user's token set, the presence stream, the account. ARGV: the token
+#: key prefix, node, user, stream maxlen. Bumps the generation in the same step,
+#: so a Login that checked a password before it cannot mint a token after it.
 REVOKE_TOKENS_LUA = """
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HINCRBY', KEYS[3], 'gen', 1) end
 local hashes = redis.call('SMEMBERS', KEYS[1])
 for _, h in ipairs(hashes) do redis.call('DEL', ARGV[1] .. h) end
 redis.call('DEL', KEYS[1])
@@ -161,6 +165,20 @@ redis.call('DEL', KEYS[1])
 redis.call('SREM', ARGV[1] .. user, ARGV[2])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'n', ARGV[3], 'k', 'revoke',
   'u', user, 't', ARGV[2])
+return 1
+"""
+
+
+#: Adds a token only while its proof holds, atomically against REVOKE_TOKENS_LUA
+#: on every server. KEYS: the new token, the user's token set, the account, and
+#: the proof token (only with a proof token). ARGV: user, new token hash,
+#: generation ('' not checked).
+MINT_TOKEN_LUA = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+if ARGV[3] ~= '' and (redis.call('HGET', KEYS[3], 'gen') or '0') ~= ARGV[3] then return 0 end
+if #KEYS >= 4 and redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
 return 1
 """
 
@@ -331,6 +349,7 @@ class RedisStore(Store):
             "create_account": self._redis.register_script(CREATE_ACCOUNT_LUA),
             "revoke_tokens": self._redis.register_script(REVOKE_TOKENS_LUA),
             "revoke_token": self._redis.register_script(REVOKE_TOKEN_LUA),
+            "mint_token": self._redis.register_script(MINT_TOKEN_LUA),
         }
         try:
             self.epoch = await self._call(self._load_epoch)
@@ -1059,6 +1078,31 @@ class RedisStore(Store):
 
         await self._call(do)
 
+    async def mint_token(
+        self,
+        user: str,
+        token_hash: str,
+        *,
+        proof_hash: str | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        keys = [f"{P}token:{token_hash}", f"{P}tokens:{user}", f"{P}account:{user}"]
+        if proof_hash is not None:
+            keys.append(f"{P}token:{proof_hash}")
+        args = [user, token_hash, "" if generation is None else str(generation)]
+
+        async def do() -> bool:
+            return bool(await self._scripts["mint_token"](keys, args))
+
+        return await self._call(do, retry=False)
+
+    async def token_generation(self, user: str) -> int:
+        async def do() -> int:
+            gen = await self._r().hget(f"{P}account:{user}", "gen")
+            return int(gen) if gen is not None else 0
+
+        return await self._call(do)
+
     async def user_for_token(self, token_hash: str) -> str | None:
         async def do() -> str | None:
             user = await self._r().get(f"{P}token:{token_hash}")
@@ -1068,7 +1112,7 @@ class RedisStore(Store):
 
     async def revoke_tokens(self, user: str) -> int:
         async def do() -> int:
-            keys = [f"{P}tokens:{user}", PRESENCE]
+            keys = [f"{P}tokens:{user}", PRESENCE, f"{P}account:{user}"]
             args = [f"{P}token:", self._node, user, PRESENCE_MAXLEN]
             return int(await self._scripts["revoke_tokens"](keys, args))
 

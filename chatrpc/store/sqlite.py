@@ -90,6 +90,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tokens_by_user ON tokens (user);
     """,
+    # How many times every token of the user was revoked: a Login that checked a
+    # password before a revoke-all must not mint a token after it.
+    """
+    ALTER TABLE accounts ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 #: Most operations one transaction takes from the queue.
@@ -546,6 +551,44 @@ class SQLiteStore(Store):
 
         await self._write(do)
 
+    async def mint_token(
+        self,
+        user: str,
+        token_hash: str,
+        *,
+        proof_hash: str | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        # On the writer thread, in its transaction: serialized with revoke_tokens.
+        def do(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT token_generation FROM accounts WHERE user = ?", (user,)
+            ).fetchone()
+            if row is None or (generation is not None and row[0] != generation):
+                return False
+            if proof_hash is not None:
+                owner = conn.execute(
+                    "SELECT user FROM tokens WHERE token_hash = ?", (proof_hash,)
+                ).fetchone()
+                if owner is None or owner[0] != user:
+                    return False
+            conn.execute(
+                "INSERT INTO tokens (token_hash, user, created_ms) VALUES (?, ?, ?)",
+                (token_hash, user, _now_ms()),
+            )
+            return True
+
+        return await self._write(do)
+
+    async def token_generation(self, user: str) -> int:
+        def do(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT token_generation FROM accounts WHERE user = ?", (user,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._read(do)
+
     async def user_for_token(self, token_hash: str) -> str | None:
         def do(conn: sqlite3.Connection) -> str | None:
             row = conn.execute(
@@ -557,6 +600,10 @@ class SQLiteStore(Store):
 
     async def revoke_tokens(self, user: str) -> int:
         def do(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "UPDATE accounts SET token_generation = token_generation + 1 WHERE user = ?",
+                (user,),
+            )
             return conn.execute("DELETE FROM tokens WHERE user = ?", (user,)).rowcount
 
         return await self._write(do)
