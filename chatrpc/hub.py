@@ -403,27 +403,6 @@ class Hub:
             await self.store.remove_member(room, session.user)
         session.push(Left(room))
 
-    async def send(
-        self,
-        session: Session,
-        text: str,
-        *,
-        room: str = "",
-        to_user: str = "",
-        client_msg_id: str = "",
-    ) -> StoredMessage:
-        """Validates and stores a message; returns it once committed.
-
-        The message reaches the sender's sessions through fan-out (the echo).
-        A retried ``client_msg_id`` is stored once; the original is queued back
-        to this session as its acknowledgement.
-        """
-        draft = await self.prepare(
-            session, text, room=room, to_user=to_user, client_msg_id=client_msg_id
-        )
-        (msg,) = await self.commit(session, [draft])
-        return msg
-
     async def prepare(
         self,
         session: Session,

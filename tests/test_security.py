@@ -260,7 +260,7 @@ async def test_a_revoked_session_can_do_nothing_even_before_its_stream_ends() ->
             await attempt
         assert info.value.code is Code.UNAUTHENTICATED
     # The other session goes on; revoking every token ends it too.
-    await hub.send(laptop, "still here", room="general")
+    await hub.commit(laptop, [await hub.prepare(laptop, "still here", room="general")])
     assert hub.revoke("alice") == 1 and hub.sessions() == []
     await store.close()
 
