@@ -365,8 +365,7 @@ class Hub:
         """Validates and stores a message; returns it once committed.
 
         The message reaches the sender's sessions through fan-out (the echo).
-        A retried ``client_msg_id`` is stored once; the original is queued back
-        to this session as its acknowledgement.
+        A retried ``client_msg_id`` is stored once and answered as :meth:`commit` says.
         """
         draft = await self.prepare(
             session, text, room=room, to_user=to_user, client_msg_id=client_msg_id
@@ -412,7 +411,9 @@ class Hub:
 
     async def commit(self, session: Session, drafts: list[Draft]) -> list[StoredMessage]:
         """Stores prepared sends in order (together, where the store can) and
-        returns them once committed; retried ones come back to ``session``."""
+        returns them once committed. A retried one (a ``client_msg_id`` stored
+        before) is answered to ``session`` by its delivery rules (see
+        :class:`Ack`): the original in its place, or an ``ack``, never a repeat."""
         self._check_live(session)
         results = await self.store.append_many(drafts)
         for msg, duplicate in results:
