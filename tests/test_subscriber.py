@@ -561,7 +561,9 @@ def test_a_dm_resume_racing_with_live_messages_delivers_each_seq_once(
 
 
 @st.composite
-def retry_scenarios(draw: st.DrawFn) -> tuple[int, int, int, int, list[tuple[int, int]], list[int]]:
+def retry_scenarios(
+    draw: st.DrawFn,
+) -> tuple[int, int, int, int, int, list[tuple[int, int]], list[int]]:
     """A room join racing with live messages and with answers to retried sends.
 
     As :func:`join_scenarios` (live ``s+1 .. n``, history up to ``last``, resume
