@@ -192,10 +192,13 @@ async def test_a_retried_send_is_stored_once_and_answered_with_the_original(
             alice = await group.open("alice")
             await alice.join("r")
             first = await alice.send_and_ack("once", room="r", client_msg_id="same")
-            # The same id again, on the same stream and on a new one: the original back.
+            # The same id again on the same stream: an ack, not the message again.
             await alice.stream.send("once", room="r", client_msg_id="same")
-            await alice.wait_for(lambda ev: len(alice.messages()) == 2)
-            assert alice.messages()[1].seq == first.seq
+            await alice.wait_for(lambda ev: len(alice.of("ack")) == 1)
+            [ack] = alice.of("ack")
+            assert (ack.seq, ack.room, ack.client_msg_id) == (first.seq, "r", "same")
+            assert [m.seq for m in alice.messages()] == [first.seq]
+            # On a new stream that has not seen it: the original back.
             other = await group.open("alice")
             await other.join("r")
             await other.stream.send("changed text", room="r", client_msg_id="same")
