@@ -560,7 +560,7 @@ class ChatClient:
             with contextlib.suppress(asyncio.InvalidStateError):
                 await self._open_session(stream)
             async for event in stream:
-                self._handle(event)
+                self._received(event)
             if self._closing:
                 return
             # A clean end we did not ask for: resume like after a failure.
@@ -659,6 +659,11 @@ class ChatClient:
         if was_reconnecting:
             self.reconnects += 1
         self._set_status(State.CONNECTED, "reconnected" if was_reconnecting else "connected")
+
+    def _received(self, event: pb.ServerEvent) -> None:
+        """Takes an event as this session's stream gave it (events held back while a
+        gap is filled are handled again later, but received once)."""
+        self._handle(event)
 
     def _handle(self, event: pb.ServerEvent) -> None:
         kind = event.WhichOneof("event")
