@@ -722,7 +722,7 @@ def test_a_session_lost_inside_a_dm_gap_resumes_from_below_it() -> None:
     client._handle(dm(3))  # live again? no: already shown
     client._handle(dm(4))  # a newer live one
     client._handle(resumed())
-    client._handle(dm(2))  # the replay fills in below
+    client._handle(dm(2))  # filled in below (from History: the replay never goes below)
     assert (client.state.cursors, client.state.ahead) == ({"@bob": 4}, {})
     client._handle(dm(5))
     client._handle(dm(3))  # a late duplicate
