@@ -306,7 +306,10 @@ class Session:
             return
         msg = item.message
         d = self._delivered.get(msg.conv)
-        if d is None or msg.seq == d.high + 1:
+        if d is None and msg.room and msg.room not in self.rooms:
+            # Left while the retry was being stored: settle it, start nothing.
+            out.append(Acked(msg))
+        elif d is None or msg.seq == d.high + 1:
             # Its turn (or nothing of the conversation delivered here yet): the
             # original goes out in its place, and its live copy is dropped later.
             self._accept(msg)

@@ -270,6 +270,13 @@ async def test_a_waiting_retry_is_settled_when_its_room_is_left() -> None:
     assert session.cursors() == {}
 
 
+async def test_a_retry_answered_after_its_room_was_left_is_acked_and_starts_nothing() -> None:
+    session = Session("alice")
+    session.push(Ack(msg(ROOM, 3, sender="alice")))
+    assert kinds(await drain(session)) == ["Acked"]
+    assert session.cursors() == {}
+
+
 async def test_a_retry_during_a_join_is_answered_after_the_replay_in_order() -> None:
     session = Session("alice")
     session.hold(ROOM)
