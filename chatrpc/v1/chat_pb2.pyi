@@ -191,9 +191,10 @@ class Send(_message.Message):
     text: _builtins.str
     client_msg_id: _builtins.str
     """Chosen by the client, unique per user; a retry with the same id is
-    stored once. The session answers a retry with the original `message` if
-    it has not delivered it yet (in its place in the seq order), else with an
-    `ack` naming its seq: a session never repeats a message.
+    stored once. The session answers a retry with the original `message`, in
+    its place in the seq order, if it delivered neither it nor anything newer
+    of the conversation; else with an `ack` naming its seq: a session never
+    repeats a message.
     """
     def __init__(
         self,
@@ -245,8 +246,8 @@ class ServerEvent(_message.Message):
 
     @_builtins.property
     def ack(self) -> Global___Ack:
-        """Settles a retried Send whose original this session already delivered
-        (or that predates what the session follows): its seq, not the message again.
+        """Settles a retried Send whose original (or anything newer of its
+        conversation) this session already delivered: its seq, not the message again.
         """
 
     def __init__(
