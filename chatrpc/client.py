@@ -7,7 +7,9 @@
   the last seq it saw, resends unacknowledged messages with their original
   ``client_msg_id`` (stored once by the server), and drops anything it already
   delivered, so its consumer sees each message once and in order (but for DMs
-  sent while it resumes: those can come before the older ones the resume fills in).
+  sent while it resumes: those can come before the older ones the resume fills in
+  from History). A resent send the server already delivered is settled by an
+  ``ack`` event, which the consumer does not see.
 
 Nothing here imports the server; the CLI, the tests and the benchmark use it.
 """
@@ -558,7 +560,7 @@ class ChatClient:
             with contextlib.suppress(asyncio.InvalidStateError):
                 await self._open_session(stream)
             async for event in stream:
-                self._handle(event)
+                self._received(event)
             if self._closing:
                 return
             # A clean end we did not ask for: resume like after a failure.
@@ -658,6 +660,11 @@ class ChatClient:
             self.reconnects += 1
         self._set_status(State.CONNECTED, "reconnected" if was_reconnecting else "connected")
 
+    def _received(self, event: pb.ServerEvent) -> None:
+        """Takes an event as this session's stream gave it (events held back while a
+        gap is filled are handled again later, but received once)."""
+        self._handle(event)
+
     def _handle(self, event: pb.ServerEvent) -> None:
         kind = event.WhichOneof("event")
         if kind == "message":
@@ -673,7 +680,12 @@ class ChatClient:
                 held.append(event)  # shown once the gap before it is filled
                 return
             if not self._accept(conv, msg.seq):
-                return  # already delivered (a retried send's original, or a replay overlap)
+                return  # already delivered (a held event that a History fill gave first)
+        elif kind == "ack":
+            # A resent send this session is already past: the server stored it
+            # once, and the message itself was shown (or predates what we follow).
+            self._settled(event.ack)
+            return
         elif kind == "joined":
             joined = event.joined
             if self.state.epoch and joined.epoch != self.state.epoch:
@@ -713,6 +725,20 @@ class ChatClient:
                 # joined/left or with an error without client_msg_id.
                 self._refused(self._asked.popleft(), err)
         self.on_event(event)
+
+    def _settled(self, ack: pb.Ack) -> None:
+        """Resolves the send an ``ack`` answers, if it still waits, with its stored seq."""
+        pending = self._pending.pop(ack.client_msg_id, None)
+        if pending is None or pending.future.done():
+            return
+        msg = pb.Message(
+            seq=ack.seq, sender=self.user, text=pending.send.text, client_msg_id=ack.client_msg_id
+        )
+        if ack.WhichOneof("target") == "room":
+            msg.room = ack.room
+        else:
+            msg.to_user = ack.to_user
+        pending.future.set_result(msg)
 
     def _answered(self, asked: tuple[str, str]) -> None:
         with contextlib.suppress(ValueError):
@@ -772,11 +798,14 @@ class ChatClient:
     def _accept(self, conv: str, seq: int) -> bool:
         """Records ``seq`` of ``conv`` as delivered; False if it already was.
 
-        Seqs come in order, except that a DM resumed on this session can see live
-        messages before its ``joined``, and the resume's replay then fills in below
-        them. Those live ones are kept in ``ahead`` and the cursor stays where the
-        resume started until the gap below them is filled, so a session that fails
-        in between resumes from before the gap and still shows each message once.
+        The server sends each conversation's seqs in strictly increasing order
+        within a session, so a repeat comes only from this client's own History
+        fills. But a DM resumed on this session can see live messages before
+        its ``joined``; the server then leaves what is older out of the replay
+        (``complete`` false) and a History fill puts it in below them. Those live
+        ones are kept in ``ahead`` and the cursor stays where the resume started
+        until the gap below them is filled, so a session that fails in between
+        resumes from before the gap and still shows each message once.
         """
         start = self._resuming.get(conv)
         cursor = self.state.cursors.get(conv, start or 0)

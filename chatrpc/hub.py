@@ -443,7 +443,9 @@ class Hub:
 
     async def commit(self, session: Session, drafts: list[Draft]) -> list[StoredMessage]:
         """Stores prepared sends in order (together, where the store can) and
-        returns them once committed; retried ones come back to ``session``."""
+        returns them once committed. A retried one (a ``client_msg_id`` stored
+        before) is answered to ``session`` by its delivery rules (see
+        :class:`Ack`): the original in its place, or an ``ack``, never a repeat."""
         self._check_live(session)
         results = await self.store.append_many(drafts)
         for msg, duplicate in results:

@@ -5,18 +5,31 @@ the session is marked as a slow consumer and its queue is dropped, and the
 writer ends the stream with the resume points (RESOURCE_EXHAUSTED). Nothing
 acknowledged is lost that way: the client resumes from the last seq it got.
 
-The writer calls :meth:`Session.next_batch`, which applies the delivery rules
-so each stored message reaches the session at most once and in seq order:
+The writer calls :meth:`Session.next_batch`, which applies the delivery rules:
+within one session, each conversation's messages go out in strictly increasing
+seq, each at most once, whatever their way in (replay, live fan-out, the answer
+to a retried send). These rules are the transport's, not gRPC's: every adapter
+writes what ``next_batch`` returns, in that order.
 
-* live messages of a conversation being replayed are held back until its
-  replay is queued, then only those past the replay are delivered;
-* a message at or below what the session already delivered in its
+* Live messages of a conversation being replayed are held back until its
+  replay is queued, then only those past the replay are delivered.
+* A message at or below what the session already delivered in its
   conversation is dropped.
+* A replay never goes below what the session delivered: a DM resumed after
+  newer DMs already reached the session live replays only past them, and its
+  acknowledgement says the replay is not complete (``complete`` false), so
+  the client reads the older ones with History.
+* The answer to a retried send (:class:`Ack`) is an acknowledgement
+  (:class:`Acked`) that repeats nothing when the session already delivered the
+  original or anything newer of its conversation. Otherwise it is the original
+  message, in its place: at once when it is the next seq here or nothing newer
+  was delivered, else once the older ones still on their way went out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import itertools
 from collections import deque
@@ -100,7 +113,22 @@ class Replay:
 
 @dataclass(slots=True, frozen=True)
 class Ack:
-    """The original of a retried send, returned to the session that retried it."""
+    """The original of a retried send, returned to the session that retried it.
+
+    The session answers it by its delivery rules: with the message itself, or
+    with an :class:`Acked` when the session is already past its seq.
+    """
+
+    message: StoredMessage
+
+
+@dataclass(slots=True, frozen=True)
+class Acked:
+    """Settles a retried send whose original the session is already past.
+
+    Sent as an ``ack`` event (seq, conversation and client_msg_id), never as a
+    second ``message``, so a conversation's seqs only grow on the stream.
+    """
 
     message: StoredMessage
 
@@ -110,17 +138,30 @@ class End:
     reason: EndReason
 
 
-Item = StoredMessage | Presence | Replay | Left | Notice | Ack | End
+Item = StoredMessage | Presence | Replay | Left | Notice | Ack | Acked | End
 #: What the writer receives: stored messages, notices and acknowledgements.
-Outgoing = StoredMessage | Presence | Joined | Left | Notice | End
+Outgoing = StoredMessage | Presence | Joined | Left | Notice | Acked | End
 
 
 @dataclass(slots=True)
 class _Delivered:
-    """The contiguous range of a conversation's seqs this session delivered."""
+    """Where a session stands in one conversation.
+
+    Live messages go on after ``high``; ``low`` to ``high`` were delivered (an
+    empty range, ``low == high + 1``, after a join that replayed nothing). Seqs
+    below ``low`` were not, but for a retried send's original given out in its
+    place. ``top`` is the newest seq delivered (0: none): nothing at or below
+    it can go out any more without breaking the seq order.
+    """
 
     low: int
     high: int
+    top: int = 0
+
+    @classmethod
+    def at(cls, seq: int) -> _Delivered:
+        """The state after delivering ``seq`` as the first message of the conversation."""
+        return cls(seq, seq, seq)
 
 
 class Session:
@@ -137,7 +178,10 @@ class Session:
         self._wakeup = asyncio.Event()
         self._ended = False
         self._delivered: dict[str, _Delivered] = {}
-        self._held: dict[str, list[StoredMessage]] = {}
+        self._held: dict[str, list[StoredMessage | Ack]] = {}
+        #: Answers to retried sends whose seq is not this session's next one yet,
+        #: per conversation, by seq: each goes out in its turn.
+        self._parked: dict[str, list[Ack]] = {}
         #: Set by the writer while a write is in flight (the client may not be reading).
         self.writing = False
         #: Called once when the session overflows or is ended, so the server can
@@ -190,9 +234,18 @@ class Session:
             self._wakeup.set()
 
     def forget(self, conv: str) -> None:
-        """Forgets what was delivered in ``conv`` (after leaving it)."""
+        """Forgets what was delivered in ``conv`` (after leaving it).
+
+        Retried sends still waiting for their turn there are settled now: the
+        session gets no more of that conversation's messages.
+        """
         self._delivered.pop(conv, None)
-        self._held.pop(conv, None)
+        held = self._held.pop(conv, None) or []
+        waiting = self._parked.pop(conv, [])
+        waiting.extend(item for item in held if isinstance(item, Ack))
+        if waiting:
+            self._queue.extendleft(reversed([Acked(a.message) for a in waiting]))
+            self._wakeup.set()
 
     def describe(self) -> str:
         """One line on the session's state, for the server's state dump."""
@@ -231,58 +284,119 @@ class Session:
     def _filter(self, items: list[Item]) -> list[Outgoing]:
         out: list[Outgoing] = []
         for item in items:
-            if isinstance(item, StoredMessage):
-                held = self._held.get(item.conv)
+            if isinstance(item, (StoredMessage, Ack)):
+                conv = item.conv if isinstance(item, StoredMessage) else item.message.conv
+                held = self._held.get(conv)
                 if held is not None:
                     held.append(item)
-                elif self._accept(item):
-                    out.append(item)
+                else:
+                    self._deliver(item, out)
             elif isinstance(item, Replay):
-                out.append(item.joined)
                 out.extend(self._replay(item))
-            elif isinstance(item, Ack):
-                out.append(item.message)
             else:
                 out.append(item)
         return out
 
-    def _replay(self, replay: Replay) -> list[StoredMessage]:
-        conv = replay.joined.conv
-        out: list[StoredMessage] = []
+    def _deliver(self, item: StoredMessage | Ack, out: list[Outgoing]) -> None:
+        """Delivers a live message or answers a retried send (its conversation is not held)."""
+        if isinstance(item, StoredMessage):
+            if self._accept(item):
+                out.append(item)
+                self._take_turns(item.conv, out, item.seq)
+            return
+        msg = item.message
+        d = self._delivered.get(msg.conv)
+        if d is None and msg.room and msg.room not in self.rooms:
+            # Left while the retry was being stored: settle it, start nothing.
+            out.append(Acked(msg))
+        elif d is None or msg.seq == d.high + 1:
+            # Its turn (or nothing of the conversation delivered here yet): the
+            # original goes out in its place, and its live copy is dropped later.
+            self._accept(msg)
+            out.append(msg)
+            self._take_turns(msg.conv, out, msg.seq)
+        elif msg.seq <= d.top:
+            out.append(Acked(msg))  # delivered, or older than something delivered
+        elif msg.seq <= d.high:
+            # Before where the session started following the conversation, and
+            # nothing newer was delivered yet: the original still fits the order.
+            out.append(msg)
+            d.top = msg.seq
+            if msg.seq == d.low - 1:
+                d.low = msg.seq
+        else:
+            # Older messages are still on their way here (fan-out from another
+            # server can come after the store answered the retry): wait for them.
+            parked = self._parked.setdefault(msg.conv, [])
+            parked.append(item)
+            parked.sort(key=lambda a: a.message.seq)
+
+    def _take_turns(self, conv: str, out: list[Outgoing], given: int) -> None:
+        """Answers the retried sends of ``conv`` whose turn came.
+
+        Seqs from ``given`` up to the newest delivered just went out.
+        """
+        parked = self._parked.get(conv)
         d = self._delivered.get(conv)
-        lowest = 0
+        if not parked or d is None:
+            return
+        while parked and parked[0].message.seq <= d.high + 1:
+            msg = parked.pop(0).message
+            if msg.seq == d.high + 1:
+                d.high = d.top = msg.seq
+                out.append(msg)
+            elif msg.seq < given:
+                out.append(Acked(msg))  # passed without its message: settle it
+            # else: the original itself just went out; that answers the retry.
+        if not parked:
+            del self._parked[conv]
+
+    def _replay(self, replay: Replay) -> list[Outgoing]:
+        """The join acknowledgement, the replay past what was delivered, then what was held.
+
+        Replayed messages below what the session already delivered (DMs that
+        came live before their resume) are not sent: they would break the seq
+        order. The acknowledgement then says the replay is not complete, and
+        counts only what follows it.
+        """
+        joined = replay.joined
+        conv = joined.conv
+        messages: list[StoredMessage] = []
+        d = self._delivered.get(conv)
+        skipped = False
         for msg in replay.messages:
             if msg.seq <= replay.after_seq:
                 continue
             if d is None:
-                d = self._delivered[conv] = _Delivered(msg.seq, msg.seq)
-                out.append(msg)
+                d = self._delivered[conv] = _Delivered.at(msg.seq)
+                messages.append(msg)
             elif msg.seq > d.high:
-                d.high = msg.seq
-                out.append(msg)
+                d.high = d.top = msg.seq
+                messages.append(msg)
             elif msg.seq < d.low:
-                # Older than the live messages delivered before this join (a DM that
-                # arrived before its resume): filled in below them, still once only.
-                out.append(msg)
-                lowest = lowest or msg.seq
+                skipped = True
         if d is None:
             # Nothing delivered or replayed: live starts after what the join saw.
-            start = max(replay.joined.last_seq, replay.after_seq)
+            start = max(joined.last_seq, replay.after_seq)
             d = self._delivered[conv] = _Delivered(start + 1, start)
-        if lowest:
-            d.low = lowest
-        for msg in self._held.pop(conv, []):
-            if self._accept(msg):
-                out.append(msg)
+        if skipped or joined.replayed != len(messages):
+            joined = dataclasses.replace(
+                joined, complete=joined.complete and not skipped, replayed=len(messages)
+            )
+        out: list[Outgoing] = [joined, *messages]
+        if messages:
+            self._take_turns(conv, out, messages[0].seq)
+        for item in self._held.pop(conv, []):
+            self._deliver(item, out)
         return out
 
     def _accept(self, msg: StoredMessage) -> bool:
         """Records a live ``msg`` as delivered unless it already was."""
         d = self._delivered.get(msg.conv)
         if d is None:
-            self._delivered[msg.conv] = _Delivered(msg.seq, msg.seq)
+            self._delivered[msg.conv] = _Delivered.at(msg.seq)
             return True
         if msg.seq <= d.high:
             return False
-        d.high = msg.seq
+        d.high = d.top = msg.seq
         return True

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .model import StoredMessage
-from .subscriber import Joined, Left, Notice, Outgoing, Presence
+from .subscriber import Acked, Joined, Left, Notice, Outgoing, Presence
 from .v1 import chat_pb2 as pb
 
 #: Field headers (number << 3 | wire type 2): ServerEvent.batch = 6, Batch.events = 1.
@@ -76,6 +76,14 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
         return pb.ServerEvent(joined=joined)
     if isinstance(item, Left):
         return pb.ServerEvent(left=pb.Left(room=item.room))
+    if isinstance(item, Acked):
+        msg = item.message
+        ack = pb.Ack(seq=msg.seq, client_msg_id=msg.client_msg_id)
+        if msg.room:
+            ack.room = msg.room
+        else:
+            ack.to_user = msg.to_user
+        return pb.ServerEvent(ack=ack)
     if isinstance(item, Notice):
         return pb.ServerEvent(
             error=pb.Error(

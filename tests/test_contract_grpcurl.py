@@ -346,6 +346,29 @@ def test_a_retried_client_msg_id_is_stored_once(server_process):
     assert [m["text"] for m in history["messages"]] == ["once"]
 
 
+def test_a_retry_the_session_already_delivered_is_an_ack_not_the_message_again(server_process):
+    address = server_process.address
+    token = login(address, "alice")
+    send = {"send": {"room": "general", "text": "once", "clientMsgId": "c-1"}}
+    objects = parse_stream(
+        ok(
+            chat(
+                address,
+                token,
+                {"join": {"room": "general"}},
+                send,
+                send,
+                {"send": {"room": "general", "text": "twice", "clientMsgId": "c-2"}},
+            )
+        )
+    )
+    assert [(m["seq"], m["client_msg_id"]) for m in of(objects, "message")] == [
+        ("1", "c-1"),
+        ("2", "c-2"),
+    ]
+    assert of(objects, "ack") == [{"seq": "1", "room": "general", "client_msg_id": "c-1"}]
+
+
 # -- authentication -------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from chatrpc.model import StoredMessage, dm_key
 from chatrpc.subscriber import (
     Ack,
+    Acked,
     End,
     EndReason,
     Joined,
@@ -204,14 +205,114 @@ async def test_a_message_pushed_twice_is_delivered_once() -> None:
     assert seqs(await drain(session), ROOM) == [4]
 
 
-async def test_an_ack_is_delivered_even_when_its_message_already_was() -> None:
+async def test_a_retry_of_a_delivered_message_is_acked_not_repeated() -> None:
     session = Session("alice")
     session.push(msg(ROOM, 1, sender="alice"))
     assert seqs(await drain(session), ROOM) == [1]
     session.push(Ack(msg(ROOM, 1, sender="alice")))
     session.push(Ack(msg(ROOM, 1, sender="alice")))
-    assert seqs(await drain(session), ROOM) == [1, 1]
-    assert session.cursors() == {ROOM: 1}
+    session.push(msg(ROOM, 2, sender="alice"))
+    out = await drain(session)
+    assert kinds(out) == ["Acked", "Acked", f"{ROOM}:2"]
+    assert out[0] == Acked(msg(ROOM, 1, sender="alice"))
+    assert session.cursors() == {ROOM: 2}
+
+
+async def test_a_retry_whose_original_is_next_here_is_delivered_as_the_message() -> None:
+    session = Session("alice")
+    session.push(msg(ROOM, 1))
+    session.push(Ack(msg(ROOM, 2, sender="alice")))
+    # The live copy of the original comes after: it is not delivered twice.
+    session.push(msg(ROOM, 2, sender="alice"))
+    session.push(msg(ROOM, 3))
+    assert kinds(await drain(session)) == [f"{ROOM}:1", f"{ROOM}:2", f"{ROOM}:3"]
+
+
+async def test_a_retry_in_a_conversation_not_delivered_here_yet_is_delivered_at_once() -> None:
+    session = Session("alice")
+    session.push(Ack(msg(DM, 5, sender="alice")))
+    session.push(msg(DM, 5, sender="alice"))
+    session.push(msg(DM, 6))
+    assert kinds(await drain(session)) == [f"{DM}:5", f"{DM}:6"]
+
+
+async def test_a_retry_ahead_of_what_was_delivered_waits_for_its_turn() -> None:
+    session = Session("alice")
+    session.push(msg(ROOM, 1))
+    # Answered before fan-out brought 2 and 3 (another server's copy comes late).
+    session.push(Ack(msg(ROOM, 3, sender="alice")))
+    session.push(Ack(msg(ROOM, 4, sender="alice")))
+    assert kinds(await drain(session)) == [f"{ROOM}:1"]
+    session.push(msg(ROOM, 2))
+    assert kinds(await drain(session)) == [f"{ROOM}:2", f"{ROOM}:3", f"{ROOM}:4"]
+    for s in (3, 4, 5):
+        session.push(msg(ROOM, s))
+    assert kinds(await drain(session)) == [f"{ROOM}:5"]
+
+
+async def test_a_waiting_retry_is_answered_by_its_live_copy_once() -> None:
+    session = Session("alice")
+    session.push(msg(ROOM, 1))
+    session.push(Ack(msg(ROOM, 3, sender="alice")))
+    session.push(msg(ROOM, 3, sender="alice"))  # a jump: 2 never comes here
+    session.push(msg(ROOM, 4))
+    assert kinds(await drain(session)) == [f"{ROOM}:1", f"{ROOM}:3", f"{ROOM}:4"]
+
+
+async def test_a_waiting_retry_is_settled_when_its_room_is_left() -> None:
+    session = Session("alice")
+    session.push(msg(ROOM, 1))
+    session.push(Ack(msg(ROOM, 3, sender="alice")))
+    assert kinds(await drain(session)) == [f"{ROOM}:1"]
+    session.forget(ROOM)
+    session.push(Left("general"))
+    assert kinds(await drain(session)) == ["Acked", "Left"]
+    assert session.cursors() == {}
+
+
+async def test_a_retry_answered_after_its_room_was_left_is_acked_and_starts_nothing() -> None:
+    session = Session("alice")
+    session.push(Ack(msg(ROOM, 3, sender="alice")))
+    assert kinds(await drain(session)) == ["Acked"]
+    assert session.cursors() == {}
+
+
+async def test_a_retry_during_a_join_is_answered_after_the_replay_in_order() -> None:
+    session = Session("alice")
+    session.hold(ROOM)
+    session.push(Ack(msg(ROOM, 2, sender="alice")))  # replayed below: acked after it
+    session.push(Ack(msg(ROOM, 5, sender="alice")))  # past the replay: in its place
+    session.push(msg(ROOM, 4))
+    session.push(replay(ROOM, after_seq=0, last_seq=3))
+    session.push(msg(ROOM, 5, sender="alice"))
+    session.push(msg(ROOM, 6))
+    out = await drain(session)
+    assert kinds(out) == [
+        "Joined",
+        f"{ROOM}:1",
+        f"{ROOM}:2",
+        f"{ROOM}:3",
+        "Acked",
+        f"{ROOM}:4",
+        f"{ROOM}:5",
+        f"{ROOM}:6",
+    ]
+
+
+async def test_a_retry_older_than_a_join_fits_the_order_until_something_newer_went_out() -> None:
+    session = Session("alice")
+    session.hold(ROOM)
+    # A join without a resume point: live starts after 10, nothing delivered yet.
+    session.push(replay(ROOM, after_seq=10, last_seq=10))
+    session.push(Ack(msg(ROOM, 7, sender="alice")))
+    session.push(Ack(msg(ROOM, 9, sender="alice")))
+    session.push(Ack(msg(ROOM, 8, sender="alice")))  # 9 went out: 8 cannot
+    session.push(msg(ROOM, 11))
+    session.push(Ack(msg(ROOM, 10, sender="alice")))
+    out = await drain(session)
+    assert kinds(out) == ["Joined", f"{ROOM}:7", f"{ROOM}:9", "Acked", f"{ROOM}:11", "Acked"]
+    assert [i.message.seq for i in out if isinstance(i, Acked)] == [8, 10]
+    assert session.cursors() == {ROOM: 11}
 
 
 async def test_a_held_room_delivers_the_ack_then_the_replay_then_live_messages_past_it() -> None:
@@ -272,7 +373,7 @@ async def test_a_fresh_join_of_a_quiet_room_sets_the_cursor_to_its_last_seq() ->
     assert seqs(await drain(session), ROOM) == [5]
 
 
-async def test_a_dm_replay_fills_in_older_messages_once_and_skips_delivered_ones() -> None:
+async def test_a_dm_replay_never_goes_below_what_was_delivered_live_and_says_so() -> None:
     session = Session("alice")
     # Bob's DMs 4 and 5 arrive live before alice resumes the conversation.
     session.push(msg(DM, 4))
@@ -283,15 +384,20 @@ async def test_a_dm_replay_fills_in_older_messages_once_and_skips_delivered_ones
     session.push(replay(DM, after_seq=1, last_seq=6))
     session.push(msg(DM, 7))
     out = await drain(session)
-    assert kinds(out) == ["Joined", f"{DM}:2", f"{DM}:3", f"{DM}:6", f"{DM}:7"]
+    # 2 and 3 would go backwards: left to History, and the replay is not complete.
+    assert kinds(out) == ["Joined", f"{DM}:6", f"{DM}:7"]
+    assert out[0] == joined(DM, 6, replayed=1, complete=False)
     assert session.cursors() == {DM: 7}
-    # A second resume from scratch gives just the one message never delivered here.
+    # A resume that only overlaps what was delivered is complete, and repeats nothing.
+    session.hold(DM)
+    session.push(replay(DM, after_seq=4, last_seq=7))
+    out = await drain(session)
+    assert kinds(out) == ["Joined"]
+    assert out[0] == joined(DM, 7, replayed=0, complete=True)
     session.hold(DM)
     session.push(replay(DM, after_seq=0, last_seq=7))
-    assert kinds(await drain(session)) == ["Joined", f"{DM}:1"]
-    session.hold(DM)
-    session.push(replay(DM, after_seq=0, last_seq=7))
-    assert kinds(await drain(session)) == ["Joined"]
+    out = await drain(session)
+    assert out == [joined(DM, 7, replayed=0, complete=False)]
     assert session.cursors() == {DM: 7}
 
 
@@ -440,19 +546,91 @@ def test_a_dm_resume_racing_with_live_messages_delivers_each_seq_once(
 
     out = asyncio.run(run())
     delivered = seqs(out, DM)
-    assert len(delivered) == len(set(delivered)), delivered
-    # Everything past the client's resume point, and nothing it did not get live
-    # or ask for.
-    assert set(range(k + 1, n + 1)) <= set(delivered) <= set(range(min(p, k + 1), n + 1))
+    # Strictly increasing: once each, never backwards.
+    assert delivered == sorted(set(delivered)), delivered
     assert sum(isinstance(i, Joined) for i in out) == 1
-    ack = next(i for i, item in enumerate(out) if isinstance(item, Joined))
-    before, after = seqs(out[:ack], DM), seqs(out[ack:], DM)
-    assert before == sorted(before)
+    at_ack = next(i for i, item in enumerate(out) if isinstance(item, Joined))
+    ack = out[at_ack]
+    assert isinstance(ack, Joined)
+    before, after = seqs(out[:at_ack], DM), seqs(out[at_ack:], DM)
     if before:
-        # The replay fills in below what was delivered live, then goes on above it.
-        fill = [q for q in after if q < before[0]]
-        rest = [q for q in after if q > before[-1]]
-        assert after == fill + rest
-        assert fill == sorted(fill) and rest == sorted(rest)
+        # Live DMs came first: the replay goes on above them only, and what it
+        # leaves out below them (if anything past the resume point) is not complete.
+        # Everything past the resume point and what came live (live DMs always flow).
+        assert after == list(range(after[0] if after else n + 1, n + 1))
+        assert before[-1] < (after or [n + 1])[0] <= max(k, before[-1]) + 1
+        assert ack.complete == (k + 1 >= before[0])
     else:
-        assert after == sorted(after)
+        assert delivered == list(range(k + 1, n + 1))
+        assert ack.complete
+    high = before[-1] if before else 0
+    assert ack.replayed == len([q for q in range(k + 1, last + 1) if q > high])
+
+
+@st.composite
+def retry_scenarios(
+    draw: st.DrawFn,
+) -> tuple[int, int, int, int, int, list[tuple[int, int]], list[int]]:
+    """A room join racing with live messages and with answers to retried sends.
+
+    As :func:`join_scenarios` (live ``s+1 .. n``, history up to ``last``, resume
+    after ``k``, the Replay queued after ``at`` live messages), plus retried
+    sends of seqs ``1 .. n`` answered at any point (fan-out from another server
+    can bring an original after the answer to its retry).
+    """
+    n = draw(st.integers(1, 20))
+    last = draw(st.integers(0, n))
+    s = draw(st.integers(0, last))
+    k = draw(st.integers(0, last))
+    at = draw(st.integers(0, n - s))
+    retries = draw(st.lists(st.tuples(st.integers(1, n), st.integers(0, n - s + 1)), max_size=8))
+    cuts = draw(st.lists(st.integers(0, n - s + 10), max_size=6))
+    return n, last, s, k, at, retries, cuts
+
+
+@settings(max_examples=300, deadline=None)
+@given(retry_scenarios())
+def test_retried_sends_never_repeat_a_message_or_send_a_seq_backwards(
+    scenario: tuple[int, int, int, int, int, list[tuple[int, int]], list[int]],
+) -> None:
+    n, last, s, k, at, retries, cuts = scenario
+
+    async def run() -> list[Outgoing]:
+        session = Session("alice")
+        session.hold(ROOM)
+        pushes: list[StoredMessage | Replay | Ack] = [msg(ROOM, q) for q in range(s + 1, n + 1)]
+        pushes.insert(at, replay(ROOM, after_seq=k, last_seq=last))
+        for seq, where in sorted(retries, key=lambda r: -r[1]):
+            pushes.insert(min(where, len(pushes)), Ack(msg(ROOM, seq)))
+        out: list[Outgoing] = []
+        for i, item in enumerate(pushes):
+            if i in cuts:
+                out.extend(await drain(session))
+            assert session.push(item)
+        out.extend(await drain(session))
+        return out
+
+    out = asyncio.run(run())
+    delivered = seqs(out, ROOM)
+    # Strictly increasing: each once, never backwards.
+    assert delivered == sorted(set(delivered)), delivered
+    # Everything past the resume point; below it, only originals of retries that
+    # still fitted the order (nothing newer had gone out).
+    retried = {seq for seq, _ in retries}
+    assert [q for q in delivered if q > k] == list(range(k + 1, n + 1))
+    assert {q for q in delivered if q <= k} <= retried
+    acked = [i.message.seq for i in out if isinstance(i, Acked)]
+    assert len(acked) <= len(retries)
+    # Every retry is answered: its message went out, or an ack says it is settled.
+    for seq in retried:
+        assert seq in acked or seq in delivered, (seq, acked, delivered)
+    # An ack only once the session is past its seq: the message could not come after it.
+    newest = 0
+    for item in out:
+        if isinstance(item, StoredMessage):
+            newest = item.seq
+        elif isinstance(item, Acked):
+            assert item.message.seq <= newest, kinds(out)
+    # Nothing of the room, not even an ack, comes before the join's acknowledgement.
+    first = next(i for i, item in enumerate(out) if isinstance(item, Joined))
+    assert not [i for i in out[:first] if isinstance(i, (StoredMessage, Acked))]

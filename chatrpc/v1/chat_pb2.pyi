@@ -191,7 +191,10 @@ class Send(_message.Message):
     text: _builtins.str
     client_msg_id: _builtins.str
     """Chosen by the client, unique per user; a retry with the same id is
-    stored once and answered with the original message.
+    stored once. The session answers a retry with the original `message`, in
+    its place in the seq order, if it delivered neither it nor anything newer
+    of the conversation; else with an `ack` naming its seq: a session never
+    repeats a message.
     """
     def __init__(
         self,
@@ -223,6 +226,7 @@ class ServerEvent(_message.Message):
     LEFT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def message(self) -> Global___Message: ...
     @_builtins.property
@@ -240,6 +244,12 @@ class ServerEvent(_message.Message):
         most per frame); a frame never nests another batch.
         """
 
+    @_builtins.property
+    def ack(self) -> Global___Ack:
+        """Settles a retried Send whose original (or anything newer of its
+        conversation) this session already delivered: its seq, not the message again.
+        """
+
     def __init__(
         self,
         *,
@@ -249,16 +259,55 @@ class ServerEvent(_message.Message):
         left: Global___Left | None = ...,
         error: Global___Error | None = ...,
         batch: Global___Batch | None = ...,
+        ack: Global___Ack | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["message", "presence", "joined", "left", "error", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["message", "presence", "joined", "left", "error", "batch", "ack"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___ServerEvent: _TypeAlias = ServerEvent  # noqa: Y015
+
+@_typing.final
+class Ack(_message.Message):
+    """The answer to a retried Send (a client_msg_id stored before) when this
+    session is already past the original's seq: the send is stored, as `seq`.
+    Within one session each conversation's messages arrive in strictly
+    increasing seq, each at most once (replay, live and retries included), so a
+    retry is answered either by its original `message`, in its place, or by this.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    ROOM_FIELD_NUMBER: _builtins.int
+    TO_USER_FIELD_NUMBER: _builtins.int
+    CLIENT_MSG_ID_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """The seq of the original message."""
+    room: _builtins.str
+    to_user: _builtins.str
+    client_msg_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        room: _builtins.str = ...,
+        to_user: _builtins.str = ...,
+        client_msg_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "room", b"room", "seq", b"seq", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
 class Batch(_message.Message):
@@ -367,7 +416,11 @@ Global___Presence: _TypeAlias = Presence  # noqa: Y015
 
 @_typing.final
 class Joined(_message.Message):
-    """Acknowledges a Join. Replayed messages (if any) follow it, then live ones."""
+    """Acknowledges a Join. Replayed messages (if any) follow it, then live ones.
+    A replay never goes below what the session already delivered of the
+    conversation (a DM resumed after newer DMs reached the session live): those
+    older messages are left out, and complete is false, so read them with History.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -385,7 +438,9 @@ class Joined(_message.Message):
     last_seq: _builtins.int
     """The newest seq of the conversation when the join took effect."""
     complete: _builtins.bool
-    """True when after_seq was given and everything after it is replayed."""
+    """True when after_seq was given and everything after it is replayed (or
+    was delivered on this session already).
+    """
     replayed: _builtins.int
     """How many stored messages follow as replay."""
     online: _builtins.int

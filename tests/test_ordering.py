@@ -1,0 +1,219 @@
+"""Within one Chat session each conversation's seqs only grow, retried sends included.
+
+Over gRPC against a real server on every store (memory, SQLite, Redis): a send
+repeated in one session, a resend after a resume from 0, and a resend racing the
+replay. The stream never repeats a message and never goes back: a retry whose
+original the session is already past is answered by an ``ack`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chatrpc.client import ChatClient
+from chatrpc.server import ChatServer
+from chatrpc.v1 import chat_pb2 as pb
+
+from .conftest import WAIT, Peer, Peers, make_config, target
+from .redis_fixture import RedisServer
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def every_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs against every store, Redis on a real redis-server."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'chat.db'}"
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    redis.flush()
+    return redis.url
+
+
+@pytest.fixture
+async def peers(every_store: str) -> AsyncIterator[Peers]:
+    srv = ChatServer(make_config(every_store))
+    await srv.start()
+    group = Peers(target(srv))
+    try:
+        yield group
+    finally:
+        await group.close()
+        await srv.stop()
+
+
+def conversation(msg: pb.Message | pb.Ack, me: str) -> str:
+    """``#room`` or ``@peer``, as ``me`` sees it."""
+    if msg.WhichOneof("target") == "room":
+        return "#" + msg.room
+    if isinstance(msg, pb.Ack) or msg.sender == me:
+        return "@" + msg.to_user
+    return "@" + msg.sender
+
+
+def seqs(peer: Peer, conv: str) -> list[int]:
+    return [m.seq for m in peer.messages() if conversation(m, peer.user) == conv]
+
+
+def acks(peer: Peer) -> list[tuple[str, int, str]]:
+    return [(conversation(a, peer.user), a.seq, a.client_msg_id) for a in peer.of("ack")]
+
+
+def assert_strictly_increasing(peer: Peer) -> None:
+    """Every conversation's messages on this stream: each seq once, never backwards;
+    an ack only for a seq the stream is already past."""
+    newest: dict[str, int] = {}
+    for event in peer.events:
+        kind = event.WhichOneof("event")
+        if kind == "message":
+            conv = conversation(event.message, peer.user)
+            assert event.message.seq > newest.get(conv, 0), (conv, peer.describe())
+            newest[conv] = event.message.seq
+        elif kind == "ack":
+            conv = conversation(event.ack, peer.user)
+            assert event.ack.seq <= newest.get(conv, 0), (conv, peer.describe())
+
+
+def has_message(peer: Peer, cid: str) -> bool:
+    return any(m.client_msg_id == cid and m.sender == peer.user for m in peer.messages())
+
+
+def has_ack(peer: Peer, cid: str) -> bool:
+    return any(a.client_msg_id == cid for a in peer.of("ack"))
+
+
+async def test_a_send_repeated_in_one_session_is_acked_not_delivered_again(
+    peers: Peers,
+) -> None:
+    alice = await peers.open("alice")
+    await peers.token("bob")
+    await alice.join("r")
+    # Written back to back: the server may commit them together.
+    await alice.stream.send("one", room="r", client_msg_id="c1")
+    await alice.stream.send("one", room="r", client_msg_id="c1")
+    await alice.stream.send("two", room="r", client_msg_id="c2")
+    await alice.stream.send("psst", to_user="bob", client_msg_id="d1")
+    await alice.stream.send("psst", to_user="bob", client_msg_id="d1")
+    await alice.wait_for(
+        lambda ev: has_message(alice, "c2") and has_ack(alice, "c1") and has_ack(alice, "d1")
+    )
+    # One more send after the acks: everything before it was answered already.
+    await alice.send_and_ack("three", room="r", client_msg_id="c3")
+    assert seqs(alice, "#r") == [1, 2, 3]
+    assert seqs(alice, "@bob") == [1]
+    assert sorted(acks(alice)) == [("#r", 1, "c1"), ("@bob", 1, "d1")]
+    assert_strictly_increasing(alice)
+
+
+async def test_a_resend_after_a_resume_from_0_is_acked_after_the_replay(peers: Peers) -> None:
+    first = await peers.open("alice")
+    await first.join("r")
+    await first.send_and_ack("one", room="r", client_msg_id="c1")
+    await first.send_and_ack("two", room="r", client_msg_id="c2")
+    await first.close()
+
+    alice = await peers.open("alice")
+    joined = await alice.join("r", after_seq=0)
+    assert (joined.complete, joined.replayed) == (True, 2)
+    await alice.stream.send("two", room="r", client_msg_id="c2")  # its echo was lost
+    await alice.stream.send("three", room="r", client_msg_id="c3")
+    await alice.wait_for(lambda ev: has_message(alice, "c3") and has_ack(alice, "c2"))
+    assert seqs(alice, "#r") == [1, 2, 3]
+    assert acks(alice) == [("#r", 2, "c2")]
+    assert_strictly_increasing(alice)
+
+
+async def test_a_resend_racing_the_replay_and_live_messages_keeps_the_order(
+    peers: Peers,
+) -> None:
+    first = await peers.open("alice")
+    await first.join("r")
+    for i in range(1, 6):
+        await first.send_and_ack(f"m{i}", room="r", client_msg_id=f"c{i}")
+    await first.close()
+    bob = await peers.open("bob")
+    await bob.join("r")
+
+    async def chatter() -> None:
+        for i in range(30):
+            await bob.stream.send(f"bob {i}", room="r", client_msg_id=f"b{i}")
+
+    alice = await peers.open("alice")
+    talking = asyncio.create_task(chatter())
+    # No waiting between them: the resends race the replay and bob's messages.
+    await alice.stream.join("r", after_seq=0)
+    await alice.stream.send("m4", room="r", client_msg_id="c4")
+    await alice.stream.send("m5", room="r", client_msg_id="c5")
+    await alice.stream.send("m6", room="r", client_msg_id="c6")
+    await talking
+    await bob.wait_for(lambda ev: has_message(bob, "b29"))
+    last = await bob.send_and_ack("done", room="r", client_msg_id="b-last")
+    await alice.wait_for(lambda ev: bool(seqs(alice, "#r")) and seqs(alice, "#r")[-1] == last.seq)
+    assert seqs(alice, "#r") == list(range(1, last.seq + 1))
+    assert sorted(acks(alice)) == [("#r", 4, "c4"), ("#r", 5, "c5")]
+    assert_strictly_increasing(alice)
+    assert_strictly_increasing(bob)
+
+
+async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(peers: Peers) -> None:
+    """The resend comes first (nothing of the DM delivered yet): its original goes out
+    at once, and the resume from 0 then replays nothing below it but says it is not
+    complete, so the client reads the older DM from History."""
+    await peers.token("bob")
+    first = await peers.open("alice")
+    await first.send_and_ack("d one", to_user="bob", client_msg_id="d1")
+    await first.send_and_ack("d two", to_user="bob", client_msg_id="d2")
+    await first.close()
+
+    alice = await peers.open("alice")
+    await alice.stream.send("d two", to_user="bob", client_msg_id="d2")
+    await alice.stream.resume_direct("bob", 0)
+    await alice.wait_for(lambda ev: len(alice.of("joined")) == 1)
+    [joined] = alice.of("joined")
+    assert (joined.with_user, joined.last_seq) == ("bob", 2)
+    assert (joined.complete, joined.replayed) == (False, 0)
+    assert seqs(alice, "@bob") == [2]
+    assert acks(alice) == []
+    assert_strictly_increasing(alice)
+
+    # Resumed first, then resent: the replay has it, and the resend is acked.
+    again = await peers.open("alice")
+    await again.stream.resume_direct("bob", 0)
+    await again.stream.send("d two", to_user="bob", client_msg_id="d2")
+    await again.wait_for(lambda ev: has_ack(again, "d2"))
+    [joined] = again.of("joined")
+    assert (joined.complete, joined.replayed) == (True, 2)
+    assert seqs(again, "@bob") == [1, 2]
+    assert acks(again) == [("@bob", 2, "d2")]
+    assert_strictly_increasing(again)
+
+
+async def test_the_client_library_settles_a_resend_by_its_ack_and_shows_nothing_twice(
+    peers: Peers,
+) -> None:
+    shown: list[pb.ServerEvent] = []
+    client = ChatClient(peers.address, "alice", await peers.token("alice"), on_event=shown.append)
+    await client.start()
+    try:
+        await client.join("r")
+        first = await client.send("once", room="r", client_msg_id="same")
+        again = await asyncio.wait_for(client.send("once", room="r", client_msg_id="same"), WAIT)
+        assert (again.seq, again.room, again.sender, again.text) == (
+            first.seq,
+            "r",
+            "alice",
+            "once",
+        )
+        later = await client.send("later", room="r")
+        kinds = [e.WhichOneof("event") for e in shown]
+        assert "ack" not in kinds
+        assert [e.message.seq for e in shown if e.WhichOneof("event") == "message"] == [
+            first.seq,
+            later.seq,
+        ]
+    finally:
+        await client.aclose()
