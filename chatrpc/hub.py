@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from . import replay
 from .errors import ChatError, Code, invalid
 from .model import (
     Draft,
@@ -364,22 +365,14 @@ class Hub:
         complete = False
         floor = last
         if after_seq is not None:
-            floor = after_seq
-            if epoch and epoch != self.store.epoch:
-                floor = 0  # a different history: its seqs mean nothing here
-            limit = self.limits.max_replay
-            if floor > last:
-                floor = 0  # ahead of this history: it must be another one
-            if last - floor <= limit:
-                messages = await self.store.history(conv, after_seq=floor, limit=limit)
+            resume = replay.plan(after_seq, epoch, self.store.epoch, last, self.limits.max_replay)
+            floor = resume.floor
+            if resume.from_floor:
+                messages = await self.store.history(conv, after_seq=floor, limit=resume.limit)
             else:
-                messages = await self.store.history(conv, limit=limit, descending=True)
+                messages = await self.store.history(conv, limit=resume.limit, descending=True)
                 messages.reverse()
-            expected = floor + 1
-            complete = floor == after_seq and (
-                (not messages and floor == last)
-                or (bool(messages) and messages[0].seq == expected and messages[-1].seq >= last)
-            )
+            complete = replay.complete(after_seq, floor, last, messages)
         joined = Joined(
             conv=conv,
             room=room,
