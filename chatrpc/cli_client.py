@@ -44,13 +44,13 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from . import __version__
 from .client import ChannelSecurity, ChatClient, ClientClosed, SendError, channel, login
+from .names import canonical
 from .tui import (
     CONTEXT_DEFAULT,
     CommandError,
     Conversation,
     Formatter,
     Prompt,
-    canonical,
     colors_wanted,
     interact,
     parse_line,

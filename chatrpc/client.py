@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 
+from .names import canonical
 from .v1 import chat_pb2 as pb
 from .v1 import chat_pb2_grpc as pb_grpc
 
@@ -394,7 +395,7 @@ class ChatClient:
 
     async def join(self, room: str) -> pb.Joined:
         """Joins a room (remembered across reconnects); returns the acknowledgement."""
-        room = room.lstrip("#").lower()
+        room = canonical(room)
         if room not in self.state.rooms:
             self.state.rooms.append(room)
         future: asyncio.Future[pb.Joined] = asyncio.get_running_loop().create_future()
@@ -415,7 +416,7 @@ class ChatClient:
             raise
 
     async def leave(self, room: str) -> None:
-        room = room.lstrip("#").lower()
+        room = canonical(room)
         if room in self.state.rooms:
             self.state.rooms.remove(room)
         await self._connected.wait()

@@ -7,49 +7,13 @@ neither ``#`` nor ``@``, so keys never collide.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import invalid
+from .names import NAME_MAX, normalize_name
 
-NAME_MAX = 32
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-#: Unicode categories never allowed anywhere in a name, even where NFKC and
-#: stripping would remove them: control (Cc), format (Cf: bidi overrides,
-#: zero-width characters), surrogates, private use, unassigned, line separators.
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def normalize_name(raw: str, what: str) -> str:
-    """Returns the canonical form of a user or room name, or raises INVALID_ARGUMENT.
-
-    Names are NFKC-normalised and lower-cased, then must be 1-32 characters of
-    ASCII letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit.
-    ASCII only means no lookalike characters: ``\u0430lice`` (a Cyrillic a) is refused,
-    and ``Alice`` and ``alice`` are the same name. Control characters, bidi
-    controls and zero-width characters are refused wherever they are, so a name
-    never displays differently from what it is.
-    """
-    if len(raw) > 8 * NAME_MAX:
-        raise invalid(f"{what} name is longer than {NAME_MAX} characters")
-    if any(unicodedata.category(c) in _HIDDEN for c in raw):
-        raise invalid(f"{what} name {raw!r} holds control or invisible characters")
-    name = unicodedata.normalize("NFKC", raw).strip().lower()
-    if what == "room" and name.startswith("#"):
-        name = name[1:]
-    if not name:
-        raise invalid(f"{what} name is empty")
-    if len(name) > NAME_MAX:
-        raise invalid(f"{what} name is longer than {NAME_MAX} characters")
-    if not _NAME_RE.fullmatch(name):
-        raise invalid(
-            f"{what} name {raw!r} is not allowed: use letters a-z, digits, '_', '.', '-',"
-            " starting with a letter or digit"
-        )
-    return name
-
+__all__ = ["NAME_MAX", "normalize_name"]  # names live in chatrpc.names; kept here for callers
 
 #: The largest seq a store can hold (a signed 64-bit integer, as in SQLite and
 #: Redis): a seq field above it names no message of any conversation.

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import time
-import unicodedata
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.output import ColorDepth
 
 from .client import ChatClient, ClientClosed, SendError, State
+from .names import canonical
 from .v1 import chat_pb2 as pb
 
 #: A message whose text starts with this is an action: ``* nick rest``.
@@ -100,12 +100,6 @@ class Command:
     target: str = ""
     text: str = ""
     count: int = 0
-
-
-def canonical(name: str) -> str:
-    """A room or user name as the server stores it: NFKC, lower case, no ``#``/``@``."""
-    name = unicodedata.normalize("NFKC", name).strip().lower()
-    return name[1:] if name[:1] in ("#", "@") else name
 
 
 def parse_line(line: str) -> Command | None:
