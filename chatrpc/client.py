@@ -148,6 +148,19 @@ async def logout(
     return response
 
 
+async def set_password(
+    ch: grpc.aio.Channel, token: str, current: str, new: str, *, timeout: float = 10.0
+) -> pb.SetPasswordResponse:
+    """Sets or changes the password of the user of ``token``; raises AioRpcError."""
+    stub = pb_grpc.ChatServiceStub(ch)
+    response: pb.SetPasswordResponse = await stub.SetPassword(
+        pb.SetPasswordRequest(current_password=current, new_password=new),
+        metadata=auth_metadata(token),
+        timeout=timeout,
+    )
+    return response
+
+
 def conv_of(msg: pb.Message, me: str) -> str:
     """The client-side conversation key of a message: ``#room`` or ``@peer``."""
     if msg.WhichOneof("target") == "room":

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from .auth import Auth, hash_token
+from .auth import Auth, hash_token, set_password
 from .config import ServerConfig
 from .errors import ChatError, Code
 from .hub import Hub
@@ -144,6 +144,21 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         ended = self.hub.revoke(user, None if request.all_sessions else hash_token(token))
         log.info("logout %s: %d tokens revoked, %d sessions ended", user, revoked, ended)
         return pb.LogoutResponse(revoked_tokens=revoked, ended_sessions=ended)
+
+    @_unary
+    async def SetPassword(
+        self, request: pb.SetPasswordRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetPasswordResponse:
+        change = await set_password(
+            self.auth,
+            _bearer(context),
+            request.current_password,
+            request.new_password,
+            client=_client_address(context),
+        )
+        if change.changed:
+            log.info("password %s for %s", "changed" if change.had_password else "set", change.user)
+        return pb.SetPasswordResponse(had_password=change.had_password, changed=change.changed)
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub.
