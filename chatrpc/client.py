@@ -555,6 +555,17 @@ class ChatClient:
         )
         return response
 
+    async def set_password(
+        self, current: str, new: str, *, timeout: float = 10.0
+    ) -> pb.SetPasswordResponse:
+        """Sets or changes this user's password (``current``: empty if none); raises AioRpcError."""
+        response: pb.SetPasswordResponse = await self._stub().SetPassword(
+            pb.SetPasswordRequest(current_password=current, new_password=new),
+            metadata=auth_metadata(self.token),
+            timeout=timeout,
+        )
+        return response
+
     async def list_directs(self, *, timeout: float = 10.0) -> pb.ListDirectsResponse:
         """The user's DM conversations with their last seq; raises AioRpcError."""
         response: pb.ListDirectsResponse = await self._stub().ListDirects(
