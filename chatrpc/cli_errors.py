@@ -30,7 +30,7 @@ def transport_problem(details: str, *, tls: bool) -> str | None:
     if "hostname lookup" in low or "dns resolution failed" in low or "errors resolving" in low:
         return "no such host"
     if "connection refused" in low:
-        return "connection refused (is chatrpc-server running on that port?)"
+        return "connection refused"
     if "failed to connect to all addresses" in low and "socket closed" in low:
         # The server hung up before the first byte of HTTP/2: what a TLS server
         # does to a plaintext client, and a mutual TLS server to a client

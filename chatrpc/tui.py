@@ -40,6 +40,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.styles import Style
 
 from .cli_errors import reconnect_reason, rpc_failure
 from .client import ChatClient, ClientClosed, SendError, State, new_client_msg_id
@@ -317,8 +318,9 @@ class PendingLine:
     why: str = ""
 
 
-#: How long ``/who``, ``/rooms`` and ``/history`` wait for a lost connection.
-RECONNECT_WAIT = 10.0
+#: How long ``/who``, ``/rooms`` and ``/history`` wait for a lost connection: past
+#: the client's longest reconnect backoff (10 s, +50% jitter).
+RECONNECT_WAIT = 30.0
 
 
 class Conversation:
@@ -374,6 +376,9 @@ class Conversation:
         self.pending: dict[str, PendingLine] = {}
         #: The room a /join is under way for (the prompt shows it).
         self.joining: str | None = None
+        #: Commands typed and not run yet: they wait behind one that waits (a
+        #: /join while the connection is away); the prompt lists them.
+        self.waiting: list[Command] = []
         #: Refusals of a name the server does not allow (piped: exit code 2).
         self.usage_failures = 0
         #: Whether the client uses TLS (for what a failed connection means).
@@ -725,6 +730,18 @@ class Conversation:
 # -- the interactive prompt ---------------------------------------------------------------
 
 
+def _describe(cmd: Command, room: str | None) -> str:
+    """A command waiting to run, as the user would read it (a line: where it goes)."""
+    where = f"#{room}" if room else "(no room)"
+    if cmd.name == "say":
+        return f"{where} {cmd.text}"
+    if cmd.name == "me":
+        return f"{where} * {cmd.text}"
+    if cmd.name == "msg":
+        return f"@{cmd.target} {cmd.text}"
+    return f"/{cmd.name} {cmd.target or (cmd.count or '')}".rstrip()
+
+
 class Prompt:
     """The input line: ``alice #general> ``, with input history.
 
@@ -739,31 +756,55 @@ class Prompt:
         self.session: PromptSession[str] = PromptSession(
             history=InMemoryHistory(),
             color_depth=None if color else ColorDepth.DEPTH_1_BIT,
+            # Lines that wait are listed under the input line, which prompt_toolkit
+            # clears when a line is entered: they never linger in the scrollback.
+            bottom_toolbar=self.waiting,
+            style=Style.from_dict({"bottom-toolbar": "noreverse"}),
         )
 
     def message(self) -> FormattedText:
         """The prompt text, evaluated at every redraw.
 
-        Lines that wait (for the connection, or for the rate limit) are listed
-        above the input line until their echo prints them as messages. During a
-        /join the prompt names the room being joined, where the next line goes.
+        During a /join it names the room being joined, where the next line goes.
         """
         conv = self.conversation
         nick_style = f"bold {PALETTE[nick_color(conv.me)][1]}" if self.color else ""
-        dim = "ansibrightblack" if self.color else ""
         parts: list[tuple[str, str]] = []
-        for line in conv.pending.values():
-            if line.why:
-                why = "waiting for the rate limit" if line.why == "rate limit" else "queued"
-                parts.append((dim, f"… {why}: {line.where} {printable(line.text)}\n"))
         if conv.client.status is State.RECONNECTING:
             parts.append(("ansired" if self.color else "", "(reconnecting) "))
         parts.append((nick_style, conv.me))
-        if conv.joining:
-            parts.append(("", f" #{conv.joining} (joining)> "))
+        room = self._room_after(len(conv.waiting))
+        if room != conv.room:
+            parts.append(("", f" #{room} (joining)> "))
         else:
-            parts.append(("", f" #{conv.room}> " if conv.room else "> "))
+            parts.append(("", f" #{room}> " if room else "> "))
         return FormattedText(parts)
+
+    def _room_after(self, n: int) -> str | None:
+        """The room plain lines go to once the first ``n`` waiting commands ran
+        (a /join or /switch among them moves it; a refused one would not)."""
+        conv = self.conversation
+        room = conv.joining or conv.room
+        for cmd in conv.waiting[:n]:
+            if cmd.name in ("join", "switch"):
+                room = cmd.target
+        return room
+
+    def waiting(self) -> FormattedText:
+        """Under the input line: lines that wait (for the connection or the rate
+        limit) until their echo prints them as messages, and commands not run yet."""
+        conv = self.conversation
+        dim = "ansibrightblack" if self.color else ""
+        lines: list[str] = []
+        for line in conv.pending.values():
+            if line.why:
+                why = "waiting for the rate limit" if line.why == "rate limit" else "queued"
+                lines.append(f"… {why}: {line.where} {printable(line.text)}")
+        lines += [
+            f"… queued: {printable(_describe(cmd, self._room_after(i)))}"
+            for i, cmd in enumerate(conv.waiting)
+        ]
+        return FormattedText([(dim, "\n".join(lines))])
 
     async def read_secret(self, label: str) -> str | None:
         """A line typed without echo (a password), kept in no history; None if abandoned."""
@@ -811,6 +852,8 @@ async def interact(conversation: Conversation, prompt: Prompt) -> None:
     async def work() -> None:
         while True:
             cmd = await queue.get()
+            conversation.waiting.remove(cmd)
+            conversation.on_change()
             await conversation.execute(cmd)
 
     worker = asyncio.create_task(work())
@@ -843,6 +886,7 @@ async def interact(conversation: Conversation, prompt: Prompt) -> None:
             if cmd.name == "password":
                 await change_password(conversation, prompt)
                 continue
+            conversation.waiting.append(cmd)  # listed above the prompt until it runs
             queue.put_nowait(cmd)
     finally:
         for task in (worker, closed):
