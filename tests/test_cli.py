@@ -548,12 +548,6 @@ def test_an_unknown_host_is_said_in_words(client_env):
     assert line == "chatrpc-client: cannot reach nosuchhost.invalid:50051: no such host", line
 
 
-def test_a_refused_connection_is_said_in_words(client_env):
-    address = f"127.0.0.1:{free_port()}"
-    line = one_line_error(run_client(client_env, "--user", "alice", "--server", address), 1)
-    assert line.startswith(f"chatrpc-client: cannot reach {address}: connection refused"), line
-
-
 def test_a_listening_client_says_connection_lost_and_rejoins_quietly(tmp_path, client_env, listen):
     port = free_port()
     db = str(tmp_path / "chat.db")
