@@ -447,7 +447,11 @@ class Conversation:
         elif kind == "error" and not self.interactive:
             # Piped, stdout carries the conversation only: problems go to stderr.
             e = event.error
-            self.problem(f"{pb.Error.Code.Name(e.code)}: {printable(e.message)}")
+            text = f"{pb.Error.Code.Name(e.code)}: {printable(e.message)}"
+            if e.code in (pb.Error.RESOURCE_EXHAUSTED, pb.Error.UNAVAILABLE):
+                self.error(text)  # the client asks again by itself: not a failure
+            else:
+                self.problem(text)
             return
         line = self.formatter.event(event)
         if line is not None:
