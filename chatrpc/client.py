@@ -262,6 +262,8 @@ class _Pending:
     held: bool = False
     retry_at: float = 0.0
     refusals: int = 0
+    #: Whether ``on_held`` was told it waits for the rate limit.
+    told: bool = False
 
 
 #: The wait a refusal names ("rate limit: retry in 0.3 s").
@@ -315,13 +317,20 @@ class ChatClient:
             An ``error`` event that answers a :meth:`send` or :meth:`join` is not
             passed on: that call raises :class:`SendError` with it.
         on_state: called with the new state and why, when the connection changes.
-        on_held: called with a send the server refused for now (a rate limit) and
-            the wait before it is written again; it goes out by itself, in order.
+        on_held: called with a send that waits for the rate limit (the server
+            refused it for now, or it is held behind one that was) and the wait
+            the refusal named (0 behind another); it goes out by itself, in order.
         backoff_initial, backoff_max: reconnect delays (seconds), doubled per
             failed attempt up to the cap, each with +-50% jitter.
         resume_directs: on reconnect, also resume the DM conversations seen.
         channel_options: extra grpc channel arguments.
         security: TLS settings (plaintext if None).
+        ordered: write each send once the one before it was answered (its echo
+            or a refusal), so one the server refuses for now (the rate limit) is
+            retried before any later one can be stored: sends are stored in the
+            order they were made. Costs a round trip per send when many are made
+            at once; without it they are pipelined, and a send already on its
+            way when an earlier one is refused can overtake it.
     """
 
     def __init__(
@@ -339,6 +348,7 @@ class ChatClient:
         resume_directs: bool = True,
         channel_options: list[tuple[str, Any]] | None = None,
         security: ChannelSecurity | None = None,
+        ordered: bool = True,
     ) -> None:
         self.target = target
         self.security = security
@@ -348,6 +358,7 @@ class ChatClient:
         self.on_event = on_event or (lambda event: None)
         self.on_state = on_state or (lambda state, detail: None)
         self.on_held = on_held or (lambda send, delay: None)
+        self.ordered = ordered
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.resume_directs = resume_directs
@@ -483,10 +494,16 @@ class ChatClient:
             send.to_user = to_user
         future: asyncio.Future[pb.Message] = asyncio.get_running_loop().create_future()
         pending = _Pending(send, future)
-        if self._holding():
-            # Behind a send waiting for its retry: written after it, in order.
+        if self._holding() or (self.ordered and self._pending):
+            # Behind a send not answered yet (ordered), or waiting for its retry:
+            # written after it, in order.
+            behind_retry = self._holding()
             pending.held = True
             self._pending[send.client_msg_id] = pending
+            if behind_retry:
+                pending.told = True
+                self.on_held(send, 0.0)
+            self._start_releaser()
             return await future
         self._pending[send.client_msg_id] = pending
         if self._connected.is_set() and self._stream is not None:
@@ -817,10 +834,12 @@ class ChatClient:
             delay = hint if hint is not None else backoff * random.uniform(0.5, 1.5)
             pending.held = True
             pending.retry_at = asyncio.get_running_loop().time() + delay
-            if pending.refusals == 1:
-                self.on_held(pending.send, delay)
-            if self._releaser is None or self._releaser.done():
-                self._releaser = asyncio.create_task(self._release_held())
+            # It waits, and so does every send held behind it.
+            for p in self._pending.values():
+                if p.held and not p.told:
+                    p.told = True
+                    self.on_held(p.send, delay if p is pending else 0.0)
+            self._start_releaser()
             return
         del self._pending[cid]
         if not pending.future.done():
@@ -831,15 +850,24 @@ class ChatClient:
 
     def _holding(self) -> bool:
         """Whether a send waits for a retry: later sends are not written before it."""
-        return any(p.held for p in self._pending.values())
+        return any(p.held and p.refusals for p in self._pending.values())
+
+    def _start_releaser(self) -> None:
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.create_task(self._release_held())
 
     async def _release_held(self) -> None:
-        """Writes held sends again in their order, one at a time, each once the wait
-        its refusal named has passed and the previous one was answered: a later
-        line never overtakes an earlier one waiting for its retry. Sends made
-        meanwhile are held behind them. Ends when nothing is held."""
+        """Writes held sends in their order, one at a time: each once every send
+        written before it was answered and the wait its refusal named (if any) has
+        passed. So a later line never overtakes an earlier one waiting for its
+        retry. Ends when nothing is held."""
         loop = asyncio.get_running_loop()
         while True:
+            # Sends on their way (not held) are answered first; a reconnect
+            # writes them again by itself.
+            while any(not p.held for p in self._pending.values()):
+                self._answered_send.clear()
+                await self._answered_send.wait()
             first = next((p for p in self._pending.values() if p.held), None)
             if first is None:
                 return
@@ -849,15 +877,10 @@ class ChatClient:
             await self._connected.wait()
             stream = self._stream
             if not first.held or first.future.done() or stream is None:
-                continue  # a reconnect wrote it again meanwhile
+                continue
             first.held = False
-            self._answered_send.clear()
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
                 await stream.write(pb.ClientEvent(send=first.send))
-            cid = first.send.client_msg_id
-            while cid in self._pending and not first.held and self._stream is stream:
-                self._answered_send.clear()
-                await self._answered_send.wait()
 
     def _refused(self, asked: tuple[str, str], err: pb.Error) -> bool:
         """What the server refused: a join the caller waits for fails. A room or DM
