@@ -6,16 +6,19 @@ the last ``--context`` messages of a room are shown on joining it.
 
 Piped (otherwise, or with ``--json``): every line is a command or text for the
 current room, the same commands as on a terminal (``/msg USER TEXT`` sends a DM,
-``/join ROOM`` joins and switches room...); received events print one per line;
-at the end of input the client waits for the echo of each line it sent, then
-exits. ``--listen`` stays connected and prints until interrupted.
+``/join ROOM`` joins and switches room...); lines go out in order at the rate
+the server allows; received events print one per line on stdout, problems once
+each on stderr; at the end of input the client waits for the echo of each line
+it sent, then exits. ``--listen`` stays connected and prints until interrupted,
+logging in again if a reconnect finds its token unknown.
 
 Both reconnect by themselves with backoff and resume every room and DM from
 the last seq seen, saying so (on stderr when piped).
 
 Exit codes: 0 ok (also when left with /quit, Ctrl-D, Ctrl-C, SIGINT or SIGTERM),
 1 server or connection failure (or, piped, a line that could not be sent),
-2 usage. Errors are one line on stderr, never a traceback.
+2 usage (also a room name the server refuses, and an unset or empty
+``--password-env`` variable). Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
