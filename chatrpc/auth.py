@@ -72,6 +72,13 @@ class LoginResult:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    user: str
+    had_password: bool
+    changed: bool
+
+
 class Auth:
     """Claims names and checks tokens against the store.
 
@@ -220,3 +227,34 @@ class Auth:
         if all_sessions:
             return user, await self.store.revoke_tokens(user)
         return user, int(await self.store.revoke_token(hash_token(token)))
+
+    async def set_password(
+        self, token: str, current: str, new: str, *, client: str = ""
+    ) -> PasswordChange:
+        """Sets or changes the password of the user of ``token``.
+
+        An account with a password needs it in ``current``: a wrong one is
+        UNAUTHENTICATED and counts as a failed attempt of ``client``, like a wrong
+        Login password. An empty or overlong ``new`` is INVALID_ARGUMENT. The user's
+        tokens stay valid.
+        """
+        user = await self.authenticate(token, client=client)
+        if not new:
+            raise invalid("the new password is empty")
+        if len(new) > MAX_PASSWORD or len(current) > MAX_PASSWORD:
+            raise invalid(f"password is longer than {MAX_PASSWORD} characters")
+        self._check_password_debt(client, user)
+        account = await self.store.get_account(user)
+        if account is None:  # pragma: no cover - a token outlived its account
+            raise ChatError(Code.UNAUTHENTICATED, "no such account: log in again")
+        had = account.password_hash is not None
+        if account.password_hash is not None:
+            if not await asyncio.to_thread(verify_password, current, account.password_hash):
+                self._password_failed(client, user)
+                raise ChatError(Code.UNAUTHENTICATED, f"wrong password for {user!r}")
+            if current == new:
+                return PasswordChange(user, had_password=True, changed=False)
+        pw_hash = await asyncio.to_thread(hash_password, new)
+        if not await self.store.set_password(user, pw_hash):  # pragma: no cover - as above
+            raise ChatError(Code.UNAUTHENTICATED, "no such account: log in again")
+        return PasswordChange(user, had_password=had, changed=True)

@@ -6,16 +6,19 @@ the last ``--context`` messages of a room are shown on joining it.
 
 Piped (otherwise, or with ``--json``): every line is a command or text for the
 current room, the same commands as on a terminal (``/msg USER TEXT`` sends a DM,
-``/join ROOM`` joins and switches room...); received events print one per line;
-at the end of input the client waits for the echo of each line it sent, then
-exits. ``--listen`` stays connected and prints until interrupted.
+``/join ROOM`` joins and switches room...); lines go out in order at the rate
+the server allows; received events print one per line on stdout, problems once
+each on stderr; at the end of input the client waits for the echo of each line
+it sent, then exits. ``--listen`` stays connected and prints until interrupted,
+logging in again if a reconnect finds its token unknown.
 
 Both reconnect by themselves with backoff and resume every room and DM from
 the last seq seen, saying so (on stderr when piped).
 
 Exit codes: 0 ok (also when left with /quit, Ctrl-D, Ctrl-C, SIGINT or SIGTERM),
 1 server or connection failure (or, piped, a line that could not be sent),
-2 usage. Errors are one line on stderr, never a traceback.
+2 usage (also a room name the server refuses, and an unset or empty
+``--password-env`` variable). Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -43,7 +46,16 @@ import grpc
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from . import __version__
-from .client import ChannelSecurity, ChatClient, ClientClosed, SendError, channel, login
+from .cli_errors import transport_problem
+from .client import (
+    ChannelSecurity,
+    ChatClient,
+    ClientClosed,
+    SendError,
+    channel,
+    login,
+    set_password,
+)
 from .names import canonical
 from .tui import (
     CONTEXT_DEFAULT,
@@ -55,6 +67,7 @@ from .tui import (
     interact,
     parse_line,
 )
+from .v1 import chat_pb2 as pb
 
 PROG = "chatrpc-client"
 DEFAULT_SERVER = "localhost:50051"
@@ -106,19 +119,16 @@ class TokenFile:
         os.replace(tmp, self.path)
 
 
-def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str) -> str:
+def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str, *, tls: bool = False) -> str:
+    """One line for a failed call to ``server``: what went wrong, and what to do."""
     details = exc.details() or ""
-    low = details.lower()
-    if "certificate_verify_failed" in low or "handshake failed" in low:
-        return (
-            f"cannot reach {server}: TLS handshake failed (is the server's certificate"
-            " trusted? --tls-ca names its CA)"
-        )
-    if exc.code() == grpc.StatusCode.UNAVAILABLE and (
-        "connect" in details.lower() or "refused" in details.lower() or "dns" in details.lower()
-    ):
-        reason = "connection refused" if "refused" in details.lower() else details
-        return f"cannot reach {server}: {reason}"
+    problem = (
+        transport_problem(details, tls=tls)
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN)
+        else None
+    )
+    if problem is not None:
+        return f"cannot reach {server}: {problem}"
     return f"{server}: {details or exc.code().name}"
 
 
@@ -128,23 +138,63 @@ async def obtain_token(
     password: str,
     tokens: TokenFile,
     security: ChannelSecurity | None = None,
+    *,
+    new_password: str = "",
+    stored: bool = True,
 ) -> tuple[str, str]:
-    """Logs in with the stored token, or claims the name; returns (user, token)."""
-    stored = tokens.get(server, user.lower())
+    """Logs in with the stored token, or claims the name; returns (user, token).
+
+    With ``password`` and a stored token, the token logs in and the password is
+    then made sure of: set if the account had none (said on stderr), refused as
+    wrong if it has another. ``new_password`` sets or changes the password
+    afterwards (``password`` is the current one). ``stored=False`` ignores the
+    stored token (it is known to be refused).
+    """
+    token = tokens.get(server, user.lower()) if stored else ""
     ch = channel(server, security=security)
+    tls = security is not None
     try:
         try:
-            response = await login(ch, user, password=password, token=stored)
+            response = await login(ch, user, password=password, token=token)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.UNAUTHENTICATED):
                 raise Fatal(exc.details() or "login refused") from None
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise Fatal(exc.details() or "invalid name", 2) from None
-            raise Fatal(describe_rpc_error(exc, server)) from None
+            raise Fatal(describe_rpc_error(exc, server, tls=tls)) from None
+        tokens.put(server, response.user, response.token)
+        if password and token and not response.created:
+            await _ensure_password(ch, response, password, password, server, tls)
+        if new_password:
+            await _ensure_password(ch, response, password, new_password, server, tls)
     finally:
         await ch.close()
-    tokens.put(server, response.user, response.token)
     return response.user, response.token
+
+
+async def _ensure_password(
+    ch: grpc.aio.Channel,
+    account: pb.LoginResponse,
+    current: str,
+    new: str,
+    server: str,
+    tls: bool,
+) -> None:
+    """Sets the account's password to ``new``, proving ``current``; says what changed."""
+    try:
+        change = await set_password(ch, account.token, current, new)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise Fatal(
+                f"wrong password for {account.user!r}: --password-env must give its current"
+                " password"
+            ) from None
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            raise Fatal(exc.details() or "password refused", 2) from None
+        raise Fatal(describe_rpc_error(exc, server, tls=tls)) from None
+    if change.changed:
+        what = "changed" if change.had_password else "set"
+        _stderr(f"password {what} for {account.user}")
 
 
 def _count(text: str) -> int:
@@ -203,7 +253,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--password-env",
         metavar="VAR",
-        help="read the account password from this environment variable",
+        help="read the account password from this environment variable: it protects a"
+        " new name, proves a taken one, and is set on an account that has none",
+    )
+    p.add_argument(
+        "--new-password-env",
+        metavar="VAR",
+        help="set or change the account's password to the one in this environment"
+        " variable (--password-env gives the current one, if any)",
     )
     tls = p.add_argument_group("TLS (plaintext unless one of these is given)")
     tls.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
@@ -223,6 +280,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.room:
         p.error("--room must name a room")
     return args
+
+
+def _password_from(var: str | None, option: str) -> str:
+    """The password in environment variable ``var`` (none without the option).
+
+    Raises:
+        Fatal: (usage) the variable is unset or empty: never taken as "no password".
+    """
+    if not var:
+        return ""
+    value = os.environ.get(var)
+    if value is None:
+        raise Fatal(f"{option} {var}: the environment variable {var} is not set", 2)
+    if not value:
+        raise Fatal(f"{option} {var}: {var} is empty, and an empty password is refused", 2)
+    return value
 
 
 class LineReader:
@@ -290,10 +363,6 @@ def _stderr(line: str) -> None:
     print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
-def _password(args: argparse.Namespace) -> str:
-    return os.environ.get(args.password_env, "") if args.password_env else ""
-
-
 async def _start(client: ChatClient, server: str) -> None:
     try:
         await client.start()
@@ -306,13 +375,19 @@ async def _join_first_room(conversation: Conversation, room: str) -> None:
     try:
         await conversation.join(room, conversation.context, refusal=True)
     except SendError as exc:
-        raise Fatal(f"cannot join #{room}: {exc.error.message}", 2) from None
+        usage = exc.error.code == pb.Error.INVALID_ARGUMENT
+        raise Fatal(f"cannot join #{room}: {exc.error.message}", 2 if usage else 1) from None
 
 
 async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     """Sends the lines of ``stdin``, prints events to ``out``; returns the exit code."""
     user, token = await obtain_token(
-        args.server, args.user, _password(args), TokenFile(), args.security
+        args.server,
+        args.user,
+        args.password,
+        TokenFile(),
+        args.security,
+        new_password=args.new_password,
     )
     client = ChatClient(args.server, user, token, security=args.security)
     body = asyncio.current_task()
@@ -349,24 +424,61 @@ async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
                 break
         await conversation.finish()
         if args.listen:
-            await client.wait_closed()
+            client = await _listen(args, conversation)
     except asyncio.CancelledError:
         interrupted = True
         raise
     except ClientClosed as exc:
         raise Fatal(f"{args.server}: {exc.details}") from None
     finally:
+        client = conversation.client
         if interrupted:
             await client.aclose()
         else:
             await client.close()
+    if conversation.usage_failures:
+        return 2
     return 1 if conversation.failures else 0
+
+
+#: What a session ended by a Logout says: that token was revoked on purpose.
+_REVOKED_LIVE = "token revoked"
+
+
+async def _listen(args: argparse.Namespace, conversation: Conversation) -> ChatClient:
+    """Stays connected until interrupted. A reconnect the server refuses for the
+    token (a server whose store was reset no longer knows it) logs in again, as
+    the first run did: the name is claimed again if free, or proved with
+    --password-env; the new session resumes where the old one stopped. A session
+    ended by a Logout (its token revoked) stops."""
+    client = conversation.client
+    while True:
+        try:
+            await client.wait_closed()
+            return client
+        except ClientClosed as exc:
+            if exc.code != grpc.StatusCode.UNAUTHENTICATED or exc.details.startswith(_REVOKED_LIVE):
+                raise
+            _stderr(f"logging in again ({exc.details})")
+        user, token = await obtain_token(
+            args.server, client.user, args.password, TokenFile(), args.security, stored=False
+        )
+        state = client.state
+        await client.aclose()
+        client = ChatClient(args.server, user, token, security=args.security, state=state)
+        conversation.attach(client)
+        await _start(client, args.server)
 
 
 async def run_interactive(args: argparse.Namespace) -> int:
     """The prompt on a terminal, until /quit, Ctrl-D or Ctrl-C; returns the exit code."""
     user, token = await obtain_token(
-        args.server, args.user, _password(args), TokenFile(), args.security
+        args.server,
+        args.user,
+        args.password,
+        TokenFile(),
+        args.security,
+        new_password=args.new_password,
     )
     color = colors_wanted(sys.stdout)
     client = ChatClient(args.server, user, token, security=args.security)
@@ -428,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         # A stray invalid byte in piped input is not worth dying for.
         sys.stdin.reconfigure(errors="replace")
     try:
+        args.password = _password_from(args.password_env, "--password-env")
+        args.new_password = _password_from(args.new_password_env, "--new-password-env")
         return asyncio.run(_main(args, interactive))
     except Fatal as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

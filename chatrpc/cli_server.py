@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import SERVER_GRPC_EXPERIMENTS, __version__
+from . import SERVER_GRPC_EXPERIMENTS, __version__, dblock
 
 # grpc core logs to stderr on its own (e.g. a second line when the port is taken);
 # the server reports what matters itself. GRPC_VERBOSITY=debug brings it back.
@@ -191,6 +191,9 @@ async def run(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    db = dblock.sqlite_path(config.store_url())
+    if db is not None and (warning := dblock.claim(db)) is not None:
+        log.warning("%s", warning)
     server = ChatServer(config)
     # kill -USR1 <pid> logs what every session and task is doing.
     loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("state:\n%s", server.describe()))

@@ -22,6 +22,7 @@ import enum
 import logging
 import os
 import random
+import re
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -150,6 +151,19 @@ async def logout(
     return response
 
 
+async def set_password(
+    ch: grpc.aio.Channel, token: str, current: str, new: str, *, timeout: float = 10.0
+) -> pb.SetPasswordResponse:
+    """Sets or changes the password of the user of ``token``; raises AioRpcError."""
+    stub = pb_grpc.ChatServiceStub(ch)
+    response: pb.SetPasswordResponse = await stub.SetPassword(
+        pb.SetPasswordRequest(current_password=current, new_password=new),
+        metadata=auth_metadata(token),
+        timeout=timeout,
+    )
+    return response
+
+
 def conv_of(msg: pb.Message, me: str) -> str:
     """The client-side conversation key of a message: ``#room`` or ``@peer``."""
     if msg.WhichOneof("target") == "room":
@@ -240,10 +254,33 @@ class State(enum.Enum):
 
 @dataclass(slots=True)
 class _Pending:
-    """A send not yet acknowledged by its echo."""
+    """A send not yet acknowledged by its echo.
+
+    ``held`` while it waits (until ``retry_at``, loop time) to be written again
+    after a refusal that may pass (a rate limit); ``refusals`` counts those.
+    """
 
     send: pb.Send
     future: asyncio.Future[pb.Message]
+    held: bool = False
+    retry_at: float = 0.0
+    refusals: int = 0
+    #: Whether ``on_held`` was told it waits for the rate limit.
+    told: bool = False
+
+
+#: The wait a refusal names ("rate limit: retry in 0.3 s").
+_RETRY_HINT = re.compile(r"retry in (\d+(?:\.\d+)?) ?s\b")
+
+#: How many times in a row one send refused for a reason that may pass (a rate
+#: limit, a store that is away) is written again before it fails for good.
+SEND_RETRIES = 100
+
+
+def retry_delay(message: str) -> float | None:
+    """The wait in seconds a refusal's message hints at, if it names one."""
+    match = _RETRY_HINT.search(message)
+    return float(match.group(1)) if match else None
 
 
 @dataclass
@@ -280,11 +317,23 @@ class ChatClient:
         on_event: called with every event to show, in order, once per message (a
             DM sent while the client resumes can come before the older ones the
             resume fills in); also with ``None`` when the connection state changes.
+            An ``error`` event that answers a :meth:`send` or :meth:`join` is not
+            passed on: that call raises :class:`SendError` with it.
+        on_state: called with the new state and why, when the connection changes.
+        on_held: called with a send that waits for the rate limit (the server
+            refused it for now, or it is held behind one that was) and the wait
+            the refusal named (0 behind another); it goes out by itself, in order.
         backoff_initial, backoff_max: reconnect delays (seconds), doubled per
             failed attempt up to the cap, each with +-50% jitter.
         resume_directs: on reconnect, also resume the DM conversations seen.
         channel_options: extra grpc channel arguments.
         security: TLS settings (plaintext if None).
+        ordered: write each send once the one before it was answered (its echo
+            or a refusal), so one the server refuses for now (the rate limit) is
+            retried before any later one can be stored: sends are stored in the
+            order they were made. Costs a round trip per send when many are made
+            at once; without it they are pipelined, and a send already on its
+            way when an earlier one is refused can overtake it.
     """
 
     def __init__(
@@ -295,12 +344,14 @@ class ChatClient:
         *,
         on_event: Callable[[pb.ServerEvent], None] | None = None,
         on_state: Callable[[State, str], None] | None = None,
+        on_held: Callable[[pb.Send, float], None] | None = None,
         state: ClientState | None = None,
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         resume_directs: bool = True,
         channel_options: list[tuple[str, Any]] | None = None,
         security: ChannelSecurity | None = None,
+        ordered: bool = True,
     ) -> None:
         self.target = target
         self.security = security
@@ -309,6 +360,8 @@ class ChatClient:
         self.state = state or ClientState()
         self.on_event = on_event or (lambda event: None)
         self.on_state = on_state or (lambda state, detail: None)
+        self.on_held = on_held or (lambda send, delay: None)
+        self.ordered = ordered
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.resume_directs = resume_directs
@@ -342,6 +395,10 @@ class ChatClient:
         #: Resumes refused in a row on this session, per conversation (a refusal
         #: that may pass is asked for again a few times, then given up).
         self._refusals: dict[str, int] = {}
+        #: Writes held sends again, one at a time and in order (see _release_held).
+        self._releaser: asyncio.Task[None] | None = None
+        #: Set whenever a pending send is answered (echo or refusal).
+        self._answered_send = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -372,6 +429,8 @@ class ChatClient:
     async def aclose(self) -> None:
         """Stops at once, without waiting for anything."""
         self._closing = True
+        if self._releaser is not None:
+            self._releaser.cancel()
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, ClientClosed):
@@ -437,15 +496,39 @@ class ChatClient:
         else:
             send.to_user = to_user
         future: asyncio.Future[pb.Message] = asyncio.get_running_loop().create_future()
-        self._pending[send.client_msg_id] = _Pending(send, future)
+        pending = _Pending(send, future)
+        if self._holding() or (self.ordered and self._pending):
+            # Behind a send not answered yet (ordered), or waiting for its retry:
+            # written after it, in order.
+            behind_retry = self._holding()
+            pending.held = True
+            self._pending[send.client_msg_id] = pending
+            if behind_retry:
+                pending.told = True
+                self.on_held(send, 0.0)
+            self._start_releaser()
+            return await future
+        self._pending[send.client_msg_id] = pending
         if self._connected.is_set() and self._stream is not None:
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
                 await self._stream.write(pb.ClientEvent(send=send))
         return await future
 
-    def submit(self, text: str, *, room: str = "", to_user: str = "") -> asyncio.Future[pb.Message]:
+    def submit(
+        self, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
+    ) -> asyncio.Future[pb.Message]:
         """Like :meth:`send` but returns at once with a future for the echo."""
-        return asyncio.ensure_future(self.send(text, room=room, to_user=to_user))
+        return asyncio.ensure_future(
+            self.send(text, room=room, to_user=to_user, client_msg_id=client_msg_id)
+        )
+
+    async def wait_connected(self) -> None:
+        """Returns once a session is up (at once if it is)."""
+        await self._connected.wait()
+
+    def pending_sends(self) -> list[pb.Send]:
+        """Sends not acknowledged yet, in the order they were made."""
+        return [p.send for p in self._pending.values()]
 
     # -- one-off calls on the same connection ---------------------------------------------
 
@@ -489,6 +572,17 @@ class ChatClient:
         """Who is online in ``room``; raises AioRpcError."""
         response: pb.ListMembersResponse = await self._stub().ListMembers(
             pb.ListMembersRequest(room=room), metadata=auth_metadata(self.token), timeout=timeout
+        )
+        return response
+
+    async def set_password(
+        self, current: str, new: str, *, timeout: float = 10.0
+    ) -> pb.SetPasswordResponse:
+        """Sets or changes this user's password (``current``: empty if none); raises AioRpcError."""
+        response: pb.SetPasswordResponse = await self._stub().SetPassword(
+            pb.SetPasswordRequest(current_password=current, new_password=new),
+            metadata=auth_metadata(self.token),
+            timeout=timeout,
         )
         return response
 
@@ -545,6 +639,7 @@ class ChatClient:
             if not p.future.done():
                 p.future.set_exception(exc)
         self._pending.clear()
+        self._answered_send.set()
         for f in self._joined.values():
             if not f.done():
                 f.set_exception(exc)
@@ -601,7 +696,8 @@ class ChatClient:
         # Unacknowledged sends go again with their ids: the server stores each once.
         resent = set(self._pending)
         for p in list(self._pending.values()):
-            await stream.write(pb.ClientEvent(send=p.send))
+            if not p.held:  # held ones wait for their retry (see _release_held)
+                await stream.write(pb.ClientEvent(send=p.send))
         # The server sends its headers as soon as it accepted the session.
         await stream.call.initial_metadata()
         if stream.call.done():
@@ -610,7 +706,7 @@ class ChatClient:
         # Sends made while the ones above were written went nowhere: send them now
         # (from here on, send() writes by itself).
         for cid, p in list(self._pending.items()):
-            if cid not in resent:
+            if cid not in resent and not p.held:
                 await stream.write(pb.ClientEvent(send=p.send))
 
     async def _direct_resume_points(self) -> dict[str, int]:
@@ -676,6 +772,8 @@ class ChatClient:
             )
             if pending is not None and not pending.future.done():
                 pending.future.set_result(msg)
+            if pending is not None:
+                self._answered_send.set()
             held = self._filling.get(conv)
             if held is not None:
                 held.append(event)  # shown once the gap before it is filled
@@ -718,13 +816,13 @@ class ChatClient:
             self._answered(("leave", "#" + event.left.room))
         elif kind == "error":
             err = event.error
-            pending = self._pending.pop(err.client_msg_id, None) if err.client_msg_id else None
-            if pending is not None and not pending.future.done():
-                pending.future.set_exception(SendError(err))
-            elif not err.client_msg_id and self._asked:
-                # The server answers joins, resumes and leaves in order, each with
-                # joined/left or with an error without client_msg_id.
-                self._refused(self._asked.popleft(), err)
+            pending = self._pending.get(err.client_msg_id) if err.client_msg_id else None
+            if pending is not None:
+                # The caller of send() hears of it (or it is sent again): not shown twice.
+                self._send_refused(pending, err)
+                return
+            if not err.client_msg_id and self._asked and self._refused(self._asked.popleft(), err):
+                return  # the caller of join() hears of it
         self.on_event(event)
 
     def _settled(self, ack: pb.Ack) -> None:
@@ -745,7 +843,73 @@ class ChatClient:
         with contextlib.suppress(ValueError):
             self._asked.remove(asked)
 
-    def _refused(self, asked: tuple[str, str], err: pb.Error) -> None:
+    def _send_refused(self, pending: _Pending, err: pb.Error) -> None:
+        """A refused send fails its caller, or, when the refusal may pass (a rate
+        limit; a store that is away), is held and written again after the hinted
+        wait (a capped backoff without a hint), with its ``client_msg_id``. Sends
+        after a held one wait behind it (see :meth:`_release_held`)."""
+        self._answered_send.set()
+        cid = pending.send.client_msg_id
+        pending.refusals += 1
+        if (
+            err.code in (pb.Error.RESOURCE_EXHAUSTED, pb.Error.UNAVAILABLE)
+            and pending.refusals <= SEND_RETRIES
+            and not self._closing_now()
+        ):
+            hint = retry_delay(err.message)
+            backoff = min(self.backoff_max, self.backoff_initial * 2 ** (pending.refusals - 1))
+            delay = hint if hint is not None else backoff * random.uniform(0.5, 1.5)
+            pending.held = True
+            pending.retry_at = asyncio.get_running_loop().time() + delay
+            # It waits, and so does every send held behind it.
+            for p in self._pending.values():
+                if p.held and not p.told:
+                    p.told = True
+                    self.on_held(p.send, delay if p is pending else 0.0)
+            self._start_releaser()
+            return
+        del self._pending[cid]
+        if not pending.future.done():
+            pending.future.set_exception(SendError(err))
+
+    def _closing_now(self) -> bool:
+        return self._closing and self.status is State.CLOSED
+
+    def _holding(self) -> bool:
+        """Whether a send waits for a retry: later sends are not written before it."""
+        return any(p.held and p.refusals for p in self._pending.values())
+
+    def _start_releaser(self) -> None:
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.create_task(self._release_held())
+
+    async def _release_held(self) -> None:
+        """Writes held sends in their order, one at a time: each once every send
+        written before it was answered and the wait its refusal named (if any) has
+        passed. So a later line never overtakes an earlier one waiting for its
+        retry. Ends when nothing is held."""
+        loop = asyncio.get_running_loop()
+        while True:
+            # Sends on their way (not held) are answered first; a reconnect
+            # writes them again by itself.
+            while any(not p.held for p in self._pending.values()):
+                self._answered_send.clear()
+                await self._answered_send.wait()
+            first = next((p for p in self._pending.values() if p.held), None)
+            if first is None:
+                return
+            delay = first.retry_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._connected.wait()
+            stream = self._stream
+            if not first.held or first.future.done() or stream is None:
+                continue
+            first.held = False
+            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                await stream.write(pb.ClientEvent(send=first.send))
+
+    def _refused(self, asked: tuple[str, str], err: pb.Error) -> bool:
         """What the server refused: a join the caller waits for fails. A room or DM
         being resumed is asked for again on this session, after a backoff, when the
         refusal may pass (a rate limit: a user with many conversations resumes more
@@ -754,12 +918,12 @@ class ChatClient:
         messages wait above the gap (``ahead``), so nothing is skipped."""
         what, conv = asked
         if what == "leave":
-            return
+            return False
         future = self._joined.pop(conv[1:], None) if what == "join" else None
         if future is not None:
             if not future.done():
                 future.set_exception(SendError(err))
-            return
+            return True
         refusals = self._refusals[conv] = self._refusals.get(conv, 0) + 1
         if (
             err.code in (pb.Error.RESOURCE_EXHAUSTED, pb.Error.UNAVAILABLE)
@@ -767,12 +931,13 @@ class ChatClient:
         ):
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (refusals - 1))
             self._session_task(self._ask_again(asked, delay * random.uniform(0.5, 1.5)))
-            return
+            return False
         log.warning("resuming %s was refused (%s): giving it up", conv, err.message)
         self._refusals.pop(conv, None)
         if what == "join" and conv[1:] in self.state.rooms:
             self.state.rooms.remove(conv[1:])
         self._resuming.pop(conv, None)
+        return False
 
     async def _ask_again(self, asked: tuple[str, str], delay: float) -> None:
         """Writes a refused room join or DM resume again after ``delay`` seconds."""

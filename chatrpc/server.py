@@ -135,6 +135,20 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         log.info("logout %s: %d tokens revoked, %d sessions ended", user, revoked, ended)
         return pb.LogoutResponse(revoked_tokens=revoked, ended_sessions=ended)
 
+    @_unary
+    async def SetPassword(
+        self, request: pb.SetPasswordRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetPasswordResponse:
+        change = await self.auth.set_password(
+            _bearer(context),
+            request.current_password,
+            request.new_password,
+            client=_client_address(context),
+        )
+        if change.changed:
+            log.info("password %s for %s", "changed" if change.had_password else "set", change.user)
+        return pb.SetPasswordResponse(had_password=change.had_password, changed=change.changed)
+
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub."""
         user = await self._user(context)

@@ -39,8 +39,10 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.styles import Style
 
-from .client import ChatClient, ClientClosed, SendError, State
+from .cli_errors import reconnect_reason, rpc_failure
+from .client import ChatClient, ClientClosed, SendError, State, new_client_msg_id
 from .names import canonical
 from .v1 import chat_pb2 as pb
 
@@ -68,6 +70,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "who": ("/who [ROOM]", "who is online in ROOM (default: the current room)"),
     "rooms": ("/rooms", "list the rooms on the server"),
     "history": ("/history [N]", f"the last N messages of this room (default {HISTORY_DEFAULT})"),
+    "password": ("/password", "set or change your password (asked for, not shown)"),
     "help": ("/help", "this list"),
     "quit": ("/quit", "leave (Ctrl-D and Ctrl-C too)"),
 }
@@ -288,12 +291,30 @@ def _conv_of_event(event: pb.ServerEvent, me: str) -> str:
 # -- running commands ---------------------------------------------------------------------
 
 
-def rpc_problem(exc: grpc.aio.AioRpcError) -> str:
+def rpc_problem(exc: grpc.aio.AioRpcError, *, tls: bool = False) -> str:
     """A one-line account of a failed call."""
-    details: str = exc.details() or ""
-    if exc.code() == grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
-        return "cannot reach the server"
-    return details or str(exc.code().name)
+    return rpc_failure(exc, tls=tls)
+
+
+@dataclass
+class PendingLine:
+    """A line sent but not echoed yet, shown under the messages until it is.
+
+    Attributes:
+        where: ``#room`` or ``@user``.
+        text: what was sent.
+        why: why it waits: ``queued`` (no connection) or ``rate limit``; empty
+            while it is simply on its way.
+    """
+
+    where: str
+    text: str
+    why: str = ""
+
+
+#: How long ``/who``, ``/rooms`` and ``/history`` wait for a lost connection: past
+#: the client's longest reconnect backoff (10 s, +50% jitter).
+RECONNECT_WAIT = 30.0
 
 
 class Conversation:
@@ -345,8 +366,26 @@ class Conversation:
         self._announced: set[str] = set()
         # The server's history epoch: a new one means its history was reset.
         self._epoch = ""
+        #: Lines sent and not echoed yet, by client_msg_id, in the order sent.
+        self.pending: dict[str, PendingLine] = {}
+        #: The room a /join is under way for (the prompt shows it).
+        self.joining: str | None = None
+        #: Commands typed and not run yet: they wait behind one that waits (a
+        #: /join while the connection is away); the prompt lists them.
+        self.waiting: list[Command] = []
+        #: Refusals of a name the server does not allow (piped: exit code 2).
+        self.usage_failures = 0
+        #: Whether the client uses TLS (for what a failed connection means).
+        self.tls = client.security is not None
+        self.client = client
+        self.attach(client)
+
+    def attach(self, client: ChatClient) -> None:
+        """Shows what ``client`` receives (also a new client after logging in again)."""
+        self.client = client
         client.on_event = self.on_event
         client.on_state = self.on_state
+        client.on_held = self.on_held
 
     # -- output ------------------------------------------------------------------------
 
@@ -360,12 +399,13 @@ class Conversation:
         if self.interactive:
             self.emit(self.formatter.info(text))
 
-    def problem(self, text: str) -> None:
-        """Something the user asked for did not work."""
+    def problem(self, text: str, *, usage: bool = False) -> None:
+        """Something the user asked for did not work (``usage``: a name not allowed)."""
         if self.interactive:
             self.emit(self.formatter.warning(text))
         else:
             self.failures += 1
+            self.usage_failures += usage
             self.error(text)
 
     def _emit_json(self, key: str, message: ProtoMessage) -> None:
@@ -389,7 +429,7 @@ class Conversation:
             j = event.joined
             reset = bool(self._epoch) and j.epoch != self._epoch
             self._epoch = j.epoch
-            if self.interactive and j.room in self._announced:
+            if j.room in self._announced:
                 # Back after a reconnect (the client replays what was missed): say
                 # so only if something cannot be replayed.
                 if reset:
@@ -398,6 +438,15 @@ class Conversation:
             self._announced.add(j.room)
         elif kind == "left":
             self._announced.discard(event.left.room)
+        elif kind == "error" and not self.interactive:
+            # Piped, stdout carries the conversation only: problems go to stderr.
+            e = event.error
+            text = f"{pb.Error.Code.Name(e.code)}: {printable(e.message)}"
+            if e.code in (pb.Error.RESOURCE_EXHAUSTED, pb.Error.UNAVAILABLE):
+                self.error(text)  # the client asks again by itself: not a failure
+            else:
+                self.problem(text)
+            return
         line = self.formatter.event(event)
         if line is not None:
             self.emit(line)
@@ -413,16 +462,27 @@ class Conversation:
     def on_state(self, state: State, detail: str) -> None:
         """The client's state callback: says when the connection drops and comes back."""
         if state is State.RECONNECTING:
+            why = reconnect_reason(detail, tls=self.tls)
             if self.interactive:
-                self.emit(self.formatter.warning(f"reconnecting... ({detail})"))
+                self.emit(self.formatter.warning(f"reconnecting... ({why})"))
             else:
-                self.error(f"reconnecting ({detail})")
+                self.error(f"reconnecting ({why})")
         elif state is State.CONNECTED and detail == "reconnected":
             if self.interactive:
                 self.emit(self.formatter.info("reconnected"))
             else:
                 self.error("reconnected")
+        if state is not State.CONNECTED:
+            for line in self.pending.values():
+                line.why = line.why or "queued"
         self.on_change()
+
+    def on_held(self, send: pb.Send, delay: float) -> None:
+        """The client's callback for a send refused for now: it waits, then goes out."""
+        line = self.pending.get(send.client_msg_id)
+        if line is not None:
+            line.why = "rate limit"
+            self.on_change()
 
     # -- commands ----------------------------------------------------------------------
 
@@ -435,7 +495,7 @@ class Conversation:
         try:
             return await self._execute(cmd)
         except grpc.aio.AioRpcError as exc:
-            self.problem(f"/{cmd.name} failed: {rpc_problem(exc)}")
+            self.problem(f"/{cmd.name} failed: {rpc_problem(exc, tls=self.tls)}")
         except TimeoutError:
             self.problem(f"/{cmd.name} failed: no answer from the server")
         return True
@@ -444,15 +504,20 @@ class Conversation:
         name = cmd.name
         if name == "quit":
             return False
-        if name in ("who", "rooms", "history") and self.sends:
-            # Piped: what a script asks about reflects the lines it sent before.
-            await asyncio.gather(*self.sends, return_exceptions=True)
+        if name in ("who", "rooms", "history"):
+            if self.sends:
+                # Piped: what a script asks about reflects the lines it sent before.
+                await asyncio.gather(*self.sends, return_exceptions=True)
+            if not await self._online(name):
+                return True
         if name == "say":
             self.say(cmd.text)
         elif name == "me":
             self.say(ACTION + cmd.text)
         elif name == "msg":
-            self._track(self.client.submit(cmd.text, to_user=cmd.target))
+            self._submit(cmd.text, to_user=cmd.target)
+        elif name == "password":
+            self.problem("/password works at the prompt; a script uses --new-password-env VAR")
         elif name == "join":
             await self.join(cmd.target, self.context)
         elif name == "leave":
@@ -469,19 +534,51 @@ class Conversation:
             self.help()
         return True
 
+    async def _online(self, name: str) -> bool:
+        """Waits (a while) for the connection a call needs; says so once if it stays away."""
+        if self.client.status is State.CONNECTED:
+            return True
+        self.notice(f"/{name} waits for the connection to come back")
+        try:
+            await asyncio.wait_for(self.client.wait_connected(), RECONNECT_WAIT)
+        except TimeoutError:
+            self.problem(f"/{name}: the server is unreachable (still reconnecting); try later")
+            return False
+        return True
+
     def say(self, text: str) -> None:
         """Sends ``text`` to the current room."""
         if self.room is None:
             self.problem("you are in no room: /join ROOM first")
             return
-        self._track(self.client.submit(text, room=self.room))
+        self._submit(text, room=self.room)
 
-    def _track(self, future: asyncio.Future[pb.Message]) -> None:
-        if self.interactive:
-            # The refusal was shown as an error event; only collect the outcome.
-            future.add_done_callback(_consume)
-        else:
+    def _submit(self, text: str, *, room: str = "", to_user: str = "") -> None:
+        """Sends a line; it is pending (shown as such) until its echo comes."""
+        cid = new_client_msg_id()
+        connected = self.client.status is State.CONNECTED
+        line = PendingLine(
+            "#" + room if room else "@" + to_user, text, "" if connected else "queued"
+        )
+        self.pending[cid] = line
+        future = self.client.submit(text, room=room, to_user=to_user, client_msg_id=cid)
+        future.add_done_callback(lambda f: self._sent(cid, line, f))
+        if not self.interactive:
             self.sends.append(future)
+        self.on_change()
+
+    def _sent(self, cid: str, line: PendingLine, future: asyncio.Future[pb.Message]) -> None:
+        """A line's outcome: echoed (shown as a message), or refused (said once)."""
+        self.pending.pop(cid, None)
+        self.on_change()
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, SendError):
+            e = exc.error
+            self.problem(
+                f"not sent to {line.where}: {pb.Error.Code.Name(e.code)}: {printable(e.message)}"
+            )
 
     async def join(self, room: str, context: int = 0, *, refusal: bool = False) -> None:
         """Joins ``room`` (or switches to it if already joined) and makes it current.
@@ -499,6 +596,8 @@ class Conversation:
         conv = "#" + room
         self._held[conv] = []
         context_messages: list[pb.Message] = []
+        self.joining = room
+        self.on_change()
         try:
             joined = await self.client.join(room)
             if context > 0 and joined.last_seq > 0:
@@ -513,12 +612,13 @@ class Conversation:
         except SendError as exc:
             if refusal:
                 raise
-            if not self.interactive:  # interactive mode showed the error event
-                self.problem(f"cannot join #{room}: {exc.error.message}")
+            usage = exc.error.code == pb.Error.INVALID_ARGUMENT
+            self.problem(f"cannot join #{room}: {printable(exc.error.message)}", usage=usage)
             return
         except grpc.aio.AioRpcError as exc:
-            self.problem(f"no history for #{room}: {rpc_problem(exc)}")
+            self.problem(f"no history for #{room}: {rpc_problem(exc, tls=self.tls)}")
         finally:
+            self.joining = None
             self._release(conv, context_messages, context > 0)
         self.room = room
         self.on_change()
@@ -620,18 +720,24 @@ class Conversation:
         results = await asyncio.gather(*self.sends, return_exceptions=True)
         self.sends.clear()
         for result in results:
-            if isinstance(result, SendError):
-                self.problem(f"not sent: {result}")
-            elif isinstance(result, BaseException):
+            # A refusal was said when it came (see _sent).
+            if isinstance(result, BaseException) and not isinstance(result, SendError):
                 raise result
 
 
-def _consume(future: asyncio.Future[pb.Message]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 # -- the interactive prompt ---------------------------------------------------------------
+
+
+def _describe(cmd: Command, room: str | None) -> str:
+    """A command waiting to run, as the user would read it (a line: where it goes)."""
+    where = f"#{room}" if room else "(no room)"
+    if cmd.name == "say":
+        return f"{where} {cmd.text}"
+    if cmd.name == "me":
+        return f"{where} * {cmd.text}"
+    if cmd.name == "msg":
+        return f"@{cmd.target} {cmd.text}"
+    return f"/{cmd.name} {cmd.target or (cmd.count or '')}".rstrip()
 
 
 class Prompt:
@@ -648,18 +754,68 @@ class Prompt:
         self.session: PromptSession[str] = PromptSession(
             history=InMemoryHistory(),
             color_depth=None if color else ColorDepth.DEPTH_1_BIT,
+            # Lines that wait are listed under the input line, which prompt_toolkit
+            # clears when a line is entered: they never linger in the scrollback.
+            bottom_toolbar=self.waiting,
+            style=Style.from_dict({"bottom-toolbar": "noreverse"}),
         )
 
     def message(self) -> FormattedText:
-        """The prompt text, evaluated at every redraw."""
+        """The prompt text, evaluated at every redraw.
+
+        During a /join it names the room being joined, where the next line goes.
+        """
         conv = self.conversation
         nick_style = f"bold {PALETTE[nick_color(conv.me)][1]}" if self.color else ""
         parts: list[tuple[str, str]] = []
         if conv.client.status is State.RECONNECTING:
             parts.append(("ansired" if self.color else "", "(reconnecting) "))
         parts.append((nick_style, conv.me))
-        parts.append(("", f" #{conv.room}> " if conv.room else "> "))
+        room = self._room_after(len(conv.waiting))
+        if room != conv.room:
+            parts.append(("", f" #{room} (joining)> "))
+        else:
+            parts.append(("", f" #{room}> " if room else "> "))
         return FormattedText(parts)
+
+    def _room_after(self, n: int) -> str | None:
+        """The room plain lines go to once the first ``n`` waiting commands ran
+        (a /join or /switch among them moves it; a refused one would not)."""
+        conv = self.conversation
+        room = conv.joining or conv.room
+        for cmd in conv.waiting[:n]:
+            if cmd.name in ("join", "switch"):
+                room = cmd.target
+        return room
+
+    def waiting(self) -> FormattedText:
+        """Under the input line: lines that wait (for the connection or the rate
+        limit) until their echo prints them as messages, and commands not run yet."""
+        conv = self.conversation
+        dim = "ansibrightblack" if self.color else ""
+        lines: list[str] = []
+        for line in conv.pending.values():
+            if line.why:
+                why = "waiting for the rate limit" if line.why == "rate limit" else "queued"
+                lines.append(f"… {why}: {line.where} {printable(line.text)}")
+        lines += [
+            f"… queued: {printable(_describe(cmd, self._room_after(i)))}"
+            for i, cmd in enumerate(conv.waiting)
+        ]
+        return FormattedText([(dim, "\n".join(lines))])
+
+    async def read_secret(self, label: str) -> str | None:
+        """A line typed without echo (a password), kept in no history; None if abandoned."""
+        session: PromptSession[str] = PromptSession(
+            is_password=True,
+            color_depth=None if self.color else ColorDepth.DEPTH_1_BIT,
+        )
+        try:
+            return await session.prompt_async(
+                label, handle_sigint=False, set_exception_handler=False
+            )
+        except (EOFError, KeyboardInterrupt):
+            return None
 
     def redraw(self) -> None:
         """Redraws the prompt (the room or the connection changed)."""
@@ -694,6 +850,8 @@ async def interact(conversation: Conversation, prompt: Prompt) -> None:
     async def work() -> None:
         while True:
             cmd = await queue.get()
+            conversation.waiting.remove(cmd)
+            conversation.on_change()
             await conversation.execute(cmd)
 
     worker = asyncio.create_task(work())
@@ -723,9 +881,38 @@ async def interact(conversation: Conversation, prompt: Prompt) -> None:
                 continue
             if cmd.name == "quit":
                 return
+            if cmd.name == "password":
+                await change_password(conversation, prompt)
+                continue
+            conversation.waiting.append(cmd)  # listed above the prompt until it runs
             queue.put_nowait(cmd)
     finally:
         for task in (worker, closed):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ClientClosed):
                 await task
+
+
+async def change_password(conversation: Conversation, prompt: Prompt) -> None:
+    """``/password``: asks for the current and the new password (twice), not shown."""
+    current = await prompt.read_secret("current password (empty if none): ")
+    new = await prompt.read_secret("new password: ") if current is not None else None
+    again = await prompt.read_secret("new password again: ") if new is not None else None
+    if again is None or new is None or current is None:
+        conversation.notice("password unchanged")
+        return
+    if not new:
+        conversation.problem("an empty password is refused: password unchanged")
+        return
+    if new != again:
+        conversation.problem("the two new passwords differ: password unchanged")
+        return
+    try:
+        change = await conversation.client.set_password(current, new, timeout=CALL_TIMEOUT)
+    except grpc.aio.AioRpcError as exc:
+        conversation.problem(f"password unchanged: {rpc_problem(exc, tls=conversation.tls)}")
+        return
+    if not change.changed:
+        conversation.notice("that is already your password")
+    else:
+        conversation.notice("password changed" if change.had_password else "password set")

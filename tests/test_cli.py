@@ -7,6 +7,7 @@ Exit codes are part of the interface: 0 ok, 1 server or connection failure,
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import stat
 import subprocess
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from chatrpc.certs import make_dev_certs
 
 from .conftest import BIN, WAIT, start_server_process
 from .procs import Output, free_port
@@ -383,3 +386,247 @@ def test_the_client_never_leaves_a_traceback_when_the_server_goes_away(
     assert "UNAVAILABLE" in line
     assert listener.interrupt() == 0
     assert "Traceback" not in listener.err.text, listener.err.text
+
+
+# -- scripts keep every line; one error each; passwords; transport errors --------------------
+
+
+def test_a_piped_flood_is_sent_in_full_and_in_order_at_the_rate_the_server_allows(
+    tmp_path, client_env
+):
+    sp = start_server_process(
+        "--store", "memory://", "--rate-limit", "20", "--rate-burst", "5", log_dir=tmp_path
+    )
+    try:
+        lines = "".join(f"line {i}\n" for i in range(1, 41))
+        result = run_client(
+            client_env,
+            "--user",
+            "alice",
+            "--server",
+            sp.address,
+            "--room",
+            "flood",
+            "--json",
+            stdin=lines,
+        )
+        out = ok(result)
+        assert result.stderr == ""
+        messages = [json.loads(ln)["message"] for ln in out.splitlines() if '"message"' in ln]
+        assert [m["text"] for m in messages] == [f"line {i}" for i in range(1, 41)]
+        assert [int(m["seq"]) for m in messages] == list(range(1, 41)), "stored once, in order"
+        assert len({m["clientMsgId"] for m in messages}) == 40
+    finally:
+        sp.stop()
+
+
+def test_a_refused_line_is_one_line_on_stderr_and_nothing_on_stdout(server_process, client_env):
+    result = run_client(
+        client_env,
+        "--user",
+        "alice",
+        "--server",
+        server_process.address,
+        stdin="/msg nobody hi\n",
+    )
+    line = one_line_error(result, 1)
+    assert "NOT_FOUND" in line and "@nobody" in line, line
+    assert result.stdout.splitlines() == ["-- you joined #general (online: alice)"]
+
+
+def test_a_room_name_the_server_refuses_in_piped_input_exits_2(server_process, client_env):
+    result = run_client(
+        client_env,
+        "--user",
+        "alice",
+        "--server",
+        server_process.address,
+        stdin="/join bad!room\n",
+    )
+    line = one_line_error(result, 2)
+    assert "bad!room" in line
+    assert "error" not in result.stdout
+
+
+def test_password_env_naming_an_unset_or_empty_variable_is_a_usage_error(
+    server_process, client_env
+):
+    env = {k: v for k, v in client_env.items() if k != "ALICE_PW"}
+    args = ("--user", "alice", "--server", server_process.address, "--password-env", "ALICE_PW")
+    line = one_line_error(run_client(env, *args), 2)
+    assert "ALICE_PW" in line and "not set" in line
+    line = one_line_error(run_client({**env, "ALICE_PW": ""}, *args), 2)
+    assert "ALICE_PW" in line and "empty" in line
+    # Nothing was claimed: the name is still free for anyone.
+    assert ok(run_client(env, "--user", "alice", "--server", server_process.address))
+
+
+def test_password_env_with_a_stored_token_sets_the_password_or_says_it_is_wrong(
+    server_process, client_env, tmp_path
+):
+    address = server_process.address
+    ok(run_client(client_env, "--user", "alice", "--server", address))  # claimed, no password
+    args = ("--user", "alice", "--server", address, "--password-env", "PW")
+    result = run_client({**client_env, "PW": "s3cret"}, *args)
+    ok(result)
+    assert result.stderr == "chatrpc-client: password set for alice\n"
+    # From another machine (no stored token) the password now proves the name...
+    elsewhere = other_config(client_env, tmp_path, "laptop")
+    ok(run_client({**elsewhere, "PW": "s3cret"}, *args))
+    # ... and a different password is refused, also where a token is stored.
+    line = one_line_error(run_client({**client_env, "PW": "other"}, *args), 1)
+    assert "wrong password" in line
+    again = run_client({**client_env, "PW": "s3cret"}, *args)
+    ok(again)
+    assert again.stderr == "", "the same password again says nothing"
+
+
+def test_new_password_env_changes_the_password(server_process, client_env, tmp_path):
+    address = server_process.address
+    base = ("--user", "alice", "--server", address)
+    ok(run_client({**client_env, "PW": "one"}, *base, "--password-env", "PW"))
+    result = run_client(
+        {**client_env, "PW": "one", "NEW": "two"},
+        *base,
+        "--password-env",
+        "PW",
+        "--new-password-env",
+        "NEW",
+    )
+    ok(result)
+    assert "password changed for alice" in result.stderr
+    elsewhere = other_config(client_env, tmp_path, "laptop")
+    line = one_line_error(run_client({**elsewhere, "PW": "one"}, *base, "--password-env", "PW"), 1)
+    assert "wrong password" in line
+    ok(run_client({**elsewhere, "PW": "two"}, *base, "--password-env", "PW"))
+
+
+@pytest.fixture(scope="module")
+def dev_certs(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    return make_dev_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.mark.parametrize(
+    ("server_tls", "client_tls", "expected"),
+    [
+        pytest.param("tls", "", "it expects TLS (add --tls-ca", id="plaintext-to-tls"),
+        pytest.param("mtls", "ca", "it wants a client certificate", id="no-client-cert"),
+        pytest.param("", "ca", "the server does not speak TLS", id="tls-to-plaintext"),
+    ],
+)
+def test_a_tls_mismatch_says_what_to_do(
+    tmp_path, client_env, dev_certs, server_tls, client_tls, expected
+):
+    tls_args: list[str] = []
+    if server_tls:
+        tls_args = [
+            "--tls-cert",
+            str(dev_certs.server_cert),
+            "--tls-key",
+            str(dev_certs.server_key),
+        ]
+    if server_tls == "mtls":
+        tls_args += ["--tls-client-ca", str(dev_certs.ca)]
+    sp = start_server_process("--store", "memory://", *tls_args, log_dir=tmp_path)
+    try:
+        address = f"localhost:{sp.port}"
+        client_args = ["--tls-ca", str(dev_certs.ca)] if client_tls else []
+        result = run_client(client_env, "--user", "alice", "--server", address, *client_args)
+        line = one_line_error(result, 1)
+        assert line.startswith(f"chatrpc-client: cannot reach {address}: "), line
+        assert expected in line, line
+        assert "failed to connect to all addresses" not in line
+    finally:
+        sp.stop()
+
+
+def test_an_unknown_host_is_said_in_words(client_env):
+    result = run_client(client_env, "--user", "alice", "--server", "nosuchhost.invalid:50051")
+    line = one_line_error(result, 1)
+    assert line == "chatrpc-client: cannot reach nosuchhost.invalid:50051: no such host", line
+
+
+def test_a_listening_client_says_connection_lost_and_rejoins_quietly(tmp_path, client_env, listen):
+    port = free_port()
+    db = str(tmp_path / "chat.db")
+    first = start_server_process("--db", db, "--port", str(port), log_dir=tmp_path)
+    second = None
+    try:
+        listener = listen(client_env, "--user", "bob", "--server", f"127.0.0.1:{port}")
+        listener.out.wait_line("-- you joined #general")
+        first.stop(signal.SIGKILL)
+        line = listener.err.wait_line("reconnecting")
+        assert line == "chatrpc-client: reconnecting (connection lost)", line
+        second = start_server_process("--db", db, "--port", str(port), log_dir=tmp_path)
+        listener.err.wait_line("reconnected", timeout=20)
+        result = run_client(
+            other_config(client_env, tmp_path, "alice"),
+            "--user",
+            "alice",
+            "--server",
+            f"127.0.0.1:{port}",
+            stdin="after\n",
+        )
+        ok(result)
+        listener.out.wait_line("<alice> after")
+        assert listener.out.text.count("you joined #general") == 1, listener.out.text
+        assert listener.interrupt() == 0
+    finally:
+        for sp in (first, second):
+            if sp is not None:
+                sp.stop(signal.SIGKILL)
+
+
+def test_a_listening_client_whose_token_the_server_forgot_logs_in_again(
+    tmp_path, client_env, listen
+):
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    first = start_server_process("--store", "memory://", "--port", str(port), log_dir=tmp_path)
+    second = None
+    try:
+        listener = listen(client_env, "--user", "bob", "--server", address)
+        listener.out.wait_line("-- you joined #general")
+        first.stop()
+        # A new server without the old one's accounts: bob's token means nothing there.
+        second = start_server_process("--store", "memory://", "--port", str(port), log_dir=tmp_path)
+        listener.err.wait_line("logging in again", timeout=20)
+        ok(
+            run_client(
+                other_config(client_env, tmp_path, "alice"),
+                "--user",
+                "alice",
+                "--server",
+                address,
+                stdin="hello again\n",
+            )
+        )
+        listener.out.wait_line("<alice> hello again")
+        assert listener.proc.poll() is None, "still listening"
+        assert listener.interrupt() == 0
+    finally:
+        for sp in (first, second):
+            if sp is not None:
+                sp.stop(signal.SIGKILL)
+
+
+def test_a_second_server_on_the_same_default_database_warns(tmp_path):
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    first = start_server_process("--log-level", "warning", env=env, log_dir=tmp_path)
+    second = third = None
+    try:
+        second = start_server_process("--log-level", "warning", env=env, log_dir=tmp_path)
+        db = tmp_path / "data" / "chatrpc" / "chat.db"
+        assert f"another chatrpc-server (pid {first.proc.pid}) is using {db}" in second.stderr()
+        assert "another chatrpc-server" not in first.stderr()
+        # Its own file: no warning.
+        third = start_server_process(
+            "--log-level", "warning", "--db", str(tmp_path / "own.db"), env=env, log_dir=tmp_path
+        )
+        assert "another chatrpc-server" not in third.stderr()
+    finally:
+        for sp in (first, second, third):
+            if sp is not None:
+                sp.stop()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import BIN, WAIT, ServerProcess
+from .conftest import BIN, REPO, WAIT, ServerProcess
 from .procs import Output
 
 GRPCURL = str(BIN / "grpcurl")
@@ -487,3 +487,37 @@ def test_a_live_message_reaches_another_grpcurl_session_in_the_room(server_proce
     presence = of(objects, "presence")
     assert {"room": "general", "user": "alice", "kind": "JOINED"} in presence
     assert listener.end_input() == 0
+
+
+def _readme_grpcurl_block() -> str:
+    """The shell block of README's "Driving it with grpcurl", as a user pastes it."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Driving it with grpcurl", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_grpcurl_block_runs_and_runs_again(server_process):
+    script = _readme_grpcurl_block().replace(".venv/bin/grpcurl", GRPCURL)
+    script = script.replace("localhost:50051", server_process.address)
+    runs = []
+    for _ in range(2):
+        run = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=4 * RUN_TIMEOUT,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr, run.stderr
+        runs.append(run.stdout)
+    assert '"text": "hello"' in runs[1], runs[1]
+    # The pasted-again sends got their stored originals back: nothing is doubled.
+    history = call(
+        server_process.address,
+        "History",
+        '{"room": "general"}',
+        token=call(
+            server_process.address, "Login", '{"user": "carol", "password": "carols-secret"}'
+        )["token"],
+    )
+    assert [m["text"] for m in history["messages"]] == ["hello"]

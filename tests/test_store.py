@@ -589,6 +589,21 @@ async def test_mints_racing_a_revoke_all_leave_no_token_valid(store: Store) -> N
         assert [t for t in minted if await store.user_for_token(t) is not None] == []
 
 
+async def test_a_password_can_be_set_or_replaced_on_an_existing_account_only(
+    store: Store,
+) -> None:
+    await store.create_account("alice", None, "tok-1")
+    await store.create_account("bob", "hash-b", "tok-b")
+    assert await store.set_password("alice", "hash-a")
+    assert await store.get_account("alice") == Account("alice", "hash-a")
+    assert await store.set_password("alice", "hash-a2")
+    assert await store.get_account("alice") == Account("alice", "hash-a2")
+    assert await store.user_for_token("tok-1") == "alice", "tokens stay valid"
+    assert await store.get_account("bob") == Account("bob", "hash-b")
+    assert not await store.set_password("carol", "hash-c")
+    assert await store.get_account("carol") is None
+
+
 # -- retention ---------------------------------------------------------------------------------
 
 

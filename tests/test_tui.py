@@ -568,3 +568,122 @@ async def test_nicks_are_colored_on_a_terminal_unless_no_color_is_set(
     )
     assert re.search(r"\x1b\[[0-9;]*m\s*bob", colored_line), repr(colored_line)
     assert "\x1b[" not in plain_line, repr(plain_line)
+
+
+# -- what waits, and for what ---------------------------------------------------------------
+
+
+def _pending_lines(screen: str) -> list[str]:
+    """The lines listed under the input line as waiting."""
+    return [ln.strip() for ln in screen.splitlines() if ln.startswith("…")]
+
+
+def _has_line(screen: str, expected: str) -> bool:
+    return any(ln.rstrip() == expected for ln in screen.splitlines())
+
+
+async def test_a_rate_limited_line_shows_as_waiting_then_goes_out_in_order(tmp_path, terminals):
+    sp = start_server_process(
+        "--store", "memory://", "--rate-limit", "2", "--rate-burst", "1", log_dir=tmp_path
+    )
+    try:
+        term = terminals()
+        await term.start("--user", "alice", "--server", sp.address)
+        await term.wait_input(prompt("alice", "general"))
+        for i in range(1, 5):
+            await term.enter(f"line {i}")
+        await term.wait_text("… waiting for the rate limit: #general line 2")
+        screen = await term.wait_text("<alice> line 4", timeout=20)
+        bodies = [ln.split("] ", 1)[1] for ln in screen.splitlines() if "<alice> line" in ln]
+        assert bodies == [f"#general <alice> line {i}" for i in range(1, 5)], screen
+        screen = await term.wait_for(lambda s: not _pending_lines(s))
+        await term.wait_input(prompt("alice", "general"))
+        assert "-- error" not in screen and "RESOURCE_EXHAUSTED" not in screen, screen
+    finally:
+        sp.stop(signal.SIGKILL)
+
+
+async def test_while_disconnected_lines_show_as_queued_and_the_prompt_follows_a_join(
+    tmp_path, terminals
+):
+    db = str(tmp_path / "chat.db")
+    port = free_port()
+
+    def server() -> ServerProcess:
+        return start_server_process(
+            "--db", db, "--port", str(port), "--log-level", "warning", log_dir=tmp_path
+        )
+
+    first = server()
+    second: ServerProcess | None = None
+    try:
+        term = terminals()
+        await term.start("--user", "alice", "--server", f"127.0.0.1:{port}")
+        await term.wait_input(prompt("alice", "general"))
+        first.stop(signal.SIGTERM)
+        await term.wait_input("(reconnecting) " + prompt("alice", "general"))
+        await term.enter("typed while away")
+        await term.wait_text("… queued: #general typed while away")
+        await term.enter("/who")
+        await term.wait_text("-- /who waits for the connection to come back")
+        await term.enter("/join ops")
+        await term.enter("said in ops")
+        await term.wait_for(lambda s: _has_line(s, "(reconnecting) alice #ops (joining)>"))
+        await term.wait_text("… queued: #ops said in ops")
+
+        second = server()
+        screen = await term.wait_text("#ops <alice> said in ops", timeout=20)
+        await term.wait_input(prompt("alice", "ops"))
+        screen = await term.screen()
+        assert count(screen, "#general <alice> typed while away") == 1, screen
+        assert "-- online in #general: alice" in screen, screen
+        assert not _pending_lines(screen), screen
+        assert "cannot reach" not in screen, screen
+    finally:
+        for sp in (first, second):
+            if sp is not None:
+                sp.stop(signal.SIGKILL)
+
+
+async def test_a_refused_room_is_said_once(server_process, terminals):
+    term = terminals()
+    await term.start("--user", "alice", "--server", server_process.address, "--room", "Bad!")
+    assert await term.exit_code() == 2
+    screen = await term.screen()
+    assert len(_error_lines(screen)) == 1, screen
+    assert "-- error" not in screen and "-- cannot join" not in screen, screen
+
+
+async def test_password_sets_a_password_typed_unseen(
+    server_process, terminals, client_env, tmp_path
+):
+    term = terminals()
+    await term.start("--user", "alice", "--server", server_process.address)
+    await term.wait_input(prompt("alice", "general"))
+    await term.enter("/password")
+    await term.wait_input("current password (empty if none):")
+    await term.press("Enter")
+    await term.wait_input("new password:")
+    await term.enter("s3cret-pw")
+    await term.wait_input("new password again:")
+    await term.enter("s3cret-pw")
+    screen = await term.wait_text("-- password set")
+    await term.wait_input(prompt("alice", "general"))
+    assert "s3cret-pw" not in screen, screen
+    # Another machine proves the name with it.
+    env = {**client_env, "XDG_CONFIG_HOME": str(tmp_path / "laptop"), "PW": "s3cret-pw"}
+    proc = await asyncio.create_subprocess_exec(
+        CLIENT,
+        "--user",
+        "alice",
+        "--server",
+        server_process.address,
+        "--password-env",
+        "PW",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), WAIT)
+    assert proc.returncode == 0, err.decode()

@@ -282,6 +282,10 @@ class Store(abc.ABC):
     async def revoke_token(self, token_hash: str) -> bool:
         """Invalidates one token; False if it was not valid."""
 
+    @abc.abstractmethod
+    async def set_password(self, user: str, password_hash: str) -> bool:
+        """Replaces the password hash of an existing account; False if there is none."""
+
 
 def _no_listener(messages: Sequence[StoredMessage]) -> None:
     del messages

@@ -152,3 +152,9 @@ class MemoryStore(Store):
 
     async def revoke_token(self, token_hash: str) -> bool:
         return self._tokens.pop(token_hash, None) is not None
+
+    async def set_password(self, user: str, password_hash: str) -> bool:
+        if user not in self._accounts:
+            return False
+        self._accounts[user] = Account(user, password_hash)
+        return True

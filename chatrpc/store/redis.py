@@ -139,6 +139,13 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 
+#: KEYS: account. ARGV: password hash. Only an existing account gets one.
+SET_PASSWORD_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'pw', ARGV[1])
+return 1
+"""
+
 #: Revocations are announced on the presence stream, so every server ends the
 #: live sessions of the revoked tokens (fields: ``n`` node, ``k`` "revoke",
 #: ``u`` user, ``t`` token hash or "" for all of the user's).
@@ -347,6 +354,7 @@ class RedisStore(Store):
         self._scripts = {
             "append": self._redis.register_script(APPEND_LUA),
             "create_account": self._redis.register_script(CREATE_ACCOUNT_LUA),
+            "set_password": self._redis.register_script(SET_PASSWORD_LUA),
             "revoke_tokens": self._redis.register_script(REVOKE_TOKENS_LUA),
             "revoke_token": self._redis.register_script(REVOKE_TOKEN_LUA),
             "mint_token": self._redis.register_script(MINT_TOKEN_LUA),
@@ -1125,6 +1133,14 @@ class RedisStore(Store):
             return bool(await self._scripts["revoke_token"](keys, args))
 
         return await self._call(do, retry=False)
+
+    async def set_password(self, user: str, password_hash: str) -> bool:
+        async def do() -> bool:
+            keys = [f"{P}account:{user}"]
+            return bool(await self._scripts["set_password"](keys, [password_hash]))
+
+        # Setting the same hash twice is harmless: safe to retry.
+        return await self._call(do)
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

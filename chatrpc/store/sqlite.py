@@ -614,3 +614,12 @@ class SQLiteStore(Store):
             return cur.rowcount > 0
 
         return await self._write(do)
+
+    async def set_password(self, user: str, password_hash: str) -> bool:
+        def do(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE accounts SET password_hash = ? WHERE user = ?", (password_hash, user)
+            )
+            return cur.rowcount > 0
+
+        return await self._write(do)

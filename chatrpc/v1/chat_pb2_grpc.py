@@ -69,6 +69,11 @@ class ChatServiceStub:
                 request_serializer=chatrpc_dot_v1_dot_chat__pb2.LogoutRequest.SerializeToString,
                 response_deserializer=chatrpc_dot_v1_dot_chat__pb2.LogoutResponse.FromString,
                 _registered_method=True)
+        self.SetPassword = channel.unary_unary(
+                '/chatrpc.v1.ChatService/SetPassword',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -129,6 +134,15 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPassword(self, request, context):
+        """Sets or changes the caller's password. When the account has one,
+        current_password must match it (UNAUTHENTICATED otherwise, counted as a
+        failed attempt like a wrong Login password). The tokens stay valid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +180,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.Logout,
                     request_deserializer=chatrpc_dot_v1_dot_chat__pb2.LogoutRequest.FromString,
                     response_serializer=chatrpc_dot_v1_dot_chat__pb2.LogoutResponse.SerializeToString,
+            ),
+            'SetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPassword,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +376,33 @@ class ChatService:
             '/chatrpc.v1.ChatService/Logout',
             chatrpc_dot_v1_dot_chat__pb2.LogoutRequest.SerializeToString,
             chatrpc_dot_v1_dot_chat__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.ChatService/SetPassword',
+            chatrpc_dot_v1_dot_chat__pb2.SetPasswordRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.SetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

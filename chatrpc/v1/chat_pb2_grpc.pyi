@@ -60,6 +60,11 @@ class ChatServiceStub:
     token gets UNAUTHENTICATED on its next call, and the Chat sessions opened
     with it end with UNAUTHENTICATED.
     """
+    SetPassword: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SetPasswordRequest, _chat_pb2.SetPasswordResponse]
+    """Sets or changes the caller's password. When the account has one,
+    current_password must match it (UNAUTHENTICATED otherwise, counted as a
+    failed attempt like a wrong Login password). The tokens stay valid.
+    """
 
 @_typing.type_check_only
 class ChatServiceAsyncStub(ChatServiceStub):
@@ -87,6 +92,11 @@ class ChatServiceAsyncStub(ChatServiceStub):
     """Revokes the token of this call, or every token of its user. A revoked
     token gets UNAUTHENTICATED on its next call, and the Chat sessions opened
     with it end with UNAUTHENTICATED.
+    """
+    SetPassword: _aio.UnaryUnaryMultiCallable[_chat_pb2.SetPasswordRequest, _chat_pb2.SetPasswordResponse]  # type: ignore[assignment]
+    """Sets or changes the caller's password. When the account has one,
+    current_password must match it (UNAUTHENTICATED otherwise, counted as a
+    failed attempt like a wrong Login password). The tokens stay valid.
     """
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -154,6 +164,17 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         """Revokes the token of this call, or every token of its user. A revoked
         token gets UNAUTHENTICATED on its next call, and the Chat sessions opened
         with it end with UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def SetPassword(
+        self,
+        request: _chat_pb2.SetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.SetPasswordResponse, _abc.Awaitable[_chat_pb2.SetPasswordResponse]]:
+        """Sets or changes the caller's password. When the account has one,
+        current_password must match it (UNAUTHENTICATED otherwise, counted as a
+        failed attempt like a wrong Login password). The tokens stay valid.
         """
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
