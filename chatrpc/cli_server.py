@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from . import SERVER_GRPC_EXPERIMENTS, __version__, dblock
@@ -27,10 +27,22 @@ if "grpc" not in sys.modules:
     os.environ.setdefault("GRPC_EXPERIMENTS", SERVER_GRPC_EXPERIMENTS)
 
 from .config import ServerConfig, default_db_path
+from .config_sources import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    Key,
+    Resolved,
+    config_from,
+    file_from,
+    keys,
+    render,
+    resolve,
+)
 from .errors import ChatError
 from .hub import Limits
+from .logs import setup_logging
 from .server import ChatServer
-from .settings import ConfigError, Option, options
+from .settings import ConfigError, options
 from .store import StoreOptions
 
 log = logging.getLogger("chatrpc.server")
@@ -43,60 +55,55 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _parse(kind: type[Any], option: Option) -> Callable[[str], Any]:
-    """Parses and bounds-checks one option's value as its declaration says."""
+def _parse(key: Key) -> Callable[[str], Any]:
+    """Parses and checks one option's value as its declaration says."""
 
     def parse(text: str) -> Any:
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        try:
-            option.check(value)
+            return key.from_text(text)
         except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(option.flag + " ")) from None
-        return value
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
-
-
-def _dest(option: Option) -> str:
-    return option.flag.removeprefix("--").replace("-", "_")
 
 
 def _add_options(
     group: argparse._ActionsContainer, cls: type[Any], which: Callable[[str], bool]
 ) -> None:
+    known = keys()
     for f, option in options(cls):
         if not which(f.name):
             continue
-        kind = type(f.default)
-        metavar = option.metavar or (None if kind is str else "N")
-        shown = " (default %(default)s)" if f.default != "" else ""
-        if kind is str:
-            group.add_argument(
-                option.flag, default=f.default, metavar=metavar, help=option.help + shown
-            )
-        else:
-            group.add_argument(
-                option.flag,
-                type=_parse(kind, option),
-                default=f.default,
-                metavar=metavar,
-                help=option.help + shown,
-            )
+        key = known[option.flag.removeprefix("--")]
+        metavar = option.metavar or (None if key.kind is str else "N")
+        shown = f" (default {f.default})" if f.default != "" else ""
+        group.add_argument(option.flag, type=_parse(key), metavar=metavar, help=option.help + shown)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of chatrpc-server, built from the settings' declarations."""
+    """The options of chatrpc-server, built from the settings' declarations.
+
+    Only the options given are in what it parses (the others are left to the
+    environment, the config file and the defaults: see chatrpc.config_sources).
+    """
     p = _Parser(
         prog="chatrpc-server",
         description="Real-time chat over gRPC bidirectional streaming.",
-        epilog="environment: GRPC_EXPERIMENTS (default: grpc core's iomgr TCP code;"
+        argument_default=argparse.SUPPRESS,
+        epilog="Every option can also be set by a CHATRPC_* environment variable"
+        " (--queue-size: CHATRPC_QUEUE_SIZE) or in the TOML file of --config"
+        " (queue-size = 2048); flags win over variables, variables over the file."
+        " Also read: GRPC_EXPERIMENTS (default: grpc core's iomgr TCP code;"
         " set it, even empty for grpc's own defaults, to choose), GRPC_VERBOSITY"
         " (default NONE: the server logs what matters itself; debug shows grpc's).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", metavar="FILE", help="TOML file of settings (env CHATRPC_CONFIG)")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective settings, and where each came from, as TOML; then exit",
+    )
     _add_options(p, ServerConfig, lambda name: name in ("host", "port"))
     where = p.add_mutually_exclusive_group()
     where.add_argument(
@@ -108,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="store URL: sqlite:///PATH, memory:// (nothing kept), redis://HOST:PORT/DB"
         " (shared by several servers; needs chatrpc[redis])",
     )
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="(default info)")
     p.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="(default %(default)s)",
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text for people, json (one object a line) for machines (default text)",
     )
     g = p.add_argument_group("limits")
     for cls in (Limits, StoreOptions):
@@ -123,21 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _settings(cls: type[Any], args: argparse.Namespace) -> dict[str, Any]:
-    return {f.name: getattr(args, _dest(option)) for f, option in options(cls)}
+def resolve_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Resolved:
+    """Every setting's value from the flags given, the environment and the config file."""
+    given = {k: v for k, v in vars(args).items() if k not in ("config", "print_config")}
+    return resolve(given, environ, file_from(getattr(args, "config", None), environ))
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """The configuration the parsed arguments describe; ConfigError if inconsistent."""
-    store = args.store or (f"sqlite://{args.db}" if args.db else "")
-    if args.db and not args.db.startswith("/"):
-        store = args.db  # a relative path is taken as a file path as is
-    return ServerConfig(
-        store=store,
-        limits=Limits(**_settings(Limits, args)),
-        store_options=StoreOptions(**_settings(StoreOptions, args)),
-        **_settings(ServerConfig, args),
-    )
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """The configuration the parsed arguments describe (with ``environ``'s
+    ``CHATRPC_*`` variables and the config file); ConfigError if inconsistent."""
+    return config_from(resolve_args(args, environ or {}).values)
 
 
 def tune_gc() -> None:
@@ -225,14 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = config_from_args(args)
+        resolved = resolve_args(args, os.environ)
+        config = config_from(resolved.values)
     except ConfigError as exc:
         parser.error(str(exc))
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if getattr(args, "print_config", False):
+        sys.stdout.write(render(resolved))
+        return 0
+    setup_logging(resolved.values["log-level"], resolved.values["log-format"])
     try:
         asyncio.run(run(config))
     except ChatError as exc:

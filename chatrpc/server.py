@@ -153,7 +153,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         """Authenticates a Chat call and registers its session with the hub."""
         user = await self._user(context)
         return await self.sessions.open(
-            user, hash_token(_bearer(context)), functools.partial(self._user, context)
+            user,
+            hash_token(_bearer(context)),
+            functools.partial(self._user, context),
+            transport="grpc",
+            peer=context.peer() or "",
         )
 
     @_unary
@@ -217,7 +221,6 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         except BaseException:
             self.hub.disconnect(session)
             raise
-        log.info("session %d of %s opened (%s)", session.id, session.user, context.peer())
         max_events = _batch_size(context)
 
         async def write(items: list[Outgoing]) -> None:

@@ -167,9 +167,14 @@ class _Delivered:
 class Session:
     """A connected client session of one user (see the module docstring)."""
 
-    def __init__(self, user: str, max_queue: int = 2048) -> None:
+    def __init__(
+        self, user: str, max_queue: int = 2048, *, transport: str = "", peer: str = ""
+    ) -> None:
         self.id = next(_ids)
         self.user = user
+        #: How the client is connected (``grpc``...) and from where, for the logs.
+        self.transport = transport
+        self.peer = peer
         self.rooms: set[str] = set()
         self.max_queue = max_queue
         self.overflowed = False

@@ -52,7 +52,13 @@ class SessionRunner:
         self._watchdogs: set[asyncio.Task[None]] = set()
 
     async def open(
-        self, user: str, token_hash: str, recheck: Callable[[], Awaitable[str]]
+        self,
+        user: str,
+        token_hash: str,
+        recheck: Callable[[], Awaitable[str]],
+        *,
+        transport: str = "",
+        peer: str = "",
     ) -> Session:
         """Registers a new session of ``user`` with the hub.
 
@@ -61,7 +67,7 @@ class SessionRunner:
         either is seen by that check or finds the session registered and ends it,
         so no session outlives its token.
         """
-        session = Session(user, self.queue_size)
+        session = Session(user, self.queue_size, transport=transport, peer=peer)
         self.hub.connect(session, token_hash)
         try:
             if await recheck() != user:  # pragma: no cover - tokens never move
@@ -82,6 +88,14 @@ class SessionRunner:
         """
         runner = asyncio.current_task()
         assert runner is not None
+        log.info(
+            "session %d of %s opened (%s %s)",
+            session.id,
+            session.user,
+            session.transport,
+            session.peer,
+            extra=_fields(session),
+        )
         session.on_stop = functools.partial(self._watch_stalled, session, runner)
         reader: asyncio.Task[None] | None = None
         reason = EndReason.GONE
@@ -99,7 +113,13 @@ class SessionRunner:
             # on_stop refers to this task, whose frame refers to the session:
             # break the cycle so the session is freed now, not by a full collection.
             session.on_stop = None
-            log.info("session %d of %s closed (%s)", session.id, session.user, reason.value)
+            log.info(
+                "session %d of %s closed (%s)",
+                session.id,
+                session.user,
+                reason.value,
+                extra=_fields(session, reason=reason.value),
+            )
 
     @staticmethod
     async def _write_loop(session: Session, write: Write) -> EndReason:
@@ -252,6 +272,17 @@ class SessionRunner:
         except Exception:
             log.exception("session %d: %s event failed", session.id, kind)
             session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE))
+
+
+def _fields(session: Session, **more: str) -> dict[str, object]:
+    """A session's fields for a log line (see chatrpc.logs)."""
+    return {
+        "session": session.id,
+        "user": session.user,
+        "transport": session.transport,
+        "peer": session.peer,
+        **more,
+    }
 
 
 async def _stop_processor(

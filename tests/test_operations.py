@@ -1,0 +1,128 @@
+"""Configuring and watching a server: TOML file and environment, JSON logs, no secrets logged."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from chatrpc.client import ChatStream, channel, login, logout
+
+from .conftest import start_server_process
+
+SERVER = str(Path(sys.executable).parent / "chatrpc-server")
+
+
+def _server(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SERVER, *args], capture_output=True, text=True, timeout=30, env=env or {"PATH": ""}
+    )
+
+
+def _effective(output: str) -> dict[str, tuple[str, str]]:
+    """``--print-config``'s lines: key -> (value, where it came from)."""
+    out = {}
+    for line in output.splitlines():
+        setting, _, source = line.partition("  # ")
+        key, _, value = setting.partition(" = ")
+        out[key] = (value, source)
+    return out
+
+
+def test_flags_win_over_the_environment_which_wins_over_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "chatrpc.toml"
+    config.write_text(
+        'queue-size = 100\nrate_limit = 2.5\nsessions-per-user = 7\nstore = "memory://"\n'
+    )
+    env = {
+        "CHATRPC_QUEUE_SIZE": "300",
+        "CHATRPC_SESSIONS_PER_USER": "9",
+        "CHATRPC_CONFIG": str(config),
+    }
+    result = _server("--print-config", "--sessions-per-user", "11", env=env)
+    assert result.returncode == 0, result.stderr
+    got = _effective(result.stdout)
+    assert got["queue-size"] == ("300", "CHATRPC_QUEUE_SIZE")
+    assert got["rate-limit"] == ("2.5", f"file {config}")
+    assert got["sessions-per-user"] == ("11", "flag")
+    assert got["store"] == ('"memory://"', f"file {config}")
+    assert got["max-sessions"] == ("10000", "default")
+    # What it prints is a config file that gives the same settings.
+    again = tmp_path / "again.toml"
+    again.write_text(result.stdout)
+    reread = _effective(_server("--print-config", "--config", str(again)).stdout)
+    assert {k: v for k, (v, _) in reread.items()} == {k: v for k, (v, _) in got.items()}
+
+
+def test_a_flag_naming_the_store_overrides_a_file_that_names_another(tmp_path: Path) -> None:
+    config = tmp_path / "chatrpc.toml"
+    config.write_text('store = "memory://"\n')
+    got = _effective(_server("--print-config", "--config", str(config), "--db", "/x.db").stdout)
+    assert got["db"] == ('"/x.db"', "flag") and got["store"] == ('""', "flag")
+
+
+def test_bad_settings_from_any_source_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("queue-sise = 10\n")
+    wrong_type = tmp_path / "type.toml"
+    wrong_type.write_text('queue-size = "big"\n')
+    broken = tmp_path / "broken.toml"
+    broken.write_text("queue-size = \n")
+    cases = [
+        (["--config", str(unknown)], {}, f"{unknown}: unknown setting 'queue-sise'"),
+        (["--config", str(wrong_type)], {}, "queue-size: expected a whole number, not 'big'"),
+        (["--config", str(broken)], {}, "not valid TOML"),
+        (["--config", str(tmp_path / "missing.toml")], {}, "no config file at"),
+        ([], {"CHATRPC_QUEUE_SIZE": "0"}, "CHATRPC_QUEUE_SIZE: must be at least 1, not 0"),
+        ([], {"CHATRPC_LOG_LEVEL": "loud"}, "CHATRPC_LOG_LEVEL: must be one of debug"),
+        ([], {"CHATRPC_RATE_LIMIT": "fast"}, "CHATRPC_RATE_LIMIT: not a number: 'fast'"),
+    ]
+    for args, env, error in cases:
+        result = _server(*args, "--store", "memory://", env={"PATH": "", **env})
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (args, env, result.stderr)
+        assert error in lines[0] and "Traceback" not in result.stderr, (error, lines)
+
+
+async def test_json_logs_name_each_session_and_never_hold_text_passwords_or_tokens(
+    tmp_path: Path,
+) -> None:
+    """At debug level, with a password login, messages, a malformed event and a logout."""
+    sp = start_server_process(
+        *("--store", "memory://", "--log-level", "debug", "--log-format", "json"),
+        log_dir=tmp_path,
+    )
+    secret_text, secret_password = "the-launch-code-is-4417", "hunter2-very-secret"
+    try:
+        ch = channel(sp.address)
+        try:
+            token = (await login(ch, "alice", password=secret_password)).token
+            stream = ChatStream(ch, token)
+            await stream.join("general")
+            await stream.send(secret_text, room="general", client_msg_id="c-1")
+            await stream.send("", room="general", client_msg_id="c-2")  # refused: empty
+            await stream.done_writing()
+            async for _ in stream:
+                pass
+            await logout(ch, token)
+        finally:
+            await ch.close()
+    finally:
+        assert sp.stop(signal.SIGTERM) == 0
+    log = sp.stderr()
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    opened = [
+        r for r in records if r["message"].startswith("session ") and "opened" in r["message"]
+    ]
+    closed = [
+        r for r in records if r["message"].startswith("session ") and "closed" in r["message"]
+    ]
+    assert len(opened) == len(closed) == 1
+    assert opened[0]["user"] == "alice" and opened[0]["transport"] == "grpc"
+    assert opened[0]["peer"].startswith("ipv4:127.0.0.1:")
+    assert closed[0]["reason"] == "done" and closed[0]["session"] == opened[0]["session"]
+    for secret in (secret_text, secret_password, token):
+        assert secret not in log
