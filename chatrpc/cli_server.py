@@ -25,6 +25,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 if "grpc" not in sys.modules:
     os.environ.setdefault("GRPC_EXPERIMENTS", SERVER_GRPC_EXPERIMENTS)
 
+from .auth import REGISTRATION_MODES
 from .config import ServerConfig, default_db_path
 from .errors import ChatError
 from .hub import Limits
@@ -245,6 +246,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="logins a client address may make at once (default %(default)s)",
     )
+    a = p.add_argument_group("abuse and quotas (see README)")
+    a.add_argument(
+        "--registration",
+        choices=REGISTRATION_MODES,
+        default=d.registration,
+        help="who may claim a new name: anyone (open), holders of a registration token"
+        " made with chatrpc-admin (token), nobody (closed); existing accounts always"
+        " log in (default %(default)s)",
+    )
+    a.add_argument(
+        "--rooms-per-user-per-day",
+        type=_positive(int),
+        default=lim.rooms_per_user_per_day,
+        metavar="N",
+        help="rooms one user may create over a rolling day; joining an existing room"
+        " is free; 0 lifts the limit (default %(default)s)",
+    )
+    a.add_argument(
+        "--empty-room-ttl",
+        type=_positive(float),
+        default=d.empty_room_ttl_s,
+        metavar="SECONDS",
+        help="a room with no members and no stored messages disappears after this long"
+        " without activity; 0 keeps every room (default %(default)s: a day)",
+    )
+    a.add_argument(
+        "--list-page-max",
+        type=_positive(int),
+        default=lim.max_list_page,
+        metavar="N",
+        help="largest page of ListRooms, ListMembers and ListDirects (default %(default)s)",
+    )
     t = p.add_argument_group("TLS (plaintext without --tls-cert)")
     t.add_argument("--tls-cert", metavar="PEM", help="the server's certificate chain")
     t.add_argument("--tls-key", metavar="PEM", help="the server certificate's private key")
@@ -273,6 +306,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             rate_limit=float(args.rate_limit),
             rate_burst=max(1, int(args.rate_burst)),
             presence_max_sessions=int(args.presence_max_sessions),
+            rooms_per_user_per_day=int(args.rooms_per_user_per_day),
+            max_list_page=max(1, int(args.list_page_max)),
+            default_list_page=min(Limits().default_list_page, max(1, int(args.list_page_max))),
         ),
         store_options=StoreOptions(
             idempotency_window_s=float(args.idempotency_window),
@@ -291,6 +327,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_pending_calls=max(1, int(args.max_pending_calls)),
         login_rate=float(args.login_rate),
         login_burst=max(1, int(args.login_burst)),
+        registration=args.registration,
+        empty_room_ttl_s=float(args.empty_room_ttl),
         tls_cert=args.tls_cert or "",
         tls_key=args.tls_key or "",
         tls_client_ca=args.tls_client_ca or "",

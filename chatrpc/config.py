@@ -55,6 +55,12 @@ class ServerConfig:
     login_rate: float = 2.0
     #: ... and at once. A failed proof costs ten (see chatrpc.auth).
     login_burst: int = 50
+    #: How new names are claimed: open, token (a registration token from the
+    #: operator) or closed (see chatrpc.auth.REGISTRATION_MODES).
+    registration: str = "open"
+    #: A room with no members and no stored messages disappears after this many
+    #: seconds without activity (0: rooms are never pruned).
+    empty_room_ttl_s: float = 24 * 3600.0
     #: PEM files of the server's certificate chain and key: TLS instead of plaintext.
     tls_cert: str = ""
     tls_key: str = ""
