@@ -123,14 +123,22 @@ def auth_metadata(token: str) -> tuple[tuple[str, str], ...]:
 
 
 async def login(
-    ch: grpc.aio.Channel, user: str, password: str = "", token: str = "", timeout: float = 10.0
+    ch: grpc.aio.Channel,
+    user: str,
+    password: str = "",
+    token: str = "",
+    timeout: float = 10.0,
+    *,
+    registration_token: str = "",
 ) -> pb.LoginResponse:
-    """Claims ``user`` or proves it (``password`` or ``token``); raises AioRpcError."""
+    """Claims ``user`` or proves it (``password`` or ``token``); raises AioRpcError.
+
+    ``registration_token`` lets a new name be claimed on a server that asks for one.
+    """
     stub = pb_grpc.ChatServiceStub(ch)
     metadata = auth_metadata(token) if token else None
-    response: pb.LoginResponse = await stub.Login(
-        pb.LoginRequest(user=user, password=password), metadata=metadata, timeout=timeout
-    )
+    request = pb.LoginRequest(user=user, password=password, registration_token=registration_token)
+    response: pb.LoginResponse = await stub.Login(request, metadata=metadata, timeout=timeout)
     return response
 
 

@@ -523,8 +523,10 @@ class Hub:
         token = ""
         if more:
             last = entries[-1]
-            token = encode_token("n", last.name) if prefix else encode_token(
-                "a", last.active_ms, last.name
+            token = (
+                encode_token("n", last.name)
+                if prefix
+                else encode_token("a", last.active_ms, last.name)
             )
         counts = await asyncio.gather(*(self._online_set(e.name) for e in entries))
         rows = [(e.name, len(c), e.last_seq) for e, c in zip(entries, counts, strict=True)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from .errors import ChatError
 from .store import Store
@@ -42,10 +43,13 @@ async def prune_once(store: Store, ttl_s: float, *, step: int = PRUNE_STEP) -> l
     return removed
 
 
-async def prune_forever(store: Store, ttl_s: float) -> None:
+async def prune_forever(
+    store: Store, ttl_s: float, on_sweep: Callable[[list[str]], None] | None = None
+) -> None:
     """Sweeps every :func:`sweep_period` until cancelled; a failed sweep is logged
-    and the next one tries again."""
+    and the next one tries again. ``on_sweep`` gets the names each sweep removed."""
     while True:
+        removed: list[str] = []
         await asyncio.sleep(sweep_period(ttl_s))
         try:
             removed = await prune_once(store, ttl_s)
@@ -56,3 +60,5 @@ async def prune_forever(store: Store, ttl_s: float) -> None:
         else:
             if removed:
                 log.info("pruned %d empty rooms", len(removed))
+        if on_sweep is not None:
+            on_sweep(removed)

@@ -518,6 +518,9 @@ class ChatServer:
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._pruner: asyncio.Task[None] | None = None
+        #: Rooms pruned so far, and an event set after every sweep of empty rooms.
+        self.rooms_pruned = 0
+        self._swept = asyncio.Event()
 
     def _options(self) -> list[tuple[str, Any]]:
         c = self.config
@@ -565,11 +568,21 @@ class ChatServer:
         self._server = server
         if self.config.empty_room_ttl_s:
             self._pruner = asyncio.create_task(
-                prune_forever(self.store, self.config.empty_room_ttl_s), name="chatrpc-pruner"
+                prune_forever(self.store, self.config.empty_room_ttl_s, self._on_sweep),
+                name="chatrpc-pruner",
             )
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    def _on_sweep(self, removed: list[str]) -> None:
+        self.rooms_pruned += len(removed)
+        self._swept.set()
+
+    async def next_sweep(self) -> None:
+        """Waits until the background pruning of empty rooms completes its next sweep."""
+        self._swept.clear()
+        await self._swept.wait()
 
     def describe(self) -> str:
         """What every session and every task of the server is doing (SIGUSR1 logs it)."""

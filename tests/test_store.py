@@ -554,7 +554,12 @@ async def test_rooms_by_name_finds_a_prefix_a_page_at_a_time(store: Store) -> No
     assert [e.name for e in rest] == ["dev.ui", "devx"]
     assert await store.rooms_by_name("zzz", limit=10) == []
     assert [e.name for e in await store.rooms_by_name("d", limit=10)] == [
-        "d", "design", "dev", "dev-ops", "dev.ui", "devx"
+        "d",
+        "design",
+        "dev",
+        "dev-ops",
+        "dev.ui",
+        "devx",
     ]
 
 

@@ -146,9 +146,9 @@ class MemoryStore(Store):
     async def prune_rooms(
         self, idle_before_ms: int, *, limit: int, from_ms: int = 0
     ) -> tuple[list[str], int | None]:
-        idle = sorted(
-            (t, k) for k, t in self._active.items() if from_ms <= t < idle_before_ms
-        )[:limit]
+        idle = sorted((t, k) for k, t in self._active.items() if from_ms <= t < idle_before_ms)[
+            :limit
+        ]
         gone: list[str] = []
         for _, key in idle:
             name = key[1:]

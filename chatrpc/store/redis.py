@@ -1034,9 +1034,7 @@ class RedisStore(Store):
         if not pairs:
             return []
         seqs = await self._r().mget([_counter(k) for k, _ in pairs])
-        return [
-            RoomEntry(k[1:], int(s or 0), t) for (k, t), s in zip(pairs, seqs, strict=True)
-        ]
+        return [RoomEntry(k[1:], int(s or 0), t) for (k, t), s in zip(pairs, seqs, strict=True)]
 
     async def rooms_page(
         self, *, limit: int, after: tuple[int, str] | None = None
