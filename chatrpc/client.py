@@ -483,10 +483,14 @@ class ChatClient:
         )
         return response
 
-    async def list_rooms(self, *, timeout: float = 10.0) -> pb.ListRoomsResponse:
-        """The rooms with how many are online in each; raises AioRpcError."""
+    async def list_rooms(
+        self, *, prefix: str = "", page_token: str = "", page_size: int = 0, timeout: float = 10.0
+    ) -> pb.ListRoomsResponse:
+        """A page of rooms with how many are online in each (the most active first,
+        or those named ``prefix``...); raises AioRpcError."""
+        request = pb.ListRoomsRequest(prefix=prefix, page_token=page_token, page_size=page_size)
         response: pb.ListRoomsResponse = await self._stub().ListRooms(
-            pb.ListRoomsRequest(), metadata=auth_metadata(self.token), timeout=timeout
+            request, metadata=auth_metadata(self.token), timeout=timeout
         )
         return response
 

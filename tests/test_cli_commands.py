@@ -78,6 +78,8 @@ def bodies(stdout: str) -> list[str]:
         ("/who", Command("who")),
         ("/names dev", Command("who", target="dev")),
         ("/rooms", Command("rooms")),
+        ("/rooms Dev", Command("rooms", target="dev")),
+        ("/list more", Command("rooms", target="more")),
         ("/history", Command("history", count=20)),
         ("/history 5", Command("history", count=5)),
         ("/help", Command("help")),

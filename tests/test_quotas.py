@@ -5,6 +5,7 @@ servers sharing a real redis-server)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import BIN, WAIT, Peer, Peers, running_server, target
+from .conftest import BIN, WAIT, Peer, Peers, running_server, start_server_process, target
 from .redis_fixture import RedisServer
 
 
@@ -376,3 +377,39 @@ def test_the_admin_tool_refuses_bad_arguments_in_one_line(tmp_path: Path) -> Non
     assert "not a duration: 'soon'" in bad.stderr and "Traceback" not in bad.stderr
     bad = admin(tmp_path / "chat.db", "create", "--uses", "0")
     assert bad.returncode == 2 and "at least 1" in bad.stderr
+
+
+# -- the terminal client -------------------------------------------------------------------------
+
+
+def test_the_terminal_clients_rooms_command_pages_and_searches(
+    tmp_path: Path, client_env: dict[str, str]
+) -> None:
+    sp = start_server_process(
+        "--db", str(tmp_path / "chat.db"), "--list-page-max", "2", log_dir=tmp_path
+    )
+    try:
+        script = "/join dev\n/join design\n/join ops\n/rooms\n/rooms more\n/rooms more\n/rooms de\n"
+        result = subprocess.run(
+            [str(BIN / "chatrpc-client"), "--user", "alice", "--server", sp.address],
+            input=script,
+            capture_output=True,
+            text=True,
+            env=client_env,
+            timeout=30,
+        )
+    finally:
+        sp.stop(signal.SIGKILL)
+    # One problem (the last /rooms more) makes a piped client exit 1.
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "chatrpc-client: no more rooms: /rooms lists the first page again\n"
+    lines = [ln for ln in result.stdout.splitlines() if "online)" in ln or "more" in ln]
+    assert lines == [
+        "-- #ops (1 online)",
+        "-- #design (1 online)",
+        "-- more rooms: /rooms more",
+        "-- #dev (1 online)",
+        "-- #general (1 online)",
+        "-- #design (1 online)",
+        "-- #dev (1 online)",
+    ]
