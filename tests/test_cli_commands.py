@@ -231,8 +231,9 @@ def test_piped_input_takes_the_same_commands_as_the_prompt(server_process, clien
         "#general <alice> back in general",
         "#general <alice> /slash first",
         "-- online in #dev: alice",
-        "-- #dev (1 online)",
+        # The most recently active room first: general had the last message.
         "-- #general (1 online)",
+        "-- #dev (1 online)",
         "#general <alice> back in general",
         "#general <alice> /slash first",
         "-- you left #dev",
