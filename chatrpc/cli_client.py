@@ -128,15 +128,26 @@ async def obtain_token(
     password: str,
     tokens: TokenFile,
     security: ChannelSecurity | None = None,
+    *,
+    registration_token: str = "",
 ) -> tuple[str, str]:
-    """Logs in with the stored token, or claims the name; returns (user, token)."""
+    """Logs in with the stored token, or claims the name; returns (user, token).
+
+    ``registration_token`` lets a new name be claimed on a server that asks for one.
+    """
     stored = tokens.get(server, user.lower())
     ch = channel(server, security=security)
     try:
         try:
-            response = await login(ch, user, password=password, token=stored)
+            response = await login(
+                ch, user, password=password, token=stored, registration_token=registration_token
+            )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.UNAUTHENTICATED):
+            if exc.code() in (
+                grpc.StatusCode.ALREADY_EXISTS,
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED,
+            ):
                 raise Fatal(exc.details() or "login refused") from None
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise Fatal(exc.details() or "invalid name", 2) from None
@@ -204,6 +215,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--password-env",
         metavar="VAR",
         help="read the account password from this environment variable",
+    )
+    p.add_argument(
+        "--registration-token",
+        metavar="TOKEN",
+        default="",
+        help="claim a new name on a server that asks for a registration token"
+        " (its operator makes them with chatrpc-admin)",
     )
     tls = p.add_argument_group("TLS (plaintext unless one of these is given)")
     tls.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
@@ -312,7 +330,12 @@ async def _join_first_room(conversation: Conversation, room: str) -> None:
 async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     """Sends the lines of ``stdin``, prints events to ``out``; returns the exit code."""
     user, token = await obtain_token(
-        args.server, args.user, _password(args), TokenFile(), args.security
+        args.server,
+        args.user,
+        _password(args),
+        TokenFile(),
+        args.security,
+        registration_token=args.registration_token,
     )
     client = ChatClient(args.server, user, token, security=args.security)
     body = asyncio.current_task()
@@ -366,7 +389,12 @@ async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
 async def run_interactive(args: argparse.Namespace) -> int:
     """The prompt on a terminal, until /quit, Ctrl-D or Ctrl-C; returns the exit code."""
     user, token = await obtain_token(
-        args.server, args.user, _password(args), TokenFile(), args.security
+        args.server,
+        args.user,
+        _password(args),
+        TokenFile(),
+        args.security,
+        registration_token=args.registration_token,
     )
     color = colors_wanted(sys.stdout)
     client = ChatClient(args.server, user, token, security=args.security)

@@ -413,3 +413,33 @@ def test_the_terminal_clients_rooms_command_pages_and_searches(
         "-- #design (1 online)",
         "-- #dev (1 online)",
     ]
+
+
+def test_the_terminal_client_claims_a_name_with_a_registration_token(
+    tmp_path: Path, client_env: dict[str, str]
+) -> None:
+    db = tmp_path / "chat.db"
+    sp = start_server_process("--db", str(db), "--registration", "token", log_dir=tmp_path)
+    try:
+        client = [str(BIN / "chatrpc-client"), "--user", "bob", "--server", sp.address]
+
+        def run(*extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*client, *extra],
+                input="hi\n",
+                capture_output=True,
+                text=True,
+                env=client_env,
+                timeout=30,
+            )
+
+        refused = run()
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1 and "needs a registration token" in refused.stderr
+        token = admin(db, "create").stdout.strip()
+        claimed = run("--registration-token", token)
+        assert claimed.returncode == 0, claimed.stderr
+        assert "<bob> hi" in claimed.stdout
+        assert run().returncode == 0  # the stored token logs bob in from now on
+    finally:
+        sp.stop(signal.SIGKILL)
