@@ -37,8 +37,8 @@ async def fill(url: str, rooms: int) -> float:
     await store.open()
     started = time.perf_counter()
     try:
-        for start in range(0, rooms, 2000):
-            names = [f"room{i:06d}" for i in range(start, min(rooms, start + 2000))]
+        for start in range(0, rooms, 50):
+            names = [f"room{i:06d}" for i in range(start, min(rooms, start + 50))]
             await asyncio.gather(*(store.claim_room(n, "loader") for n in names))
     finally:
         await store.close()

@@ -736,6 +736,27 @@ def test_a_redis_url_without_the_redis_package_asks_to_install_the_extra(
     assert "pip install 'chatrpc[redis]'" in err.value.message
 
 
+async def test_a_redis_store_lists_the_rooms_an_older_release_made(
+    redis_server: RedisServer,
+) -> None:
+    import redis.asyncio as aioredis
+
+    redis_server.flush()
+    raw = aioredis.from_url(redis_server.url_for(0), decode_responses=True)
+    try:
+        # What a release before the rooms indexes left: the rooms set only.
+        await raw.sadd("chatrpc:rooms", "#old", "#older")
+    finally:
+        await raw.aclose()
+    store = open_store(redis_server.url_for(0))
+    await store.open()
+    try:
+        assert sorted(e.name for e in await store.rooms_page(limit=10)) == ["old", "older"]
+        assert [e.name for e in await store.rooms_by_name("old", limit=10)] == ["old", "older"]
+    finally:
+        await store.close()
+
+
 async def test_a_redis_store_that_cannot_reach_redis_is_unavailable() -> None:
     store = open_store(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StoreUnavailable):
@@ -935,6 +956,33 @@ async def test_reopening_a_migrated_file_runs_only_the_migrations_it_lacks(
         assert conn.execute("SELECT count(*) FROM extra").fetchone() == (1,)
     finally:
         conn.close()
+
+
+async def test_a_file_from_before_the_rooms_table_lists_its_rooms_by_their_last_message(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chat.db"
+    conn = sqlite3.connect(path)
+    try:  # what the first schema version holds
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO conversations (id, key, last_seq) VALUES (1, '#quiet', 0)")
+        conn.execute("INSERT INTO conversations (id, key, last_seq) VALUES (2, '#old', 1)")
+        conn.execute(
+            "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms)"
+            " VALUES (2, 1, 'alice', 'long ago', 1000000)"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        page = await store.rooms_page(limit=10)
+        assert [(e.name, e.last_seq) for e in page] == [("quiet", 0), ("old", 1)]
+        assert page[1].active_ms == 1_000_000
+    finally:
+        await store.close()
 
 
 async def test_a_closed_sqlite_store_refuses_work_as_unavailable(tmp_path: Path) -> None:

@@ -361,6 +361,7 @@ class RedisStore(Store):
             raise
         try:
             self._presence_id = await self._call(self._last_presence_id)
+            await self._call(self._index_rooms)
         except BaseException:
             await self._release_clients()
             raise
@@ -370,6 +371,25 @@ class RedisStore(Store):
             self._presence_loop(), name="chatrpc-redis-presence"
         )
         log.info("Redis store at %s (epoch %s)", self.url, self.epoch)
+
+    async def _index_rooms(self) -> None:
+        """Lists rooms made before the activity and name indexes existed (once:
+        while the rooms set has rooms the indexes lack), as active now."""
+        r = self._r()
+        if await r.zcard(rr.NAMES) >= await r.scard(rr.ROOMS):
+            return
+        now = int(time.time() * 1000)
+        cursor = 0
+        while True:
+            cursor, keys = await r.sscan(rr.ROOMS, cursor, count=1000)
+            rooms = _strs(keys)
+            if rooms:
+                async with r.pipeline(transaction=False) as pipe:
+                    pipe.zadd(rr.ACTIVE, dict.fromkeys(rooms, now), nx=True)
+                    pipe.zadd(rr.NAMES, dict.fromkeys(rooms, 0), nx=True)
+                    await pipe.execute()
+            if int(cursor) == 0:
+                return
 
     async def _load_epoch(self) -> str:
         r = self._r()
