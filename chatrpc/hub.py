@@ -11,7 +11,6 @@ No gRPC here: problems are raised as :class:`chatrpc.errors.ChatError`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -189,6 +188,16 @@ class Hub:
         except ChatError:
             remote = None  # the shared store is down: say what this server knows
         return local.union(remote or ())
+
+    async def _online_sets(self, rooms: list[str]) -> list[set[str]]:
+        """:meth:`_online_set` of several rooms, asking a shared store once."""
+        try:
+            remote = await self.store.online_users_many(rooms)
+        except ChatError:
+            remote = None  # the shared store is down: say what this server knows
+        if remote is None:
+            return [self._local_users(room) for room in rooms]
+        return [self._local_users(room) | users for room, users in zip(rooms, remote, strict=True)]
 
     def _report(self, room: str, user: str, online: bool) -> None:
         """Tells the store (and so the other servers) that a user came or went here."""
@@ -528,8 +537,8 @@ class Hub:
                 if prefix
                 else encode_token("a", last.active_ms, last.name)
             )
-        counts = await asyncio.gather(*(self._online_set(e.name) for e in entries))
-        rows = [(e.name, len(c), e.last_seq) for e, c in zip(entries, counts, strict=True)]
+        counts = [len(users) for users in await self._online_sets([e.name for e in entries])]
+        rows = [(e.name, n, e.last_seq) for e, n in zip(entries, counts, strict=True)]
         if not prefix:
             rows.sort(key=lambda r: -r[1])  # stable: equal counts keep the activity order
         return rows, token

@@ -108,6 +108,15 @@ async def test_the_room_quota_holds_across_two_servers_sharing_redis(
             # A room created through A is an existing room on B: free to join.
             bob_b = await on_b.open("bob")
             assert isinstance(await join_or_error(bob_b, "r1"), pb.Joined)
+            # ListRooms on A counts who is online through B too.
+            await alice_a.wait_for(lambda ev: any(p.user == "bob" for p in alice_a.of("presence")))
+            ch, api = stub(a)
+            try:
+                page = await api.ListRooms(pb.ListRoomsRequest(), metadata=auth_metadata(token))
+            finally:
+                await ch.close()
+            assert (page.rooms[0].name, page.rooms[0].online) == ("r1", 2)
+            assert {r.name: r.online for r in page.rooms} == {"r1": 2, "r2": 1, "r3": 1}
         finally:
             await on_a.close()
             await on_b.close()

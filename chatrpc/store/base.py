@@ -197,6 +197,12 @@ class Store(abc.ABC):
         del room
         return None
 
+    async def online_users_many(self, rooms: Sequence[str]) -> list[set[str]] | None:
+        """The users online in each of ``rooms`` on any server, in one step (a
+        listing page), or None if the store shares no presence."""
+        del rooms
+        return None
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connects, creates or migrates the schema and sets :attr:`epoch`."""

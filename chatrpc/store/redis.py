@@ -854,6 +854,19 @@ class RedisStore(Store):
 
         return await self._call(do)
 
+    async def online_users_many(self, rooms: Sequence[str]) -> list[set[str]]:
+        async def do() -> list[set[str]]:
+            if not rooms:
+                return []
+            now = int(time.time() * 1000)
+            async with self._r().pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    pipe.zrangebyscore(_online(room), now, "+inf")
+                found = await pipe.execute()
+            return [self._split_online(members)[0] for members in found]
+
+        return await self._call(do)
+
     async def _presence_loop(self) -> None:
         """Writes the presence reports in order and, every third of the presence
         TTL, refreshes this server's online users, so only a live server keeps
