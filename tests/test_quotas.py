@@ -174,10 +174,11 @@ async def test_list_rooms_pages_through_10000_rooms_with_every_page_within_its_s
 async def test_a_page_puts_rooms_with_users_online_first(peers: Peers) -> None:
     alice = await peers.open("alice")
     bob = await peers.open("bob")
-    await alice.join("busy")
-    await bob.join("busy")
-    await alice.join("quiet")
-    await alice.stream.leave("quiet")
+    await alice.join("zz-busy")
+    await bob.join("zz-busy")
+    # Active last and first by name, but nobody is in it now.
+    await alice.join("aa-quiet")
+    await alice.stream.leave("aa-quiet")
     await alice.wait_for(lambda ev: bool(alice.of("left")))
     ch = channel(peers.address)
     try:
@@ -185,7 +186,7 @@ async def test_a_page_puts_rooms_with_users_online_first(peers: Peers) -> None:
         page = await api.ListRooms(pb.ListRoomsRequest(), metadata=auth_metadata(alice.token))
     finally:
         await ch.close()
-    assert [(r.name, r.online) for r in page.rooms] == [("busy", 2), ("quiet", 0)]
+    assert [(r.name, r.online) for r in page.rooms] == [("zz-busy", 2), ("aa-quiet", 0)]
 
 
 async def test_a_page_token_from_elsewhere_is_refused_clearly(peers: Peers) -> None:
