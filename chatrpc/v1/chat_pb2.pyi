@@ -596,8 +596,8 @@ class ListRoomsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     PREFIX_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """At most this many rooms (0: the server's default page, 100; the server's
-    maximum is 500).
+    """At most this many rooms (0: the server's default page, 100); a larger
+    size gets the server's maximum (--list-page-max, 500 by default).
     """
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first page."""
