@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from .errors import ChatError, Code, invalid
@@ -65,6 +66,17 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, base64.b64decode(digest))
 
 
+#: How new names are claimed: by anyone (``open``), with a registration token an
+#: operator created (``token``), or not at all (``closed``). Existing accounts
+#: log in the same way in every mode.
+REGISTRATION_MODES = ("open", "token", "closed")
+
+
+def new_registration_token() -> str:
+    """A fresh registration token (the store keeps only its :func:`hash_token`)."""
+    return "reg-" + secrets.token_urlsafe(24)
+
+
 @dataclass(frozen=True, slots=True)
 class LoginResult:
     user: str
@@ -99,8 +111,18 @@ class Auth:
       the same address are not affected.
     """
 
-    def __init__(self, store: Store, *, login_rate: float = 2.0, login_burst: int = 50) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        login_rate: float = 2.0,
+        login_burst: int = 50,
+        registration: str = "open",
+    ) -> None:
+        if registration not in REGISTRATION_MODES:
+            raise ValueError(f"registration must be one of {', '.join(REGISTRATION_MODES)}")
         self.store = store
+        self.registration = registration
         self._attempts = Buckets(login_rate, login_burst)
         self._bad_tokens = Buckets(login_rate, login_burst)
         self._bad_passwords = Buckets(login_rate, login_burst)
@@ -129,7 +151,13 @@ class Auth:
         self._name_guesses.charge(user, FAILURE_COST)
 
     async def login(
-        self, raw_user: str, password: str = "", presented_token: str = "", *, client: str = ""
+        self,
+        raw_user: str,
+        password: str = "",
+        presented_token: str = "",
+        *,
+        client: str = "",
+        registration_token: str = "",
     ) -> LoginResult:
         """Claims a free name, or proves a taken one; returns a new token.
 
@@ -138,6 +166,8 @@ class Auth:
         UNAUTHENTICATED. Too many attempts (see the class): RESOURCE_EXHAUSTED.
         A token minted here is never left valid by a revoke-all of the user that
         ran while this login was checked: it is minted atomically with its proof.
+        A free name is claimed only as the registration mode allows (see
+        :data:`REGISTRATION_MODES`): PERMISSION_DENIED otherwise.
         """
         wait = self._attempts.take(client, 1.0)
         if wait:
@@ -145,10 +175,15 @@ class Auth:
                 Code.RESOURCE_EXHAUSTED,
                 f"too many logins from this address: retry in {retry_hint(wait)}",
             )
-        return await self._login(raw_user, password, presented_token, client)
+        return await self._login(raw_user, password, presented_token, client, registration_token)
 
     async def _login(
-        self, raw_user: str, password: str, presented_token: str, client: str
+        self,
+        raw_user: str,
+        password: str,
+        presented_token: str,
+        client: str,
+        registration_token: str = "",
     ) -> LoginResult:
         user = normalize_name(raw_user, "user")
         if len(password) > MAX_PASSWORD:
@@ -156,6 +191,7 @@ class Auth:
         token = secrets.token_urlsafe(32)
         account = await self.store.get_account(user)
         if account is None:
+            await self._may_register(user, registration_token, client)
             pw_hash = await asyncio.to_thread(hash_password, password) if password else None
             if await self.store.create_account(user, pw_hash, hash_token(token)):
                 return LoginResult(user, token, created=True)
@@ -179,6 +215,36 @@ class Auth:
             Code.ALREADY_EXISTS,
             f"the name {user!r} is taken: log in with its password or token, or pick another",
         )
+
+    async def _may_register(self, user: str, registration_token: str, client: str) -> None:
+        """Lets a new name be claimed as the registration mode says, or raises.
+
+        In ``token`` mode this spends one use of the registration token (a
+        refused token counts as a failed attempt: it is a credential too).
+        """
+        if self.registration == "open":
+            return
+        if self.registration == "closed":
+            raise ChatError(
+                Code.PERMISSION_DENIED,
+                f"no new names on this server: {user!r} is free, but registration is closed;"
+                " ask its operator for an account",
+            )
+        if not registration_token:
+            raise ChatError(
+                Code.PERMISSION_DENIED,
+                f"claiming the new name {user!r} needs a registration token from the"
+                " server's operator (chatrpc-client --registration-token, or the"
+                " registration_token field of Login)",
+            )
+        now_ms = int(time.time() * 1000)
+        if not await self.store.use_registration_token(hash_token(registration_token), now_ms):
+            self._token_failed(client)
+            raise ChatError(
+                Code.UNAUTHENTICATED,
+                "that registration token is unknown, expired or used up: ask the operator"
+                " for another",
+            )
 
     async def _password_login(self, user: str, password: str, token: str, client: str) -> None:
         """Adds ``token`` for ``user`` if ``password`` is theirs (see :meth:`login`)."""

@@ -141,6 +141,7 @@ async def obtain_token(
     *,
     new_password: str = "",
     stored: bool = True,
+    registration_token: str = "",
 ) -> tuple[str, str]:
     """Logs in with the stored token, or claims the name; returns (user, token).
 
@@ -148,16 +149,23 @@ async def obtain_token(
     then made sure of: set if the account had none (said on stderr), refused as
     wrong if it has another. ``new_password`` sets or changes the password
     afterwards (``password`` is the current one). ``stored=False`` ignores the
-    stored token (it is known to be refused).
+    stored token (it is known to be refused). ``registration_token`` lets a new
+    name be claimed on a server that asks for one.
     """
     token = tokens.get(server, user.lower()) if stored else ""
     ch = channel(server, security=security)
     tls = security is not None
     try:
         try:
-            response = await login(ch, user, password=password, token=token)
+            response = await login(
+                ch, user, password=password, token=token, registration_token=registration_token
+            )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.UNAUTHENTICATED):
+            if exc.code() in (
+                grpc.StatusCode.ALREADY_EXISTS,
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED,
+            ):
                 raise Fatal(exc.details() or "login refused") from None
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise Fatal(exc.details() or "invalid name", 2) from None
@@ -261,6 +269,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="VAR",
         help="set or change the account's password to the one in this environment"
         " variable (--password-env gives the current one, if any)",
+    )
+    p.add_argument(
+        "--registration-token",
+        metavar="TOKEN",
+        default="",
+        help="claim a new name on a server that asks for a registration token"
+        " (its operator makes them with chatrpc-admin)",
     )
     tls = p.add_argument_group("TLS (plaintext unless one of these is given)")
     tls.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
@@ -388,6 +403,7 @@ async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
         TokenFile(),
         args.security,
         new_password=args.new_password,
+        registration_token=args.registration_token,
     )
     client = ChatClient(args.server, user, token, security=args.security)
     body = asyncio.current_task()
@@ -479,6 +495,7 @@ async def run_interactive(args: argparse.Namespace) -> int:
         TokenFile(),
         args.security,
         new_password=args.new_password,
+        registration_token=args.registration_token,
     )
     color = colors_wanted(sys.stdout)
     client = ChatClient(args.server, user, token, security=args.security)

@@ -127,14 +127,22 @@ def auth_metadata(token: str) -> tuple[tuple[str, str], ...]:
 
 
 async def login(
-    ch: grpc.aio.Channel, user: str, password: str = "", token: str = "", timeout: float = 10.0
+    ch: grpc.aio.Channel,
+    user: str,
+    password: str = "",
+    token: str = "",
+    timeout: float = 10.0,
+    *,
+    registration_token: str = "",
 ) -> pb.LoginResponse:
-    """Claims ``user`` or proves it (``password`` or ``token``); raises AioRpcError."""
+    """Claims ``user`` or proves it (``password`` or ``token``); raises AioRpcError.
+
+    ``registration_token`` lets a new name be claimed on a server that asks for one.
+    """
     stub = pb_grpc.ChatServiceStub(ch)
     metadata = auth_metadata(token) if token else None
-    response: pb.LoginResponse = await stub.Login(
-        pb.LoginRequest(user=user, password=password), metadata=metadata, timeout=timeout
-    )
+    request = pb.LoginRequest(user=user, password=password, registration_token=registration_token)
+    response: pb.LoginResponse = await stub.Login(request, metadata=metadata, timeout=timeout)
     return response
 
 
@@ -561,10 +569,14 @@ class ChatClient:
         )
         return response
 
-    async def list_rooms(self, *, timeout: float = 10.0) -> pb.ListRoomsResponse:
-        """The rooms with how many are online in each; raises AioRpcError."""
+    async def list_rooms(
+        self, *, prefix: str = "", page_token: str = "", page_size: int = 0, timeout: float = 10.0
+    ) -> pb.ListRoomsResponse:
+        """A page of rooms with how many are online in each (the most active first,
+        or those named ``prefix``...); raises AioRpcError."""
+        request = pb.ListRoomsRequest(prefix=prefix, page_token=page_token, page_size=page_size)
         response: pb.ListRoomsResponse = await self._stub().ListRooms(
-            pb.ListRoomsRequest(), metadata=auth_metadata(self.token), timeout=timeout
+            request, metadata=auth_metadata(self.token), timeout=timeout
         )
         return response
 

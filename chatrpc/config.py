@@ -103,6 +103,22 @@ class ServerConfig:
     login_burst: int = setting(
         50, "--login-burst", "logins a client address may make at once", low=1, metavar="N"
     )
+    registration: str = setting(
+        "open",
+        "--registration",
+        "who may claim a new name: anyone (open), holders of a registration token"
+        " made with chatrpc-admin (token), nobody (closed); existing accounts always"
+        " log in",
+        choices=("open", "token", "closed"),
+    )
+    empty_room_ttl_s: float = setting(
+        24 * 3600.0,
+        "--empty-room-ttl",
+        "a room with no members and no stored messages disappears after this long"
+        " without activity; 0 keeps every room",
+        low=0,
+        metavar="SECONDS",
+    )
     tls_cert: str = setting("", "--tls-cert", "the server's certificate chain", metavar="PEM")
     tls_key: str = setting("", "--tls-key", "the server certificate's private key", metavar="PEM")
     tls_client_ca: str = setting(

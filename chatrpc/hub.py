@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from . import replay
 from .errors import ChatError, Code, invalid
+from .listing import decode_token, duration, encode_token, page_size
 from .model import (
     Draft,
     StoredMessage,
@@ -103,6 +104,24 @@ class Limits:
         low=0,
         metavar="N",
     )
+    rooms_per_user_per_day: int = setting(
+        20,
+        "--rooms-per-user-per-day",
+        "rooms one user may create over a rolling day; joining an existing room"
+        " is free; 0 lifts the limit",
+        low=0,
+        metavar="N",
+    )
+    max_list_page: int = setting(
+        500,
+        "--list-page-max",
+        "largest page of ListRooms, ListMembers and ListDirects",
+        low=1,
+        high=100_000,
+        metavar="N",
+    )
+    #: The page when a request gives no size (at most max_list_page).
+    default_list_page: int = 100
 
     def __post_init__(self) -> None:
         check(self)
@@ -231,6 +250,16 @@ class Hub:
             remote = None  # the shared store is down: say what this server knows
         return local.union(remote or ())
 
+    async def _online_sets(self, rooms: list[str]) -> list[set[str]]:
+        """:meth:`_online_set` of several rooms, asking a shared store once."""
+        try:
+            remote = await self.store.online_users_many(rooms)
+        except ChatError:
+            remote = None  # the shared store is down: say what this server knows
+        if remote is None:
+            return [self._local_users(room) for room in rooms]
+        return [self._local_users(room) | users for room, users in zip(rooms, remote, strict=True)]
+
     def _report(self, room: str, user: str, online: bool) -> None:
         """Tells the store (and so the other servers) that a user came or went here."""
         self.store.set_online(room, user, online)
@@ -323,7 +352,7 @@ class Hub:
                 f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
             )
         self._spend(session.user, JOIN_COST)
-        await self.store.ensure_room(room)
+        await self._claim_room(room, session.user)
         await self.store.add_member(room, session.user)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)
@@ -334,6 +363,18 @@ class Hub:
             session.release(conv)
             raise
         session.push(replay)
+
+    async def _claim_room(self, room: str, user: str) -> None:
+        """Creates the room within the user's daily quota, or marks it active."""
+        quota = self.limits.rooms_per_user_per_day
+        claim = await self.store.claim_room(room, user, per_day=quota)
+        if claim.retry_after_s:
+            raise ChatError(
+                Code.RESOURCE_EXHAUSTED,
+                f"you created {quota} rooms in the last 24 hours, the most allowed:"
+                f" join an existing room (/rooms lists them), or create #{room}"
+                f" in {duration(claim.retry_after_s)}",
+            )
 
     async def resume_direct(
         self, session: Session, with_user: str, after_seq: int | None, epoch: str = ""
@@ -501,21 +542,69 @@ class Hub:
         has_more = len(page) > limit
         return page[:limit], await self.store.last_seq(conv), has_more
 
-    async def rooms(self) -> list[tuple[str, int, int]]:
-        """Every room: (name, users online, last seq)."""
-        return [
-            (c.key[1:], len(await self.online_everywhere(c.key[1:])), c.last_seq)
-            for c in await self.store.list_rooms()
-        ]
+    def _page_size(self, asked: int) -> int:
+        return page_size(asked, self.limits.default_list_page, self.limits.max_list_page)
 
-    async def members(self, room: str) -> tuple[str, list[str]]:
+    async def rooms(
+        self, *, limit: int = 0, page_token: str = "", prefix: str = ""
+    ) -> tuple[list[tuple[str, int, int]], str]:
+        """A page of rooms, (name, users online, last seq) each, and the next page's token.
+
+        Without ``prefix``: by latest activity, newest first, and within the page
+        by users online, most first. With it: the rooms whose name starts with
+        it, by name. The token is the store order's key of the page's last room
+        (see chatrpc.listing), so pages go on after it even if it moved.
+        """
+        size = self._page_size(limit)
+        if prefix:
+            prefix = normalize_name(prefix, "room")
+            after = decode_token(page_token, "n", 1)[0] if page_token else ""
+            entries = await self.store.rooms_by_name(prefix, limit=size + 1, after=after)
+        else:
+            anchor: tuple[int, str] | None = None
+            if page_token:
+                ms, name = decode_token(page_token, "a", 2)
+                if not ms.isdigit():
+                    raise invalid("page_token is not one this listing gave: start again without it")
+                anchor = (int(ms), name)
+            entries = await self.store.rooms_page(limit=size + 1, after=anchor)
+        more, entries = len(entries) > size, entries[:size]
+        token = ""
+        if more:
+            last = entries[-1]
+            token = (
+                encode_token("n", last.name)
+                if prefix
+                else encode_token("a", last.active_ms, last.name)
+            )
+        counts = [len(users) for users in await self._online_sets([e.name for e in entries])]
+        rows = [(e.name, n, e.last_seq) for e, n in zip(entries, counts, strict=True)]
+        if not prefix:
+            rows.sort(key=lambda r: -r[1])  # stable: equal counts keep the activity order
+        return rows, token
+
+    async def members(
+        self, room: str, *, limit: int = 0, page_token: str = ""
+    ) -> tuple[str, list[str], str]:
+        """A page of the users online in ``room``, by name: (room, names, next token)."""
         room = normalize_name(room, "room")
-        return room, await self.online_everywhere(room)
+        after = decode_token(page_token, "m", 1)[0] if page_token else ""
+        size = self._page_size(limit)
+        names = [u for u in await self.online_everywhere(room) if u > after]
+        more = len(names) > size
+        return room, names[:size], encode_token("m", names[size - 1]) if more else ""
 
-    async def directs(self, user: str) -> list[tuple[str, int]]:
-        """The user's DM conversations: (other user, last seq)."""
+    async def directs(
+        self, user: str, *, limit: int = 0, page_token: str = ""
+    ) -> tuple[list[tuple[str, int]], str]:
+        """A page of the user's DM conversations, (other user, last seq) each, by the
+        other user's name, and the next page's token."""
+        after = decode_token(page_token, "d", 1)[0] if page_token else ""
+        size = self._page_size(limit)
         out = []
         for conv in await self.store.list_directs(user):
             a, b = dm_users(conv.key)
             out.append((b if a == user else a, conv.last_seq))
-        return out
+        out = sorted(d for d in out if d[0] > after)
+        more = len(out) > size
+        return out[:size], encode_token("d", out[size - 1][0]) if more else ""

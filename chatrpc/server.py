@@ -11,6 +11,7 @@ logged with its traceback and the client sees INTERNAL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from .config import ServerConfig
 from .errors import INTERNAL_MESSAGE, ChatError, Code
 from .hub import Hub
 from .model import seq_field
+from .pruning import prune_forever
 from .session import SessionRunner
 from .store import Store, open_store
 from .subscriber import Outgoing, Session
@@ -116,7 +118,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self, request: pb.LoginRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.LoginResponse:
         result = await self.auth.login(
-            request.user, request.password, _bearer(context), client=_client_address(context)
+            request.user,
+            request.password,
+            _bearer(context),
+            client=_client_address(context),
+            registration_token=request.registration_token,
         )
         log.info("login %s%s", result.user, " (new)" if result.created else "")
         return pb.LoginResponse(token=result.token, user=result.user, created=result.created)
@@ -186,24 +192,34 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self, request: pb.ListRoomsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListRoomsResponse:
         await self._user(context)
-        rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in await self.hub.rooms()]
-        return pb.ListRoomsResponse(rooms=rooms)
+        page, token = await self.hub.rooms(
+            limit=request.page_size, page_token=request.page_token, prefix=request.prefix
+        )
+        rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in page]
+        return pb.ListRoomsResponse(rooms=rooms, next_page_token=token)
 
     @_unary
     async def ListMembers(
         self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListMembersResponse:
         await self._user(context)
-        room, members = await self.hub.members(request.room)
-        return pb.ListMembersResponse(room=room, members=members)
+        room, members, token = await self.hub.members(
+            request.room, limit=request.page_size, page_token=request.page_token
+        )
+        return pb.ListMembersResponse(room=room, members=members, next_page_token=token)
 
     @_unary
     async def ListDirects(
         self, request: pb.ListDirectsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListDirectsResponse:
         user = await self._user(context)
-        directs = [pb.Direct(with_user=u, last_seq=s) for u, s in await self.hub.directs(user)]
-        return pb.ListDirectsResponse(directs=directs, epoch=self.hub.store.epoch)
+        page, token = await self.hub.directs(
+            user, limit=request.page_size, page_token=request.page_token
+        )
+        directs = [pb.Direct(with_user=u, last_seq=s) for u, s in page]
+        return pb.ListDirectsResponse(
+            directs=directs, epoch=self.hub.store.epoch, next_page_token=token
+        )
 
     async def Chat(  # type: ignore[override]  # writes with context.write, returns nothing
         self,
@@ -298,12 +314,21 @@ class ChatServer:
         self.config = config
         self.store = store or open_store(config.store_url(), config.store_options)
         self.hub = Hub(self.store, config.limits)
-        self.auth = Auth(self.store, login_rate=config.login_rate, login_burst=config.login_burst)
+        self.auth = Auth(
+            self.store,
+            login_rate=config.login_rate,
+            login_burst=config.login_burst,
+            registration=config.registration,
+        )
         #: Server credentials when TLS is configured; read now so a bad file fails early.
         self._tls = _server_credentials(config)
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
+        self._pruner: asyncio.Task[None] | None = None
+        #: Rooms pruned so far, and an event set after every sweep of empty rooms.
+        self.rooms_pruned = 0
+        self._swept = asyncio.Event()
 
     def _options(self) -> list[tuple[str, Any]]:
         c = self.config
@@ -349,9 +374,23 @@ class ChatServer:
             ) from exc
         await server.start()
         self._server = server
+        if self.config.empty_room_ttl_s:
+            self._pruner = asyncio.create_task(
+                prune_forever(self.store, self.config.empty_room_ttl_s, self._on_sweep),
+                name="chatrpc-pruner",
+            )
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    def _on_sweep(self, removed: list[str]) -> None:
+        self.rooms_pruned += len(removed)
+        self._swept.set()
+
+    async def next_sweep(self) -> None:
+        """Waits until the background pruning of empty rooms completes its next sweep."""
+        self._swept.clear()
+        await self._swept.wait()
 
     def describe(self) -> str:
         """What every session and every task of the server is doing (SIGUSR1 logs it)."""
@@ -368,6 +407,11 @@ class ChatServer:
         if self._server is None:
             return
         server, self._server = self._server, None
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
         await self.health.enter_graceful_shutdown()
         # server.stop refuses new calls at once and gives running ones the grace
         # period; meanwhile every session ends with UNAVAILABLE (reconnect).

@@ -28,9 +28,15 @@ class Option:
     low: float | None = None
     high: float | None = None
     metavar: str | None = None
+    #: The values allowed (a text setting with a few choices).
+    choices: tuple[str, ...] = ()
 
     def check(self, value: Any) -> None:
         """Raises :class:`ConfigError` if ``value`` is out of bounds."""
+        if self.choices and value not in self.choices:
+            raise ConfigError(
+                f"{self.flag} must be one of {', '.join(self.choices)}, not {value!r}"
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             return
         if self.low is not None and value < self.low:
@@ -51,9 +57,10 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     metavar: str | None = None,
+    choices: tuple[str, ...] = (),
 ) -> Any:
     """A dataclass field that is also a command-line option (see the module docstring)."""
-    option = Option(flag, help, low, high, metavar)
+    option = Option(flag, help, low, high, metavar, choices)
     option.check(default)
     return field(default=default, metadata={"option": option})
 

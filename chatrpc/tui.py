@@ -68,7 +68,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "msg": ("/msg USER TEXT", "send a direct message to USER"),
     "me": ("/me TEXT", "say what you are doing: * you TEXT"),
     "who": ("/who [ROOM]", "who is online in ROOM (default: the current room)"),
-    "rooms": ("/rooms", "list the rooms on the server"),
+    "rooms": ("/rooms [PREFIX]", "the most active rooms, or those named PREFIX...; /rooms more"),
     "history": ("/history [N]", f"the last N messages of this room (default {HISTORY_DEFAULT})"),
     "password": ("/password", "set or change your password (asked for, not shown)"),
     "help": ("/help", "this list"),
@@ -149,7 +149,11 @@ def parse_line(line: str) -> Command | None:
         if len(words) == 1 and words[0].isdigit() and 1 <= int(words[0]) <= HISTORY_MAX:
             return Command("history", count=int(words[0]))
         raise CommandError(f"{usage} (N from 1 to {HISTORY_MAX})")
-    return Command(name)  # rooms, help, quit: arguments are ignored
+    if name == "rooms":
+        if len(words) > 1 or (words and words[0] != "more" and not canonical(words[0])):
+            raise CommandError(usage)
+        return Command("rooms", target=canonical(words[0]) if words else "")
+    return Command(name)  # help, quit: arguments are ignored
 
 
 # -- how things look ----------------------------------------------------------------------
@@ -358,6 +362,8 @@ class Conversation:
         self.context = context
         #: Where a plain line goes (a room name without ``#``), if anywhere.
         self.room: str | None = None
+        #: Where ``/rooms more`` goes on: (prefix, page token) of the next page.
+        self._rooms_next: tuple[str, str] | None = None
         self.failures = 0
         self.sends: list[asyncio.Future[pb.Message]] = []
         # Events of a room being joined are held back until its context is shown.
@@ -527,7 +533,7 @@ class Conversation:
         elif name == "who":
             await self.who(cmd.target or self.room or "")
         elif name == "rooms":
-            await self.rooms()
+            await self.rooms(cmd.target)
         elif name == "history":
             await self.history(cmd.count)
         elif name == "help":
@@ -675,16 +681,28 @@ class Conversation:
         who = ", ".join(self.formatter.nick(n) for n in listed.members) or "nobody"
         self.emit(self.formatter.info(f"online in #{listed.room or room}: {who}"))
 
-    async def rooms(self) -> None:
-        """Lists the rooms with how many are online in each."""
-        listed = await self.client.list_rooms(timeout=CALL_TIMEOUT)
+    async def rooms(self, target: str = "") -> None:
+        """Lists a page of rooms with how many are online in each: the most active,
+        those whose name starts with ``target``, or (``more``) the next page."""
+        prefix, token = target, ""
+        if target == "more":
+            if self._rooms_next is None:
+                self.problem("no more rooms: /rooms lists the first page again")
+                return
+            prefix, token = self._rooms_next
+        listed = await self.client.list_rooms(prefix=prefix, page_token=token, timeout=CALL_TIMEOUT)
+        self._rooms_next = (prefix, listed.next_page_token) if listed.next_page_token else None
         if self.as_json:
             self._emit_json("rooms", listed)
             return
         if not listed.rooms:
-            self.emit(self.formatter.info("no rooms yet"))
+            self.emit(
+                self.formatter.info(f"no rooms named {prefix}..." if prefix else "no rooms yet")
+            )
         for r in listed.rooms:
             self.emit(self.formatter.info(f"#{r.name} ({r.online} online)"))
+        if self._rooms_next is not None:
+            self.emit(self.formatter.info("more rooms: /rooms more"))
 
     async def history(self, count: int) -> None:
         """Shows the last ``count`` messages of the current room."""

@@ -21,7 +21,7 @@ import pytest
 
 from chatrpc.errors import ChatError, Code, StoreUnavailable
 from chatrpc.model import Conversation, Draft, StoredMessage, dm_key, room_key
-from chatrpc.store import Account, Store, StoreOptions, open_store
+from chatrpc.store import QUOTA_WINDOW_MS, Account, RoomClaim, Store, StoreOptions, open_store
 from chatrpc.store import sqlite as sqlite_store
 from chatrpc.store.sqlite import MIGRATIONS, SQLiteStore
 
@@ -481,6 +481,154 @@ async def test_membership_is_recorded_until_the_user_leaves(store: Store) -> Non
     assert not await store.is_member("general", "alice")
 
 
+# -- room quota, pages and pruning ----------------------------------------------------------
+
+
+async def test_claim_room_counts_only_new_rooms_against_the_creators_daily_quota(
+    store: Store,
+) -> None:
+    for room in ("a", "b", "c"):
+        assert await store.claim_room(room, "alice", per_day=3) == RoomClaim(created=True)
+    refused = await store.claim_room("d", "alice", per_day=3)
+    assert not refused.created
+    assert 0 < refused.retry_after_s <= QUOTA_WINDOW_MS / 1000
+    # Nothing was created, an existing room costs nothing, others have their own quota.
+    assert [c.key for c in await store.list_rooms()] == ["#a", "#b", "#c"]
+    assert await store.claim_room("b", "alice", per_day=3) == RoomClaim()
+    assert await store.claim_room("d", "bob", per_day=3) == RoomClaim(created=True)
+    assert await store.claim_room("e", "alice", per_day=0) == RoomClaim(created=True)
+
+
+async def test_concurrent_claims_never_create_more_rooms_than_the_quota(store: Store) -> None:
+    claims = await asyncio.gather(
+        *(store.claim_room(f"r{i}", "alice", per_day=5) for i in range(20))
+    )
+    assert sum(c.created for c in claims) == 5
+    assert len(await store.list_rooms()) == 5
+
+
+async def test_rooms_page_through_every_room_once_newest_activity_first(store: Store) -> None:
+    names = [f"room{i:02d}" for i in range(23)]
+    for name in names:
+        await store.claim_room(name, "alice")
+    await store.append(room_draft("room05", "alice", "now the most active"))
+    seen: list[str] = []
+    after: tuple[int, str] | None = None
+    while True:
+        page = await store.rooms_page(limit=4, after=after)
+        assert len(page) <= 4
+        seen.extend(e.name for e in page)
+        if len(page) < 4:
+            break
+        after = (page[-1].active_ms, page[-1].name)
+    assert sorted(seen) == names and len(seen) == len(names)
+    assert seen[0] == "room05"
+    keys = [(e.active_ms, e.name) for e in await store.rooms_page(limit=100)]
+    assert keys == sorted(keys, reverse=True)
+    assert {e.name: e.last_seq for e in await store.rooms_page(limit=100)}["room05"] == 1
+
+
+async def test_a_room_gone_while_paging_does_not_stop_or_repeat_the_pages(store: Store) -> None:
+    for i in range(10):
+        await store.claim_room(f"r{i}", "alice")
+    first = await store.rooms_page(limit=3)
+    # The anchor room goes away (pruned): the next page still starts after its place.
+    await store.prune_rooms(now_ms() + 1000, limit=100)
+    rest = await store.rooms_page(limit=100, after=(first[-1].active_ms, first[-1].name))
+    assert rest == []
+    for i in range(10):
+        await store.claim_room(f"s{i}", "alice")
+    first = await store.rooms_page(limit=3)
+    await store.claim_room(first[-1].name, "bob")  # the anchor moves to the front
+    rest = await store.rooms_page(limit=100, after=(first[-1].active_ms, first[-1].name))
+    assert {e.name for e in first} | {e.name for e in rest} == {f"s{i}" for i in range(10)}
+    assert not {e.name for e in first[:2]} & {e.name for e in rest}
+
+
+async def test_rooms_by_name_finds_a_prefix_a_page_at_a_time(store: Store) -> None:
+    for name in ("dev", "dev-ops", "dev.ui", "devx", "design", "d", "ops"):
+        await store.claim_room(name, "alice")
+    first = await store.rooms_by_name("dev", limit=2)
+    assert [e.name for e in first] == ["dev", "dev-ops"]
+    rest = await store.rooms_by_name("dev", limit=10, after="dev-ops")
+    assert [e.name for e in rest] == ["dev.ui", "devx"]
+    assert await store.rooms_by_name("zzz", limit=10) == []
+    assert [e.name for e in await store.rooms_by_name("d", limit=10)] == [
+        "d",
+        "design",
+        "dev",
+        "dev-ops",
+        "dev.ui",
+        "devx",
+    ]
+
+
+async def test_prune_removes_idle_rooms_without_members_or_messages_only(store: Store) -> None:
+    for name in ("empty", "talked", "joined"):
+        await store.claim_room(name, "alice")
+    await store.append(room_draft("talked", "alice", "keeps the room"))
+    await store.add_member("joined", "bob")
+    gone, nxt = await store.prune_rooms(now_ms() + 1000, limit=100)
+    assert "empty" in gone and nxt is None
+    assert not {"talked", "joined"} & set(gone)
+    listed = {c.key for c in await store.list_rooms()}
+    assert {"#talked", "#joined"} <= listed and "#empty" not in listed
+    assert [e.name for e in await store.rooms_by_name("empty", limit=10)] == []
+    # Gone means free: claiming it creates it anew (and counts for the quota).
+    assert await store.claim_room("empty", "carol") == RoomClaim(created=True)
+    # Nothing is removed that was active since the cutoff.
+    assert (await store.prune_rooms(now_ms() - 60_000, limit=100))[0] == []
+
+
+async def test_prune_works_in_bounded_steps_that_reach_every_idle_room(store: Store) -> None:
+    for i in range(12):
+        await store.claim_room(f"r{i}", "alice")
+        if i % 3 == 0:
+            await store.append(room_draft(f"r{i}", "alice", "stays"))
+    cutoff = now_ms() + 1000
+    removed: list[str] = []
+    start: int | None = 0
+    steps = 0
+    while start is not None:
+        gone, start = await store.prune_rooms(cutoff, limit=2, from_ms=start)
+        removed.extend(gone)
+        steps += 1
+        assert len(gone) <= 2 and steps < 50
+    assert sorted(removed) == sorted(f"r{i}" for i in range(12) if i % 3)
+    assert sorted(c.key for c in await store.list_rooms()) == ["#r0", "#r3", "#r6", "#r9"]
+
+
+# -- registration tokens ---------------------------------------------------------------------
+
+
+async def test_a_registration_token_is_good_for_its_uses_until_it_expires(store: Store) -> None:
+    now = now_ms()
+    await store.create_registration_token("a" * 64, uses=2, expires_ms=now + 60_000)
+    await store.create_registration_token("b" * 64, uses=5, expires_ms=now + 60_000)
+    assert await store.use_registration_token("a" * 64, now)
+    assert await store.use_registration_token("a" * 64, now)
+    assert not await store.use_registration_token("a" * 64, now)  # used up
+    assert not await store.use_registration_token("c" * 64, now)  # unknown
+    assert not await store.use_registration_token("b" * 64, now + 60_000)  # expired
+    listed = await store.list_registration_tokens()
+    assert [(t.id, t.uses_left) for t in listed] == [("a" * 12, 0), ("b" * 12, 5)]
+    assert all(t.expires_ms == now + 60_000 and t.created_ms > 0 for t in listed)
+    assert await store.revoke_registration_token("b" * 12)
+    assert not await store.revoke_registration_token("b" * 12)
+    assert not await store.use_registration_token("b" * 64, now)
+    assert [t.id for t in await store.list_registration_tokens()] == ["a" * 12]
+
+
+async def test_concurrent_uses_of_a_registration_token_never_exceed_its_uses(
+    store: Store,
+) -> None:
+    await store.create_registration_token("d" * 64, uses=3, expires_ms=now_ms() + 60_000)
+    uses = await asyncio.gather(
+        *(store.use_registration_token("d" * 64, now_ms()) for _ in range(10))
+    )
+    assert sum(uses) == 3
+
+
 # -- accounts ------------------------------------------------------------------------------
 
 
@@ -663,6 +811,27 @@ def test_a_redis_url_without_the_redis_package_asks_to_install_the_extra(
         open_store("redis://127.0.0.1:6379/0")
     assert err.value.code is Code.INVALID_ARGUMENT
     assert "pip install 'chatrpc[redis]'" in err.value.message
+
+
+async def test_a_redis_store_lists_the_rooms_an_older_release_made(
+    redis_server: RedisServer,
+) -> None:
+    import redis.asyncio as aioredis
+
+    redis_server.flush()
+    raw = aioredis.from_url(redis_server.url_for(0), decode_responses=True)
+    try:
+        # What a release before the rooms indexes left: the rooms set only.
+        await raw.sadd("chatrpc:rooms", "#old", "#older")
+    finally:
+        await raw.aclose()
+    store = open_store(redis_server.url_for(0))
+    await store.open()
+    try:
+        assert sorted(e.name for e in await store.rooms_page(limit=10)) == ["old", "older"]
+        assert [e.name for e in await store.rooms_by_name("old", limit=10)] == ["old", "older"]
+    finally:
+        await store.close()
 
 
 async def test_a_redis_store_that_cannot_reach_redis_is_unavailable() -> None:
@@ -889,6 +1058,33 @@ async def test_tokens_stored_before_the_token_generation_existed_keep_working(
         assert await store.mint_token("alice", "tok-2", proof_hash="tok-1")
         assert await store.revoke_tokens("alice") == 2
         assert await store.token_generation("alice") == 1
+    finally:
+        await store.close()
+
+
+async def test_a_file_from_before_the_rooms_table_lists_its_rooms_by_their_last_message(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chat.db"
+    conn = sqlite3.connect(path)
+    try:  # what the first schema version holds
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO conversations (id, key, last_seq) VALUES (1, '#quiet', 0)")
+        conn.execute("INSERT INTO conversations (id, key, last_seq) VALUES (2, '#old', 1)")
+        conn.execute(
+            "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms)"
+            " VALUES (2, 1, 'alice', 'long ago', 1000000)"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        page = await store.rooms_page(limit=10)
+        assert [(e.name, e.last_seq) for e in page] == [("quiet", 0), ("old", 1)]
+        assert page[1].active_ms == 1_000_000
     finally:
         await store.close()
 

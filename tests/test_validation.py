@@ -9,6 +9,7 @@ import pytest
 
 from chatrpc.client import ChatStream, auth_metadata, channel, login
 from chatrpc.server import ChatServer
+from chatrpc.store import RoomClaim
 from chatrpc.store.memory import MemoryStore
 from chatrpc.text import contain_bidi, has_visible
 from chatrpc.v1 import chat_pb2 as pb
@@ -241,10 +242,10 @@ async def test_history_is_only_for_members_and_dm_participants(server: ChatServe
 class _FailingStore(MemoryStore):
     """A real memory store that breaks on one room, to exercise the INTERNAL path."""
 
-    async def ensure_room(self, room: str) -> None:
+    async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
         if room == "boom":
             raise RuntimeError("disk on fire")
-        await super().ensure_room(room)
+        return await super().claim_room(room, user, per_day=per_day)
 
     async def is_member(self, room: str, user: str) -> bool:
         if room == "boom":

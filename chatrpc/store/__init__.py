@@ -1,6 +1,27 @@
 """History, sequence numbers and accounts behind one interface (see base.py)."""
 
-from .base import Account, Listener, Store, StoreOptions
+from .base import (
+    QUOTA_WINDOW_MS,
+    Account,
+    Listener,
+    RegistrationToken,
+    RoomClaim,
+    RoomEntry,
+    Store,
+    StoreOptions,
+    token_id,
+)
 from .factory import open_store
 
-__all__ = ["Account", "Listener", "Store", "StoreOptions", "open_store"]
+__all__ = [
+    "QUOTA_WINDOW_MS",
+    "Account",
+    "Listener",
+    "RegistrationToken",
+    "RoomClaim",
+    "RoomEntry",
+    "Store",
+    "StoreOptions",
+    "open_store",
+    "token_id",
+]

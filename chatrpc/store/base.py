@@ -29,6 +29,16 @@ test suite (``tests/test_store.py``). The guarantees a store gives:
   password was checked) and adds the new token in one atomic step, and
   ``revoke_tokens`` bumps the generation in the same step that deletes the tokens.
 
+* **Rooms and quotas.** :meth:`Store.claim_room` counts the rooms each user
+  created over the last :data:`QUOTA_WINDOW_MS` in the store itself, so servers
+  sharing a store enforce one quota. Rooms are listed a page at a time by latest
+  activity or by name (:meth:`Store.rooms_page`); no answer grows with the
+  number of rooms. :meth:`Store.prune_rooms` removes idle rooms that have no
+  members and no stored messages, keeping their seq counter so a seq is never
+  reused.
+* **Registration tokens.** Stored by hash, with a number of uses and an
+  expiry; :meth:`Store.use_registration_token` spends one use atomically.
+
 Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
 cannot be reached (retryable); nothing is acknowledged in that case.
 """
@@ -84,6 +94,59 @@ class StoreOptions:
 
     def __post_init__(self) -> None:
         check(self)
+
+
+#: The rolling window of the room creation quota: a day, in milliseconds.
+QUOTA_WINDOW_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEntry:
+    """A room as listed: its name (no ``#``), newest seq and latest activity."""
+
+    name: str
+    last_seq: int
+    #: When the room last saw a message, a join or its creation (ms since the epoch).
+    active_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomClaim:
+    """What :meth:`Store.claim_room` did."""
+
+    #: The room did not exist and now does (counted against the user's quota).
+    created: bool = False
+    #: Over quota: nothing was created, and this many seconds pass before the
+    #: oldest creation in the window leaves it (0: not refused).
+    retry_after_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationToken:
+    """A registration token as listed (never the token itself)."""
+
+    #: The first 12 hex digits of the token's hash: how an operator names it.
+    id: str
+    uses_left: int
+    expires_ms: int
+    created_ms: int
+
+
+def next_prune_start(examined: list[int], limit: int) -> int | None:
+    """Where the next pruning step starts, from the activity times just looked at.
+
+    None once fewer than ``limit`` were there to look at. Otherwise at the last
+    time again (rooms sharing it may remain), or just past it when the whole
+    step shared one time, so every step moves on.
+    """
+    if len(examined) < limit:
+        return None
+    return examined[-1] + 1 if examined[0] == examined[-1] else examined[-1]
+
+
+def token_id(token_hash: str) -> str:
+    """How a registration token is named in listings: a prefix of its hash."""
+    return token_hash[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +227,12 @@ class Store(abc.ABC):
         del room
         return None
 
+    async def online_users_many(self, rooms: Sequence[str]) -> list[set[str]] | None:
+        """The users online in each of ``rooms`` on any server, in one step (a
+        listing page), or None if the store shares no presence."""
+        del rooms
+        return None
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connects, creates or migrates the schema and sets :attr:`epoch`."""
@@ -215,6 +284,43 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_rooms(self) -> list[Conversation]:
         """Every room (key ``#name``) with its newest seq, by name."""
+
+    @abc.abstractmethod
+    async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
+        """Creates ``room`` for ``user`` within their quota, or marks it active.
+
+        An existing room is only marked active (it costs nothing). A new one is
+        created unless ``user`` already created ``per_day`` rooms (0: no limit)
+        over the last :data:`QUOTA_WINDOW_MS`; then nothing changes and the claim
+        says when to retry. The check and the creation are one atomic step.
+        """
+
+    @abc.abstractmethod
+    async def rooms_page(
+        self, *, limit: int, after: tuple[int, str] | None = None
+    ) -> list[RoomEntry]:
+        """Up to ``limit`` rooms by latest activity, newest first (ties: name, last first).
+
+        ``after`` is the ``(active_ms, name)`` of the last room of the previous
+        page: the page holds the rooms that come strictly after it in that order.
+        """
+
+    @abc.abstractmethod
+    async def rooms_by_name(self, prefix: str, *, limit: int, after: str = "") -> list[RoomEntry]:
+        """Up to ``limit`` rooms whose name starts with ``prefix``, by name, after ``after``."""
+
+    @abc.abstractmethod
+    async def prune_rooms(
+        self, idle_before_ms: int, *, limit: int, from_ms: int = 0
+    ) -> tuple[list[str], int | None]:
+        """Looks at up to ``limit`` rooms last active in ``[from_ms, idle_before_ms)``,
+        oldest first, and removes those with no members and no stored messages.
+
+        Returns the names removed and where the next step starts (None: every
+        idle room was looked at). A removed room's seq counter is kept when it
+        had messages (retention dropped them), so a room created again under
+        that name goes on from it and a seq is never reused.
+        """
 
     @abc.abstractmethod
     async def list_directs(self, user: str) -> list[Conversation]:
@@ -285,6 +391,27 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_password(self, user: str, password_hash: str) -> bool:
         """Replaces the password hash of an existing account; False if there is none."""
+
+    # -- registration tokens --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_registration_token(
+        self, token_hash: str, *, uses: int, expires_ms: int
+    ) -> None:
+        """Stores a registration token good for ``uses`` new names until ``expires_ms``."""
+
+    @abc.abstractmethod
+    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
+        """Spends one use of a token; False (and no change) if it is unknown,
+        expired or used up."""
+
+    @abc.abstractmethod
+    async def list_registration_tokens(self) -> list[RegistrationToken]:
+        """Every stored registration token (expired ones too, until removed), by id."""
+
+    @abc.abstractmethod
+    async def revoke_registration_token(self, token_id: str) -> bool:
+        """Removes the token with that id (see :func:`token_id`); False if none."""
 
 
 def _no_listener(messages: Sequence[StoredMessage]) -> None:

@@ -7,7 +7,21 @@ import time
 from dataclasses import replace
 
 from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
-from .base import Account, Store, StoreOptions
+from .base import (
+    QUOTA_WINDOW_MS,
+    Account,
+    RegistrationToken,
+    RoomClaim,
+    RoomEntry,
+    Store,
+    StoreOptions,
+    next_prune_start,
+    token_id,
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class MemoryStore(Store):
@@ -22,6 +36,12 @@ class MemoryStore(Store):
         self._accounts: dict[str, Account] = {}
         self._tokens: dict[str, str] = {}
         self._generations: dict[str, int] = {}
+        #: Latest activity per room key, and each user's room creations (ms).
+        self._active: dict[str, int] = {}
+        self._created: dict[str, list[int]] = {}
+        self._newest = 0
+        #: Registration tokens by hash: [uses left, expires_ms, created_ms].
+        self._registration: dict[str, list[int]] = {}
 
     async def open(self) -> None:
         self.epoch = secrets.token_hex(8)
@@ -41,6 +61,8 @@ class MemoryStore(Store):
         msg = draft.stored(seq)
         log = self._messages.setdefault(draft.conv, [])
         log.append(msg)
+        if is_room_key(draft.conv):
+            self._touch(draft.conv)
         self._apply_retention(log, draft.sent_at_ms)
         if draft.client_msg_id:
             self._dedup[(draft.sender, draft.client_msg_id)] = (now, msg)
@@ -81,13 +103,63 @@ class MemoryStore(Store):
 
     async def ensure_room(self, room: str) -> None:
         self._last_seq.setdefault(room_key(room), 0)
+        if room_key(room) not in self._active:
+            self._touch(room_key(room))
 
     async def list_rooms(self) -> list[Conversation]:
-        return [
-            Conversation(key, seq)
-            for key, seq in sorted(self._last_seq.items())
-            if is_room_key(key)
+        return [Conversation(key, self._last_seq.get(key, 0)) for key in sorted(self._active)]
+
+    async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
+        key = room_key(room)
+        now = _now_ms()
+        if key in self._active:
+            self._touch(key)
+            return RoomClaim()
+        if per_day:
+            mine = [t for t in self._created.get(user, []) if t > now - QUOTA_WINDOW_MS]
+            self._created[user] = mine
+            if len(mine) >= per_day:
+                return RoomClaim(retry_after_s=(min(mine) + QUOTA_WINDOW_MS - now) / 1000)
+            mine.append(now)
+        self._last_seq.setdefault(key, 0)
+        self._touch(key)
+        return RoomClaim(created=True)
+
+    def _touch(self, key: str) -> None:
+        """Marks a room the most recently active: later than every other room."""
+        self._newest = max(_now_ms(), self._newest + 1)
+        self._active[key] = self._newest
+
+    def _entry(self, key: str) -> RoomEntry:
+        return RoomEntry(key[1:], self._last_seq.get(key, 0), self._active[key])
+
+    async def rooms_page(
+        self, *, limit: int, after: tuple[int, str] | None = None
+    ) -> list[RoomEntry]:
+        order = sorted(((t, k[1:]) for k, t in self._active.items()), reverse=True)
+        picked = [(t, n) for t, n in order if after is None or (t, n) < after]
+        return [self._entry("#" + n) for _, n in picked[:limit]]
+
+    async def rooms_by_name(self, prefix: str, *, limit: int, after: str = "") -> list[RoomEntry]:
+        names = sorted(k[1:] for k in self._active if k[1:].startswith(prefix))
+        return [self._entry("#" + n) for n in names if n > after][:limit]
+
+    async def prune_rooms(
+        self, idle_before_ms: int, *, limit: int, from_ms: int = 0
+    ) -> tuple[list[str], int | None]:
+        idle = sorted((t, k) for k, t in self._active.items() if from_ms <= t < idle_before_ms)[
+            :limit
         ]
+        gone: list[str] = []
+        for _, key in idle:
+            name = key[1:]
+            if self._messages.get(key) or any(r == name for r, _ in self._members):
+                continue
+            del self._active[key]
+            if not self._last_seq.get(key):
+                self._last_seq.pop(key, None)
+            gone.append(name)
+        return gone, next_prune_start([t for t, _ in idle], limit)
 
     async def list_directs(self, user: str) -> list[Conversation]:
         return [
@@ -158,3 +230,31 @@ class MemoryStore(Store):
             return False
         self._accounts[user] = Account(user, password_hash)
         return True
+
+    async def create_registration_token(
+        self, token_hash: str, *, uses: int, expires_ms: int
+    ) -> None:
+        self._registration[token_hash] = [uses, expires_ms, _now_ms()]
+
+    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
+        entry = self._registration.get(token_hash)
+        if entry is None or entry[0] <= 0 or entry[1] <= now_ms:
+            return False
+        entry[0] -= 1
+        return True
+
+    async def list_registration_tokens(self) -> list[RegistrationToken]:
+        return sorted(
+            (
+                RegistrationToken(token_id(h), uses, expires, created)
+                for h, (uses, expires, created) in self._registration.items()
+            ),
+            key=lambda t: t.id,
+        )
+
+    async def revoke_registration_token(self, token_id_: str) -> bool:
+        for h in list(self._registration):
+            if token_id(h) == token_id_:
+                del self._registration[h]
+                return True
+        return False

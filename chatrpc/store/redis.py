@@ -62,7 +62,18 @@ from ..model import (
     message_in,
     room_key,
 )
-from .base import Account, Store, StoreOptions
+from . import redis_rooms as rr
+from .base import (
+    QUOTA_WINDOW_MS,
+    Account,
+    RegistrationToken,
+    RoomClaim,
+    RoomEntry,
+    Store,
+    StoreOptions,
+    next_prune_start,
+    token_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +93,8 @@ FETCH_PAGE = 1000
 #: The reader's backoff while Redis is unreachable, in seconds.
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 2.0
 
-#: KEYS: counter, stream, dedup, index a, index b, inbox a, inbox b.
+#: KEYS: counter, stream, dedup, index a, index b, inbox a, inbox b (for a room:
+#: the rooms set, its activity and names indexes, the rooms set).
 #: ARGV: conv, sender, text, sent_at_ms, client_msg_id, window_ms, cap,
 #: age cutoff ms (0: none), is_dm, inbox maxlen.
 #: Returns {1, seq, commit_ms} or {0, "seq conv"} for a duplicate.
@@ -116,7 +128,13 @@ if cid ~= '' then
   redis.call('SET', KEYS[3], seq .. ' ' .. ARGV[1], 'PX', ARGV[6])
 end
 redis.call('SADD', KEYS[4], ARGV[1])
-if ARGV[9] == '1' then
+if ARGV[9] ~= '1' then
+  local act = now
+  local top = redis.call('ZREVRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  if #top > 0 and tonumber(top[2]) >= act then act = tonumber(top[2]) + 1 end
+  redis.call('ZADD', KEYS[5], act, ARGV[1])
+  redis.call('ZADD', KEYS[6], 0, ARGV[1])
+else
   redis.call('SADD', KEYS[5], ARGV[1])
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'k', ARGV[1], 'q', seq)
   if KEYS[7] ~= KEYS[6] then
@@ -358,6 +376,10 @@ class RedisStore(Store):
             "revoke_tokens": self._redis.register_script(REVOKE_TOKENS_LUA),
             "revoke_token": self._redis.register_script(REVOKE_TOKEN_LUA),
             "mint_token": self._redis.register_script(MINT_TOKEN_LUA),
+            "claim_room": self._redis.register_script(rr.CLAIM_ROOM_LUA),
+            "rooms_page": self._redis.register_script(rr.ROOMS_PAGE_LUA),
+            "prune_rooms": self._redis.register_script(rr.PRUNE_ROOMS_LUA),
+            "use_regtoken": self._redis.register_script(rr.USE_REGTOKEN_LUA),
         }
         try:
             self.epoch = await self._call(self._load_epoch)
@@ -366,6 +388,7 @@ class RedisStore(Store):
             raise
         try:
             self._presence_id = await self._call(self._last_presence_id)
+            await self._call(self._index_rooms)
         except BaseException:
             await self._release_clients()
             raise
@@ -375,6 +398,25 @@ class RedisStore(Store):
             self._presence_loop(), name="chatrpc-redis-presence"
         )
         log.info("Redis store at %s (epoch %s)", self.url, self.epoch)
+
+    async def _index_rooms(self) -> None:
+        """Lists rooms made before the activity and name indexes existed (once:
+        while the rooms set has rooms the indexes lack), as active now."""
+        r = self._r()
+        if await r.zcard(rr.NAMES) >= await r.scard(rr.ROOMS):
+            return
+        now = int(time.time() * 1000)
+        cursor = 0
+        while True:
+            cursor, keys = await r.sscan(rr.ROOMS, cursor, count=1000)
+            rooms = _strs(keys)
+            if rooms:
+                async with r.pipeline(transaction=False) as pipe:
+                    pipe.zadd(rr.ACTIVE, dict.fromkeys(rooms, now), nx=True)
+                    pipe.zadd(rr.NAMES, dict.fromkeys(rooms, 0), nx=True)
+                    await pipe.execute()
+            if int(cursor) == 0:
+                return
 
     async def _load_epoch(self) -> str:
         r = self._r()
@@ -645,8 +687,7 @@ class RedisStore(Store):
             a, b = dm_users(draft.conv)
             index = [f"{P}directs:{a}", f"{P}directs:{b}", _inbox(a), _inbox(b)]
         else:
-            rooms = f"{P}rooms"
-            index = [rooms, rooms, rooms, rooms]
+            index = [rr.ROOMS, rr.ACTIVE, rr.NAMES, rr.ROOMS]
         keys = [_counter(draft.conv), _conv_stream(draft.conv), dedup, *index]
         age = self.options.retention_max_age_s
         cutoff = int(time.time() * 1000 - age * 1000) if age else 0
@@ -840,6 +881,19 @@ class RedisStore(Store):
 
         return await self._call(do)
 
+    async def online_users_many(self, rooms: Sequence[str]) -> list[set[str]]:
+        async def do() -> list[set[str]]:
+            if not rooms:
+                return []
+            now = int(time.time() * 1000)
+            async with self._r().pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    pipe.zrangebyscore(_online(room), now, "+inf")
+                found = await pipe.execute()
+            return [self._split_online(members)[0] for members in found]
+
+        return await self._call(do)
+
     async def _presence_loop(self) -> None:
         """Writes the presence reports in order and, every third of the presence
         TTL, refreshes this server's online users, so only a live server keeps
@@ -1022,14 +1076,66 @@ class RedisStore(Store):
     # -- rooms and memberships --------------------------------------------------------
 
     async def ensure_room(self, room: str) -> None:
-        async def do() -> None:
-            await self._r().sadd(f"{P}rooms", room_key(room))
+        await self.claim_room(room, "")
 
-        await self._call(do)
+    async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
+        keys = [rr.ROOMS, rr.ACTIVE, rr.NAMES, rr.created_key(user)]
+
+        async def do() -> RoomClaim:
+            args = [room_key(room), per_day, QUOTA_WINDOW_MS]
+            done, wait_ms = await self._scripts["claim_room"](keys, args)
+            if int(done) < 0:
+                return RoomClaim(retry_after_s=int(wait_ms) / 1000)
+            return RoomClaim(created=int(done) == 1)
+
+        return await self._call(do, retry=False)
+
+    async def _entries_with_seqs(self, pairs: list[tuple[str, int]]) -> list[RoomEntry]:
+        if not pairs:
+            return []
+        seqs = await self._r().mget([_counter(k) for k, _ in pairs])
+        return [RoomEntry(k[1:], int(s or 0), t) for (k, t), s in zip(pairs, seqs, strict=True)]
+
+    async def rooms_page(
+        self, *, limit: int, after: tuple[int, str] | None = None
+    ) -> list[RoomEntry]:
+        async def do() -> list[RoomEntry]:
+            args = ["", "", limit] if after is None else [after[0], "#" + after[1], limit]
+            flat = _strs(await self._scripts["rooms_page"]([rr.ACTIVE], args))
+            pairs = [(flat[i], int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+            return await self._entries_with_seqs(pairs)
+
+        return await self._call(do)
+
+    async def rooms_by_name(self, prefix: str, *, limit: int, after: str = "") -> list[RoomEntry]:
+        async def do() -> list[RoomEntry]:
+            low = f"(#{after}" if after and after >= prefix else f"[#{prefix}"
+            keys = _strs(
+                await self._r().zrangebylex(rr.NAMES, low, f"(#{prefix}\x7f", start=0, num=limit)
+            )
+            if not keys:
+                return []
+            scores = await self._r().zmscore(rr.ACTIVE, keys)
+            pairs = [(k, int(t or 0)) for k, t in zip(keys, scores, strict=True)]
+            return await self._entries_with_seqs(pairs)
+
+        return await self._call(do)
+
+    async def prune_rooms(
+        self, idle_before_ms: int, *, limit: int, from_ms: int = 0
+    ) -> tuple[list[str], int | None]:
+        async def do() -> tuple[list[str], int | None]:
+            now = int(time.time() * 1000)
+            args = [from_ms, idle_before_ms, limit, P, now]
+            result = await self._scripts["prune_rooms"]([rr.ACTIVE, rr.NAMES, rr.ROOMS], args)
+            examined = [int(float(t)) for t in _strs(result[1])]
+            return [k[1:] for k in _strs(result[0])], next_prune_start(examined, limit)
+
+        return await self._call(do, retry=False)
 
     async def list_rooms(self) -> list[Conversation]:
         async def do() -> list[Conversation]:
-            return await self._with_seqs(_strs(await self._r().smembers(f"{P}rooms")))
+            return await self._with_seqs(_strs(await self._r().smembers(rr.ROOMS)))
 
         return await self._call(do)
 
@@ -1140,6 +1246,66 @@ class RedisStore(Store):
             return bool(await self._scripts["set_password"](keys, [password_hash]))
 
         # Setting the same hash twice is harmless: safe to retry.
+        return await self._call(do)
+
+    # -- registration tokens --------------------------------------------------------
+
+    async def create_registration_token(
+        self, token_hash: str, *, uses: int, expires_ms: int
+    ) -> None:
+        async def do() -> None:
+            key = rr.regtoken_key(token_hash)
+            created = int(time.time() * 1000)
+            async with self._r().pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={"uses": uses, "expires": expires_ms, "created": created})
+                pipe.pexpireat(key, expires_ms)
+                pipe.sadd(rr.REGTOKENS, token_hash)
+                await pipe.execute()
+
+        await self._call(do)
+
+    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
+        async def do() -> bool:
+            keys = [rr.regtoken_key(token_hash)]
+            return bool(await self._scripts["use_regtoken"](keys, [now_ms]))
+
+        return await self._call(do, retry=False)
+
+    async def _registration_hashes(self) -> list[str]:
+        """The stored tokens' hashes, forgetting those Redis expired."""
+        hashes = sorted(_strs(await self._r().smembers(rr.REGTOKENS)))
+        if not hashes:
+            return []
+        async with self._r().pipeline(transaction=False) as pipe:
+            for h in hashes:
+                pipe.exists(rr.regtoken_key(h))
+            alive = await pipe.execute()
+        gone = [h for h, a in zip(hashes, alive, strict=True) if not a]
+        if gone:
+            await self._r().srem(rr.REGTOKENS, *gone)
+        return [h for h, a in zip(hashes, alive, strict=True) if a]
+
+    async def list_registration_tokens(self) -> list[RegistrationToken]:
+        async def do() -> list[RegistrationToken]:
+            out = []
+            for h in await self._registration_hashes():
+                f = cast("dict[str, str]", await self._r().hgetall(rr.regtoken_key(h)))
+                if f:
+                    uses, expires, created = int(f["uses"]), int(f["expires"]), int(f["created"])
+                    out.append(RegistrationToken(token_id(h), uses, expires, created))
+            return out
+
+        return await self._call(do)
+
+    async def revoke_registration_token(self, token_id_: str) -> bool:
+        async def do() -> bool:
+            for h in await self._registration_hashes():
+                if token_id(h) == token_id_:
+                    await self._r().delete(rr.regtoken_key(h))
+                    await self._r().srem(rr.REGTOKENS, h)
+                    return True
+            return False
+
         return await self._call(do)
 
 

@@ -33,7 +33,17 @@ from ..model import (
     message_in,
     room_key,
 )
-from .base import Account, Store, StoreOptions
+from .base import (
+    QUOTA_WINDOW_MS,
+    Account,
+    RegistrationToken,
+    RoomClaim,
+    RoomEntry,
+    Store,
+    StoreOptions,
+    next_prune_start,
+    token_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +104,36 @@ MIGRATIONS: list[str] = [
     # password before a revoke-all must not mint a token after it.
     """
     ALTER TABLE accounts ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Rooms listed a page at a time by latest activity, the room creation quota
+    # and registration tokens. Existing rooms were last active at their newest
+    # message (or now, if they have none).
+    """
+    CREATE TABLE rooms (
+        name TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        active_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX rooms_by_activity ON rooms (active_ms, name);
+    INSERT INTO rooms (name, created_ms, active_ms)
+        SELECT c.key, CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+            COALESCE(
+                (SELECT MAX(m.sent_at_ms) FROM messages m WHERE m.conv_id = c.id),
+                CAST(strftime('%s', 'now') AS INTEGER) * 1000)
+        FROM conversations c WHERE c.key LIKE '#%';
+    CREATE TABLE room_creations (
+        user TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        room TEXT NOT NULL
+    );
+    CREATE INDEX room_creations_by_user ON room_creations (user, created_ms);
+    CREATE INDEX room_creations_by_age ON room_creations (created_ms);
+    CREATE TABLE registration_tokens (
+        token_hash TEXT PRIMARY KEY,
+        uses_left INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 ]
 
@@ -375,6 +415,17 @@ class SQLiteStore(Store):
                 conn.execute("INSERT INTO directs (user, conv_id) VALUES (?, ?)", (user, conv_id))
         return conv_id
 
+    @staticmethod
+    def _touch_room(conn: sqlite3.Connection, key: str, now: int) -> None:
+        """Marks a room the most recently active (creating its listing entry)."""
+        (newest,) = conn.execute("SELECT MAX(active_ms) FROM rooms").fetchone()
+        active = now if newest is None or newest < now else newest + 1
+        conn.execute(
+            "INSERT INTO rooms (name, created_ms, active_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET active_ms = excluded.active_ms",
+            (key, now, active),
+        )
+
     def _append_one(
         self, conn: sqlite3.Connection, draft: Draft, touched: list[int]
     ) -> tuple[StoredMessage, bool]:
@@ -400,6 +451,8 @@ class SQLiteStore(Store):
                 return _row_to_message(key, gone), True
         conv_id = self._conv_id(conn, draft.conv)
         touched.append(conv_id)
+        if is_room_key(draft.conv):
+            self._touch_room(conn, draft.conv, now)
         conn.execute("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?", (conv_id,))
         (seq,) = conn.execute(
             "SELECT last_seq FROM conversations WHERE id = ?", (conv_id,)
@@ -467,17 +520,113 @@ class SQLiteStore(Store):
 
         def do(conn: sqlite3.Connection) -> None:
             self._conv_id(conn, key)
+            if conn.execute("SELECT 1 FROM rooms WHERE name = ?", (key,)).fetchone() is None:
+                self._touch_room(conn, key, _now_ms())
 
         await self._write(do)
 
     async def list_rooms(self) -> list[Conversation]:
         def do(conn: sqlite3.Connection) -> list[Conversation]:
             rows = conn.execute(
-                "SELECT key, last_seq FROM conversations WHERE key LIKE '#%' ORDER BY key"
+                "SELECT r.name, c.last_seq FROM rooms r JOIN conversations c ON c.key = r.name"
+                " ORDER BY r.name"
             ).fetchall()
             return [Conversation(k, s) for k, s in rows]
 
         return await self._read(do)
+
+    async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
+        key = room_key(room)
+
+        def do(conn: sqlite3.Connection) -> RoomClaim:
+            now = _now_ms()
+            listed = conn.execute("SELECT 1 FROM rooms WHERE name = ?", (key,)).fetchone()
+            if listed is not None:
+                self._touch_room(conn, key, now)
+                return RoomClaim()
+            if per_day:
+                since = now - QUOTA_WINDOW_MS
+                count, oldest = conn.execute(
+                    "SELECT COUNT(*), MIN(created_ms) FROM room_creations"
+                    " WHERE user = ? AND created_ms > ?",
+                    (user, since),
+                ).fetchone()
+                if count >= per_day:
+                    return RoomClaim(retry_after_s=(oldest + QUOTA_WINDOW_MS - now) / 1000)
+                conn.execute(
+                    "INSERT INTO room_creations (user, created_ms, room) VALUES (?, ?, ?)",
+                    (user, now, key),
+                )
+            self._conv_id(conn, key)
+            self._touch_room(conn, key, now)
+            return RoomClaim(created=True)
+
+        return await self._write(do)
+
+    _ROOM_COLUMNS = "SELECT r.name, c.last_seq, r.active_ms FROM rooms r JOIN conversations c"
+
+    async def rooms_page(
+        self, *, limit: int, after: tuple[int, str] | None = None
+    ) -> list[RoomEntry]:
+        def do(conn: sqlite3.Connection) -> list[RoomEntry]:
+            if after is None:
+                where, args = "", []
+            else:
+                where, args = "WHERE (r.active_ms, r.name) < (?, ?)", [after[0], "#" + after[1]]
+            rows = conn.execute(
+                f"{self._ROOM_COLUMNS} ON c.key = r.name {where}"
+                " ORDER BY r.active_ms DESC, r.name DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            return [RoomEntry(n[1:], s, t) for n, s, t in rows]
+
+        return await self._read(do)
+
+    async def rooms_by_name(self, prefix: str, *, limit: int, after: str = "") -> list[RoomEntry]:
+        low = "#" + max(prefix, after)
+        # Room names are ASCII: every name with the prefix sorts below prefix + DEL.
+        high = "#" + prefix + "\x7f"
+
+        def do(conn: sqlite3.Connection) -> list[RoomEntry]:
+            op = ">" if after and after >= prefix else ">="
+            rows = conn.execute(
+                f"{self._ROOM_COLUMNS} ON c.key = r.name WHERE r.name {op} ? AND r.name < ?"
+                " ORDER BY r.name LIMIT ?",
+                (low, high, limit),
+            ).fetchall()
+            return [RoomEntry(n[1:], s, t) for n, s, t in rows]
+
+        return await self._read(do)
+
+    async def prune_rooms(
+        self, idle_before_ms: int, *, limit: int, from_ms: int = 0
+    ) -> tuple[list[str], int | None]:
+        def do(conn: sqlite3.Connection) -> tuple[list[str], int | None]:
+            rows = conn.execute(
+                "SELECT r.name, r.active_ms, c.id, c.last_seq FROM rooms r"
+                " JOIN conversations c ON c.key = r.name"
+                " WHERE r.active_ms >= ? AND r.active_ms < ? ORDER BY r.active_ms LIMIT ?",
+                (from_ms, idle_before_ms, limit),
+            ).fetchall()
+            gone: list[str] = []
+            for name, _, conv_id, last_seq in rows:
+                busy = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM members WHERE room = ?)"
+                    " OR EXISTS (SELECT 1 FROM messages WHERE conv_id = ?)",
+                    (name[1:], conv_id),
+                ).fetchone()[0]
+                if busy:
+                    continue
+                conn.execute("DELETE FROM rooms WHERE name = ?", (name,))
+                if not last_seq:
+                    conn.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
+                gone.append(name[1:])
+            conn.execute(
+                "DELETE FROM room_creations WHERE created_ms < ?", (_now_ms() - QUOTA_WINDOW_MS,)
+            )
+            return gone, next_prune_start([r[1] for r in rows], limit)
+
+        return await self._write(do)
 
     async def list_directs(self, user: str) -> list[Conversation]:
         def do(conn: sqlite3.Connection) -> list[Conversation]:
@@ -619,6 +768,53 @@ class SQLiteStore(Store):
         def do(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 "UPDATE accounts SET password_hash = ? WHERE user = ?", (password_hash, user)
+            )
+            return cur.rowcount > 0
+
+        return await self._write(do)
+
+    # -- registration tokens --------------------------------------------------------
+
+    async def create_registration_token(
+        self, token_hash: str, *, uses: int, expires_ms: int
+    ) -> None:
+        def do(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO registration_tokens (token_hash, uses_left, expires_ms, created_ms)"
+                " VALUES (?, ?, ?, ?)",
+                (token_hash, uses, expires_ms, _now_ms()),
+            )
+
+        await self._write(do)
+
+    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
+        def do(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE registration_tokens SET uses_left = uses_left - 1"
+                " WHERE token_hash = ? AND uses_left > 0 AND expires_ms > ?",
+                (token_hash, now_ms),
+            )
+            return cur.rowcount > 0
+
+        return await self._write(do)
+
+    async def list_registration_tokens(self) -> list[RegistrationToken]:
+        def do(conn: sqlite3.Connection) -> list[RegistrationToken]:
+            rows = conn.execute(
+                "SELECT token_hash, uses_left, expires_ms, created_ms FROM registration_tokens"
+            ).fetchall()
+            return sorted(
+                (RegistrationToken(token_id(h), u, e, c) for h, u, e, c in rows),
+                key=lambda t: t.id,
+            )
+
+        return await self._read(do)
+
+    async def revoke_registration_token(self, token_id_: str) -> bool:
+        def do(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "DELETE FROM registration_tokens WHERE substr(token_hash, 1, 12) = ?",
+                (token_id_,),
             )
             return cur.rowcount > 0
 

@@ -31,20 +31,26 @@ class LoginRequest(_message.Message):
 
     USER_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    REGISTRATION_TOKEN_FIELD_NUMBER: _builtins.int
     user: _builtins.str
     password: _builtins.str
     """Optional. Set on the first Login to protect the name with a password;
     required on later Logins unless a valid token is presented.
+    """
+    registration_token: _builtins.str
+    """A registration token from the server's operator: needed to claim a new
+    name when the server runs with `--registration token`; ignored otherwise.
     """
     def __init__(
         self,
         *,
         user: _builtins.str = ...,
         password: _builtins.str = ...,
+        registration_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "registration_token", b"registration_token", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -641,12 +647,27 @@ Global___HistoryResponse: _TypeAlias = HistoryResponse  # noqa: Y015
 class ListRoomsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PREFIX_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many rooms (0: the server's default page, 100); a larger
+    size gets the server's maximum (--list-page-max, 500 by default).
+    """
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
+    prefix: _builtins.str
+    """Only rooms whose name starts with this; such a search lists them by name."""
     def __init__(
         self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        prefix: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "prefix", b"prefix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -679,19 +700,29 @@ Global___Room: _TypeAlias = Room  # noqa: Y015
 
 @_typing.final
 class ListRoomsResponse(_message.Message):
+    """Without a prefix, rooms come by latest activity (a message, a join or its
+    creation), newest first, and each page puts its rooms with most users online
+    first. A room active while a client pages moves to the front: it may then be
+    missing from the pages that follow, or a page may repeat it; paging always ends.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it back as page_token for the next page; empty on the last page."""
     @_builtins.property
     def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Room]: ...
     def __init__(
         self,
         *,
         rooms: _abc.Iterable[Global___Room] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rooms", b"rooms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rooms", b"rooms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -702,15 +733,25 @@ class ListMembersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOM_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     room: _builtins.str
+    page_size: _builtins.int
+    """At most this many names (0: the server's default page); the same bounds
+    as ListRoomsRequest.page_size.
+    """
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
     def __init__(
         self,
         *,
         room: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "room", b"room"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -722,18 +763,24 @@ class ListMembersResponse(_message.Message):
 
     ROOM_FIELD_NUMBER: _builtins.int
     MEMBERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     room: _builtins.str
+    next_page_token: _builtins.str
+    """Pass it back as page_token for the next page; empty on the last page."""
     @_builtins.property
-    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Sorted by name."""
+
     def __init__(
         self,
         *,
         room: _builtins.str = ...,
         members: _abc.Iterable[_builtins.str] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "room", b"room"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "room", b"room"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -743,12 +790,23 @@ Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
 class ListDirectsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many conversations (0: the server's default page); the same
+    bounds as ListRoomsRequest.page_size.
+    """
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
     def __init__(
         self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -782,18 +840,24 @@ class ListDirectsResponse(_message.Message):
 
     DIRECTS_FIELD_NUMBER: _builtins.int
     EPOCH_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     epoch: _builtins.str
+    next_page_token: _builtins.str
+    """Pass it back as page_token for the next page; empty on the last page."""
     @_builtins.property
-    def directs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Direct]: ...
+    def directs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Direct]:
+        """Sorted by the other user's name."""
+
     def __init__(
         self,
         *,
         directs: _abc.Iterable[Global___Direct] | None = ...,
         epoch: _builtins.str = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["directs", b"directs", "epoch", b"epoch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directs", b"directs", "epoch", b"epoch", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

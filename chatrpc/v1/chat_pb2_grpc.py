@@ -104,7 +104,7 @@ class ChatServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRooms(self, request, context):
-        """Known rooms, with how many users are online in each.
+        """Known rooms, with how many users are online in each, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,7 +48,7 @@ class ChatServiceStub:
     History: _grpc.UnaryUnaryMultiCallable[_chat_pb2.HistoryRequest, _chat_pb2.HistoryResponse]
     """A page of stored messages of a room or a direct conversation."""
     ListRooms: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListRoomsRequest, _chat_pb2.ListRoomsResponse]
-    """Known rooms, with how many users are online in each."""
+    """Known rooms, with how many users are online in each, a page at a time."""
     ListMembers: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListMembersRequest, _chat_pb2.ListMembersResponse]
     """Who is online in a room now."""
     ListDirects: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListDirectsRequest, _chat_pb2.ListDirectsResponse]
@@ -81,7 +81,7 @@ class ChatServiceAsyncStub(ChatServiceStub):
     History: _aio.UnaryUnaryMultiCallable[_chat_pb2.HistoryRequest, _chat_pb2.HistoryResponse]  # type: ignore[assignment]
     """A page of stored messages of a room or a direct conversation."""
     ListRooms: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListRoomsRequest, _chat_pb2.ListRoomsResponse]  # type: ignore[assignment]
-    """Known rooms, with how many users are online in each."""
+    """Known rooms, with how many users are online in each, a page at a time."""
     ListMembers: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListMembersRequest, _chat_pb2.ListMembersResponse]  # type: ignore[assignment]
     """Who is online in a room now."""
     ListDirects: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListDirectsRequest, _chat_pb2.ListDirectsResponse]  # type: ignore[assignment]
@@ -135,7 +135,7 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_pb2.ListRoomsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ListRoomsResponse, _abc.Awaitable[_chat_pb2.ListRoomsResponse]]:
-        """Known rooms, with how many users are online in each."""
+        """Known rooms, with how many users are online in each, a page at a time."""
 
     @_abc_1.abstractmethod
     def ListMembers(
