@@ -327,6 +327,7 @@ def _numeric_fields(
 #: What each request holds besides the fuzzed field, so the value reaches the store.
 _BASE: dict[str, dict[str, Any]] = {
     "HistoryRequest": {"room": "numbers"},
+    "ListMembersRequest": {"room": "numbers"},
     "ClientEvent": {"join": pb.Join(room="numbers")},
 }
 
