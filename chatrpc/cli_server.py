@@ -39,7 +39,7 @@ from .config_sources import (
     resolve,
 )
 from .errors import ChatError
-from .hub import Limits
+from .limits import Limits
 from .logs import setup_logging
 from .server import ChatServer
 from .settings import ConfigError, options

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .hub import Limits
+from .limits import Limits
 from .settings import check, setting
 from .store import StoreOptions
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ServerConfig
-from .hub import Limits
+from .limits import Limits
 from .settings import ConfigError, Option, options
 from .store import StoreOptions
 

@@ -1,10 +1,11 @@
-"""Routing: which sessions get which messages, presence, and the chat rules.
+"""Routing: the registry of sessions, fan-out, and what a session asks for.
 
-The hub sits between the sessions and the store. Sends are validated here and
-appended to the store; the store notifies every committed message back to
-:meth:`Hub._on_commit`, which fans it out to the sessions of the room (or of
-both users of a DM). Fan-out only calls :meth:`Session.push`, which never waits,
-so one slow reader never stalls a room.
+The hub sits between the sessions and the store. Sends are checked
+(chatrpc.rules) and appended to the store; the store notifies every committed
+message back to :meth:`Hub._on_commit`, which fans it out to the sessions of the
+room (chatrpc.presence keeps which sessions are in which room) or of both users
+of a DM. Fan-out only calls :meth:`Session.push`, which never waits, so one slow
+reader never stalls a room. Resumes are planned by chatrpc.replay.
 
 No gRPC here: problems are raised as :class:`chatrpc.errors.ChatError`.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from . import replay
 from .errors import ChatError, Code, invalid
+from .limits import JOIN_COST
+from .limits import Limits as Limits  # the hub's settings; callers import them from here
 from .listing import decode_token, duration, encode_token, page_size
 from .model import (
     Draft,
@@ -27,106 +29,10 @@ from .model import (
     normalize_name,
     room_key,
 )
-from .ratelimit import Buckets, retry_hint
-from .settings import ConfigError, check, setting
+from .presence import RoomPresence
+from .rules import SendRules
 from .store import Store
-from .subscriber import Ack, EndReason, Joined, Left, Presence, Replay, Session
-from .text import contain_bidi, has_visible, is_printable_ascii
-
-#: What a join or a DM resume costs from the user's send budget: a tenth of a
-#: send, so rejoining many rooms after a reconnect is free in practice, while a
-#: loop of joins (each one writes to the store) is held to ten times the send rate.
-JOIN_COST = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Chat rules an operator can change (server options; see chatrpc.settings)."""
-
-    max_text_bytes: int = setting(
-        4096, "--max-text-bytes", "largest message text in UTF-8 bytes", low=1, high=1 << 20
-    )
-    max_client_msg_id: int = setting(
-        128, "--max-client-msg-id", "longest client_msg_id, in characters", low=1, high=1024
-    )
-    max_replay: int = setting(
-        1000,
-        "--max-replay",
-        "resume gap always replayed in full, in messages",
-        low=0,
-        high=1_000_000,
-    )
-    max_history_page: int = setting(
-        1000, "--max-history-page", "largest History page, in messages", low=1, high=100_000
-    )
-    default_history_page: int = setting(
-        100,
-        "--default-history-page",
-        "History page size when the request gives none",
-        low=1,
-        high=100_000,
-    )
-    max_rooms_per_session: int = setting(
-        100, "--rooms-per-session", "rooms one session may be in at once", low=1, metavar="N"
-    )
-    max_sessions_per_user: int = setting(
-        20,
-        "--sessions-per-user",
-        "Chat sessions one user may have open at once, over all their devices",
-        low=1,
-        metavar="N",
-    )
-    max_sessions: int = setting(
-        10_000, "--max-sessions", "Chat sessions open on the server at once", low=1, metavar="N"
-    )
-    rate_limit: float = setting(
-        5.0,
-        "--rate-limit",
-        "sends per second per user, averaged; 0 lifts the limit",
-        low=0,
-        metavar="PER_SECOND",
-    )
-    rate_burst: int = setting(
-        20,
-        "--rate-burst",
-        "sends a user may make at once before the rate applies",
-        low=1,
-        metavar="N",
-    )
-    #: Each announcement costs one event per member (quadratic in a join storm),
-    #: and the names in a join would make a join storm quadratic too.
-    presence_max_sessions: int = setting(
-        500,
-        "--presence-max-sessions",
-        "rooms with more sessions here, or users on all servers, stop announcing"
-        " joins and leaves, and their joins name nobody, only the number online"
-        " (0: always announce and name)",
-        low=0,
-        metavar="N",
-    )
-    rooms_per_user_per_day: int = setting(
-        20,
-        "--rooms-per-user-per-day",
-        "rooms one user may create over a rolling day; joining an existing room"
-        " is free; 0 lifts the limit",
-        low=0,
-        metavar="N",
-    )
-    max_list_page: int = setting(
-        500,
-        "--list-page-max",
-        "largest page of ListRooms, ListMembers and ListDirects",
-        low=1,
-        high=100_000,
-        metavar="N",
-    )
-    #: The page when a request gives no size (at most max_list_page).
-    default_list_page: int = 100
-
-    def __post_init__(self) -> None:
-        check(self)
-        if self.default_history_page > self.max_history_page:
-            raise ConfigError("--default-history-page must be at most --max-history-page")
+from .subscriber import Ack, EndReason, Joined, Left, Replay, Session
 
 
 class Hub:
@@ -135,7 +41,8 @@ class Hub:
     def __init__(self, store: Store, limits: Limits | None = None) -> None:
         self.store = store
         self.limits = limits or Limits()
-        self._rooms: dict[str, dict[Session, None]] = {}
+        self.presence = RoomPresence(store, self.limits)
+        self.rules = SendRules(self.limits)
         #: Sessions closed since the server started (what garbage there is to collect).
         self.sessions_closed = 0
         self._users: dict[str, dict[Session, None]] = {}
@@ -143,9 +50,7 @@ class Hub:
         self._token_of: dict[Session, str] = {}
         #: Sessions whose token was revoked, until their stream ends.
         self._revoked: set[Session] = set()
-        self._send_budget = Buckets(self.limits.rate_limit, self.limits.rate_burst)
         store.set_listener(self._on_commit)
-        store.set_presence_listener(self._on_remote_presence)
         store.set_revoke_listener(self._on_remote_revoke)
 
     # -- sessions --------------------------------------------------------------------
@@ -208,7 +113,7 @@ class Hub:
         if self._token_of.pop(session, None) is not None:
             self.sessions_closed += 1
         for room in list(session.rooms):
-            self._unsubscribe(session, room)
+            self.presence.unsubscribe(session, room)
         sessions = self._users.get(session.user)
         if sessions is not None:
             sessions.pop(session, None)
@@ -221,7 +126,7 @@ class Hub:
         (announcing it gone), while it stays registered, and so counted against
         its user's and the server's session limits, until its stream ends."""
         for room in list(session.rooms):
-            self._unsubscribe(session, room, forget=False)  # its end names where to resume
+            self.presence.unsubscribe(session, room, forget=False)  # its end: where to resume
 
     def sessions(self) -> list[Session]:
         return [s for group in self._users.values() for s in group]
@@ -233,89 +138,11 @@ class Hub:
 
     def online(self, room: str) -> list[str]:
         """Users with a session in ``room`` on this server now, sorted."""
-        return sorted(self._local_users(room))
-
-    def _local_users(self, room: str) -> set[str]:
-        return {s.user for s in self._rooms.get(room, ())}
+        return sorted(self.presence.users_here(room))
 
     async def online_everywhere(self, room: str) -> list[str]:
         """Users online in ``room`` on this server or, with a shared store, any other."""
-        return sorted(await self._online_set(room))
-
-    async def _online_set(self, room: str) -> set[str]:
-        local = self._local_users(room)
-        try:
-            remote = await self.store.online_users(room)
-        except ChatError:
-            remote = None  # the shared store is down: say what this server knows
-        return local.union(remote or ())
-
-    async def _online_sets(self, rooms: list[str]) -> list[set[str]]:
-        """:meth:`_online_set` of several rooms, asking a shared store once."""
-        try:
-            remote = await self.store.online_users_many(rooms)
-        except ChatError:
-            remote = None  # the shared store is down: say what this server knows
-        if remote is None:
-            return [self._local_users(room) for room in rooms]
-        return [self._local_users(room) | users for room, users in zip(rooms, remote, strict=True)]
-
-    def _report(self, room: str, user: str, online: bool) -> None:
-        """Tells the store (and so the other servers) that a user came or went here."""
-        self.store.set_online(room, user, online)
-
-    def _on_remote_presence(self, room: str, user: str, online: bool) -> None:
-        """A user came online in ``room`` on another server, or left it there."""
-        if any(s.user == user for s in self._rooms.get(room, ())):
-            return  # online here too: what the room sees does not change
-        self._announce(room, Presence(room, user, joined=online), skip=None)
-
-    def _subscribe(self, session: Session, room: str) -> None:
-        if room not in self._rooms:
-            self.store.watch(room_key(room))  # its messages from other servers
-        subs = self._rooms.setdefault(room, {})
-        first = all(s.user != session.user for s in subs)
-        subs[session] = None
-        session.rooms.add(room)
-        if first:
-            if not self.store.online_elsewhere(room, session.user):
-                self._announce(room, Presence(room, session.user, joined=True), skip=session)
-            self._report(room, session.user, True)
-
-    def _unsubscribe(self, session: Session, room: str, *, forget: bool = True) -> None:
-        session.rooms.discard(room)
-        if forget:
-            session.forget(room_key(room))
-        subs = self._rooms.get(room)
-        if subs is None or session not in subs:
-            return
-        del subs[session]
-        if not subs:
-            del self._rooms[room]
-            self.store.unwatch(room_key(room))
-        if all(s.user != session.user for s in subs):
-            if not self.store.online_elsewhere(room, session.user):
-                self._announce(room, Presence(room, session.user, joined=False), skip=session)
-            self._report(room, session.user, False)
-
-    def _crowded(self, room: str) -> bool:
-        """Past the presence cap: more sessions here, or more users here and on the
-        other servers, than ``presence_max_sessions``. Such a room announces no
-        joins and leaves, and its joins name nobody (only how many are online)."""
-        cap = self.limits.presence_max_sessions
-        if not cap:
-            return False
-        if len(self._rooms.get(room, ())) > cap:
-            return True
-        return len(self._local_users(room)) + self.store.count_elsewhere(room) > cap
-
-    def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:
-        if self._crowded(room):
-            return
-        subs = self._rooms.get(room, {})
-        for s in list(subs):
-            if s is not skip:
-                s.push(presence)
+        return sorted(await self.presence.online(room))
 
     # -- fan-out -----------------------------------------------------------------------
 
@@ -326,7 +153,7 @@ class Hub:
 
     def _recipients(self, msg: StoredMessage) -> Iterable[Session]:
         if is_room_key(msg.conv):
-            return list(self._rooms.get(msg.room, ()))
+            return self.presence.sessions_in(msg.room)
         a, b = dm_users(msg.conv)
         targets = list(self._users.get(a, ()))
         if b != a:
@@ -351,13 +178,13 @@ class Hub:
                 Code.RESOURCE_EXHAUSTED,
                 f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
             )
-        self._spend(session.user, JOIN_COST)
+        self.rules.spend(session.user, JOIN_COST)
         await self._claim_room(room, session.user)
         await self.store.add_member(room, session.user)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)
         try:
-            self._subscribe(session, room)
+            self.presence.subscribe(session, room)
             replay = await self._replay(conv, after_seq, epoch, room=room)
         except BaseException:
             session.release(conv)
@@ -382,7 +209,7 @@ class Hub:
         """Replays a DM conversation of the session's user after ``after_seq``."""
         self._check_live(session)
         peer = normalize_name(with_user, "user")
-        self._spend(session.user, JOIN_COST)
+        self.rules.spend(session.user, JOIN_COST)
         if await self.store.get_account(peer) is None:
             raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
         conv = dm_key(session.user, peer)
@@ -398,9 +225,8 @@ class Hub:
         self, conv: str, after_seq: int | None, epoch: str, *, room: str = "", with_user: str = ""
     ) -> Replay:
         last = await self.store.last_seq(conv)
-        online = await self._online_set(room) if room else set()
-        cap = self.limits.presence_max_sessions
-        crowded = bool(room) and ((bool(cap) and len(online) > cap) or self._crowded(room))
+        online = await self.presence.online(room) if room else set()
+        crowded = bool(room) and self.presence.crowded(room, len(online))
         members = () if crowded else tuple(sorted(online))
         messages: list[StoredMessage] = []
         complete = False
@@ -432,8 +258,8 @@ class Hub:
         room = normalize_name(room, "room")
         if room not in session.rooms:
             raise ChatError(Code.FAILED_PRECONDITION, f"you are not in #{room}")
-        self._unsubscribe(session, room)
-        if all(s.user != session.user for s in self._rooms.get(room, ())):
+        self.presence.unsubscribe(session, room)
+        if not self.presence.user_here(room, session.user):
             await self.store.remove_member(room, session.user)
         session.push(Left(room))
 
@@ -452,14 +278,9 @@ class Hub:
         (``rate_limit``, ``rate_burst``).
         """
         self._check_live(session)
-        self._spend(session.user, 1.0)
-        text = self._check_text(text)
-        if len(client_msg_id) > self.limits.max_client_msg_id:
-            raise invalid(
-                f"client_msg_id is longer than {self.limits.max_client_msg_id} characters"
-            )
-        if not is_printable_ascii(client_msg_id):
-            raise invalid("client_msg_id must be printable ASCII ('!' to '~'), without spaces")
+        self.rules.spend(session.user, 1.0)
+        text = self.rules.text(text)
+        client_msg_id = self.rules.client_msg_id(client_msg_id)
         now_ms = int(time.time() * 1000)
         if room:
             room = normalize_name(room, "room")
@@ -486,28 +307,6 @@ class Hub:
             if duplicate:
                 session.push(Ack(msg))
         return [msg for msg, _ in results]
-
-    def _spend(self, user: str, cost: float) -> None:
-        """Takes ``cost`` from the user's send budget, or raises RESOURCE_EXHAUSTED."""
-        wait = self._send_budget.take(user, cost)
-        if wait:
-            raise ChatError(Code.RESOURCE_EXHAUSTED, f"rate limit: retry in {retry_hint(wait)}")
-
-    def _check_text(self, text: str) -> str:
-        """The text to store (bidi controls contained), or INVALID_ARGUMENT; see chatrpc.text."""
-        if not has_visible(text):
-            raise invalid("message text is empty (it holds no visible character)")
-        text = contain_bidi(text)
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > self.limits.max_text_bytes:
-            raise invalid(
-                f"message text is {size} bytes; the limit is {self.limits.max_text_bytes}"
-            )
-        # C0 and C1 controls (but newline and tab) and DEL: terminal escapes, e.g.
-        # ESC and the one-byte CSI \x9b, could rewrite what a reader's screen shows.
-        if any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in text):
-            raise invalid("message text holds control characters")
-        return text
 
     # -- queries -----------------------------------------------------------------------
 
@@ -577,7 +376,7 @@ class Hub:
                 if prefix
                 else encode_token("a", last.active_ms, last.name)
             )
-        counts = [len(users) for users in await self._online_sets([e.name for e in entries])]
+        counts = [len(u) for u in await self.presence.online_many([e.name for e in entries])]
         rows = [(e.name, n, e.last_seq) for e, n in zip(entries, counts, strict=True)]
         if not prefix:
             rows.sort(key=lambda r: -r[1])  # stable: equal counts keep the activity order

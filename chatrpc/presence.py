@@ -1,0 +1,113 @@
+"""Which sessions are in which room here, and who is online in each room.
+
+:class:`RoomPresence` keeps the room registry that fan-out reads, tells the
+store (and so the other servers) when a user comes or goes here, and announces
+arrivals and departures to the room, on this server's own changes and on the
+other servers' reports alike. Presence is live only: never stored, never replayed.
+
+Rooms past the presence cap (``presence_max_sessions``) announce no joins and
+leaves (each announcement costs one event per member: quadratic in a join
+storm), and their joins name nobody, only how many are online.
+"""
+
+from __future__ import annotations
+
+from .errors import ChatError
+from .limits import Limits
+from .model import room_key
+from .store import Store
+from .subscriber import Presence, Session
+
+
+class RoomPresence:
+    """The rooms of this server's sessions and who is online in them (see the module)."""
+
+    def __init__(self, store: Store, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+        self._rooms: dict[str, dict[Session, None]] = {}
+        store.set_presence_listener(self._on_remote)
+
+    def sessions_in(self, room: str) -> list[Session]:
+        """The sessions in ``room`` on this server now."""
+        return list(self._rooms.get(room, ()))
+
+    def users_here(self, room: str) -> set[str]:
+        """Users with a session in ``room`` on this server now."""
+        return {s.user for s in self._rooms.get(room, ())}
+
+    def user_here(self, room: str, user: str) -> bool:
+        return any(s.user == user for s in self._rooms.get(room, ()))
+
+    async def online(self, room: str) -> set[str]:
+        """Users online in ``room`` on this server or, with a shared store, any other."""
+        local = self.users_here(room)
+        try:
+            remote = await self.store.online_users(room)
+        except ChatError:
+            remote = None  # the shared store is down: say what this server knows
+        return local.union(remote or ())
+
+    async def online_many(self, rooms: list[str]) -> list[set[str]]:
+        """:meth:`online` of several rooms, asking a shared store once."""
+        try:
+            remote = await self.store.online_users_many(rooms)
+        except ChatError:
+            remote = None  # the shared store is down: say what this server knows
+        if remote is None:
+            return [self.users_here(room) for room in rooms]
+        return [self.users_here(room) | users for room, users in zip(rooms, remote, strict=True)]
+
+    def subscribe(self, session: Session, room: str) -> None:
+        """Puts ``session`` in ``room``; announces its user if they just came online."""
+        if room not in self._rooms:
+            self.store.watch(room_key(room))  # its messages from other servers
+        subs = self._rooms.setdefault(room, {})
+        first = all(s.user != session.user for s in subs)
+        subs[session] = None
+        session.rooms.add(room)
+        if first:
+            if not self.store.online_elsewhere(room, session.user):
+                self._announce(room, Presence(room, session.user, joined=True), skip=session)
+            self.store.set_online(room, session.user, True)
+
+    def unsubscribe(self, session: Session, room: str, *, forget: bool = True) -> None:
+        """Takes ``session`` out of ``room`` (forgetting what it delivered there, unless
+        ``forget`` is False); announces its user if they are now gone."""
+        session.rooms.discard(room)
+        if forget:
+            session.forget(room_key(room))
+        subs = self._rooms.get(room)
+        if subs is None or session not in subs:
+            return
+        del subs[session]
+        if not subs:
+            del self._rooms[room]
+            self.store.unwatch(room_key(room))
+        if all(s.user != session.user for s in subs):
+            if not self.store.online_elsewhere(room, session.user):
+                self._announce(room, Presence(room, session.user, joined=False), skip=session)
+            self.store.set_online(room, session.user, False)
+
+    def _on_remote(self, room: str, user: str, online: bool) -> None:
+        """A user came online in ``room`` on another server, or left it there."""
+        if self.user_here(room, user):
+            return  # online here too: what the room sees does not change
+        self._announce(room, Presence(room, user, joined=online), skip=None)
+
+    def crowded(self, room: str, online: int = 0) -> bool:
+        """Past the presence cap: more sessions here, or more users here and on the
+        other servers (or ``online`` counted already), than ``presence_max_sessions``."""
+        cap = self.limits.presence_max_sessions
+        if not cap:
+            return False
+        if online > cap or len(self._rooms.get(room, ())) > cap:
+            return True
+        return len(self.users_here(room)) + self.store.count_elsewhere(room) > cap
+
+    def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:
+        if self.crowded(room):
+            return
+        for s in list(self._rooms.get(room, ())):
+            if s is not skip:
+                s.push(presence)
