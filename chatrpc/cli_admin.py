@@ -10,6 +10,11 @@ It opens the server's store directly (the same ``--store`` URL or ``--db`` file)
 so it needs no running server, and is safe while servers run: SQLite serialises
 writers (WAL, with a busy timeout) and each Redis change is one atomic step.
 The token is printed once; the store keeps only its hash.
+
+Backups of the SQLite store (see chatrpc.backup)::
+
+    chatrpc-admin --db PATH backup FILE      # while the server runs
+    chatrpc-admin --db PATH restore FILE     # with the server stopped: a new epoch
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from . import __version__
+from . import __version__, backup, dblock
 from .auth import hash_token, new_registration_token
 from .config import ServerConfig, default_db_path
-from .errors import ChatError
+from .errors import ChatError, Code
 from .store import Store, open_store, token_id
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -74,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_parser("list", help="the stored tokens: id, uses left, expiry (never the token)")
     revoke = ops.add_parser("revoke", help="remove a token by its id (from list)")
     revoke.add_argument("id", help="the token's id, as list shows it")
+    copy = sub.add_parser(
+        "backup", help="a consistent copy of the SQLite database, while the server runs"
+    )
+    copy.add_argument("file", help="where to write the copy (must not exist)")
+    back = sub.add_parser(
+        "restore",
+        help="put a backup back, with the server stopped; it gets a new epoch, so resuming"
+        " clients read their conversations again instead of skipping messages",
+    )
+    back.add_argument("file", help="the backup to restore")
     return p
 
 
@@ -111,10 +127,34 @@ async def _registration_token(store: Store, args: argparse.Namespace) -> int:
     return 1
 
 
+def _sqlite_file(url: str) -> Path:
+    db = dblock.sqlite_path(url)
+    if db is None:
+        raise ChatError(
+            Code.INVALID_ARGUMENT,
+            f"backup and restore work on an SQLite store, not {url}: use the store's own"
+            " backups (for Redis, its RDB or AOF files)",
+        )
+    return db
+
+
+def _backup_or_restore(url: str, args: argparse.Namespace) -> int:
+    db = _sqlite_file(url)
+    if args.what == "backup":
+        size = backup.backup(db, Path(args.file))
+        print(f"backed up {db} to {args.file} ({size} bytes)")
+    else:
+        epoch = backup.restore(Path(args.file), db)
+        print(f"restored {args.file} to {db} as epoch {epoch}: clients will read again")
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
     url = args.store or (f"sqlite://{args.db}" if args.db else ServerConfig().store_url())
     if args.db and not args.db.startswith("/"):
         url = args.db
+    if args.what in ("backup", "restore"):
+        return _backup_or_restore(url, args)
     store = open_store(url)
     await store.open()
     try:

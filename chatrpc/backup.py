@@ -1,0 +1,89 @@
+"""Online backups of the SQLite store, and restores that keep clients correct.
+
+A backup is SQLite's online backup API: a consistent copy taken while a server
+writes. A restore puts a copy back with the server stopped, and gives it a new
+epoch: the seqs after the backup point will be handed out again to new
+messages, so a client that saw the old ones must not take the new ones for
+them. With a new epoch, every resuming client is told its resume was not
+complete (``joined.complete`` false) and reads the conversation again.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+
+from . import dblock
+from .errors import ChatError, Code
+
+
+def _fail(message: str) -> ChatError:
+    return ChatError(Code.FAILED_PRECONDITION, message)
+
+
+def backup(db: Path, dest: Path) -> int:
+    """Copies the database ``db`` to ``dest`` (consistent, while servers write);
+    returns the copy's size in bytes. ``dest`` appears only once complete."""
+    if not db.is_file():
+        raise _fail(f"no database at {db}")
+    if dest.exists():
+        raise _fail(f"{dest} exists already: give the backup a new name")
+    partial = dest.with_name(dest.name + ".partial")
+    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    _fsync(partial)
+    os.replace(partial, dest)
+    return dest.stat().st_size
+
+
+def restore(copy: Path, db: Path) -> str:
+    """Replaces the database ``db`` with the backup ``copy`` under a new epoch,
+    which it returns. Refused while a server runs on ``db``."""
+    if not copy.is_file():
+        raise _fail(f"no backup at {copy}")
+    if dblock.claim(db) is not None:
+        raise _fail(f"a chatrpc-server is running on {db}: stop it before restoring")
+    epoch = secrets.token_hex(8)
+    partial = db.with_name(db.name + ".restoring")
+    source = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target)
+            with target:
+                updated = target.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'epoch'", (epoch,)
+                ).rowcount
+            if updated != 1:
+                raise _fail(f"{copy} is not a chatrpc database (it holds no epoch)")
+        finally:
+            target.close()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
+    _fsync(partial)
+    # The old file's write-ahead log belongs to the old file: left beside the
+    # restored one, SQLite would replay it into it.
+    for leftover in ("-wal", "-shm"):
+        Path(str(db) + leftover).unlink(missing_ok=True)
+    os.replace(partial, db)
+    return epoch
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
