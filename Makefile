@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 		{ echo "chatrpc needs Python $(MIN_PYTHON) or newer; $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo "not found"): run make with PYTHON=python3.11 (or newer)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,redis]'
+	$(PY) -m pip install -q -e '.[dev,redis,metrics]'
 	touch $(STAMP)
 
 venv: $(STAMP)

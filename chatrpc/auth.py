@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from .errors import ChatError, Code, invalid
 from .model import normalize_name
 from .ratelimit import Buckets, retry_hint
+from .stats import Stats
 from .store import Store
 
 #: scrypt cost: 2**14 x 8 x 1 takes 16 MiB and a few tens of ms per hash.
@@ -118,11 +119,13 @@ class Auth:
         login_rate: float = 2.0,
         login_burst: int = 50,
         registration: str = "open",
+        stats: Stats | None = None,
     ) -> None:
         if registration not in REGISTRATION_MODES:
             raise ValueError(f"registration must be one of {', '.join(REGISTRATION_MODES)}")
         self.store = store
         self.registration = registration
+        self.stats = stats or Stats()
         self._attempts = Buckets(login_rate, login_burst)
         self._bad_tokens = Buckets(login_rate, login_burst)
         self._bad_passwords = Buckets(login_rate, login_burst)
@@ -175,7 +178,15 @@ class Auth:
                 Code.RESOURCE_EXHAUSTED,
                 f"too many logins from this address: retry in {retry_hint(wait)}",
             )
-        return await self._login(raw_user, password, presented_token, client, registration_token)
+        try:
+            result = await self._login(
+                raw_user, password, presented_token, client, registration_token
+            )
+        except ChatError as exc:
+            self.stats.logins[exc.code.name] += 1
+            raise
+        self.stats.logins["created" if result.created else "ok"] += 1
+        return result
 
     async def _login(
         self,

@@ -217,6 +217,8 @@ async def run(config: ServerConfig) -> None:
             f" (store {config.store_url()}{security})",
             flush=True,
         )
+        if server.metrics is not None:
+            log.info("metrics at http://%s:%d/metrics", config.host, server.metrics.port)
         await stop.wait()
         log.info("shutting down")
     finally:

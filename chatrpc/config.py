@@ -119,6 +119,14 @@ class ServerConfig:
         low=0,
         metavar="SECONDS",
     )
+    metrics_port: int = setting(
+        0,
+        "--metrics-port",
+        "serve Prometheus metrics at /metrics on this port of --host (0: off;"
+        " needs chatrpc[metrics])",
+        low=0,
+        high=65535,
+    )
     tls_cert: str = setting("", "--tls-cert", "the server's certificate chain", metavar="PEM")
     tls_key: str = setting("", "--tls-key", "the server certificate's private key", metavar="PEM")
     tls_client_ca: str = setting(

@@ -31,6 +31,7 @@ from .model import (
 )
 from .presence import RoomPresence
 from .rules import SendRules
+from .stats import Stats
 from .store import Store
 from .subscriber import Ack, EndReason, Joined, Left, Replay, Session
 
@@ -41,8 +42,10 @@ class Hub:
     def __init__(self, store: Store, limits: Limits | None = None) -> None:
         self.store = store
         self.limits = limits or Limits()
+        #: What the server counted (chatrpc.metrics exports it).
+        self.stats = Stats()
         self.presence = RoomPresence(store, self.limits)
-        self.rules = SendRules(self.limits)
+        self.rules = SendRules(self.limits, self.stats)
         #: Sessions closed since the server started (what garbage there is to collect).
         self.sessions_closed = 0
         self._users: dict[str, dict[Session, None]] = {}
@@ -147,6 +150,7 @@ class Hub:
     # -- fan-out -----------------------------------------------------------------------
 
     def _on_commit(self, messages: Sequence[StoredMessage]) -> None:
+        self.stats.fanned_out += len(messages)
         for msg in messages:
             for session in self._recipients(msg):
                 session.push(msg)
@@ -302,10 +306,14 @@ class Hub:
         before) is answered to ``session`` by its delivery rules (see
         :class:`Ack`): the original in its place, or an ``ack``, never a repeat."""
         self._check_live(session)
+        started = time.perf_counter()
         results = await self.store.append_many(drafts)
+        self.stats.append_seconds.observe(time.perf_counter() - started)
         for msg, duplicate in results:
             if duplicate:
                 session.push(Ack(msg))
+            else:
+                self.stats.committed += 1
         return [msg for msg, _ in results]
 
     # -- queries -----------------------------------------------------------------------

@@ -8,20 +8,23 @@ from __future__ import annotations
 from .errors import ChatError, Code, invalid
 from .limits import Limits
 from .ratelimit import Buckets, retry_hint
+from .stats import Stats
 from .text import contain_bidi, has_visible, is_printable_ascii
 
 
 class SendRules:
     """The send rules of one server's :class:`Limits`, with its users' send budgets."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, stats: Stats | None = None) -> None:
         self.limits = limits
+        self.stats = stats or Stats()
         self._budget = Buckets(limits.rate_limit, limits.rate_burst)
 
     def spend(self, user: str, cost: float) -> None:
         """Takes ``cost`` from the user's send budget, or raises RESOURCE_EXHAUSTED."""
         wait = self._budget.take(user, cost)
         if wait:
+            self.stats.rate_limited += 1
             raise ChatError(Code.RESOURCE_EXHAUSTED, f"rate limit: retry in {retry_hint(wait)}")
 
     def text(self, text: str) -> str:

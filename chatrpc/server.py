@@ -25,6 +25,7 @@ from .auth import Auth, hash_token
 from .config import ServerConfig
 from .errors import INTERNAL_MESSAGE, ChatError, Code
 from .hub import Hub
+from .metrics import MetricsServer
 from .model import seq_field
 from .pruning import prune_forever
 from .session import SessionRunner
@@ -85,15 +86,22 @@ def _unary(
     async def wrapper(
         self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
     ) -> Resp:
+        calls = self.hub.stats.calls
         try:
-            return await method(self, request, context)
+            response = await method(self, request, context)
         except ChatError as exc:
+            calls[method.__name__, exc.code.name] += 1
             await context.abort(_STATUS[exc.code], exc.message)
         except grpc.aio.AbortError:
+            calls[method.__name__, "ABORTED"] += 1
             raise
         except Exception:
+            calls[method.__name__, "INTERNAL"] += 1
             log.exception("%s failed", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        else:
+            calls[method.__name__, "OK"] += 1
+            return response
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
     return wrapper
@@ -227,9 +235,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         context: grpc.aio.ServicerContext[pb.ClientEvent, pb.ServerEvent],
     ) -> None:
         """A session over gRPC: the session core runs it; this maps its end to a status."""
+        stats = self.hub.stats
         try:
             session = await self._open_session(context)
         except ChatError as exc:
+            stats.calls["Chat", exc.code.name] += 1
             await context.abort(_STATUS[exc.code], exc.message)
         try:
             # Headers now, so the client knows the session is up before any event.
@@ -244,8 +254,10 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             # client asked for them; a lone event is written at once.
             for frame in frames([encode(item) for item in items], max_events):
                 await context.write(frame)
+                stats.frames += 1
 
         end = await self.sessions.run(session, request_iterator, write)
+        stats.calls["Chat", end.code.name if end.code else "OK"] += 1
         if end.code is not None:
             await context.abort(_STATUS[end.code], end.message)
 
@@ -319,7 +331,10 @@ class ChatServer:
             login_rate=config.login_rate,
             login_burst=config.login_burst,
             registration=config.registration,
+            stats=self.hub.stats,
         )
+        #: Prometheus metrics (--metrics-port); made now so a missing library fails early.
+        self.metrics = MetricsServer(self.hub, self.auth) if config.metrics_port else None
         #: Server credentials when TLS is configured; read now so a bad file fails early.
         self._tls = _server_credentials(config)
         self.health = health.aio.HealthServicer()
@@ -374,6 +389,16 @@ class ChatServer:
             ) from exc
         await server.start()
         self._server = server
+        if self.metrics is not None:
+            try:
+                await self.metrics.start(self.config.host, self.config.metrics_port)
+            except OSError as exc:
+                await self.stop()
+                raise ChatError(
+                    Code.UNAVAILABLE,
+                    f"cannot serve metrics on {self.config.host}:{self.config.metrics_port}:"
+                    f" {exc.strerror}",
+                ) from exc
         if self.config.empty_room_ttl_s:
             self._pruner = asyncio.create_task(
                 prune_forever(self.store, self.config.empty_room_ttl_s, self._on_sweep),
@@ -418,6 +443,8 @@ class ChatServer:
         stopping = asyncio.create_task(server.stop(self.config.shutdown_grace_s))
         self.hub.shutdown()
         await stopping
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.store.close()
 
     async def __aenter__(self) -> ChatServer:

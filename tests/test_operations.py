@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from chatrpc.client import ChatStream, channel, login, logout
 
 from .conftest import start_server_process
+from .procs import free_port
 
 SERVER = str(Path(sys.executable).parent / "chatrpc-server")
 
@@ -126,3 +130,75 @@ async def test_json_logs_name_each_session_and_never_hold_text_passwords_or_toke
     assert closed[0]["reason"] == "done" and closed[0]["session"] == opened[0]["session"]
     for secret in (secret_text, secret_password, token):
         assert secret not in log
+
+
+async def _scrape(host: str, port: int, path: str = "/metrics") -> tuple[str, str]:
+    """(status line, body) of a GET over plain HTTP."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        response = (await asyncio.wait_for(reader.read(), 10)).decode()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = response.partition("\r\n\r\n")
+    return head.splitlines()[0], body
+
+
+def _samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+async def test_metrics_move_with_real_traffic_and_are_parsed_by_prometheus(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    sp = start_server_process(
+        *("--store", "memory://", "--log-level", "warning", "--metrics-port", str(port)),
+        *("--rate-limit", "0.1", "--rate-burst", "4"),
+        log_dir=tmp_path,
+    )
+    try:
+        status, body = await _scrape("127.0.0.1", port)
+        assert status == "HTTP/1.1 200 OK"
+        assert _samples(body)[("chatrpc_messages_committed_total", ())] == 0
+        ch = channel(sp.address)
+        try:
+            token = (await login(ch, "alice")).token
+            stream = ChatStream(ch, token)
+            await stream.join("general")
+            for i in range(5):  # a burst of 4, less 0.1 for the join: the last two refused
+                await stream.send(f"m{i}", room="general", client_msg_id=f"c{i}")
+            got = []
+            async for event in stream:
+                got.append(event.WhichOneof("event"))
+                if got.count("message") + got.count("error") == 5:
+                    break
+            _, body = await _scrape("127.0.0.1", port)
+            live = _samples(body)
+            assert live[("chatrpc_sessions_open", (("transport", "grpc"),))] == 1
+            stream.cancel()
+        finally:
+            await ch.close()
+        status, _ = await _scrape("127.0.0.1", port, "/nothing")
+        assert status == "HTTP/1.1 404 Not Found"
+        _, body = await _scrape("127.0.0.1", port)
+        after = _samples(body)
+    finally:
+        assert sp.stop(signal.SIGTERM) == 0
+    assert got.count("message") == 3 and got.count("error") == 2
+    assert after[("chatrpc_logins_total", (("outcome", "created"),))] == 1
+    assert after[("chatrpc_events_received_total", (("kind", "send"),))] == 5
+    assert after[("chatrpc_events_received_total", (("kind", "join"),))] == 1
+    assert after[("chatrpc_messages_committed_total", ())] == 3
+    assert after[("chatrpc_rate_limited_total", ())] == 2
+    assert after[("chatrpc_deliveries_total", ())] >= 3 + 2 + 1  # messages, errors, joined
+    assert after[("chatrpc_calls_total", (("code", "OK"), ("method", "Login")))] == 1
+    assert after[("chatrpc_store_append_seconds_count", ())] >= 1
+    assert after[("chatrpc_events_per_write_count", ())] == after[("chatrpc_writes_total", ())]
+    assert ("chatrpc_sessions_open", (("transport", "grpc"),)) not in after

@@ -113,6 +113,7 @@ class SessionRunner:
             # on_stop refers to this task, whose frame refers to the session:
             # break the cycle so the session is freed now, not by a full collection.
             session.on_stop = None
+            self.hub.stats.ended[reason.value] += 1
             log.info(
                 "session %d of %s closed (%s)",
                 session.id,
@@ -121,12 +122,12 @@ class SessionRunner:
                 extra=_fields(session, reason=reason.value),
             )
 
-    @staticmethod
-    async def _write_loop(session: Session, write: Write) -> EndReason:
+    async def _write_loop(self, session: Session, write: Write) -> EndReason:
         """Writes what the session queues until it ends; returns why it ended.
 
         Whatever queued up while a write was in flight goes out together.
         """
+        stats = self.hub.stats
         while True:
             items = await session.next_batch()
             end = items[-1] if isinstance(items[-1], End) else None
@@ -136,6 +137,9 @@ class SessionRunner:
             try:
                 if items:
                     await write(items)
+                    stats.deliveries += len(items)
+                    stats.writes += 1
+                    stats.write_batch.observe(len(items))
                 session.writing = False
             except Exception as exc:
                 # A transport fails a write when the client went away under it
@@ -203,9 +207,12 @@ class SessionRunner:
 
     async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
         """Handles events in order; sends that queued up together are committed together."""
+        received = self.hub.stats.received
         event = await inbox.get()
         while event is not None:
-            if event.WhichOneof("event") != "send":
+            kind = event.WhichOneof("event") or "empty"
+            received[kind] += 1
+            if kind != "send":
                 await self._handle(event, session)
                 event = await inbox.get()
                 continue
@@ -217,6 +224,7 @@ class SessionRunner:
                 if follower is None or follower.WhichOneof("event") != "send":
                     taken = True
                     break
+                received["send"] += 1
                 sends.append(follower)
             await self._send(sends, session)
             event = follower if taken else await inbox.get()
