@@ -394,9 +394,9 @@ async def _join_first_room(conversation: Conversation, room: str) -> None:
         raise Fatal(f"cannot join #{room}: {exc.error.message}", 2 if usage else 1) from None
 
 
-async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    """Sends the lines of ``stdin``, prints events to ``out``; returns the exit code."""
-    user, token = await obtain_token(
+async def _obtain(args: argparse.Namespace) -> tuple[str, str]:
+    """The user and token to chat with, as the arguments ask (see :func:`obtain_token`)."""
+    return await obtain_token(
         args.server,
         args.user,
         args.password,
@@ -405,6 +405,11 @@ async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
         new_password=args.new_password,
         registration_token=args.registration_token,
     )
+
+
+async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """Sends the lines of ``stdin``, prints events to ``out``; returns the exit code."""
+    user, token = await _obtain(args)
     client = ChatClient(args.server, user, token, security=args.security)
     body = asyncio.current_task()
 
@@ -488,15 +493,7 @@ async def _listen(args: argparse.Namespace, conversation: Conversation) -> ChatC
 
 async def run_interactive(args: argparse.Namespace) -> int:
     """The prompt on a terminal, until /quit, Ctrl-D or Ctrl-C; returns the exit code."""
-    user, token = await obtain_token(
-        args.server,
-        args.user,
-        args.password,
-        TokenFile(),
-        args.security,
-        new_password=args.new_password,
-        registration_token=args.registration_token,
-    )
+    user, token = await _obtain(args)
     color = colors_wanted(sys.stdout)
     client = ChatClient(args.server, user, token, security=args.security)
 

@@ -319,3 +319,13 @@ def client_env(tmp_path: Path) -> dict[str, str]:
 # The session's redis-server (tests/redis_fixture.py), for the Redis store tests.
 
 from .redis_fixture import redis_server  # noqa: E402, F401
+
+
+async def end_status(stream: Any) -> tuple[grpc.StatusCode, str]:
+    """Reads a stream to its end: the status it ended with (cut off, or OK)."""
+    try:
+        async for _ in stream:
+            pass
+    except grpc.aio.AioRpcError as exc:
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.OK, ""

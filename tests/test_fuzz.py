@@ -29,7 +29,7 @@ from chatrpc.client import ChatStream, auth_metadata, channel, login
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.wire import varint as encode_varint
 
-from .conftest import WAIT, Peer, Peers, ServerProcess, start_server_process
+from .conftest import WAIT, Peer, Peers, ServerProcess, end_status, start_server_process
 
 E = pb.Error
 Status = grpc.StatusCode
@@ -475,16 +475,6 @@ async def _never_reader(address: str, user: str) -> tuple[grpc.aio.Channel, Chat
     return ch, ChatStream(ch, (await login(ch, user)).token)
 
 
-async def _cut_off(stream: ChatStream) -> tuple[grpc.StatusCode, str]:
-    """Reads a stuck stream until it ends: the status it was cut off with."""
-    try:
-        async for _ in stream:
-            pass
-    except grpc.aio.AioRpcError as exc:
-        return exc.code(), exc.details() or ""
-    return Status.OK, ""
-
-
 # About a minute on an idle 2-core machine; the bound leaves room for a busy one.
 @pytest.mark.timeout(240)
 async def test_a_flood_from_one_client_leaves_memory_bounded_and_others_served(
@@ -536,7 +526,7 @@ async def test_a_flood_from_one_client_leaves_memory_bounded_and_others_served(
         assert grown_mib < 64, f"RSS grew {grown_mib:.1f} MiB ({baseline} -> {after} KiB)"
         # A never-reading member learns it was cut off as soon as it reads.
         for never in stuck:
-            code, details = await asyncio.wait_for(_cut_off(never), WAIT * 3)
+            code, details = await asyncio.wait_for(end_status(never), WAIT * 3)
             assert code == Status.RESOURCE_EXHAUSTED and "slow consumer" in details, details
     finally:
         for ch in channels:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
@@ -14,7 +13,7 @@ from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import Peer, Peers, running_server, target
+from .conftest import Peer, Peers, end_status, running_server, target
 
 
 def _saw(peer: Peer, text: str) -> Callable[[list[pb.ServerEvent]], bool]:
@@ -220,22 +219,12 @@ async def test_a_slow_consumer_that_stops_reading_leaves_the_room_and_learns_why
                 ),
                 timeout=30,
             )
-            code, details = await asyncio.wait_for(_end_status(slow), 30)
+            code, details = await asyncio.wait_for(end_status(slow), 30)
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, details)
             assert "slow consumer: resume from seq" in details and "in #busy" in details
             await slow_ch.close()
         finally:
             await group.close()
-
-
-async def _end_status(stream: Any) -> tuple[grpc.StatusCode, str]:
-    """Reads a stream to its end: the status it ended with."""
-    try:
-        async for _ in stream:
-            pass
-    except grpc.aio.AioRpcError as exc:
-        return exc.code(), exc.details() or ""
-    return grpc.StatusCode.OK, ""
 
 
 async def test_a_room_past_the_cap_by_sessions_names_nobody_as_it_announces_nobody() -> None:
