@@ -15,9 +15,10 @@ import pytest
 from chatrpc.errors import Code
 from chatrpc.hub import Hub, Limits
 from chatrpc.model import StoredMessage
-from chatrpc.session import Ending, MalformedEvent, SessionRunner, ending
+from chatrpc.session import INBOX_EVENTS, Ending, MalformedEvent, SessionRunner, ending
+from chatrpc.store import Account
 from chatrpc.store.memory import MemoryStore
-from chatrpc.subscriber import EndReason, Joined, Outgoing, Presence
+from chatrpc.subscriber import EndReason, Joined, Notice, Outgoing, Presence
 from chatrpc.v1 import chat_pb2 as pb
 
 WAIT = 10.0
@@ -207,3 +208,48 @@ def test_every_end_reason_has_one_code_and_message_for_every_transport() -> None
     assert ending(EndReason.REVOKED).code is Code.UNAUTHENTICATED
     assert ending(EndReason.FAILED).message == "internal error; it has been logged"
     assert all(ending(r).code is None for r in (EndReason.DONE, EndReason.GONE))
+
+
+class _BrokenLookups(MemoryStore):
+    """A store whose account lookups fail with an error that is not a ChatError."""
+
+    async def get_account(self, user: str) -> Account | None:
+        raise RuntimeError("READONLY You can't write against a read only replica")
+
+
+async def test_a_store_error_checking_a_send_is_answered_and_the_session_goes_on() -> None:
+    store = _BrokenLookups()
+    await store.open()
+    hub = Hub(store, Limits(rate_limit=0))
+    core = Core(SessionRunner(hub, queue_size=16, stall_timeout_s=0.2), hub)
+    try:
+        alice = MemoryTransport()
+        running = await core.start("alice", alice)
+        alice.send(pb.ClientEvent(send=pb.Send(to_user="bob", text="psst", client_msg_id="d1")))
+        alice.send(join("general"))
+        alice.send(send("general", "still here", "c1"))
+        alice.half_close()
+        end = await asyncio.wait_for(running, WAIT)
+        assert end.reason is EndReason.DONE
+        errors = [i for i in alice.written if isinstance(i, Notice)]
+        assert [(e.code, e.client_msg_id) for e in errors] == [("INTERNAL", "d1")]
+        assert [m.text for m in alice.messages()] == ["still here"]
+    finally:
+        hub.shutdown()
+        await store.close()
+
+
+async def test_a_processor_that_fails_ends_the_session_even_with_a_full_inbox(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: SessionRunner, event: pb.ClientEvent, session: object) -> None:
+        raise RuntimeError("a bug in an event handler")
+
+    monkeypatch.setattr(SessionRunner, "_handle", broken)
+    alice = MemoryTransport()
+    running = await core.start("alice", alice)
+    for _ in range(INBOX_EVENTS * 2):  # more than the inbox holds, never half-closed
+        alice.send(join("general"))
+    end = await asyncio.wait_for(running, WAIT)
+    assert (end.reason, end.code) == (EndReason.FAILED, Code.INTERNAL)
+    assert core.hub.sessions_open == 0

@@ -182,9 +182,15 @@ class SessionRunner:
         """The reader: takes the client's events in order until it half-closes."""
         inbox: asyncio.Queue[pb.ClientEvent | None] = asyncio.Queue(INBOX_EVENTS)
         processor = asyncio.create_task(self._process(inbox, session))
+        # A processor that fails ends the session at once (its error is logged as
+        # it stops), even while the reader waits on a full inbox.
+        processor.add_done_callback(functools.partial(_end_if_failed, session))
         try:
             async for event in events:
                 if processor.done():
+                    # It failed (its error is logged as it stops): end the session
+                    # rather than leave the client's events unanswered.
+                    session.end(EndReason.FAILED)
                     return
                 await inbox.put(event)
             await inbox.put(None)
@@ -246,6 +252,11 @@ class SessionRunner:
                 )
             except ChatError as exc:
                 session.push(Notice(exc.code.name, exc.message, send.client_msg_id))
+            except Exception:
+                # A store failure that is not a ChatError (a Redis error reply, say):
+                # this send is answered, the session goes on.
+                log.exception("session %d: checking a send failed", session.id)
+                session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, send.client_msg_id))
         if not drafts:
             return
         try:
@@ -280,6 +291,11 @@ class SessionRunner:
         except Exception:
             log.exception("session %d: %s event failed", session.id, kind)
             session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE))
+
+
+def _end_if_failed(session: Session, processor: asyncio.Task[None]) -> None:
+    if not processor.cancelled() and processor.exception() is not None:
+        session.end(EndReason.FAILED)
 
 
 def _fields(session: Session, **more: str) -> dict[str, object]:
