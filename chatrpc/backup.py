@@ -6,6 +6,10 @@ epoch: the seqs after the backup point will be handed out again to new
 messages, so a client that saw the old ones must not take the new ones for
 them. With a new epoch, every resuming client is told its resume was not
 complete (``joined.complete`` false) and reads the conversation again.
+
+Accounts and tokens come back as they were at the backup too: a token revoked
+after it works again, so users who logged out everywhere since should do it
+again (README says so).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+import urllib.parse
 from pathlib import Path
 
 from . import dblock
@@ -23,6 +28,12 @@ def _fail(message: str) -> ChatError:
     return ChatError(Code.FAILED_PRECONDITION, message)
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    # A URI, so that the file is opened read-only; quoted, so that a name with
+    # '?' or '#' names the file and not URI parameters.
+    return sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=ro", uri=True, timeout=30.0)
+
+
 def backup(db: Path, dest: Path) -> int:
     """Copies the database ``db`` to ``dest`` (consistent, while servers write);
     returns the copy's size in bytes. ``dest`` appears only once complete."""
@@ -31,15 +42,19 @@ def backup(db: Path, dest: Path) -> int:
     if dest.exists():
         raise _fail(f"{dest} exists already: give the backup a new name")
     partial = dest.with_name(dest.name + ".partial")
-    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
     try:
-        target = sqlite3.connect(partial)
+        source = _read_only(db)
         try:
-            source.backup(target)
+            target = sqlite3.connect(partial)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
         finally:
-            target.close()
-    finally:
-        source.close()
+            source.close()
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise _fail(f"cannot back up {db}: {exc}") from exc
     _fsync(partial)
     os.replace(partial, dest)
     return dest.stat().st_size
@@ -54,24 +69,23 @@ def restore(copy: Path, db: Path) -> str:
         raise _fail(f"a chatrpc-server is running on {db}: stop it before restoring")
     epoch = secrets.token_hex(8)
     partial = db.with_name(db.name + ".restoring")
-    source = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
     try:
-        target = sqlite3.connect(partial)
+        source = _read_only(copy)
         try:
-            source.backup(target)
-            with target:
-                updated = target.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'epoch'", (epoch,)
-                ).rowcount
-            if updated != 1:
-                raise _fail(f"{copy} is not a chatrpc database (it holds no epoch)")
+            target = sqlite3.connect(partial)
+            try:
+                source.backup(target)
+                _new_epoch(target, copy, epoch)
+            finally:
+                target.close()
         finally:
-            target.close()
+            source.close()
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise _fail(f"{copy} is not a chatrpc database: {exc}") from exc
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    finally:
-        source.close()
     _fsync(partial)
     # The old file's write-ahead log belongs to the old file: left beside the
     # restored one, SQLite would replay it into it.
@@ -79,6 +93,20 @@ def restore(copy: Path, db: Path) -> str:
         Path(str(db) + leftover).unlink(missing_ok=True)
     os.replace(partial, db)
     return epoch
+
+
+def _new_epoch(conn: sqlite3.Connection, copy: Path, epoch: str) -> None:
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    with conn:
+        updated = (
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'epoch'", (epoch,)).rowcount
+            if has_meta
+            else 0
+        )
+    if updated != 1:
+        raise _fail(f"{copy} is not a chatrpc database (it holds no epoch)")
 
 
 def _fsync(path: Path) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import time
@@ -29,8 +30,10 @@ from pathlib import Path
 
 from . import __version__, backup, dblock
 from .auth import hash_token, new_registration_token
-from .config import ServerConfig, default_db_path
+from .config import default_db_path
+from .config_sources import config_from, file_from, resolve
 from .errors import ChatError, Code
+from .settings import ConfigError
 from .store import Store, open_store, token_id
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -61,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", metavar="PATH", help=f"SQLite database file (default {default_db_path()})"
     )
     where.add_argument("--store", metavar="URL", help="store URL, as chatrpc-server's --store")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the server's TOML settings, for its db or store (env CHATRPC_CONFIG);"
+        " CHATRPC_DB and CHATRPC_STORE are read as the server reads them",
+    )
     sub = p.add_subparsers(dest="what", required=True, metavar="COMMAND")
     reg = sub.add_parser(
         "registration-token", help="tokens that let a new name be claimed (--registration token)"
@@ -149,10 +158,18 @@ def _backup_or_restore(url: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_url(args: argparse.Namespace) -> str:
+    """The store the server would use: --db or --store, else its variables and file."""
+    given = {k: getattr(args, k) for k in ("db", "store") if getattr(args, k)}
+    try:
+        resolved = resolve(given, os.environ, file_from(args.config, os.environ))
+        return config_from(resolved.values).store_url()
+    except ConfigError as exc:
+        raise ChatError(Code.INVALID_ARGUMENT, str(exc)) from exc
+
+
 async def run(args: argparse.Namespace) -> int:
-    url = args.store or (f"sqlite://{args.db}" if args.db else ServerConfig().store_url())
-    if args.db and not args.db.startswith("/"):
-        url = args.db
+    url = _store_url(args)
     if args.what in ("backup", "restore"):
         return _backup_or_restore(url, args)
     store = open_store(url)

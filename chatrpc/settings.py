@@ -10,6 +10,7 @@ out of bounds is an error, never silently clamped.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,8 @@ class Option:
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
             return
+        if not math.isfinite(value):
+            raise ConfigError(f"{self.flag} must be a finite number, not {value}")
         if self.low is not None and value < self.low:
             raise ConfigError(f"{self.flag} must be at least {_show(self.low)}, not {value}")
         if self.high is not None and value > self.high:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import grpc
 
 from chatrpc.client import ChatClient, ChatStream, auth_metadata, channel
+from chatrpc.store.sqlite import MIGRATIONS
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
@@ -123,7 +126,13 @@ async def test_a_restored_backup_gets_a_new_epoch_and_a_resuming_client_reads_it
 
 
 def test_backup_and_restore_say_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    foreign = tmp_path / "foreign.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.close()
     cases = [
+        (["--db", str(tmp_path / "r1.db"), "restore", str(junk)], "is not a chatrpc database"),
+        (["--db", str(tmp_path / "r2.db"), "restore", str(foreign)], "holds no epoch"),
         (["--db", str(tmp_path / "none.db"), "backup", str(tmp_path / "b.db")], "no database at"),
         (["--db", str(tmp_path / "x.db"), "restore", str(tmp_path / "none.db")], "no backup at"),
         (["--store", "memory://", "backup", str(tmp_path / "b.db")], "work on an SQLite store"),
@@ -132,3 +141,25 @@ def test_backup_and_restore_say_what_is_wrong_in_one_line(tmp_path: Path) -> Non
         result = admin(*args)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and error in lines[0], result.stderr
+    # Nothing half-written is left behind (a lock file beside a database is normal).
+    assert not [p.name for p in tmp_path.iterdir() if p.suffix in (".partial", ".restoring")]
+    assert not (tmp_path / "r1.db").exists() and not (tmp_path / "b.db").exists()
+
+
+def test_the_admin_tool_finds_the_servers_database_as_the_server_does(tmp_path: Path) -> None:
+    """CHATRPC_DB (as contrib/chatrpc.service sets it), or the db of --config's file."""
+    db = tmp_path / "chat.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', 'e1')")
+    conn.commit()
+    conn.close()
+    env = {**os.environ, "CHATRPC_DB": str(db)}
+    made = subprocess.run(
+        [ADMIN, "backup", str(tmp_path / "b1.db")], capture_output=True, text=True, env=env
+    )
+    assert made.returncode == 0 and f"backed up {db}" in made.stdout, made.stderr
+    config = tmp_path / "chatrpc.toml"
+    config.write_text(f'db = "{db}"\n')
+    made = admin("--config", str(config), "backup", str(tmp_path / "b2.db"))
+    assert made.returncode == 0 and f"backed up {db}" in made.stdout, made.stderr

@@ -73,6 +73,8 @@ def test_code_cannot_build_a_setting_out_of_its_bounds(make, message: str) -> No
         (["--queue-size", "0"], "argument --queue-size: must be at least 1, not 0"),
         (["--max-receive-bytes", "10"], "argument --max-receive-bytes: must be at least 1024"),
         (["--rate-burst", "abc"], "argument --rate-burst: not a number: 'abc'"),
+        (["--keepalive", "inf"], "argument --keepalive: must be a finite number, not inf"),
+        (["--rate-limit", "nan"], "argument --rate-limit: must be a finite number, not nan"),
         (
             ["--max-history-page", "10"],
             "--default-history-page must be at most --max-history-page",
