@@ -44,6 +44,7 @@ from .logs import setup_logging
 from .server import ChatServer
 from .settings import ConfigError, options
 from .store import StoreOptions
+from .urls import redact
 
 log = logging.getLogger("chatrpc.server")
 
@@ -214,7 +215,7 @@ async def run(config: ServerConfig) -> None:
             security = ", TLS with client certificates" if config.tls_client_ca else ", TLS"
         print(
             f"chatrpc-server listening on {config.host}:{port}"
-            f" (store {config.store_url()}{security})",
+            f" (store {redact(config.store_url())}{security})",
             flush=True,
         )
         if server.metrics is not None:

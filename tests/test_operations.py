@@ -202,3 +202,12 @@ async def test_metrics_move_with_real_traffic_and_are_parsed_by_prometheus(
     assert after[("chatrpc_store_append_seconds_count", ())] >= 1
     assert after[("chatrpc_events_per_write_count", ())] == after[("chatrpc_writes_total", ())]
     assert ("chatrpc_sessions_open", (("transport", "grpc"),)) not in after
+
+
+def test_a_store_url_is_shown_without_its_password() -> None:
+    from chatrpc.urls import redact
+
+    assert redact("redis://:s3cret@10.0.0.5:6379/0") == "redis://:***@10.0.0.5:6379/0"
+    assert redact("rediss://chat:s3cret@redis.internal/1") == "rediss://chat:***@redis.internal/1"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redact("sqlite:///var/lib/chatrpc/chat.db") == "sqlite:///var/lib/chatrpc/chat.db"
