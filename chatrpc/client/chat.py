@@ -163,11 +163,6 @@ class ChatClient(Sessions):
         if self._runner is not None:
             await self._runner
 
-    def _set_status(self, status: State, detail: str) -> None:
-        if status is not self.status:
-            self.status = status
-            self.on_state(status, detail)
-
     # -- what the user does --------------------------------------------------------------
 
     async def join(self, room: str) -> pb.Joined:
@@ -278,10 +273,3 @@ class ChatClient(Sessions):
             if not f.done():
                 f.set_exception(exc)
         self._set_status(State.CLOSED, exc.details)
-
-    def _mark_connected(self) -> None:
-        was_reconnecting = self.status is State.RECONNECTING
-        self._connected.set()
-        if was_reconnecting:
-            self.reconnects += 1
-        self._set_status(State.CONNECTED, "reconnected" if was_reconnecting else "connected")

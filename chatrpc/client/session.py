@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import grpc
 
 from .calls import Calls
 from .events import SessionEvents
-from .state import ClientState
+from .state import ClientState, State
 from .stream import ChatStream
 
 
@@ -24,6 +25,10 @@ class Sessions(SessionEvents, Calls):
 
     _closing: bool
     resume_directs: bool
+    status: State
+    reconnects: int
+    on_state: Callable[[State, str], None]
+    _connected: asyncio.Event
 
     @property
     def state(self) -> ClientState:
@@ -34,9 +39,17 @@ class Sessions(SessionEvents, Calls):
     def state(self, state: ClientState) -> None:
         self._cursor.state = state
 
+    def _set_status(self, status: State, detail: str) -> None:
+        if status is not self.status:
+            self.status = status
+            self.on_state(status, detail)
+
     def _mark_connected(self) -> None:
-        """Called once a session is up (its sends and resumes written)."""
-        raise NotImplementedError
+        was_reconnecting = self.status is State.RECONNECTING
+        self._connected.set()
+        if was_reconnecting:
+            self.reconnects += 1
+        self._set_status(State.CONNECTED, "reconnected" if was_reconnecting else "connected")
 
     async def _session(self) -> None:
         assert self._channel is not None
