@@ -13,7 +13,11 @@ from .state import ClientState
 
 
 def conv_of(msg: pb.Message, me: str) -> str:
-    """The client-side conversation key of a message: ``#room`` or ``@peer``."""
+    """The client-side conversation key of a message: ``#room`` or ``@peer``.
+
+    A client sees one side of a DM, so its key names the other user only; the
+    server's key (:func:`chatrpc.model.dm_key`, ``@alice@bob``) names both.
+    """
     if msg.WhichOneof("target") == "room":
         return "#" + msg.room
     return "@" + (msg.to_user if msg.sender == me else msg.sender)
