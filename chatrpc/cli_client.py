@@ -25,16 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
-import contextlib
 import io
-import json
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import TextIO
 
 # grpc core logs to stderr on its own (e.g. a TLS handshake failure) and reads
@@ -46,21 +40,21 @@ import grpc
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from . import __version__
-from .cli_errors import transport_problem
+from .cli_errors import Fatal
+from .cli_io import PROG, LineReader, Output
+from .cli_io import stderr_line as _stderr
+from .cli_login import TokenFile, obtain_token
 from .client import (
     ChannelSecurity,
     ChatClient,
     ClientClosed,
     SendError,
-    channel,
-    login,
-    set_password,
 )
 from .names import canonical
 from .tui import (
     CONTEXT_DEFAULT,
+    ChatView,
     CommandError,
-    Conversation,
     Formatter,
     Prompt,
     colors_wanted,
@@ -69,7 +63,6 @@ from .tui import (
 )
 from .v1 import chat_pb2 as pb
 
-PROG = "chatrpc-client"
 DEFAULT_SERVER = "localhost:50051"
 
 #: The exit code after Ctrl-C, SIGINT or SIGTERM: leaving is not a failure.
@@ -77,132 +70,6 @@ INTERRUPTED = 0
 
 #: How long leaving waits for the echoes of the last lines typed.
 QUIT_TIMEOUT = 3.0
-
-
-class Fatal(Exception):
-    """A one-line error for stderr and the exit code to leave with."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
-    return Path(base) / "chatrpc"
-
-
-class TokenFile:
-    """Tokens per server and user, in a file only its owner can read (mode 0600)."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or config_dir() / "tokens.json"
-
-    def _load(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-    def get(self, server: str, user: str) -> str:
-        return self._load().get(f"{user}@{server}", "")
-
-    def put(self, server: str, user: str, token: str) -> None:
-        data = self._load()
-        data[f"{user}@{server}"] = token
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
-
-
-def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str, *, tls: bool = False) -> str:
-    """One line for a failed call to ``server``: what went wrong, and what to do."""
-    details = exc.details() or ""
-    problem = (
-        transport_problem(details, tls=tls)
-        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN)
-        else None
-    )
-    if problem is not None:
-        return f"cannot reach {server}: {problem}"
-    return f"{server}: {details or exc.code().name}"
-
-
-async def obtain_token(
-    server: str,
-    user: str,
-    password: str,
-    tokens: TokenFile,
-    security: ChannelSecurity | None = None,
-    *,
-    new_password: str = "",
-    stored: bool = True,
-    registration_token: str = "",
-) -> tuple[str, str]:
-    """Logs in with the stored token, or claims the name; returns (user, token).
-
-    With ``password`` and a stored token, the token logs in and the password is
-    then made sure of: set if the account had none (said on stderr), refused as
-    wrong if it has another. ``new_password`` sets or changes the password
-    afterwards (``password`` is the current one). ``stored=False`` ignores the
-    stored token (it is known to be refused). ``registration_token`` lets a new
-    name be claimed on a server that asks for one.
-    """
-    token = tokens.get(server, user.lower()) if stored else ""
-    ch = channel(server, security=security)
-    tls = security is not None
-    try:
-        try:
-            response = await login(
-                ch, user, password=password, token=token, registration_token=registration_token
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (
-                grpc.StatusCode.ALREADY_EXISTS,
-                grpc.StatusCode.UNAUTHENTICATED,
-                grpc.StatusCode.PERMISSION_DENIED,
-            ):
-                raise Fatal(exc.details() or "login refused") from None
-            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise Fatal(exc.details() or "invalid name", 2) from None
-            raise Fatal(describe_rpc_error(exc, server, tls=tls)) from None
-        tokens.put(server, response.user, response.token)
-        if password and token and not response.created:
-            await _ensure_password(ch, response, password, password, server, tls)
-        if new_password:
-            await _ensure_password(ch, response, password, new_password, server, tls)
-    finally:
-        await ch.close()
-    return response.user, response.token
-
-
-async def _ensure_password(
-    ch: grpc.aio.Channel,
-    account: pb.LoginResponse,
-    current: str,
-    new: str,
-    server: str,
-    tls: bool,
-) -> None:
-    """Sets the account's password to ``new``, proving ``current``; says what changed."""
-    try:
-        change = await set_password(ch, account.token, current, new)
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise Fatal(
-                f"wrong password for {account.user!r}: --password-env must give its current"
-                " password"
-            ) from None
-        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-            raise Fatal(exc.details() or "password refused", 2) from None
-        raise Fatal(describe_rpc_error(exc, server, tls=tls)) from None
-    if change.changed:
-        what = "changed" if change.had_password else "set"
-        _stderr(f"password {what} for {account.user}")
 
 
 def _count(text: str) -> int:
@@ -226,6 +93,29 @@ def _security(args: argparse.Namespace, p: argparse.ArgumentParser) -> ChannelSe
         )
     except OSError as exc:
         p.error(f"cannot read {exc.filename}: {exc.strerror}")
+
+
+def _add_account_options(p: argparse.ArgumentParser) -> None:
+    """The options about the account: its password, a new one, a registration token."""
+    p.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the account password from this environment variable: it protects a"
+        " new name, proves a taken one, and is set on an account that has none",
+    )
+    p.add_argument(
+        "--new-password-env",
+        metavar="VAR",
+        help="set or change the account's password to the one in this environment"
+        " variable (--password-env gives the current one, if any)",
+    )
+    p.add_argument(
+        "--registration-token",
+        metavar="TOKEN",
+        default="",
+        help="claim a new name on a server that asks for a registration token"
+        " (its operator makes them with chatrpc-admin)",
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -258,25 +148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="piped: after the input ends, stay connected and print until interrupted",
     )
-    p.add_argument(
-        "--password-env",
-        metavar="VAR",
-        help="read the account password from this environment variable: it protects a"
-        " new name, proves a taken one, and is set on an account that has none",
-    )
-    p.add_argument(
-        "--new-password-env",
-        metavar="VAR",
-        help="set or change the account's password to the one in this environment"
-        " variable (--password-env gives the current one, if any)",
-    )
-    p.add_argument(
-        "--registration-token",
-        metavar="TOKEN",
-        default="",
-        help="claim a new name on a server that asks for a registration token"
-        " (its operator makes them with chatrpc-admin)",
-    )
+    _add_account_options(p)
     tls = p.add_argument_group("TLS (plaintext unless one of these is given)")
     tls.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
     tls.add_argument("--tls-ca", metavar="PEM", help="TLS, trusting this CA (e.g. certs/ca.pem)")
@@ -313,71 +185,6 @@ def _password_from(var: str | None, option: str) -> str:
     return value
 
 
-class LineReader:
-    """The lines of a blocking stream (stdin), read by a daemon thread.
-
-    A daemon thread, not the loop's executor: a read that never returns (a pipe
-    nobody closes) must not keep the program from exiting when interrupted.
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
-        thread = threading.Thread(target=self._pump, args=(stream,), daemon=True, name="stdin")
-        thread.start()
-
-    def _put(self, line: str | None) -> None:
-        # Waits while the queue is full, so a huge input is read as it is used.
-        asyncio.run_coroutine_threadsafe(self._queue.put(line), self._loop).result()
-
-    def _pump(self, stream: TextIO) -> None:
-        # The loop is gone (RuntimeError), or it ended while a line waited for room
-        # in the queue (the waiting put is cancelled): nobody reads any more.
-        with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
-            try:
-                for line in iter(stream.readline, ""):
-                    self._put(line)
-            except (OSError, ValueError):
-                pass  # stdin closed under us: that is its end
-            self._put(None)
-
-    async def readline(self) -> str | None:
-        """The next line, or ``None`` at the end of input."""
-        return await self._queue.get()
-
-
-class Output:
-    """Prints lines to a stream; if its reader goes away (``| head``), calls ``on_gone``.
-
-    SIGPIPE stays ignored, as Python sets it. At its default, any write to a
-    closed pipe or socket in the process kills it without a word: that was seen
-    while shutting down after SIGTERM (exit status 141), not only on stdout.
-    """
-
-    def __init__(self, stream: TextIO, on_gone: Callable[[], None]) -> None:
-        self.stream = stream
-        self.on_gone = on_gone
-        self.gone = False
-
-    def __call__(self, line: str) -> None:
-        if self.gone:
-            return
-        try:
-            print(line, file=self.stream, flush=True)
-        except BrokenPipeError:
-            self.gone = True
-            # Python would fail again flushing the stream at exit: point it nowhere.
-            with contextlib.suppress(OSError, ValueError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.stream.fileno())
-                os.close(devnull)
-            self.on_gone()
-
-
-def _stderr(line: str) -> None:
-    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
-
-
 async def _start(client: ChatClient, server: str) -> None:
     try:
         await client.start()
@@ -385,7 +192,7 @@ async def _start(client: ChatClient, server: str) -> None:
         raise Fatal(f"{server}: {exc.details}") from None
 
 
-async def _join_first_room(conversation: Conversation, room: str) -> None:
+async def _join_first_room(conversation: ChatView, room: str) -> None:
     """Joins the room of ``--room``; a room the server refuses is a usage error."""
     try:
         await conversation.join(room, conversation.context, refusal=True)
@@ -419,7 +226,7 @@ async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
             body.cancel()
 
     emit = Output(out, stop)
-    conversation = Conversation(
+    conversation = ChatView(
         client,
         Formatter(user, color=False, dm_arrows=False),
         emit=emit,
@@ -466,7 +273,7 @@ async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
 _REVOKED_LIVE = "token revoked"
 
 
-async def _listen(args: argparse.Namespace, conversation: Conversation) -> ChatClient:
+async def _listen(args: argparse.Namespace, conversation: ChatView) -> ChatClient:
     """Stays connected until interrupted. A reconnect the server refuses for the
     token (a server whose store was reset no longer knows it) logs in again, as
     the first run did: the name is claimed again if free, or proved with
@@ -501,7 +308,7 @@ async def run_interactive(args: argparse.Namespace) -> int:
         # sys.stdout as it is now: patch_stdout's proxy, which prints above the prompt.
         print(line, file=sys.stdout, flush=True)
 
-    conversation = Conversation(
+    conversation = ChatView(
         client,
         Formatter(user, color=color),
         emit=emit,

@@ -70,3 +70,24 @@ def reconnect_reason(detail: str, *, tls: bool) -> str:
     code, _, details = detail.partition(": ")
     problem = transport_problem(details, tls=tls) if code == "UNAVAILABLE" else None
     return problem or detail
+
+
+class Fatal(Exception):
+    """A one-line error for stderr and the exit code to leave with."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str, *, tls: bool = False) -> str:
+    """One line for a failed call to ``server``: what went wrong, and what to do."""
+    details = exc.details() or ""
+    problem = (
+        transport_problem(details, tls=tls)
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN)
+        else None
+    )
+    if problem is not None:
+        return f"cannot reach {server}: {problem}"
+    return f"{server}: {details or exc.code().name}"

@@ -79,7 +79,8 @@ def test_the_store_never_imports_the_hub_or_the_session_core() -> None:
 
 
 def test_the_client_and_the_clis_never_import_the_server() -> None:
-    clients = ["chatrpc.client", "chatrpc.cli_client", "chatrpc.tui"]
+    clients = ["chatrpc.client", "chatrpc.cli_client", "chatrpc.tui", "chatrpc.cli_io"]
+    clients += ["chatrpc.cli_login", "chatrpc.cli_errors"]
     server_side = ["chatrpc.server", "chatrpc.hub", "chatrpc.session", "chatrpc.store"]
     assert _offenders(clients, server_side) == []
 
@@ -104,3 +105,35 @@ def test_there_is_no_import_cycle_inside_the_package() -> None:
         if name not in state:
             visit(name, [name])
     assert cycles == []
+
+
+#: The client side: the client library, the terminal UI and the client CLI.
+CLIENT_SIDE = ["chatrpc.client", "chatrpc.tui", "chatrpc.cli_client", "chatrpc.cli_errors"]
+CLIENT_SIDE += ["chatrpc.cli_io", "chatrpc.cli_login"]
+
+#: The most lines of a module, a class and a function (docstrings included): past
+#: these, one concept is usually several waiting to be named.
+MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 400, 250, 60
+
+
+def _too_big(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    name = _module_name(path)
+    found = [f"{name}: {len(lines)} lines"] if len(lines) > MAX_MODULE else []
+    for node in ast.walk(ast.parse("\n".join(lines), str(path))):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            limit = MAX_CLASS if isinstance(node, ast.ClassDef) else MAX_FUNCTION
+            size = (node.end_lineno or node.lineno) - node.lineno + 1
+            if size > limit:
+                found.append(f"{name}.{node.name}: {size} lines")
+    return found
+
+
+def test_no_client_side_module_class_or_function_is_over_its_size() -> None:
+    paths = [
+        p
+        for p in PACKAGE.rglob("*.py")
+        if any(_module_name(p) == m or _module_name(p).startswith(m + ".") for m in CLIENT_SIDE)
+    ]
+    assert len(paths) > len(CLIENT_SIDE)  # the packages' modules are found too
+    assert [big for p in sorted(paths) for big in _too_big(p)] == []

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from chatrpc.cli_client import LineReader
+from chatrpc.cli_io import LineReader
 from chatrpc.tui import (
     HELP,
     PALETTE,

@@ -563,7 +563,7 @@ async def _stuck_sends(
             lines.append(
                 f"{c.user} {c.status.name} after {c.reconnects} reconnects: {cid} #{room}"
                 f" stored as {stored}; {len(seen)} seen, near it {near}, the last {seen[-3:]};"
-                f" filling {sorted(c._filling)}"
+                f" filling {sorted(c._cursor.filling)}"
             )
             if c._runner is not None:
                 lines.append("  awaiting: " + " > ".join(awaiting(c._runner.get_coro())))
@@ -713,12 +713,12 @@ def test_a_session_lost_inside_a_dm_gap_resumes_from_below_it() -> None:
     def resumed() -> pb.ServerEvent:
         return pb.ServerEvent(joined=pb.Joined(with_user="bob", epoch="e", complete=True))
 
-    client._resuming = {"@bob": 1}  # a session resuming @bob from 1
+    client._cursor.resuming = {"@bob": 1}  # a session resuming @bob from 1
     client._handle(dm(3))  # live before the resume
     assert (client.state.cursors, client.state.ahead) == ({"@bob": 1}, {"@bob": {3}})
-    client._resuming.clear()  # the session failed before the replay
+    client._cursor.resuming.clear()  # the session failed before the replay
 
-    client._resuming = {"@bob": 1}  # the next one resumes from 1 again
+    client._cursor.resuming = {"@bob": 1}  # the next one resumes from 1 again
     client._handle(dm(3))  # live again? no: already shown
     client._handle(dm(4))  # a newer live one
     client._handle(resumed())

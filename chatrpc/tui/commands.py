@@ -1,0 +1,116 @@
+"""The commands of ``chatrpc-client``: :func:`parse_line` turns a typed line into a
+:class:`Command`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..names import canonical
+
+#: A message whose text starts with this is an action: ``* nick rest``.
+ACTION = "/me "
+
+#: Messages shown by ``/history`` without a count.
+HISTORY_DEFAULT = 20
+#: The most ``/history`` asks for (the server's largest History page).
+HISTORY_MAX = 1000
+#: Messages of a room shown on joining it, in interactive mode.
+CONTEXT_DEFAULT = 10
+#: How long a one-off call (``/who``, ``/rooms``, ``/history``) may take.
+CALL_TIMEOUT = 10.0
+
+
+#: name -> (usage, what it does), in the order ``/help`` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "join": ("/join ROOM", "join ROOM and talk there"),
+    "leave": ("/leave [ROOM]", "leave ROOM (default: the current room)"),
+    "switch": ("/switch ROOM", "talk in ROOM, one you have joined"),
+    "msg": ("/msg USER TEXT", "send a direct message to USER"),
+    "me": ("/me TEXT", "say what you are doing: * you TEXT"),
+    "who": ("/who [ROOM]", "who is online in ROOM (default: the current room)"),
+    "rooms": ("/rooms [PREFIX]", "the most active rooms, or those named PREFIX...; /rooms more"),
+    "history": ("/history [N]", f"the last N messages of this room (default {HISTORY_DEFAULT})"),
+    "password": ("/password", "set or change your password (asked for, not shown)"),
+    "help": ("/help", "this list"),
+    "quit": ("/quit", "leave (Ctrl-D and Ctrl-C too)"),
+}
+
+#: IRC names for the same commands.
+ALIASES = {"part": "leave", "names": "who", "list": "rooms", "exit": "quit", "query": "msg"}
+
+HELP = [
+    *(f"{usage:<16} {what}" for usage, what in COMMANDS.values()),
+    "Any other line goes to the current room; start it with // to send a leading /.",
+]
+
+
+class CommandError(ValueError):
+    """A line that is not a valid command; the message is a one-line hint."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One parsed input line.
+
+    Attributes:
+        name: ``say`` for plain text, else a key of :data:`COMMANDS`.
+        target: the room (without ``#``) or user the command names, if any.
+        text: the text to send (``say``, ``msg``, ``me``).
+        count: how many messages (``history``).
+    """
+
+    name: str
+    target: str = ""
+    text: str = ""
+    count: int = 0
+
+
+def parse_line(line: str) -> Command | None:
+    """Parses one input line; returns ``None`` for a blank line.
+
+    Raises:
+        CommandError: an unknown command or wrong arguments, with a hint.
+    """
+    text = line.rstrip("\r\n")
+    if not text.strip():
+        return None
+    if not text.startswith("/"):
+        return Command("say", text=text)
+    if text.startswith("//"):
+        return Command("say", text=text[1:])
+    head, *more = text[1:].split(None, 1)
+    rest = more[0] if more else ""
+    name = ALIASES.get(head.lower(), head.lower())
+    if name not in COMMANDS:
+        raise CommandError(f"unknown command /{head}: /help lists the commands")
+    usage = f"usage: {COMMANDS[name][0]}"
+    words = rest.split()
+    if name in ("join", "switch"):
+        if len(words) != 1 or not canonical(words[0]):
+            raise CommandError(usage)
+        return Command(name, target=canonical(words[0]))
+    if name in ("leave", "who"):
+        if len(words) > 1:
+            raise CommandError(usage)
+        return Command(name, target=canonical(words[0]) if words else "")
+    if name == "msg":
+        peer, _, body = rest.partition(" ")
+        body = body.lstrip()
+        if not canonical(peer) or not body.strip():
+            raise CommandError(usage)
+        return Command("msg", target=canonical(peer), text=body)
+    if name == "me":
+        if not rest.strip():
+            raise CommandError(usage)
+        return Command("me", text=rest)
+    if name == "history":
+        if not words:
+            return Command("history", count=HISTORY_DEFAULT)
+        if len(words) == 1 and words[0].isdigit() and 1 <= int(words[0]) <= HISTORY_MAX:
+            return Command("history", count=int(words[0]))
+        raise CommandError(f"{usage} (N from 1 to {HISTORY_MAX})")
+    if name == "rooms":
+        if len(words) > 1 or (words and words[0] != "more" and not canonical(words[0])):
+            raise CommandError(usage)
+        return Command("rooms", target=canonical(words[0]) if words else "")
+    return Command(name)  # help, quit: arguments are ignored

@@ -1,0 +1,145 @@
+"""How things look: one line per event, nick colors, text made safe for a terminal."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import zlib
+from typing import TextIO
+
+from ..v1 import chat_pb2 as pb
+from .commands import ACTION
+
+#: Nick colors: ANSI SGR codes and the prompt_toolkit names of the same colors.
+PALETTE: tuple[tuple[str, str], ...] = (
+    ("31", "ansired"),
+    ("32", "ansigreen"),
+    ("33", "ansiyellow"),
+    ("34", "ansiblue"),
+    ("35", "ansimagenta"),
+    ("36", "ansicyan"),
+    ("91", "ansibrightred"),
+    ("92", "ansibrightgreen"),
+    ("93", "ansibrightyellow"),
+    ("94", "ansibrightblue"),
+    ("95", "ansibrightmagenta"),
+    ("96", "ansibrightcyan"),
+)
+
+# C0/C1 controls (ESC above all) and bidi overrides would let a sender move the
+# cursor, recolor or rewrite the reader's screen; they are shown escaped.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters made visible (``^[``, ``\\u202e``)."""
+
+    def escape(m: re.Match[str]) -> str:
+        ch = m.group()
+        if ch < " ":
+            return "^" + chr(ord(ch) + 64)
+        return f"\\u{ord(ch):04x}"
+
+    return _UNSAFE.sub(escape, text)
+
+
+def nick_color(nick: str) -> int:
+    """The index in :data:`PALETTE` of a nick's color: the same in every run."""
+    return zlib.crc32(nick.encode()) % len(PALETTE)
+
+
+def colors_wanted(stream: TextIO) -> bool:
+    """Colors only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Formatter:
+    """Turns server events into lines of text.
+
+    Args:
+        me: the user's own (normalised) name.
+        color: add ANSI colors.
+        dm_arrows: show DMs as ``[dm] <alice -> bob>`` (interactive); without it
+            as ``@peer <sender>`` (piped mode, as scripts read it).
+    """
+
+    def __init__(self, me: str, *, color: bool = False, dm_arrows: bool = True) -> None:
+        self.me = me
+        self.color = color
+        self.dm_arrows = dm_arrows
+
+    def _sgr(self, codes: str, text: str) -> str:
+        return f"\x1b[{codes}m{text}\x1b[0m" if self.color else text
+
+    def nick(self, nick: str) -> str:
+        """A nick in its own color (bold for the user's own)."""
+        code = PALETTE[nick_color(nick)][0]
+        return self._sgr(f"1;{code}" if nick == self.me else code, nick)
+
+    def message(self, m: pb.Message) -> str:
+        """``[HH:MM] #room <nick> text``, ``* nick action``, DMs marked as such."""
+        stamp = self._sgr("2", time.strftime("[%H:%M]", time.localtime(m.sent_at.seconds)))
+        text = printable(m.text)
+        action = text.startswith(ACTION)
+        body = f"* {self.nick(m.sender)} {text[len(ACTION) :]}" if action else text
+        if m.WhichOneof("target") == "room":
+            where = f"#{m.room}"
+            return f"{stamp} {where} {body if action else f'<{self.nick(m.sender)}> {body}'}"
+        peer = m.to_user if m.sender == self.me else m.sender
+        if not self.dm_arrows:
+            return f"{stamp} @{peer} {body if action else f'<{self.nick(m.sender)}> {body}'}"
+        mark = self._sgr("1;35", "[dm]")
+        if action:
+            return f"{stamp} {mark} {body} (to {self.nick(m.to_user)})"
+        return f"{stamp} {mark} <{self.nick(m.sender)} -> {self.nick(m.to_user)}> {body}"
+
+    def info(self, text: str) -> str:
+        """A dimmed ``-- text`` line: presence, joins, command output."""
+        return self._sgr("2", f"-- {text}")
+
+    def warning(self, text: str) -> str:
+        """A ``-- text`` line that needs attention (errors)."""
+        return self._sgr("31", f"-- {text}")
+
+    def event(self, event: pb.ServerEvent) -> str | None:
+        """One line for an event, or ``None`` for an event not worth a line."""
+        kind = event.WhichOneof("event")
+        if kind == "message":
+            return self.message(event.message)
+        if kind == "presence":
+            p = event.presence
+            verb = "joined" if p.kind == pb.Presence.JOINED else "left"
+            return self.info(f"{p.user} {verb} #{p.room}")
+        if kind == "joined":
+            j = event.joined
+            if j.WhichOneof("target") != "room":
+                return None
+            if j.members or not j.online:
+                return self.info(f"you joined #{j.room} (online: {', '.join(j.members)})")
+            # A big room: the server gives the number, /who the names.
+            return self.info(f"you joined #{j.room} ({j.online} online; /who lists them)")
+        if kind == "left":
+            return self.info(f"you left #{event.left.room}")
+        if kind == "error":
+            e = event.error
+            return self.warning(f"error: {pb.Error.Code.Name(e.code)}: {printable(e.message)}")
+        return None
+
+
+def conv_of_event(event: pb.ServerEvent, me: str) -> str:
+    """The conversation key (``#room``/``@peer``) an event belongs to, or ``""``."""
+    kind = event.WhichOneof("event")
+    if kind == "message":
+        m = event.message
+        if m.WhichOneof("target") == "room":
+            return "#" + m.room
+        return "@" + (m.to_user if m.sender == me else m.sender)
+    if kind == "joined" and event.joined.WhichOneof("target") == "room":
+        return "#" + event.joined.room
+    if kind == "presence":
+        return "#" + event.presence.room
+    return ""
