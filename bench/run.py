@@ -445,6 +445,8 @@ def chat_cmd(
         str(BIN / "chatrpc-server"),
         "--port",
         "0",
+        "--web-port",
+        "0",
         "--store",
         store or f"sqlite://{tmp}/{name}.db",
         "--rate-limit",

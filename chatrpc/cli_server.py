@@ -73,7 +73,9 @@ def _add_options(
         kind = type(f.default)
         metavar = option.metavar or (None if kind is str else "N")
         shown = " (default %(default)s)" if f.default != "" else ""
-        if kind is str:
+        if isinstance(f.default, bool):  # a switch, off unless given
+            group.add_argument(option.flag, action="store_true", help=option.help)
+        elif kind is str:
             group.add_argument(
                 option.flag, default=f.default, metavar=metavar, help=option.help + shown
             )
@@ -87,6 +89,10 @@ def _add_options(
             )
 
 
+def _is_web(name: str) -> bool:
+    return name.startswith("web_") or name == "no_web"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The options of chatrpc-server, built from the settings' declarations."""
     p = _Parser(
@@ -98,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_options(p, ServerConfig, lambda name: name in ("host", "port"))
+    _add_options(p, ServerConfig, _is_web)
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--db", metavar="PATH", help=f"SQLite database file (default {default_db_path()})"
@@ -117,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("limits")
     for cls in (Limits, StoreOptions):
         _add_options(g, cls, lambda name: True)
-    _add_options(g, ServerConfig, lambda name: name not in ("host", "port") and "tls" not in name)
+    _add_options(
+        g,
+        ServerConfig,
+        lambda name: name not in ("host", "port") and "tls" not in name and not _is_web(name),
+    )
     t = p.add_argument_group("TLS (plaintext without --tls-cert)")
     _add_options(t, ServerConfig, lambda name: name.startswith("tls_"))
     return p
@@ -207,7 +218,8 @@ async def run(config: ServerConfig) -> None:
             security = ", TLS with client certificates" if config.tls_client_ca else ", TLS"
         print(
             f"chatrpc-server listening on {config.host}:{port}"
-            f" (store {config.store_url()}{security})",
+            f" (store {config.store_url()}{security})"
+            + ("" if server.web is None else f"; web app at {server.web.url}"),
             flush=True,
         )
         await stop.wait()

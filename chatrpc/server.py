@@ -20,17 +20,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .api import Caller, ChatApi
 from .auth import Auth, hash_token
 from .config import ServerConfig
 from .errors import INTERNAL_MESSAGE, ChatError, Code
 from .hub import Hub
-from .model import seq_field
 from .session import SessionRunner
 from .store import Store, open_store
 from .subscriber import Outgoing, Session
 from .v1 import chat_pb2 as pb
 from .v1 import chat_pb2_grpc as pb_grpc
-from .wire import encode, frames, message_pb
+from .web import WebServer
+from .wire import encode, frames
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ def _client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     if kind == "ipv6":
         return rest.rpartition(":")[0].strip("[]") or rest
     return peer
+
+
+def _caller(context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+    return Caller(_bearer(context), _client_address(context))
 
 
 #: Most events a client may ask for in one ``batch`` frame.
@@ -104,6 +109,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self.hub = hub
         self.auth = auth
         self.config = config
+        self.api = ChatApi(hub, auth)
         self.sessions = SessionRunner(
             hub, queue_size=config.queue_size, stall_timeout_s=config.stall_timeout_s
         )
@@ -115,25 +121,13 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def Login(
         self, request: pb.LoginRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.LoginResponse:
-        result = await self.auth.login(
-            request.user, request.password, _bearer(context), client=_client_address(context)
-        )
-        log.info("login %s%s", result.user, " (new)" if result.created else "")
-        return pb.LoginResponse(token=result.token, user=result.user, created=result.created)
+        return await self.api.Login(request, _caller(context))
 
     @_unary
     async def Logout(
         self, request: pb.LogoutRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.LogoutResponse:
-        token = _bearer(context)
-        user, revoked = await self.auth.logout(
-            token, all_sessions=request.all_sessions, client=_client_address(context)
-        )
-        # Sessions opened with a revoked token end now (UNAUTHENTICATED), not at
-        # their next call: a live stream makes no further calls.
-        ended = self.hub.revoke(user, None if request.all_sessions else hash_token(token))
-        log.info("logout %s: %d tokens revoked, %d sessions ended", user, revoked, ended)
-        return pb.LogoutResponse(revoked_tokens=revoked, ended_sessions=ended)
+        return await self.api.Logout(request, _caller(context))
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub."""
@@ -146,46 +140,25 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def History(
         self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.HistoryResponse:
-        user = await self._user(context)
-        messages, last_seq, has_more = await self.hub.history(
-            user,
-            room=request.room,
-            with_user=request.with_user,
-            after_seq=seq_field(request.after_seq, "after_seq"),
-            before_seq=seq_field(request.before_seq, "before_seq"),
-            limit=request.limit,  # a uint32: the hub clamps it to the page size
-            descending=request.descending,
-        )
-        return pb.HistoryResponse(
-            messages=[message_pb(m) for m in messages],
-            epoch=self.hub.store.epoch,
-            last_seq=last_seq,
-            has_more=has_more,
-        )
+        return await self.api.History(request, _caller(context))
 
     @_unary
     async def ListRooms(
         self, request: pb.ListRoomsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListRoomsResponse:
-        await self._user(context)
-        rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in await self.hub.rooms()]
-        return pb.ListRoomsResponse(rooms=rooms)
+        return await self.api.ListRooms(request, _caller(context))
 
     @_unary
     async def ListMembers(
         self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListMembersResponse:
-        await self._user(context)
-        room, members = await self.hub.members(request.room)
-        return pb.ListMembersResponse(room=room, members=members)
+        return await self.api.ListMembers(request, _caller(context))
 
     @_unary
     async def ListDirects(
         self, request: pb.ListDirectsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListDirectsResponse:
-        user = await self._user(context)
-        directs = [pb.Direct(with_user=u, last_seq=s) for u, s in await self.hub.directs(user)]
-        return pb.ListDirectsResponse(directs=directs, epoch=self.hub.store.epoch)
+        return await self.api.ListDirects(request, _caller(context))
 
     async def Chat(  # type: ignore[override]  # writes with context.write, returns nothing
         self,
@@ -287,6 +260,8 @@ class ChatServer:
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
+        #: The browser adapter (None with --no-web); its port once started.
+        self.web: WebServer | None = None
 
     def _options(self) -> list[tuple[str, Any]]:
         c = self.config
@@ -314,7 +289,8 @@ class ChatServer:
     async def start(self) -> int:
         await self.store.open()
         server = grpc.aio.server(options=self._options())
-        _add_servicer(ChatServicer(self.hub, self.auth, self.config), server)
+        servicer = ChatServicer(self.hub, self.auth, self.config)
+        _add_servicer(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -330,6 +306,15 @@ class ChatServer:
             raise ChatError(
                 Code.UNAVAILABLE, f"cannot listen on {self.config.host}:{self.config.port}: {exc}"
             ) from exc
+        if not self.config.no_web:
+            web = WebServer(self.config, servicer.api, servicer.sessions)
+            try:
+                await web.start()
+            except BaseException:
+                await server.stop(None)
+                await self.store.close()
+                raise
+            self.web = web
         await server.start()
         self._server = server
         for name in ("", SERVICE_NAME):
@@ -354,9 +339,13 @@ class ChatServer:
         await self.health.enter_graceful_shutdown()
         # server.stop refuses new calls at once and gives running ones the grace
         # period; meanwhile every session ends with UNAVAILABLE (reconnect).
-        stopping = asyncio.create_task(server.stop(self.config.shutdown_grace_s))
+        stopping = [asyncio.create_task(server.stop(self.config.shutdown_grace_s))]
+        if self.web is not None:
+            # The same two stages on the web port: aiohttp stops accepting at once
+            # and gives the running handlers the grace period.
+            stopping.append(asyncio.create_task(self.web.stop()))
         self.hub.shutdown()
-        await stopping
+        await asyncio.gather(*stopping)
         await self.store.close()
 
     async def __aenter__(self) -> ChatServer:
