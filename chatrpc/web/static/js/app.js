@@ -84,6 +84,10 @@ class App {
 
   start() {
     $("me").textContent = this.me;
+    // Wide screens show who is online beside the conversation; phones on demand.
+    const wide = window.matchMedia("(min-width: 701px)").matches;
+    $("members").hidden = !wide;
+    $("members-toggle").setAttribute("aria-expanded", String(wide));
     for (const room of this.saved.rooms) this.conversation(roomKey(room));
     for (const user of this.saved.directs) this.conversation(dmKey(user));
     if (this.saved.current && this.conversations.has(this.saved.current)) {
