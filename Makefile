@@ -10,7 +10,7 @@ PROTO := proto/chatrpc/v1/chat.proto
 HOST ?= 127.0.0.1
 PORT ?= 50051
 
-.PHONY: venv run proto proto-check system-deps test soak check lint fmt bench clean certs
+.PHONY: screenshots venv run proto proto-check system-deps test soak check lint fmt bench clean certs
 
 # The oldest Python chatrpc supports (pyproject's requires-python says the same).
 MIN_PYTHON := 3.11
@@ -74,6 +74,10 @@ test: $(STAMP) system-deps proto-check
 BENCH_ARGS ?=
 bench: $(STAMP) system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The README's screenshots of the browser client (docs/web-*.png) and the app's icons.
+screenshots: $(STAMP) system-deps
+	$(PY) -m tests.screenshots
 
 # The loss checker for longer (SOAK_SECONDS, default 60), outside make test.
 SOAK_SECONDS ?= 60

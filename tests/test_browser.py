@@ -207,7 +207,10 @@ async def test_markup_in_messages_is_shown_as_text_and_runs_nothing(browser, web
     await say(page, "<b onmouseover=\"window.__pwned='b'\">bold?</b>")
     await expect(shown(page)).to_have_count(4)
     assert await texts(page) == [*attacks, "<b onmouseover=\"window.__pwned='b'\">bold?</b>"]
-    assert await page.locator("#messages img, #messages script, #messages svg, #messages b").count() == 0
+    assert (
+        await page.locator("#messages img, #messages script, #messages svg, #messages b").count()
+        == 0
+    )
     assert await page.evaluate("window.__pwned") is None
     no_script_errors(page)
 
