@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from chatrpc.server import ChatServer
 
@@ -25,10 +26,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
 )
-if CHROMIUM.exists():
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
-else:  # pragma: no cover - the module is skipped
-    Browser = BrowserContext = Page = Any
 
 #: Chromium's own connections (updates, sync, QUIC) are refused on a closed network;
 #: these keep it quiet.
@@ -42,7 +39,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "has_touch": True,
+    "is_mobile": True,
+}
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MS = int(WAIT * 1000)
 
@@ -110,7 +111,7 @@ def shown(page: Page) -> Any:
 
 
 async def texts(page: Page) -> list[str]:
-    return await shown(page).all_inner_texts()
+    return list(await shown(page).all_inner_texts())
 
 
 def no_script_errors(*pages: Page) -> None:
