@@ -46,6 +46,7 @@ PHONE: dict[str, Any] = {
 }
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MS = int(WAIT * 1000)
+expect.set_options(timeout=MS)
 
 
 @pytest.fixture

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import re
+import shutil
+import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
+from chatrpc.certs import make_dev_certs
 from chatrpc.errors import ChatError, Code
+from chatrpc.hub import Limits
 from chatrpc.server import ChatServer
 from chatrpc.subscriber import Presence
 from chatrpc.web.closes import CLOSE_CODES, close_reason
 from chatrpc.web.jsonwire import event_json, json_frames
 from chatrpc.web.security import COOKIE
 
-from .conftest import Peers, make_config, running_server, target
+from .conftest import WAIT, Peers, make_config, running_server, target
+from .redis_fixture import REDIS_SERVER, redis_server_in
 from .web_client import CallFailed, WebUser, web_url
 
 
@@ -346,3 +353,83 @@ async def test_many_browsers_fan_out_in_order(web_server, browsers):
         await ws.wait_for(functools.partial(lambda w: len(w.texts()) == 100, ws))
         seqs = [int(m["seq"]) for m in ws.of("message")]
         assert seqs == list(range(1, 101))
+
+
+async def test_a_users_session_limit_counts_browser_sessions_too(browsers):
+    async with running_server(limits=Limits(rate_limit=0, max_sessions_per_user=1)) as srv:
+        alice = browser(srv, browsers)
+        await alice.login("alice")
+        ws = await alice.open()
+        await ws.join("general")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await alice.open()
+        assert refused.value.status == 429
+
+
+async def test_the_web_port_speaks_tls_with_the_servers_certificate(tmp_path, browsers):
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    certs = make_dev_certs(tmp_path / "certs")
+    async with running_server(
+        tls_cert=str(certs.server_cert), tls_key=str(certs.server_key)
+    ) as srv:
+        assert srv.web is not None and srv.web.url.startswith("https://")
+        base = f"https://localhost:{srv.web.port}"
+        trust = ssl.create_default_context(cafile=str(certs.ca))
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=trust), cookie_jar=aiohttp.CookieJar()
+        ) as http:
+            async with http.post(
+                f"{base}/chatrpc.v1.ChatService/Login",
+                json={"user": "alice"},
+                headers={"Origin": base},
+            ) as resp:
+                assert resp.status == 200
+                assert resp.cookies[COOKIE]["secure"] is True
+            ws = await http.ws_connect(
+                f"wss://localhost:{srv.web.port}/ws", headers={"Origin": base}
+            )
+            await ws.send_str('{"join": {"room": "general"}}')
+            first = await ws.receive_json(timeout=WAIT)
+            assert first["joined"]["room"] == "general"
+            await ws.close()
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ClientError):
+                await plain.get(f"http://localhost:{srv.web.port}/")
+
+
+async def test_the_app_shell_is_installable(web_server, browsers):
+    anon = browser(web_server, browsers)
+    async with anon.http.get(anon.base + "/manifest.webmanifest") as resp:
+        assert resp.content_type == "application/manifest+json"
+        manifest = json.loads(await resp.text())
+    assert manifest["display"] == "standalone"
+    for icon in manifest["icons"]:
+        async with anon.http.get(anon.base + icon["src"]) as resp:
+            assert resp.status == 200, icon
+    async with anon.http.get(anon.base + "/sw.js") as resp:
+        assert resp.content_type == "text/javascript"
+        shell = await resp.text()
+    for path in re.findall(r'"(/[^"]*)"', shell):
+        async with anon.http.get(anon.base + path) as resp:
+            assert resp.status == 200, path
+
+
+@pytest.mark.skipif(not REDIS_SERVER.exists(), reason=f"{REDIS_SERVER} is not installed")
+async def test_a_browser_on_one_server_talks_to_a_terminal_on_another(tmp_path, browsers):
+    with redis_server_in(tmp_path / "redis") as redis:
+        async with running_server(redis.url) as a, running_server(redis.url) as b:
+            alice = browser(a, browsers)
+            await alice.login("alice")
+            ws = await alice.open()
+            await ws.join("general")
+            group = Peers(target(b))
+            try:
+                bob = await group.open("bob")
+                await bob.join("general")
+                await bob.send_and_ack("from b", room="general")
+                await ws.wait_for(lambda: ws.texts() == ["from b"])
+                await ws.send({"send": {"room": "general", "text": "from a", "clientMsgId": "x"}})
+                await bob.wait_for(lambda ev: bob.texts() == ["from b", "from a"])
+            finally:
+                await group.close()
