@@ -245,7 +245,8 @@ def _server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 
 class ChatServer:
-    """A running chatrpc server: store, hub, gRPC server, health and reflection.
+    """A running chatrpc server: store, hub, gRPC server, health and reflection, and
+    the browser adapter on its own port (chatrpc.web) unless ``no_web``.
 
     Use as an async context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -307,8 +308,8 @@ class ChatServer:
                 Code.UNAVAILABLE, f"cannot listen on {self.config.host}:{self.config.port}: {exc}"
             ) from exc
         if not self.config.no_web:
-            web = WebServer(self.config, servicer.api, servicer.sessions)
             try:
+                web = WebServer(self.config, servicer.api, servicer.sessions)
                 await web.start()
             except BaseException:
                 await server.stop(None)

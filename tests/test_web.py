@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -22,7 +23,7 @@ from chatrpc.web.closes import CLOSE_CODES, close_reason
 from chatrpc.web.jsonwire import event_json, json_frames
 from chatrpc.web.security import COOKIE
 
-from .conftest import WAIT, Peers, make_config, running_server, target
+from .conftest import BIN, WAIT, Peers, make_config, running_server, target
 from .redis_fixture import REDIS_SERVER, redis_server_in
 from .web_client import CallFailed, WebUser, web_url
 
@@ -433,3 +434,27 @@ async def test_a_browser_on_one_server_talks_to_a_terminal_on_another(tmp_path, 
                 await bob.wait_for(lambda ev: bob.texts() == ["from b", "from a"])
             finally:
                 await group.close()
+
+
+def test_a_web_origin_that_is_no_origin_stops_the_server_with_one_line(tmp_path):
+    done = subprocess.run(
+        [
+            str(BIN / "chatrpc-server"),
+            "--store",
+            "memory://",
+            "--port",
+            "0",
+            "--web-port",
+            "0",
+            "--web-origin",
+            "chat.example.com",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "chatrpc-server: --web-origin 'chat.example.com' is not an origin"
+        " like https://chat.example.com"
+    )

@@ -11,9 +11,12 @@ inline script, no framing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from ..errors import ChatError, Code
 
 COOKIE = "chatrpc_token"
 #: A long-lived cookie: the token is valid until Logout, like the terminal client's.
@@ -43,9 +46,23 @@ HEADERS = {
 }
 
 
+_ORIGIN = re.compile(r"https?://[^/\s?#]+")
+
+
 def parse_origins(text: str) -> frozenset[str]:
-    """The ``--web-origin`` allow-list: comma-separated origins, without trailing slashes."""
-    return frozenset(o.strip().rstrip("/").lower() for o in text.split(",") if o.strip())
+    """The ``--web-origin`` allow-list: comma-separated origins (``scheme://host[:port]``).
+
+    Raises:
+        ChatError: INVALID_ARGUMENT for an entry that is no origin (it would never match).
+    """
+    origins = [o.strip().rstrip("/").lower() for o in text.split(",") if o.strip()]
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ChatError(
+                Code.INVALID_ARGUMENT,
+                f"--web-origin {origin!r} is not an origin like https://chat.example.com",
+            )
+    return frozenset(origins)
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:

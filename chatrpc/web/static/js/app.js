@@ -163,7 +163,7 @@ class App {
     if (kind === "message") this.onMessage(body, true);
     else if (kind === "joined") this.onJoined(body);
     else if (kind === "presence") this.onPresence(body);
-    else if (kind === "left") this.notice(roomKey(body.room), `You left #${body.room}.`);
+    else if (kind === "left") this.notice(this.current, `You left #${body.room}.`);
     else if (kind === "error") this.onError(body);
   }
 
