@@ -307,3 +307,46 @@ async def test_the_page_cannot_read_the_token(browser, web_server):
     assert token and token not in stored
     assert next(c for c in cookies if c["name"] == "chatrpc_token")["httpOnly"] is True
     assert json.loads(stored)
+
+
+#: Records the notifications the page shows (Chromium headless has no desktop to show
+#: them on) and reports the tab hidden, as when the user is in another tab.
+NOTIFICATIONS = """
+window.__shown = [];
+window.__asked = 0;
+class RecordedNotification {
+  static permission = "default";
+  static async requestPermission() {
+    window.__asked += 1;
+    RecordedNotification.permission = "granted";
+    return "granted";
+  }
+  constructor(title, options) { window.__shown.push([title, options.body]); }
+}
+window.Notification = RecordedNotification;
+Object.defineProperty(document, "hidden", { get: () => window.__hidden === true });
+"""
+
+
+async def test_dms_notify_while_the_tab_is_hidden_once_asked_on_a_click(
+    browser, web_server, terminal
+):
+    ctx = await browser.new_context()
+    await ctx.add_init_script(NOTIFICATIONS)
+    page = await ctx.new_page()
+    page.set_default_timeout(MS)
+    await page.goto(web_url(web_server))
+    await sign_in(page, "alice")
+    carol = await terminal.open("carol")
+    await carol.join("general")
+    await carol.send_and_ack("before asking", to_user="alice")
+    await expect(page.locator("#dms")).to_contain_text("carol")
+    assert await page.evaluate("window.__asked") == 0  # never asked unprompted
+    await page.get_by_role("button", name="Notify me of direct messages").click()
+    await expect(page.get_by_role("button", name="Notify me of direct messages")).to_be_hidden()
+    assert await page.evaluate("window.__asked") == 1
+    await page.evaluate("window.__hidden = true")
+    await carol.send_and_ack("in the room", room="general")
+    await carol.send_and_ack("psst", to_user="alice")
+    await expect(page.locator("#dms").get_by_role("button", name="carol")).to_contain_text("2")
+    assert await page.evaluate("window.__shown") == [["carol", "psst"]]
