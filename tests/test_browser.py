@@ -350,3 +350,34 @@ async def test_dms_notify_while_the_tab_is_hidden_once_asked_on_a_click(
     await carol.send_and_ack("psst", to_user="alice")
     await expect(page.locator("#dms").get_by_role("button", name="carol")).to_contain_text("2")
     assert await page.evaluate("window.__shown") == [["carol", "psst"]]
+
+
+async def test_every_control_has_a_name_and_the_keyboard_alone_chats(browser, web_server):
+    _, page = await open_page(browser, web_url(web_server))
+    await expect(page.get_by_label("User name")).to_be_focused()
+    await page.keyboard.type("kim")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#me")).to_have_text("kim")
+    unnamed = await page.evaluate(
+        """[...document.querySelectorAll('input, button')]
+            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                         && !e.textContent.trim())
+            .map(e => e.outerHTML)"""
+    )
+    assert unnamed == []
+    await expect(page.get_by_label("Message", exact=True)).to_be_focused()
+    await page.keyboard.type("typed with keys")
+    await page.keyboard.press("Enter")
+    await expect(shown(page)).to_have_text(["typed with keys"])
+    # The new message is in a polite live region: screen readers announce it.
+    assert await page.locator("#messages").get_attribute("aria-live") == "polite"
+    assert await page.locator("#messages").get_attribute("role") == "log"
+    # Tab reaches the room list; Enter opens a conversation from it.
+    await page.locator("#join-room").focus()
+    await page.keyboard.type("dev")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#title")).to_have_text("#dev")
+    await page.locator("#rooms button").first.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#title")).to_have_text("#general")
+    no_script_errors(page)

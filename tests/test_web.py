@@ -458,3 +458,28 @@ def test_a_web_origin_that_is_no_origin_stops_the_server_with_one_line(tmp_path)
         "chatrpc-server: --web-origin 'chat.example.com' is not an origin"
         " like https://chat.example.com"
     )
+
+
+async def test_the_send_rate_limit_applies_to_browser_sessions(browsers):
+    async with running_server(limits=Limits(rate_limit=0.5, rate_burst=2)) as srv:
+        alice = browser(srv, browsers)
+        await alice.login("alice")
+        ws = await alice.open()
+        await ws.join("general")
+        # The join took a tenth of a send: one send of the burst of 2 is left.
+        for i in range(3):
+            await ws.send({"send": {"room": "general", "text": f"t{i}", "clientMsgId": f"r{i}"}})
+        await ws.wait_for(lambda: len(ws.of("error")) == 2)
+        assert {e["code"] for e in ws.of("error")} == {"RESOURCE_EXHAUSTED"}
+        assert ws.texts() == ["t0"]
+
+
+async def test_the_login_throttle_applies_to_the_web_api(browsers):
+    async with running_server(login_rate=0.01, login_burst=1) as srv:
+        first = browser(srv, browsers)
+        await first.login("alice")
+        second = browser(srv, browsers)
+        with pytest.raises(CallFailed) as call:
+            await second.login("bob")
+        assert (call.value.status, call.value.body["code"]) == (429, "resource_exhausted")
+        assert "too many logins from this address" in call.value.body["message"]
