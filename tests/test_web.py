@@ -18,8 +18,9 @@ from chatrpc.certs import make_dev_certs
 from chatrpc.errors import ChatError, Code
 from chatrpc.hub import Limits
 from chatrpc.server import ChatServer
-from chatrpc.subscriber import Presence
-from chatrpc.web.closes import CLOSE_CODES, close_reason
+from chatrpc.session import ending
+from chatrpc.subscriber import EndReason, Presence
+from chatrpc.web.closes import CLOSE_CODES, close_code, close_reason
 from chatrpc.web.jsonwire import event_json, json_frames
 from chatrpc.web.security import COOKIE
 
@@ -483,3 +484,21 @@ async def test_the_login_throttle_applies_to_the_web_api(browsers):
             await second.login("bob")
         assert (call.value.status, call.value.body["code"]) == (429, "resource_exhausted")
         assert "too many logins from this address" in call.value.body["message"]
+
+
+def test_every_session_end_has_a_close_code_and_says_whether_to_retry():
+    codes = {reason: close_code(ending(reason).code) for reason in EndReason}
+    assert codes == {
+        EndReason.DONE: 1000,
+        EndReason.GONE: 1000,
+        EndReason.SLOW_CONSUMER: 4008,
+        EndReason.SHUTDOWN: 4014,
+        EndReason.REVOKED: 4016,
+        EndReason.MALFORMED: 4003,
+        EndReason.FAILED: 4013,
+    }
+    # The page retries all but 4016 (see static/js/protocol.js, afterClose).
+    assert {r for r in EndReason if ending(r).retry} == {
+        EndReason.SLOW_CONSUMER,
+        EndReason.SHUTDOWN,
+    }
