@@ -21,7 +21,7 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, web
 from google.protobuf import json_format
 
 from ..api import UNARY, Caller, ChatApi
@@ -251,8 +251,10 @@ async def _events(ws: web.WebSocketResponse) -> AsyncIterator[pb.ClientEvent]:
         if msg.type is WSMsgType.TEXT:
             yield _parse_event(msg.data)
         elif msg.type is WSMsgType.ERROR:
-            # aiohttp reports a frame past max_msg_size (and a broken frame) here.
-            raise MalformedEvent(f"bad WebSocket frame: {ws.exception()}")
+            if isinstance(msg.data, WebSocketError):
+                # A frame past max_msg_size, or one that breaks the protocol: the client's fault.
+                raise MalformedEvent(f"bad WebSocket frame: {msg.data}")
+            return  # the connection was lost (e.g. no answer to a heartbeat): the client is gone
         else:
             raise MalformedEvent("send ClientEvents as JSON text frames")
 
