@@ -61,7 +61,7 @@ async def main() -> None:
         await desktop.screenshot(path=DOCS / "web-desktop.png")
         await phone.screenshot(path=DOCS / "web-phone.png")
         await sign_in(dark, "dana")
-        await expect(dark.locator("#messages li.message")).to_have_count(4, timeout=1)
+        await expect(dark.locator("#messages li.message")).to_have_count(4)
         await dark.get_by_role("button", name="Conversations").click()
         await dark.screenshot(path=DOCS / "web-phone-dark.png")
         await icons(await browser.new_page())
