@@ -1,7 +1,7 @@
 // The app shell offline: the page, its styles and modules. Network first (so a new
 // version shows at once), the cache when the network fails. The API and the
 // WebSocket are never cached.
-const CACHE = "chatrpc-shell-v1";
+const CACHE = "chatrpc-shell-v2";
 const SHELL = [
   "/",
   "/static/app.css",
@@ -13,6 +13,7 @@ const SHELL = [
   "/static/js/connection.js",
   "/static/js/cursor.js",
   "/static/js/protocol.js",
+  "/static/js/render.js",
   "/manifest.webmanifest",
 ];
 

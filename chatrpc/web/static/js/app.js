@@ -1,5 +1,6 @@
-// The page: sign-in, conversations, history, the composer. Everything from the network
-// goes into the page with textContent, never as HTML.
+// The page: sign-in, conversations, history, the composer. The DOM pieces are in
+// render.js (text always as text), the wire and the resume rules in protocol.js and
+// cursor.js, the socket's states in connection.js.
 
 import { ApiError, call, signInProblem, whoami } from "./api.js";
 import { CommandError, helpLines, parseLine } from "./commands.js";
@@ -18,6 +19,7 @@ import {
   sendEvent,
   seqOf,
 } from "./protocol.js";
+import { conversationItem, memberItem, messageItem, noticeItem, pendingItem } from "./render.js";
 
 const PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -248,7 +250,7 @@ class App {
     this.saved.save();
     const before = conv.timeline.add(seq, message);
     if (before === null) return; // shown already
-    const item = this.renderMessage(message, seq);
+    const item = messageItem(message, seq, this.me);
     const next = before ? conv.list.querySelector(`li[data-seq="${before}"]`) : null;
     const stick = this.atBottom();
     if (next) conv.list.insertBefore(item, next);
@@ -374,20 +376,7 @@ class App {
 
   showPending(entry) {
     const conv = this.conversation(entry.key);
-    const item = document.createElement("li");
-    item.className = "message pending mine";
-    item.dataset.cid = entry.clientMsgId;
-    const who = document.createElement("span");
-    who.className = "sender";
-    who.textContent = this.me;
-    const text = document.createElement("span");
-    text.className = "text";
-    text.textContent = entry.text;
-    const state = document.createElement("span");
-    state.className = "state";
-    state.textContent = "sending…";
-    item.append(who, text, state);
-    conv.list.append(item);
+    conv.list.append(pendingItem(entry, this.me));
     if (entry.key === this.current) this.scrollToBottom();
   }
 
@@ -492,38 +481,9 @@ class App {
 
   // -- rendering ---------------------------------------------------------------------
 
-  renderMessage(message, seq) {
-    const item = document.createElement("li");
-    item.className = "message";
-    if (message.sender === this.me) item.classList.add("mine");
-    item.dataset.seq = String(seq);
-    const time = document.createElement("time");
-    const at = message.sentAt ? new Date(message.sentAt) : null;
-    if (at && !Number.isNaN(at.getTime())) {
-      time.dateTime = at.toISOString();
-      time.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    }
-    const shown = display(message);
-    const text = document.createElement("span");
-    text.className = "text";
-    text.textContent = shown.text;
-    if (shown.action) {
-      item.classList.add("action");
-      item.append(time, text);
-    } else {
-      const who = document.createElement("span");
-      who.className = "sender";
-      who.textContent = message.sender;
-      item.append(time, who, text);
-    }
-    return item;
-  }
-
   notice(key, text, kind = "notice") {
     const conv = key ? this.conversation(key) : null;
-    const item = document.createElement("li");
-    item.className = kind;
-    item.textContent = text;
+    const item = noticeItem(text, kind);
     const list = conv ? conv.list : $("messages");
     list.insertBefore(item, list.querySelector("li.pending"));
     if (!conv || key === this.current) this.scrollToBottom();
@@ -532,26 +492,8 @@ class App {
   renderList() {
     const make = (key) => {
       const conv = this.conversations.get(key);
-      const { kind, name } = parseKey(key);
-      const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "conversation-button";
-      button.dataset.key = key;
-      if (key === this.current) button.setAttribute("aria-current", "true");
-      const label = document.createElement("span");
-      label.textContent = kind === "room" ? `#${name}` : name;
-      button.append(label);
-      if (conv && conv.unread) {
-        const badge = document.createElement("span");
-        badge.className = "badge";
-        badge.textContent = String(conv.unread);
-        badge.setAttribute("aria-label", `${conv.unread} unread`);
-        button.append(badge);
-      }
-      button.addEventListener("click", () => this.open(key));
-      li.append(button);
-      return li;
+      const state = { current: key === this.current, unread: conv ? conv.unread : 0 };
+      return conversationItem(key, state, () => this.open(key));
     };
     $("rooms").replaceChildren(...this.saved.rooms.map((r) => make(roomKey(r))));
     $("dms").replaceChildren(...this.saved.directs.map((u) => make(dmKey(u))));
@@ -564,22 +506,13 @@ class App {
       list.replaceChildren();
       return;
     }
+    const openDirect = (user) => () => {
+      this.addDirect(user);
+      this.open(dmKey(user));
+      $("message").focus();
+    };
     list.replaceChildren(
-      ...[...conv.members].sort().map((user) => {
-        const li = document.createElement("li");
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = user;
-        button.title = user === this.me ? "you" : `Message ${user}`;
-        button.disabled = user === this.me;
-        button.addEventListener("click", () => {
-          this.addDirect(user);
-          this.open(dmKey(user));
-          $("message").focus();
-        });
-        li.append(button);
-        return li;
-      }),
+      ...[...conv.members].sort().map((user) => memberItem(user, this.me, openDirect(user))),
     );
   }
 
