@@ -10,7 +10,7 @@ PROTO := proto/chatrpc/v1/chat.proto
 HOST ?= 127.0.0.1
 PORT ?= 50051
 
-.PHONY: venv run proto proto-check system-deps test soak check lint fmt bench clean certs
+.PHONY: screenshots venv run proto proto-check system-deps test soak check lint fmt bench clean certs
 
 # The oldest Python chatrpc supports (pyproject's requires-python says the same).
 MIN_PYTHON := 3.11
@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The ready line names the web app's URL to open (http://$(HOST):$(WEB_PORT)/).
+WEB_PORT ?= 8080
 run: $(STAMP)
-	$(BIN)/chatrpc-server --host $(HOST) --port $(PORT)
+	$(BIN)/chatrpc-server --host $(HOST) --port $(PORT) --web-port $(WEB_PORT)
 
 # Development TLS material in $(CERTS): a CA, a server cert for localhost/127.0.0.1/::1
 # and a client cert for mutual TLS (uses the openssl command).
@@ -52,9 +54,13 @@ proto-check: $(STAMP)
 		diff -u "chatrpc/v1/$$f" "$$tmp/chatrpc/v1/$$f" || { echo "chatrpc/v1/$$f is out of date: run 'make proto'"; exit 1; }; \
 	done; echo "generated code is in sync with $(PROTO)"
 
-# Tools the tests drive for real: tmux (terminal client) and redis-server (multi-node).
+# Tools the tests drive for real: tmux (terminal client), redis-server (multi-node),
+# Debian's chromium (the browser client, driven by Playwright: never `playwright
+# install`) and node (the browser client's pure modules, node --test).
+# Each is COMMAND:PACKAGE.
+SYSTEM_DEPS := tmux:tmux redis-server:redis-server /usr/bin/chromium:chromium node:nodejs
 system-deps:
-	@missing=""; for t in tmux redis-server; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -68,6 +74,10 @@ test: $(STAMP) system-deps proto-check
 BENCH_ARGS ?=
 bench: $(STAMP) system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The README's screenshots of the browser client (docs/web-*.png) and the app's icons.
+screenshots: $(STAMP) system-deps
+	$(PY) -m tests.screenshots
 
 # The loss checker for longer (SOAK_SECONDS, default 60), outside make test.
 SOAK_SECONDS ?= 60

@@ -5,6 +5,10 @@ raw: Subscribe calls), prints ``ready`` once all are live, counts what arrives
 until told to stop (a line on stdin), then prints one JSON line: delivered
 count, window seconds, latency samples' percentiles.
 
+``sub --kind web``: the same subscribers on the web protocol: each logs in over
+gRPC, then opens a WebSocket on ``--web`` (the server's web app URL) with its
+token and reads proto3 JSON frames (batches included).
+
 ``idle``: subscribers that only stay connected, opened on command (``connect K``
 on stdin), reporting how many are live, failed or were refused and retried; for
 the population and connection-storm runs.
@@ -270,6 +274,50 @@ async def _open(
     return messages(), stream.call
 
 
+async def web_subscriber(
+    args: argparse.Namespace,
+    pool: Pool,
+    http: Any,
+    i: int,
+    counter: Counter,
+    tally: Tally,
+    done: asyncio.Future[bool],
+) -> None:
+    """Subscriber ``i`` on the web protocol (see the module docstring)."""
+    user = f"{args.prefix}{i}"
+    try:
+        token = (await login(pool.get(i), user, timeout=STEP_TIMEOUT)).token
+        ws = await http.ws_connect(
+            f"{args.web.rstrip('/')}/ws",
+            headers={"Authorization": f"Bearer {token}"},
+            max_msg_size=0,
+        )
+        await ws.send_str(json.dumps({"join": {"room": room_of(args, i)}}))
+        live = False
+        async for msg in ws:
+            event = json.loads(msg.data)
+            for e in event["batch"]["events"] if "batch" in event else [event]:
+                if "joined" in e and not live:
+                    live = True
+                    tally.live += 1
+                    done.set_result(True)
+                elif "message" in e:
+                    counter.seen(e["message"]["text"])
+                elif "error" in e:
+                    raise RuntimeError(f"refused: {e['error']}")
+        tally.live -= 1
+        tally.dropped += 1
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if not done.done():
+            tally.failed += 1
+            print(f"subscriber {user} failed: {exc!r}", file=sys.stderr, flush=True)
+    finally:
+        if not done.done():
+            done.set_result(False)
+
+
 async def _stdin_line() -> str:
     return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -284,10 +332,19 @@ async def subscribers(args: argparse.Namespace) -> None:
     tasks = []
     dones: list[asyncio.Future[bool]] = []
     start = time.perf_counter()
+    http = None
+    if args.kind == "web":
+        import aiohttp
+
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     for i in range(args.count):
         await _pace(start, i, args.connect_rate)  # a storm, but a bounded one
         dones.append(loop.create_future())
-        tasks.append(asyncio.create_task(subscriber(args, pool, i, counter, tally, dones[-1])))
+        if http is not None:
+            sub = web_subscriber(args, pool, http, i, counter, tally, dones[-1])
+        else:
+            sub = subscriber(args, pool, i, counter, tally, dones[-1])
+        tasks.append(asyncio.create_task(sub))
     await asyncio.wait(dones, timeout=STEP_TIMEOUT * ATTEMPTS)
     if tally.live != args.count:
         print(
@@ -326,16 +383,22 @@ async def subscribers(args: argparse.Namespace) -> None:
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if http is not None:
+        await http.close()
     await pool.close()
 
 
 async def idle(args: argparse.Namespace) -> None:
-    """``idle``: subscribers that only stay connected, opened on command.
+    """``sub --kind web``: the same subscribers on the web protocol: each logs in over
+    gRPC, then opens a WebSocket on ``--web`` (the server's web app URL) with its
+    token and reads proto3 JSON frames (batches included).
 
-    ``connect K`` on stdin opens K more at ``--connect-rate`` a second and, once
-    each is live or failed for good, prints one JSON line: live, failed, refused
-    (attempts retried), dropped, seconds from the command to the last one live,
-    and where any still opening are stuck. ``exit`` (or end of input) closes all.
+    ``idle``: subscribers that only stay connected, opened on command.
+
+        ``connect K`` on stdin opens K more at ``--connect-rate`` a second and, once
+        each is live or failed for good, prints one JSON line: live, failed, refused
+        (attempts retried), dropped, seconds from the command to the last one live,
+        and where any still opening are stuck. ``exit`` (or end of input) closes all.
     """
     counter = Counter()
     tally = Tally()
@@ -461,8 +524,9 @@ async def publishers(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["sub", "pub", "idle"])
-    p.add_argument("--kind", choices=["chat", "raw"], required=True)
+    p.add_argument("--kind", choices=["chat", "raw", "web"], required=True)
     p.add_argument("--target", required=True)
+    p.add_argument("--web", default="", help="web: the server's web app URL")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--room", default="bench")
     p.add_argument(

@@ -81,6 +81,9 @@ class Server:
             self.proc.kill()
             raise SystemExit(f"server did not start: {cmd}: {line!r}")
         self.address = m.group(1)
+        web = re.search(r"web app at (\S+)", line)
+        #: The web app's URL (chatrpc-server), for WebSocket subscribers.
+        self.web = web.group(1) if web else ""
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -141,6 +144,8 @@ def fanout(
     publishers there too, or on ``pub_server`` (two nodes). CPU is the subscribers'
     server's (plus the publishers' when it is another)."""
     pub_server = pub_server or server
+    if kind == "web":
+        prefix += "w"  # the chat run's users are on the same server
     pids = {server.proc.pid, pub_server.proc.pid}
     procs = max(1, min(sub_processes, subs))
     counts = [subs // procs + (j < subs % procs) for j in range(procs)]
@@ -159,6 +164,7 @@ def fanout(
             str(channels_for(count)),
             "--batch",
             str(batch),
+            *(["--web", server.web] if kind == "web" else []),
         )
         for j, count in enumerate(counts)
     ]
@@ -172,7 +178,7 @@ def fanout(
         pub = load(
             "pub",
             "--kind",
-            kind,
+            "chat" if kind == "web" else kind,  # the same publishers for web subscribers
             "--target",
             pub_server.address,
             "--count",
@@ -445,6 +451,8 @@ def chat_cmd(
         str(BIN / "chatrpc-server"),
         "--port",
         "0",
+        "--web-port",
+        "0",
         "--store",
         store or f"sqlite://{tmp}/{name}.db",
         "--rate-limit",
@@ -685,7 +693,8 @@ def main() -> None:
         fanouts = [int(x) for x in args.subscribers.split(",") if x.strip() and int(x)]
         for n, subs in enumerate(fanouts):
             blast = {}
-            for kind, server in (("raw", raw), ("chat", chat)):
+            # web: the same chatrpc server and publishers, subscribers on WebSockets.
+            for kind, server in (("raw", raw), ("chat", chat), ("web", chat)):
                 r = fanout(
                     server,
                     kind,
@@ -700,13 +709,13 @@ def main() -> None:
                 results.append(r)
                 blast[kind] = r.delivered_per_s / subs
                 print(_row(r), flush=True)
-            rate = 0.5 * min(blast.values())
+            rate = 0.5 * min(blast["raw"], blast["chat"])
             steady = [("steady 50%", rate)]
             if subs in targets:
                 # The latency targets are set at these delivered rates, whatever the blast.
                 steady.append((f"steady {targets[subs] / 1000:g}k/s", targets[subs] / subs))
             for k, (scenario, rate) in enumerate(steady):
-                for kind, server in (("raw", raw), ("chat", chat)):
+                for kind, server in (("raw", raw), ("chat", chat), ("web", chat)):
                     r = fanout(
                         server,
                         kind,
@@ -786,8 +795,8 @@ def _row(r: Result) -> str:
 def table(results: list[Result]) -> str:
     lines = [
         "| scenario | C | raw msgs/s | chatrpc msgs/s | ratio | raw p50/p99 ms | chatrpc p50/p99 ms"
-        " | raw us/msg | chatrpc us/msg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | raw us/msg | chatrpc us/msg | web msgs/s | web p50/p99 ms | web us/msg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r.scenario, r.subscribers, r.server): r for r in results}
     for (scenario, subs, server), r in by.items():
@@ -800,8 +809,19 @@ def table(results: list[Result]) -> str:
             f" | {ratio:.2f}x"
             f" | {b.p50_ms:.1f} / {b.p99_ms:.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f}"
             f" | {b.cpu_us_per_delivered:.1f} | {r.cpu_us_per_delivered:.1f} |"
+            + _web_cells(by.get((scenario, subs, "web")))
         )
     return "\n".join(lines)
+
+
+def _web_cells(w: Result | None) -> str:
+    """The WebSocket subscribers' columns (the same server and publishers as chatrpc's)."""
+    if w is None:
+        return " - | - | - |"
+    return (
+        f" {w.delivered_per_s:.0f} | {w.p50_ms:.1f} / {w.p99_ms:.1f}"
+        f" | {w.cpu_us_per_delivered:.1f} |"
+    )
 
 
 def population_table(pops: list[Population]) -> str:

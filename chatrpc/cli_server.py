@@ -76,9 +76,16 @@ def _add_options(
         if not which(f.name):
             continue
         key = known[option.flag.removeprefix("--")]
+        if key.kind is bool:  # a switch, off unless given
+            group.add_argument(option.flag, action="store_true", help=option.help)
+            continue
         metavar = option.metavar or (None if key.kind is str else "N")
         shown = f" (default {f.default})" if f.default != "" else ""
         group.add_argument(option.flag, type=_parse(key), metavar=metavar, help=option.help + shown)
+
+
+def _is_web(name: str) -> bool:
+    return name.startswith("web_") or name == "no_web"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the effective settings, and where each came from, as TOML; then exit",
     )
     _add_options(p, ServerConfig, lambda name: name in ("host", "port"))
+    _add_options(p, ServerConfig, _is_web)
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--db", metavar="PATH", help=f"SQLite database file (default {default_db_path()})"
@@ -125,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("limits")
     for cls in (Limits, StoreOptions):
         _add_options(g, cls, lambda name: True)
-    _add_options(g, ServerConfig, lambda name: name not in ("host", "port") and "tls" not in name)
+    _add_options(
+        g,
+        ServerConfig,
+        lambda name: name not in ("host", "port") and "tls" not in name and not _is_web(name),
+    )
     t = p.add_argument_group("TLS (plaintext without --tls-cert)")
     _add_options(t, ServerConfig, lambda name: name.startswith("tls_"))
     return p
@@ -215,7 +227,8 @@ async def run(config: ServerConfig) -> None:
             security = ", TLS with client certificates" if config.tls_client_ca else ", TLS"
         print(
             f"chatrpc-server listening on {config.host}:{port}"
-            f" (store {redact(config.store_url())}{security})",
+            f" (store {redact(config.store_url())}{security})"
+            + ("" if server.web is None else f"; web app at {server.web.url}"),
             flush=True,
         )
         if server.metrics is not None:

@@ -23,6 +23,21 @@ class ServerConfig:
 
     host: str = setting("127.0.0.1", "--host", "address to listen on")
     port: int = setting(50051, "--port", "port; 0 picks a free one", low=0, high=65535)
+    web_port: int = setting(
+        8080,
+        "--web-port",
+        "port of the browser app and its JSON/WebSocket API, on --host; 0 picks a free one",
+        low=0,
+        high=65535,
+    )
+    web_origin: str = setting(
+        "",
+        "--web-origin",
+        "other origins allowed to use the web API, comma-separated"
+        " (e.g. https://chat.example.com); the app's own always is",
+        metavar="ORIGINS",
+    )
+    no_web: bool = setting(False, "--no-web", "do not serve the browser app")
     #: A store URL (memory://, sqlite:///PATH, redis://...) or an SQLite file path;
     #: empty: the default SQLite file. (--db and --store, see cli_server.)
     store: str = ""

@@ -21,19 +21,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .api import Caller, ChatApi
 from .auth import Auth, hash_token
 from .config import ServerConfig
 from .errors import INTERNAL_MESSAGE, ChatError, Code
 from .hub import Hub
 from .metrics import MetricsServer
-from .model import seq_field
 from .pruning import prune_forever
 from .session import SessionRunner
 from .store import Store, open_store
 from .subscriber import Outgoing, Session
 from .v1 import chat_pb2 as pb
 from .v1 import chat_pb2_grpc as pb_grpc
-from .wire import encode, frames, message_pb
+from .web import WebServer
+from .wire import encode, frames
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ def _client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     if kind == "ipv6":
         return rest.rpartition(":")[0].strip("[]") or rest
     return peer
+
+
+def _caller(context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+    return Caller(_bearer(context), _client_address(context))
 
 
 #: Most events a client may ask for in one ``batch`` frame.
@@ -114,6 +119,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self.hub = hub
         self.auth = auth
         self.config = config
+        self.api = ChatApi(hub, auth)
         self.sessions = SessionRunner(
             hub, queue_size=config.queue_size, stall_timeout_s=config.stall_timeout_s
         )
@@ -125,43 +131,19 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def Login(
         self, request: pb.LoginRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.LoginResponse:
-        result = await self.auth.login(
-            request.user,
-            request.password,
-            _bearer(context),
-            client=_client_address(context),
-            registration_token=request.registration_token,
-        )
-        log.info("login %s%s", result.user, " (new)" if result.created else "")
-        return pb.LoginResponse(token=result.token, user=result.user, created=result.created)
+        return await self.api.Login(request, _caller(context))
 
     @_unary
     async def Logout(
         self, request: pb.LogoutRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.LogoutResponse:
-        token = _bearer(context)
-        user, revoked = await self.auth.logout(
-            token, all_sessions=request.all_sessions, client=_client_address(context)
-        )
-        # Sessions opened with a revoked token end now (UNAUTHENTICATED), not at
-        # their next call: a live stream makes no further calls.
-        ended = self.hub.revoke(user, None if request.all_sessions else hash_token(token))
-        log.info("logout %s: %d tokens revoked, %d sessions ended", user, revoked, ended)
-        return pb.LogoutResponse(revoked_tokens=revoked, ended_sessions=ended)
+        return await self.api.Logout(request, _caller(context))
 
     @_unary
     async def SetPassword(
         self, request: pb.SetPasswordRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SetPasswordResponse:
-        change = await self.auth.set_password(
-            _bearer(context),
-            request.current_password,
-            request.new_password,
-            client=_client_address(context),
-        )
-        if change.changed:
-            log.info("password %s for %s", "changed" if change.had_password else "set", change.user)
-        return pb.SetPasswordResponse(had_password=change.had_password, changed=change.changed)
+        return await self.api.SetPassword(request, _caller(context))
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub."""
@@ -178,56 +160,25 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def History(
         self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.HistoryResponse:
-        user = await self._user(context)
-        messages, last_seq, has_more = await self.hub.history(
-            user,
-            room=request.room,
-            with_user=request.with_user,
-            after_seq=seq_field(request.after_seq, "after_seq"),
-            before_seq=seq_field(request.before_seq, "before_seq"),
-            limit=request.limit,  # a uint32: the hub clamps it to the page size
-            descending=request.descending,
-        )
-        return pb.HistoryResponse(
-            messages=[message_pb(m) for m in messages],
-            epoch=self.hub.store.epoch,
-            last_seq=last_seq,
-            has_more=has_more,
-        )
+        return await self.api.History(request, _caller(context))
 
     @_unary
     async def ListRooms(
         self, request: pb.ListRoomsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListRoomsResponse:
-        await self._user(context)
-        page, token = await self.hub.rooms(
-            limit=request.page_size, page_token=request.page_token, prefix=request.prefix
-        )
-        rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in page]
-        return pb.ListRoomsResponse(rooms=rooms, next_page_token=token)
+        return await self.api.ListRooms(request, _caller(context))
 
     @_unary
     async def ListMembers(
         self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListMembersResponse:
-        await self._user(context)
-        room, members, token = await self.hub.members(
-            request.room, limit=request.page_size, page_token=request.page_token
-        )
-        return pb.ListMembersResponse(room=room, members=members, next_page_token=token)
+        return await self.api.ListMembers(request, _caller(context))
 
     @_unary
     async def ListDirects(
         self, request: pb.ListDirectsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListDirectsResponse:
-        user = await self._user(context)
-        page, token = await self.hub.directs(
-            user, limit=request.page_size, page_token=request.page_token
-        )
-        directs = [pb.Direct(with_user=u, last_seq=s) for u, s in page]
-        return pb.ListDirectsResponse(
-            directs=directs, epoch=self.hub.store.epoch, next_page_token=token
-        )
+        return await self.api.ListDirects(request, _caller(context))
 
     async def Chat(  # type: ignore[override]  # writes with context.write, returns nothing
         self,
@@ -317,7 +268,8 @@ def _server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 
 class ChatServer:
-    """A running chatrpc server: store, hub, gRPC server, health and reflection.
+    """A running chatrpc server: store, hub, gRPC server, health and reflection, and
+    the browser adapter on its own port (chatrpc.web) unless ``no_web``.
 
     Use as an async context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -344,6 +296,8 @@ class ChatServer:
         #: Rooms pruned so far, and an event set after every sweep of empty rooms.
         self.rooms_pruned = 0
         self._swept = asyncio.Event()
+        #: The browser adapter (None with --no-web); its port once started.
+        self.web: WebServer | None = None
 
     def _options(self) -> list[tuple[str, Any]]:
         c = self.config
@@ -371,7 +325,8 @@ class ChatServer:
     async def start(self) -> int:
         await self.store.open()
         server = grpc.aio.server(options=self._options())
-        _add_servicer(ChatServicer(self.hub, self.auth, self.config), server)
+        servicer = ChatServicer(self.hub, self.auth, self.config)
+        _add_servicer(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -387,6 +342,15 @@ class ChatServer:
             raise ChatError(
                 Code.UNAVAILABLE, f"cannot listen on {self.config.host}:{self.config.port}: {exc}"
             ) from exc
+        if not self.config.no_web:
+            try:
+                web = WebServer(self.config, servicer.api, servicer.sessions)
+                await web.start()
+            except BaseException:
+                await server.stop(None)
+                await self.store.close()
+                raise
+            self.web = web
         await server.start()
         self._server = server
         if self.metrics is not None:
@@ -440,9 +404,13 @@ class ChatServer:
         await self.health.enter_graceful_shutdown()
         # server.stop refuses new calls at once and gives running ones the grace
         # period; meanwhile every session ends with UNAVAILABLE (reconnect).
-        stopping = asyncio.create_task(server.stop(self.config.shutdown_grace_s))
+        stopping = [asyncio.create_task(server.stop(self.config.shutdown_grace_s))]
+        if self.web is not None:
+            # The same two stages on the web port: aiohttp stops accepting at once
+            # and gives the running handlers the grace period.
+            stopping.append(asyncio.create_task(self.web.stop()))
         self.hub.shutdown()
-        await stopping
+        await asyncio.gather(*stopping)
         if self.metrics is not None:
             await self.metrics.stop()
         await self.store.close()

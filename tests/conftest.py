@@ -48,6 +48,7 @@ def make_config(store: str, **overrides: Any) -> ServerConfig:
     return ServerConfig(
         host="127.0.0.1",
         port=0,
+        web_port=overrides.pop("web_port", 0),
         store=store,
         limits=limits,
         store_options=options,
@@ -275,6 +276,8 @@ def start_server_process(
     The send rate limit is lifted (``--rate-limit 0``) unless ARGS set one.
     """
     cmd = [str(BIN / "chatrpc-server"), "--host", "127.0.0.1", "--port", "0", "--rate-limit", "0"]
+    if "--web-port" not in args and "--no-web" not in args:
+        cmd += ["--web-port", "0"]
     cmd += args
     fd, name = tempfile.mkstemp(prefix="chatrpc-server-", suffix=".log", dir=log_dir)
     with os.fdopen(fd, "w") as err:

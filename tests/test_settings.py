@@ -37,7 +37,9 @@ def test_every_option_is_in_the_readme_with_its_declared_default() -> None:
     documented = {flag for flags, _ in rows for flag in flags}
     assert sorted(set(DECLARED) - documented) == []
     for flags, cell in rows:
-        numeric = [DECLARED[f] for f in flags if f in DECLARED and not isinstance(DECLARED[f], str)]
+        numeric = [
+            DECLARED[f] for f in flags if f in DECLARED and not isinstance(DECLARED[f], str | bool)
+        ]
         numbers = [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", cell)]
         if flags == ["--host", "--port"]:
             numbers = numbers[-1:]  # the address's digits are not a number of its own

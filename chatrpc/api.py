@@ -1,0 +1,139 @@
+"""The unary calls of ``chatrpc.v1.ChatService``, for every transport.
+
+Each call takes its request message and the caller's credential (the bearer
+token and the client's address, for throttling) and returns its response
+message, or raises :class:`~chatrpc.errors.ChatError`. The gRPC adapter
+(server.py) and the browser adapter (chatrpc.web) map those to their wires;
+neither holds any of this logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from .auth import Auth, hash_token
+from .hub import Hub
+from .model import seq_field
+from .v1 import chat_pb2 as pb
+from .wire import message_pb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes a call: the bearer token presented (may be empty) and the client's address."""
+
+    token: str
+    address: str
+
+
+class ChatApi:
+    """``ChatService``'s unary methods over a hub and auth, named as in the proto."""
+
+    def __init__(self, hub: Hub, auth: Auth) -> None:
+        self.hub = hub
+        self.auth = auth
+
+    async def user(self, caller: Caller) -> str:
+        """The caller's user, or UNAUTHENTICATED."""
+        return await self.auth.authenticate(caller.token, client=caller.address)
+
+    def method(self, name: str) -> Callable[[Any, Caller], Awaitable[Message]] | None:
+        """The unary method named as in the proto, or None (not a unary call)."""
+        if name not in UNARY:
+            return None
+        # A method the proto gained but this module does not implement yet is not served.
+        found: Callable[[Any, Caller], Awaitable[Message]] | None = getattr(self, name, None)
+        return found
+
+    async def Login(self, request: pb.LoginRequest, caller: Caller) -> pb.LoginResponse:
+        result = await self.auth.login(
+            request.user,
+            request.password,
+            caller.token,
+            client=caller.address,
+            registration_token=request.registration_token,
+        )
+        log.info("login %s%s", result.user, " (new)" if result.created else "")
+        return pb.LoginResponse(token=result.token, user=result.user, created=result.created)
+
+    async def Logout(self, request: pb.LogoutRequest, caller: Caller) -> pb.LogoutResponse:
+        user, revoked = await self.auth.logout(
+            caller.token, all_sessions=request.all_sessions, client=caller.address
+        )
+        # Sessions opened with a revoked token end now (UNAUTHENTICATED), not at
+        # their next call: a live stream makes no further calls.
+        ended = self.hub.revoke(user, None if request.all_sessions else hash_token(caller.token))
+        log.info("logout %s: %d tokens revoked, %d sessions ended", user, revoked, ended)
+        return pb.LogoutResponse(revoked_tokens=revoked, ended_sessions=ended)
+
+    async def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryResponse:
+        user = await self.user(caller)
+        messages, last_seq, has_more = await self.hub.history(
+            user,
+            room=request.room,
+            with_user=request.with_user,
+            after_seq=seq_field(request.after_seq, "after_seq"),
+            before_seq=seq_field(request.before_seq, "before_seq"),
+            limit=request.limit,  # a uint32: the hub clamps it to the page size
+            descending=request.descending,
+        )
+        return pb.HistoryResponse(
+            messages=[message_pb(m) for m in messages],
+            epoch=self.hub.store.epoch,
+            last_seq=last_seq,
+            has_more=has_more,
+        )
+
+    async def SetPassword(
+        self, request: pb.SetPasswordRequest, caller: Caller
+    ) -> pb.SetPasswordResponse:
+        change = await self.auth.set_password(
+            caller.token, request.current_password, request.new_password, client=caller.address
+        )
+        if change.changed:
+            log.info("password %s for %s", "changed" if change.had_password else "set", change.user)
+        return pb.SetPasswordResponse(had_password=change.had_password, changed=change.changed)
+
+    async def ListRooms(self, request: pb.ListRoomsRequest, caller: Caller) -> pb.ListRoomsResponse:
+        await self.user(caller)
+        page, token = await self.hub.rooms(
+            limit=request.page_size, page_token=request.page_token, prefix=request.prefix
+        )
+        rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in page]
+        return pb.ListRoomsResponse(rooms=rooms, next_page_token=token)
+
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, caller: Caller
+    ) -> pb.ListMembersResponse:
+        await self.user(caller)
+        room, members, token = await self.hub.members(
+            request.room, limit=request.page_size, page_token=request.page_token
+        )
+        return pb.ListMembersResponse(room=room, members=members, next_page_token=token)
+
+    async def ListDirects(
+        self, request: pb.ListDirectsRequest, caller: Caller
+    ) -> pb.ListDirectsResponse:
+        user = await self.user(caller)
+        page, token = await self.hub.directs(
+            user, limit=request.page_size, page_token=request.page_token
+        )
+        directs = [pb.Direct(with_user=u, last_seq=s) for u, s in page]
+        return pb.ListDirectsResponse(
+            directs=directs, epoch=self.hub.store.epoch, next_page_token=token
+        )
+
+
+#: The service's unary methods: (request class, response class) by name.
+UNARY: dict[str, tuple[type[Message], type[Message]]] = {
+    m.name: (getattr(pb, m.input_type.name), getattr(pb, m.output_type.name))
+    for m in pb.DESCRIPTOR.services_by_name["ChatService"].methods
+    if not (m.client_streaming or m.server_streaming)
+}

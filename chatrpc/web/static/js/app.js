@@ -1,0 +1,647 @@
+// The page: sign-in, conversations, history, the composer. The DOM pieces are in
+// render.js (text always as text), the wire and the resume rules in protocol.js and
+// cursor.js, the socket's states in connection.js.
+
+import { ApiError, call, signInProblem, whoami } from "./api.js";
+import { CommandError, helpLines, parseLine } from "./commands.js";
+import { Connection } from "./connection.js";
+import { Cursors, Outbox, Timeline } from "./cursor.js";
+import {
+  display,
+  dmKey,
+  eventKind,
+  joinEvent,
+  leaveEvent,
+  messageKey,
+  newClientMsgId,
+  parseKey,
+  roomKey,
+  sendEvent,
+  seqOf,
+} from "./protocol.js";
+import { conversationItem, memberItem, messageItem, noticeItem, pendingItem } from "./render.js";
+
+const PAGE = 50;
+const $ = (id) => document.getElementById(id);
+
+/** The signed-in user's state, saved in localStorage (never the token: the cookie has it). */
+class Saved {
+  constructor(user) {
+    this.storageKey = `chatrpc:${user}`;
+    let data = {};
+    try {
+      data = JSON.parse(localStorage.getItem(this.storageKey) || "{}");
+    } catch {
+      data = {};
+    }
+    this.rooms = data.rooms || [];
+    this.directs = data.directs || [];
+    this.current = data.current || "";
+    this.cursors = new Cursors(data.cursors || {});
+    this.outbox = new Outbox(data.outbox || []);
+  }
+
+  save() {
+    const data = {
+      rooms: this.rooms,
+      directs: this.directs,
+      current: this.current,
+      cursors: this.cursors.toJSON(),
+      outbox: this.outbox.toJSON(),
+    };
+    localStorage.setItem(this.storageKey, JSON.stringify(data));
+  }
+}
+
+/** One conversation on screen. */
+class Conversation {
+  constructor(key) {
+    this.key = key;
+    this.timeline = new Timeline();
+    this.unread = 0;
+    this.members = new Set();
+    this.hasOlder = true;
+    this.historyLoaded = false;
+    this.list = document.createElement("ol");
+    this.list.className = "messages";
+    this.list.setAttribute("role", "log");
+    this.list.setAttribute("aria-live", "polite");
+    this.list.setAttribute("aria-relevant", "additions");
+  }
+}
+
+class App {
+  constructor(user) {
+    this.me = user;
+    this.saved = new Saved(user);
+    this.conversations = new Map();
+    this.connection = new Connection({
+      check: async () => (await whoami()) === this.me,
+      onOpen: () => this.onOpen(),
+      onEvent: (event) => this.onEvent(event),
+      onState: (state, detail) => this.onState(state, detail),
+      onSignedOut: () => this.signedOut("Your session ended: sign in again."),
+    });
+  }
+
+  start() {
+    $("me").textContent = this.me;
+    // Wide screens show who is online beside the conversation; phones on demand.
+    const wide = window.matchMedia("(min-width: 701px)").matches;
+    $("members").hidden = !wide;
+    $("members-toggle").setAttribute("aria-expanded", String(wide));
+    for (const room of this.saved.rooms) this.conversation(roomKey(room));
+    for (const user of this.saved.directs) this.conversation(dmKey(user));
+    if (this.saved.current && this.conversations.has(this.saved.current)) {
+      this.open(this.saved.current);
+    } else if (this.saved.rooms.length === 0) {
+      this.saved.rooms.push("general");
+      this.open(roomKey("general"));
+    } else {
+      this.open(roomKey(this.saved.rooms[0]));
+    }
+    for (const entry of this.saved.outbox.entries) this.showPending(entry);
+    this.connection.start();
+  }
+
+  // -- connection --------------------------------------------------------------------
+
+  onState(state, detail) {
+    const labels = {
+      connecting: "Connecting…",
+      connected: "",
+      reconnecting: "Reconnecting…",
+      closed: "Offline",
+    };
+    const status = $("status");
+    status.textContent = labels[state] || "";
+    status.title = detail || "";
+    document.body.dataset.connection = state;
+  }
+
+  onOpen() {
+    // Every room and DM resumes from its cursor; the server replays what was missed.
+    for (const room of this.saved.rooms) {
+      const key = roomKey(room);
+      this.connection.send(joinEvent(key, this.saved.cursors.get(key)));
+    }
+    for (const user of this.saved.directs) {
+      const key = dmKey(user);
+      const cursor = this.saved.cursors.get(key);
+      if (cursor) this.connection.send(joinEvent(key, cursor));
+    }
+    // Sent after the joins: the server handles a session's events in order.
+    for (const entry of this.saved.outbox.entries) {
+      this.connection.send(sendEvent(entry.key, entry.text, entry.clientMsgId));
+    }
+    this.discoverDirects();
+  }
+
+  /** DMs that started while this page was away (or in another browser). */
+  async discoverDirects() {
+    let reply;
+    try {
+      reply = await call("ListDirects");
+    } catch {
+      return; // the next connection tries again
+    }
+    for (const direct of reply.directs || []) {
+      const key = dmKey(direct.withUser);
+      const lastSeq = seqOf(direct.lastSeq);
+      const cursor = this.saved.cursors.get(key);
+      if (cursor && cursor.seq >= lastSeq) continue;
+      if (!cursor) {
+        // Never seen here: replay its last page; older ones load on scrolling up.
+        this.addDirect(direct.withUser);
+        this.connection.send(
+          joinEvent(key, { seq: Math.max(0, lastSeq - PAGE), epoch: reply.epoch }),
+        );
+      }
+    }
+  }
+
+  onEvent(event) {
+    const [kind, body] = eventKind(event);
+    if (kind === "message") this.onMessage(body, true);
+    else if (kind === "joined") this.onJoined(body);
+    else if (kind === "presence") this.onPresence(body);
+    else if (kind === "left") this.notice(this.current, `You left #${body.room}.`);
+    else if (kind === "error") this.onError(body);
+  }
+
+  onJoined(joined) {
+    const key = joined.room ? roomKey(joined.room) : dmKey(joined.withUser);
+    const conv = this.conversation(key);
+    if (joined.room) {
+      conv.members = new Set(joined.members || []);
+      if (key === this.current) this.renderMembers();
+    }
+    const plan = this.saved.cursors.joined(key, joined);
+    this.saved.save();
+    if (plan.action === "reset") {
+      conv.timeline.clear();
+      conv.list.replaceChildren();
+      conv.historyLoaded = false;
+      conv.hasOlder = true;
+      this.notice(key, "The server's history was reset: showing it from the start.");
+    }
+    if (plan.action === "fill") this.fill(key, plan.from, plan.to);
+    if ((plan.action === "fresh" || plan.action === "reset") && key === this.current) {
+      this.loadOlder(key);
+    }
+  }
+
+  /** Fetches the messages a replay could not hold (after `from`, before `to`). */
+  async fill(key, from, to) {
+    const { kind, name } = parseKey(key);
+    let after = from;
+    for (;;) {
+      const body = { afterSeq: String(after), beforeSeq: String(to), limit: 500 };
+      body[kind === "room" ? "room" : "withUser"] = name;
+      let page;
+      try {
+        page = await call("History", body);
+      } catch {
+        return;
+      }
+      for (const m of page.messages || []) this.onMessage(m, false);
+      const msgs = page.messages || [];
+      if (!page.hasMore || msgs.length === 0) return;
+      after = seqOf(msgs[msgs.length - 1].seq);
+    }
+  }
+
+  onPresence(presence) {
+    const key = roomKey(presence.room);
+    const conv = this.conversations.get(key);
+    if (!conv) return;
+    if (presence.kind === "JOINED") conv.members.add(presence.user);
+    else conv.members.delete(presence.user);
+    if (key === this.current) this.renderMembers();
+    if (presence.user !== this.me) {
+      const verb = presence.kind === "JOINED" ? "joined" : "left";
+      this.notice(key, `${presence.user} ${verb} #${presence.room}`);
+    }
+  }
+
+  onError(error) {
+    const entry = error.clientMsgId ? this.saved.outbox.settle(error.clientMsgId) : null;
+    if (entry) {
+      this.saved.save();
+      this.removePending(entry.clientMsgId);
+      this.notice(entry.key, `Not sent (“${entry.text}”): ${error.message}`, "problem");
+    } else {
+      this.notice(this.current, error.message, "problem");
+    }
+  }
+
+  /** A message from the stream (live) or from History; shown once, in seq order. */
+  onMessage(message, live) {
+    const key = messageKey(message, this.me);
+    const seq = seqOf(message.seq);
+    if (!message.room) this.addDirect(parseKey(key).name);
+    const conv = this.conversation(key);
+    if (live) {
+      this.saved.cursors.advance(key, seq, "");
+    }
+    if (message.sender === this.me && message.clientMsgId) {
+      if (this.saved.outbox.settle(message.clientMsgId)) this.removePending(message.clientMsgId);
+    }
+    this.saved.save();
+    const before = conv.timeline.add(seq, message);
+    if (before === null) return; // shown already
+    const item = messageItem(message, seq, this.me);
+    const next = before ? conv.list.querySelector(`li[data-seq="${before}"]`) : null;
+    const stick = this.atBottom();
+    if (next) conv.list.insertBefore(item, next);
+    else conv.list.insertBefore(item, conv.list.querySelector("li.pending"));
+    if (live && message.sender !== this.me) {
+      if (key !== this.current || document.hidden) {
+        if (key !== this.current) {
+          conv.unread += 1;
+          this.renderList();
+        }
+        if (!message.room && document.hidden) this.notify(message);
+      }
+    }
+    if (key === this.current && !next && stick) this.scrollToBottom();
+  }
+
+  // -- conversations -----------------------------------------------------------------
+
+  conversation(key) {
+    let conv = this.conversations.get(key);
+    if (!conv) {
+      conv = new Conversation(key);
+      this.conversations.set(key, conv);
+      this.renderList();
+    }
+    return conv;
+  }
+
+  addDirect(user) {
+    if (user === this.me || this.saved.directs.includes(user)) return;
+    this.saved.directs.push(user);
+    this.saved.save();
+    this.conversation(dmKey(user));
+  }
+
+  joinRoom(room) {
+    if (!this.saved.rooms.includes(room)) {
+      this.saved.rooms.push(room);
+      this.saved.save();
+      this.connection.send(joinEvent(roomKey(room), this.saved.cursors.get(roomKey(room))));
+    }
+    this.open(roomKey(room));
+  }
+
+  leaveRoom(room) {
+    const key = roomKey(room);
+    this.saved.rooms = this.saved.rooms.filter((r) => r !== room);
+    this.saved.cursors.forget(key);
+    this.saved.save();
+    this.connection.send(leaveEvent(room));
+    const conv = this.conversations.get(key);
+    this.conversations.delete(key);
+    if (conv) conv.list.remove();
+    this.renderList();
+    if (this.current === key) {
+      const next = this.saved.rooms[0] ? roomKey(this.saved.rooms[0]) : null;
+      const fallback = this.saved.directs[0] ? dmKey(this.saved.directs[0]) : null;
+      if (next || fallback) this.open(next || fallback);
+      else this.joinRoom("general");
+    }
+  }
+
+  open(key) {
+    const conv = this.conversation(key);
+    this.current = key;
+    this.saved.current = key;
+    this.saved.save();
+    conv.unread = 0;
+    $("messages").replaceWith(conv.list);
+    conv.list.id = "messages";
+    const { kind, name } = parseKey(key);
+    $("title").textContent = kind === "room" ? `#${name}` : name;
+    $("members-toggle").hidden = kind !== "room";
+    this.renderList();
+    this.renderMembers();
+    document.getElementById("chat-view").classList.replace("show-list", "show-conversation");
+    if (!conv.historyLoaded && (kind === "dm" || this.saved.cursors.get(key))) this.loadOlder(key);
+    $("older").hidden = !conv.hasOlder;
+    this.scrollToBottom();
+  }
+
+  /** One older page of history (before the oldest message shown, or the cursor). */
+  async loadOlder(key, count = PAGE) {
+    const conv = this.conversation(key);
+    if (conv.loading) return;
+    const cursor = this.saved.cursors.get(key);
+    const before = conv.timeline.oldest || (cursor ? cursor.seq + 1 : 0);
+    const { kind, name } = parseKey(key);
+    const body = { descending: true, limit: count };
+    body[kind === "room" ? "room" : "withUser"] = name;
+    if (before) body.beforeSeq = String(before);
+    conv.loading = true;
+    const scroller = $("scroller");
+    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+    try {
+      const page = await call("History", body);
+      for (const m of page.messages || []) this.onMessage(m, false);
+      conv.hasOlder = Boolean(page.hasMore);
+      conv.historyLoaded = true;
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "permission_denied") {
+        conv.historyLoaded = false; // not joined yet: the Joined acknowledgement loads it
+      }
+    } finally {
+      conv.loading = false;
+    }
+    if (key === this.current) {
+      $("older").hidden = !conv.hasOlder;
+      scroller.scrollTop = scroller.scrollHeight - fromBottom;
+    }
+  }
+
+  // -- sending -----------------------------------------------------------------------
+
+  send(key, text) {
+    const entry = { key, text, clientMsgId: newClientMsgId() };
+    this.saved.outbox.add(entry);
+    this.saved.save();
+    this.showPending(entry);
+    // Offline, it waits in the outbox: sent once, with the same id, when back.
+    this.connection.send(sendEvent(key, text, entry.clientMsgId));
+  }
+
+  showPending(entry) {
+    const conv = this.conversation(entry.key);
+    conv.list.append(pendingItem(entry, this.me));
+    if (entry.key === this.current) this.scrollToBottom();
+  }
+
+  removePending(clientMsgId) {
+    for (const conv of this.conversations.values()) {
+      for (const li of conv.list.querySelectorAll("li.pending")) {
+        if (li.dataset.cid === clientMsgId) li.remove();
+      }
+    }
+  }
+
+  async submit(line) {
+    let command;
+    try {
+      command = parseLine(line);
+    } catch (error) {
+      if (error instanceof CommandError) {
+        this.notice(this.current, error.message, "problem");
+        return;
+      }
+      throw error;
+    }
+    if (!command) return;
+    const { kind, name } = parseKey(this.current || "#general");
+    switch (command.name) {
+      case "say":
+      case "me":
+        this.send(this.current, command.text);
+        break;
+      case "join":
+      case "switch":
+        if (command.name === "switch" && !this.saved.rooms.includes(command.target)) {
+          this.notice(this.current, `You are not in #${command.target}: /join ${command.target} first`, "problem");
+        } else this.joinRoom(command.target);
+        break;
+      case "leave": {
+        const room = command.target || (kind === "room" ? name : "");
+        if (!room) this.notice(this.current, "usage: /leave ROOM", "problem");
+        else this.leaveRoom(room);
+        break;
+      }
+      case "msg":
+        this.addDirect(command.target);
+        this.send(dmKey(command.target), command.text);
+        this.open(dmKey(command.target));
+        break;
+      case "who": {
+        const room = command.target || (kind === "room" ? name : "");
+        if (!room) {
+          this.notice(this.current, "usage: /who ROOM", "problem");
+          break;
+        }
+        try {
+          const reply = await call("ListMembers", { room });
+          const members = reply.members || [];
+          this.notice(this.current, `Online in #${reply.room}: ${members.join(", ") || "nobody"}`);
+        } catch (error) {
+          this.notice(this.current, error.message, "problem");
+        }
+        break;
+      }
+      case "rooms":
+        try {
+          const reply = await call("ListRooms");
+          const rooms = (reply.rooms || []).map((r) => `#${r.name} (${r.online || 0} online)`);
+          this.notice(this.current, `Rooms: ${rooms.join(", ") || "none yet"}`);
+        } catch (error) {
+          this.notice(this.current, error.message, "problem");
+        }
+        break;
+      case "history":
+        await this.loadOlder(this.current, command.count);
+        break;
+      case "help":
+        for (const text of helpLines()) this.notice(this.current, text);
+        break;
+      case "quit":
+        await this.signOut();
+        break;
+      default:
+        break;
+    }
+  }
+
+  async signOut() {
+    this.connection.stop();
+    try {
+      await call("Logout");
+    } catch {
+      // Signed out already, or offline: the cookie is cleared either way below.
+    }
+    localStorage.removeItem(this.saved.storageKey);
+    localStorage.removeItem("chatrpc:last-user");
+    this.signedOut("");
+  }
+
+  signedOut(message) {
+    this.connection.stop();
+    location.hash = "";
+    showSignIn(message);
+  }
+
+  // -- rendering ---------------------------------------------------------------------
+
+  notice(key, text, kind = "notice") {
+    const conv = key ? this.conversation(key) : null;
+    const item = noticeItem(text, kind);
+    const list = conv ? conv.list : $("messages");
+    list.insertBefore(item, list.querySelector("li.pending"));
+    if (!conv || key === this.current) this.scrollToBottom();
+  }
+
+  renderList() {
+    const make = (key) => {
+      const conv = this.conversations.get(key);
+      const state = { current: key === this.current, unread: conv ? conv.unread : 0 };
+      return conversationItem(key, state, () => this.open(key));
+    };
+    $("rooms").replaceChildren(...this.saved.rooms.map((r) => make(roomKey(r))));
+    $("dms").replaceChildren(...this.saved.directs.map((u) => make(dmKey(u))));
+  }
+
+  renderMembers() {
+    const conv = this.conversations.get(this.current);
+    const list = $("member-list");
+    if (!conv || parseKey(this.current).kind !== "room") {
+      list.replaceChildren();
+      return;
+    }
+    const openDirect = (user) => () => {
+      this.addDirect(user);
+      this.open(dmKey(user));
+      $("message").focus();
+    };
+    list.replaceChildren(
+      ...[...conv.members].sort().map((user) => memberItem(user, this.me, openDirect(user))),
+    );
+  }
+
+  atBottom() {
+    const s = $("scroller");
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 40;
+  }
+
+  scrollToBottom() {
+    const s = $("scroller");
+    s.scrollTop = s.scrollHeight;
+  }
+
+  notify(message) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    const note = new Notification(message.sender, { body: display(message).text, tag: message.sender });
+    note.onclick = () => {
+      window.focus();
+      this.open(dmKey(message.sender));
+    };
+  }
+}
+
+// -- wiring ------------------------------------------------------------------------------
+
+let app = null;
+
+function showSignIn(message) {
+  app = null;
+  $("chat-view").hidden = true;
+  $("signin-view").hidden = false;
+  $("signin-problem").textContent = message || "";
+  $("signin-user").focus();
+}
+
+function showChat(user) {
+  localStorage.setItem("chatrpc:last-user", user);
+  $("signin-view").hidden = true;
+  $("chat-view").hidden = false;
+  app = new App(user);
+  app.start();
+  $("message").focus();
+}
+
+function wire() {
+  $("signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const user = $("signin-user").value.trim();
+    const password = $("signin-password").value;
+    if (!user) {
+      $("signin-problem").textContent = "Enter a user name.";
+      return;
+    }
+    $("signin-button").disabled = true;
+    $("signin-problem").textContent = "";
+    try {
+      const reply = await call("Login", { user, password });
+      $("signin-password").value = "";
+      showChat(reply.user);
+    } catch (error) {
+      $("signin-problem").textContent = signInProblem(error);
+    } finally {
+      $("signin-button").disabled = false;
+    }
+  });
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("message");
+    const line = input.value;
+    input.value = "";
+    if (app) app.submit(line);
+  });
+  $("join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const room = $("join-room").value.trim().replace(/^#/, "").toLowerCase();
+    $("join-room").value = "";
+    if (app && room) app.joinRoom(room);
+  });
+  $("dm-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const user = $("dm-user").value.trim().replace(/^@/, "").toLowerCase();
+    $("dm-user").value = "";
+    if (app && user) {
+      app.addDirect(user);
+      app.open(dmKey(user));
+      $("message").focus();
+    }
+  });
+  $("older").addEventListener("click", () => app && app.loadOlder(app.current));
+  $("scroller").addEventListener("scroll", () => {
+    if (!app || $("scroller").scrollTop > 0) return;
+    const conv = app.conversations.get(app.current);
+    if (conv && conv.hasOlder && conv.historyLoaded) app.loadOlder(app.current);
+  });
+  $("back").addEventListener("click", () => {
+    $("chat-view").classList.replace("show-conversation", "show-list");
+  });
+  $("members-toggle").addEventListener("click", () => {
+    const members = $("members");
+    members.hidden = !members.hidden;
+    $("members-toggle").setAttribute("aria-expanded", String(!members.hidden));
+  });
+  $("signout").addEventListener("click", () => app && app.signOut());
+  if ("Notification" in window && Notification.permission === "default") {
+    const button = $("notify");
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      button.hidden = true;
+    });
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && app) app.renderList();
+  });
+}
+
+async function boot() {
+  wire();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js").catch(() => {});
+  }
+  let user = null;
+  try {
+    user = await whoami();
+  } catch {
+    user = localStorage.getItem("chatrpc:last-user");
+  }
+  if (user) showChat(user);
+  else showSignIn("");
+}
+
+boot();

@@ -1,0 +1,77 @@
+// DOM pieces of the page. Text from the network always goes in with textContent,
+// never as HTML: a message reading <img onerror=...> shows as those characters.
+
+import { display, parseKey } from "./protocol.js";
+
+function el(tag, className = "", text = "") {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+/** A stored message: time, sender, text (an action for /me), keyed by its seq. */
+export function messageItem(message, seq, me) {
+  const item = el("li", "message");
+  if (message.sender === me) item.classList.add("mine");
+  item.dataset.seq = String(seq);
+  const time = el("time");
+  const at = message.sentAt ? new Date(message.sentAt) : null;
+  if (at && !Number.isNaN(at.getTime())) {
+    time.dateTime = at.toISOString();
+    time.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  const shown = display(message);
+  const text = el("span", "text", shown.text);
+  if (shown.action) {
+    item.classList.add("action");
+    item.append(time, text);
+  } else {
+    item.append(time, el("span", "sender", message.sender), text);
+  }
+  return item;
+}
+
+/** A message typed but not yet acknowledged, keyed by its client_msg_id. */
+export function pendingItem(entry, me) {
+  const item = el("li", "message pending mine");
+  item.dataset.cid = entry.clientMsgId;
+  item.append(el("span", "sender", me), el("span", "text", entry.text), el("span", "state", "sending…"));
+  return item;
+}
+
+/** A line that is not a message: presence, command output, a problem. */
+export function noticeItem(text, kind = "notice") {
+  return el("li", kind, text);
+}
+
+/** A conversation in the side list, with its unread count. */
+export function conversationItem(key, { current, unread }, onOpen) {
+  const { kind, name } = parseKey(key);
+  const button = el("button", "conversation-button");
+  button.type = "button";
+  button.dataset.key = key;
+  if (current) button.setAttribute("aria-current", "true");
+  button.append(el("span", "", kind === "room" ? `#${name}` : name));
+  if (unread) {
+    const badge = el("span", "badge", String(unread));
+    badge.setAttribute("aria-label", `${unread} unread`);
+    button.append(badge);
+  }
+  button.addEventListener("click", onOpen);
+  const li = el("li");
+  li.append(button);
+  return li;
+}
+
+/** A member of the current room: a click opens a DM with them. */
+export function memberItem(user, me, onOpen) {
+  const button = el("button", "", user);
+  button.type = "button";
+  button.title = user === me ? "you" : `Message ${user}`;
+  button.disabled = user === me;
+  button.addEventListener("click", onOpen);
+  const li = el("li");
+  li.append(button);
+  return li;
+}
