@@ -10,6 +10,7 @@ from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, r
 from .base import (
     QUOTA_WINDOW_MS,
     Account,
+    LocalPresence,
     RegistrationToken,
     RoomClaim,
     RoomEntry,
@@ -24,7 +25,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class MemoryStore(Store):
+class MemoryStore(LocalPresence, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:

@@ -36,6 +36,7 @@ from ..model import (
 from .base import (
     QUOTA_WINDOW_MS,
     Account,
+    LocalPresence,
     RegistrationToken,
     RoomClaim,
     RoomEntry,
@@ -160,7 +161,7 @@ def _row_to_message(key: str, row: tuple[Any, ...]) -> StoredMessage:
     return message_in(key, seq, sender, text, sent_at_ms, client_msg_id)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(LocalPresence, Store):
     """Chat state in one SQLite file (WAL); see the module docstring for the threads.
 
     Args:

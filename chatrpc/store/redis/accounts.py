@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from ..base import Account
+from ..accounts import Account
 from .connection import Connection
 from .keys import PRESENCE, PRESENCE_MAXLEN, P, account_key, token_key, tokens_key
 

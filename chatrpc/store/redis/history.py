@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ...model import Draft, StoredMessage
-from ..base import StoreOptions
+from ..options import StoreOptions
 from .connection import Connection
 from .keys import FETCH_PAGE, Entry, conv_stream, counter_key, entries, entry_seq, message
 

@@ -121,7 +121,7 @@ def strs(raw: Any) -> list[str]:
 
 
 def watch_keys(conv: str) -> list[str]:
-    """The watch keys (see Store.watch) that cover a conversation."""
+    """The watch keys (see MessageLog.watch) that cover a conversation."""
     if is_room_key(conv):
         return [conv]
     return ["@" + u for u in set(dm_users(conv))]

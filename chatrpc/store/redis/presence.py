@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from ...errors import StoreUnavailable
 from ...model import room_key
-from ..base import StoreOptions
+from ..options import StoreOptions
 from .connection import Connection, cancel_task
 from .keys import MAX_BATCH, PRESENCE, PRESENCE_MAXLEN, Entry, online_key, strs
 from .watches import Watches

@@ -7,14 +7,8 @@ import time
 from typing import cast
 
 from ...model import Conversation, room_key
-from ..base import (
-    QUOTA_WINDOW_MS,
-    RegistrationToken,
-    RoomClaim,
-    RoomEntry,
-    next_prune_start,
-    token_id,
-)
+from ..accounts import RegistrationToken, token_id
+from ..rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, next_prune_start
 from .connection import Connection
 from .keys import (
     ACTIVE,

@@ -1,4 +1,4 @@
-"""What this server watches (see Store.watch), from which Redis time, and how far
+"""What this server watches (see MessageLog.watch), from which Redis time, and how far
 each watched conversation was notified."""
 
 from __future__ import annotations

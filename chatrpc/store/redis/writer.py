@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import StoreUnavailable
 from ...model import Draft, StoredMessage, dm_users, is_room_key
-from ..base import StoreOptions
+from ..options import StoreOptions
 from .connection import Connection, cancel_task
 from .feed import Feed
 from .history import History
