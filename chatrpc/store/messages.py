@@ -29,6 +29,7 @@ import abc
 from collections.abc import Callable, Sequence
 
 from ..model import Draft, StoredMessage
+from . import rules
 
 Listener = Callable[[Sequence[StoredMessage]], None]
 
@@ -46,6 +47,10 @@ class MessageLog(abc.ABC):
     def set_listener(self, listener: Listener) -> None:
         """Registers the one callback that receives newly committed messages."""
         self._listener = listener
+
+    def _notify(self, messages: Sequence[StoredMessage]) -> None:
+        """Passes newly committed messages to the listener (see rules.notify)."""
+        rules.notify(self._listener, messages)
 
     def watch(self, key: str) -> None:
         """Asks for messages that other servers commit to ``key`` from now on.

@@ -45,6 +45,7 @@ from .base import (
     next_prune_start,
     token_id,
 )
+from .rules import dropped_original, retention_cutoff_ms, store_closed
 
 log = logging.getLogger(__name__)
 
@@ -329,11 +330,7 @@ class SQLiteStore(LocalPresence, Store):
             for item in appended:
                 if isinstance(item, tuple) and isinstance(item[0], StoredMessage) and not item[1]:
                     fresh.append(item[0])
-        if fresh:
-            try:
-                self._listener(fresh)
-            except Exception:
-                log.exception("store listener failed")
+        self._notify(fresh)
         for op, result, exc in results:
             if op.future.done():
                 continue
@@ -347,7 +344,7 @@ class SQLiteStore(LocalPresence, Store):
         age = self.options.retention_max_age_s
         if not (cap or age):
             return
-        cutoff = _now_ms() - int(age * 1000)
+        cutoff = retention_cutoff_ms(self.options, _now_ms())
         for conv_id in conv_ids:
             if cap:
                 conn.execute(
@@ -378,14 +375,14 @@ class SQLiteStore(LocalPresence, Store):
         self, fn: Callable[[sqlite3.Connection], T], conv_id: list[int] | None = None
     ) -> T:
         if self._closed or self._loop is None:
-            raise StoreUnavailable("the store is closed")
+            raise store_closed()
         future: asyncio.Future[T] = self._loop.create_future()
         self._requests.put(_Op(fn, future, conv_id if conv_id is not None else []))
         return await future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed or self._readers is None:
-            raise StoreUnavailable("the store is closed")
+            raise store_closed()
 
         def run() -> T:
             conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -447,9 +444,7 @@ class SQLiteStore(LocalPresence, Store):
                 ).fetchone()
                 if original is not None:
                     return _row_to_message(key, original), True
-                # Retention dropped the original: still stored once, under its seq.
-                gone = (seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id)
-                return _row_to_message(key, gone), True
+                return dropped_original(key, seq, draft), True
         conv_id = self._conv_id(conn, draft.conv)
         touched.append(conv_id)
         if is_room_key(draft.conv):

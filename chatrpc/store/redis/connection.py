@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import StoreUnavailable
+from ..rules import store_closed
 from . import scripts
 from .keys import BLOCK_MS, EPOCH
 
@@ -133,7 +134,7 @@ class Connection:
     def r(self) -> aioredis.Redis:
         """The command client; StoreUnavailable once the store is closed."""
         if self.closed or self.redis is None:
-            raise StoreUnavailable("the store is closed")
+            raise store_closed()
         return self.redis
 
     async def call(self, fn: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
@@ -142,6 +143,7 @@ class Connection:
         Connections left over from before a Redis restart fail once: the pool is
         then reset, and ``fn`` is tried again when running it twice is harmless.
         """
+        self.r()  # a closed store refuses work, scripts included
         self._inflight += 1
         self._idle.clear()
         try:

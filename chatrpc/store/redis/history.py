@@ -7,6 +7,7 @@ import time
 
 from ...model import Draft, StoredMessage
 from ..options import StoreOptions
+from ..rules import dropped_original, retention_cutoff_ms
 from .connection import Connection
 from .keys import FETCH_PAGE, Entry, conv_stream, counter_key, entries, entry_seq, message
 
@@ -36,9 +37,8 @@ class History:
 
         found = await self._conn.call(do)
         messages = [message(conv, entry_seq(i), f) for i, f in found]
-        age = self._options.retention_max_age_s
-        if age:
-            cutoff = time.time() * 1000 - age * 1000
+        cutoff = retention_cutoff_ms(self._options, int(time.time() * 1000))
+        if cutoff:
             messages = [m for m in messages if m.sent_at_ms >= cutoff]
         return messages
 
@@ -85,7 +85,4 @@ class History:
         found = entries(await self._conn.r().xrange(conv_stream(conv), f"{seq}-0", f"{seq}-0"))
         if found:
             return message(conv, seq, found[0][1])
-        # Retention dropped the original: still stored once, under its seq.
-        fields = {"s": draft.sender, "x": draft.text, "t": str(draft.sent_at_ms)}
-        fields["c"] = draft.client_msg_id
-        return message(conv, seq, fields)
+        return dropped_original(conv, seq, draft)

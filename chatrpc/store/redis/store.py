@@ -87,14 +87,6 @@ class RedisStore(Store):
     def _set_epoch(self, epoch: str) -> None:
         self.epoch = epoch
 
-    def _notify(self, messages: Sequence[StoredMessage]) -> None:
-        if not messages:
-            return
-        try:
-            self._listener(messages)
-        except Exception:
-            log.exception("store listener failed")
-
     # -- watching and presence -------------------------------------------------------
 
     def watch(self, key: str) -> None:

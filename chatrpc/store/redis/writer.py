@@ -12,6 +12,7 @@ from typing import Any
 from ...errors import StoreUnavailable
 from ...model import Draft, StoredMessage, dm_users, is_room_key
 from ..options import StoreOptions
+from ..rules import retention_cutoff_ms, store_closed
 from .connection import Connection, cancel_task
 from .feed import Feed
 from .history import History
@@ -75,7 +76,7 @@ class Writer:
         while not self._queue.empty():
             batch = self._queue.get_nowait()
             if batch is not None and not batch.future.done():
-                batch.future.set_exception(StoreUnavailable("the store is closed"))
+                batch.future.set_exception(store_closed())
 
     async def _loop(self) -> None:
         stopping = False
@@ -97,7 +98,7 @@ class Writer:
             except asyncio.CancelledError:
                 for b in batches:
                     if not b.future.done():
-                        b.future.set_exception(StoreUnavailable("the store is closed"))
+                        b.future.set_exception(store_closed())
                 raise
             except Exception as exc:
                 failure: BaseException = exc
@@ -117,8 +118,7 @@ class Writer:
         else:
             index = [ROOMS, ACTIVE, NAMES, ROOMS]
         keys = [counter_key(draft.conv), conv_stream(draft.conv), dedup, *index]
-        age = self._options.retention_max_age_s
-        cutoff = int(time.time() * 1000 - age * 1000) if age else 0
+        cutoff = retention_cutoff_ms(self._options, int(time.time() * 1000))
         args: list[Any] = [
             draft.conv,
             draft.sender,
