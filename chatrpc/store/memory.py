@@ -26,6 +26,19 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
+    """Drops what retention no longer keeps from the front of a conversation's log."""
+    cap = options.retention_max_messages
+    if cap and len(log) > cap:
+        del log[: len(log) - cap]
+    cutoff = retention_cutoff_ms(options, _now_ms())
+    if cutoff:
+        drop = 0
+        while drop < len(log) and log[drop].sent_at_ms < cutoff:
+            drop += 1
+        del log[:drop]
+
+
 class MemoryStore(LocalPresence, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
@@ -71,24 +84,13 @@ class MemoryStore(LocalPresence, Store):
         log.append(msg)
         if is_room_key(draft.conv):
             self._touch(draft.conv)
-        self._apply_retention(log, _now_ms())
+        _apply_retention(log, self.options)
         if draft.client_msg_id:
             self._dedup[(draft.sender, draft.client_msg_id)] = (now, msg)
             if len(self._dedup) > 10_000:
                 self._dedup = {k: v for k, v in self._dedup.items() if now - v[0] < window}
         self._notify([msg])
         return msg, False
-
-    def _apply_retention(self, log: list[StoredMessage], now_ms: int) -> None:
-        cap = self.options.retention_max_messages
-        if cap and len(log) > cap:
-            del log[: len(log) - cap]
-        cutoff = retention_cutoff_ms(self.options, now_ms)
-        if cutoff:
-            drop = 0
-            while drop < len(log) and log[drop].sent_at_ms < cutoff:
-                drop += 1
-            del log[:drop]
 
     async def history(
         self,
@@ -275,13 +277,8 @@ class MemoryStore(LocalPresence, Store):
 
     async def list_registration_tokens(self) -> list[RegistrationToken]:
         self._refuse_if_closed()
-        return sorted(
-            (
-                RegistrationToken(token_id(h), uses, expires, created)
-                for h, (uses, expires, created) in self._registration.items()
-            ),
-            key=lambda t: t.id,
-        )
+        found = [RegistrationToken(token_id(h), *entry) for h, entry in self._registration.items()]
+        return sorted(found, key=lambda t: t.id)
 
     async def revoke_registration_token(self, token_id_: str) -> bool:
         self._refuse_if_closed()
