@@ -781,6 +781,64 @@ async def test_retention_by_age_drops_old_messages(make_store: MakeStore) -> Non
     assert [m.text for m in await store.history("#general")] == ["new"]
 
 
+async def test_retention_by_age_counts_from_the_store_clock_not_the_sender_clock(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(StoreOptions(retention_max_age_s=3600))
+    hour = 3600 * 1000
+    await store.append(Draft("#general", "alice", "old", now_ms() - 2 * hour, room="general"))
+    # A sender whose clock is behind: its message is too old for the store too.
+    behind = Draft("#general", "bob", "behind", now_ms() - 3 * hour // 2, room="general")
+    msg, _ = await store.append(behind)
+    assert msg.seq == 2
+    assert await store.history("#general") == []
+    assert await store.last_seq("#general") == 2
+
+
+# -- the listener and closing ------------------------------------------------------------------
+
+
+async def test_a_listener_that_raises_breaks_neither_the_append_nor_the_store(
+    store: Store,
+) -> None:
+    calls: list[int] = []
+
+    def failing(messages: Sequence[StoredMessage]) -> None:
+        calls.extend(m.seq for m in messages)
+        raise RuntimeError("the hub failed")
+
+    store.set_listener(failing)
+    first, duplicate = await store.append(room_draft("general", "alice", "one"))
+    assert (first.seq, duplicate) == (1, False)
+    [(second, _), (third, _)] = await store.append_many(
+        [room_draft("general", "bob", "two"), dm_draft("bob", "alice", "three")]
+    )
+    assert (second.seq, third.seq) == (2, 1)
+    assert calls == [1, 2, 1]
+    assert [m.text for m in await store.history("#general")] == ["one", "two"]
+
+
+async def test_a_closed_store_refuses_work_as_unavailable(store: Store) -> None:
+    await store.append(room_draft("general", "alice", "before"))
+    await store.close()
+    await store.close()  # closing twice is harmless
+    work: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.append(room_draft("general", "alice", "after")),
+        lambda: store.append_many([room_draft("general", "alice", "after")]),
+        lambda: store.history("#general"),
+        lambda: store.last_seq("#general"),
+        lambda: store.claim_room("new", "alice"),
+        lambda: store.rooms_page(limit=10),
+        lambda: store.add_member("general", "alice"),
+        lambda: store.create_account("alice", None, "tok"),
+        lambda: store.user_for_token("tok"),
+        lambda: store.list_registration_tokens(),
+    ]
+    for call in work:
+        with pytest.raises(StoreUnavailable, match="the store is closed"):
+            await call()
+
+
 async def test_a_task_cancelled_while_it_uses_the_store_stops(store: Store) -> None:
     """A session's task is cancelled when its client goes; whatever store call it
     is in, the cancellation must end it (the redis client alone drops about half

@@ -10,6 +10,7 @@ from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, r
 from .base import (
     QUOTA_WINDOW_MS,
     Account,
+    LocalPresence,
     RegistrationToken,
     RoomClaim,
     RoomEntry,
@@ -18,13 +19,27 @@ from .base import (
     next_prune_start,
     token_id,
 )
+from .rules import retention_cutoff_ms, store_closed
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class MemoryStore(Store):
+def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
+    """Drops what retention no longer keeps from the front of a conversation's log."""
+    cap = options.retention_max_messages
+    if cap and len(log) > cap:
+        del log[: len(log) - cap]
+    cutoff = retention_cutoff_ms(options, _now_ms())
+    if cutoff:
+        drop = 0
+        while drop < len(log) and log[drop].sent_at_ms < cutoff:
+            drop += 1
+        del log[:drop]
+
+
+class MemoryStore(LocalPresence, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
@@ -42,14 +57,20 @@ class MemoryStore(Store):
         self._newest = 0
         #: Registration tokens by hash: [uses left, expires_ms, created_ms].
         self._registration: dict[str, list[int]] = {}
+        self._closed = False
 
     async def open(self) -> None:
         self.epoch = secrets.token_hex(8)
 
     async def close(self) -> None:
-        pass
+        self._closed = True
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise store_closed()
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
+        self._refuse_if_closed()
         now = time.monotonic()
         window = self.options.idempotency_window_s
         if draft.client_msg_id:
@@ -63,25 +84,13 @@ class MemoryStore(Store):
         log.append(msg)
         if is_room_key(draft.conv):
             self._touch(draft.conv)
-        self._apply_retention(log, draft.sent_at_ms)
+        _apply_retention(log, self.options)
         if draft.client_msg_id:
             self._dedup[(draft.sender, draft.client_msg_id)] = (now, msg)
             if len(self._dedup) > 10_000:
                 self._dedup = {k: v for k, v in self._dedup.items() if now - v[0] < window}
-        self._listener([msg])
+        self._notify([msg])
         return msg, False
-
-    def _apply_retention(self, log: list[StoredMessage], now_ms: int) -> None:
-        cap = self.options.retention_max_messages
-        if cap and len(log) > cap:
-            del log[: len(log) - cap]
-        age = self.options.retention_max_age_s
-        if age:
-            cutoff = now_ms - int(age * 1000)
-            drop = 0
-            while drop < len(log) and log[drop].sent_at_ms < cutoff:
-                drop += 1
-            del log[:drop]
 
     async def history(
         self,
@@ -92,6 +101,7 @@ class MemoryStore(Store):
         limit: int = 100,
         descending: bool = False,
     ) -> list[StoredMessage]:
+        self._refuse_if_closed()
         log = self._messages.get(conv, [])
         picked = [m for m in log if m.seq > after_seq and (before_seq == 0 or m.seq < before_seq)]
         if descending:
@@ -99,17 +109,21 @@ class MemoryStore(Store):
         return [replace(m, wire=None) for m in picked[:limit]]
 
     async def last_seq(self, conv: str) -> int:
+        self._refuse_if_closed()
         return self._last_seq.get(conv, 0)
 
     async def ensure_room(self, room: str) -> None:
+        self._refuse_if_closed()
         self._last_seq.setdefault(room_key(room), 0)
         if room_key(room) not in self._active:
             self._touch(room_key(room))
 
     async def list_rooms(self) -> list[Conversation]:
+        self._refuse_if_closed()
         return [Conversation(key, self._last_seq.get(key, 0)) for key in sorted(self._active)]
 
     async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
+        self._refuse_if_closed()
         key = room_key(room)
         now = _now_ms()
         if key in self._active:
@@ -136,17 +150,20 @@ class MemoryStore(Store):
     async def rooms_page(
         self, *, limit: int, after: tuple[int, str] | None = None
     ) -> list[RoomEntry]:
+        self._refuse_if_closed()
         order = sorted(((t, k[1:]) for k, t in self._active.items()), reverse=True)
         picked = [(t, n) for t, n in order if after is None or (t, n) < after]
         return [self._entry("#" + n) for _, n in picked[:limit]]
 
     async def rooms_by_name(self, prefix: str, *, limit: int, after: str = "") -> list[RoomEntry]:
+        self._refuse_if_closed()
         names = sorted(k[1:] for k in self._active if k[1:].startswith(prefix))
         return [self._entry("#" + n) for n in names if n > after][:limit]
 
     async def prune_rooms(
         self, idle_before_ms: int, *, limit: int, from_ms: int = 0
     ) -> tuple[list[str], int | None]:
+        self._refuse_if_closed()
         idle = sorted((t, k) for k, t in self._active.items() if from_ms <= t < idle_before_ms)[
             :limit
         ]
@@ -162,6 +179,7 @@ class MemoryStore(Store):
         return gone, next_prune_start([t for t, _ in idle], limit)
 
     async def list_directs(self, user: str) -> list[Conversation]:
+        self._refuse_if_closed()
         return [
             Conversation(key, seq)
             for key, seq in sorted(self._last_seq.items())
@@ -169,15 +187,19 @@ class MemoryStore(Store):
         ]
 
     async def add_member(self, room: str, user: str) -> None:
+        self._refuse_if_closed()
         self._members.add((room, user))
 
     async def remove_member(self, room: str, user: str) -> None:
+        self._refuse_if_closed()
         self._members.discard((room, user))
 
     async def is_member(self, room: str, user: str) -> bool:
+        self._refuse_if_closed()
         return (room, user) in self._members
 
     async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
+        self._refuse_if_closed()
         if user in self._accounts:
             return False
         self._accounts[user] = Account(user, password_hash)
@@ -185,9 +207,11 @@ class MemoryStore(Store):
         return True
 
     async def get_account(self, user: str) -> Account | None:
+        self._refuse_if_closed()
         return self._accounts.get(user)
 
     async def add_token(self, user: str, token_hash: str) -> None:
+        self._refuse_if_closed()
         self._tokens[token_hash] = user
 
     async def mint_token(
@@ -198,6 +222,7 @@ class MemoryStore(Store):
         proof_hash: str | None = None,
         generation: int | None = None,
     ) -> bool:
+        self._refuse_if_closed()
         # No await between the checks and the write: atomic on the event loop.
         if user not in self._accounts:
             return False
@@ -209,12 +234,15 @@ class MemoryStore(Store):
         return True
 
     async def token_generation(self, user: str) -> int:
+        self._refuse_if_closed()
         return self._generations.get(user, 0)
 
     async def user_for_token(self, token_hash: str) -> str | None:
+        self._refuse_if_closed()
         return self._tokens.get(token_hash)
 
     async def revoke_tokens(self, user: str) -> int:
+        self._refuse_if_closed()
         if user in self._accounts:
             self._generations[user] = self._generations.get(user, 0) + 1
         mine = [t for t, u in self._tokens.items() if u == user]
@@ -223,9 +251,11 @@ class MemoryStore(Store):
         return len(mine)
 
     async def revoke_token(self, token_hash: str) -> bool:
+        self._refuse_if_closed()
         return self._tokens.pop(token_hash, None) is not None
 
     async def set_password(self, user: str, password_hash: str) -> bool:
+        self._refuse_if_closed()
         if user not in self._accounts:
             return False
         self._accounts[user] = Account(user, password_hash)
@@ -234,9 +264,11 @@ class MemoryStore(Store):
     async def create_registration_token(
         self, token_hash: str, *, uses: int, expires_ms: int
     ) -> None:
+        self._refuse_if_closed()
         self._registration[token_hash] = [uses, expires_ms, _now_ms()]
 
     async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
+        self._refuse_if_closed()
         entry = self._registration.get(token_hash)
         if entry is None or entry[0] <= 0 or entry[1] <= now_ms:
             return False
@@ -244,15 +276,12 @@ class MemoryStore(Store):
         return True
 
     async def list_registration_tokens(self) -> list[RegistrationToken]:
-        return sorted(
-            (
-                RegistrationToken(token_id(h), uses, expires, created)
-                for h, (uses, expires, created) in self._registration.items()
-            ),
-            key=lambda t: t.id,
-        )
+        self._refuse_if_closed()
+        found = [RegistrationToken(token_id(h), *entry) for h, entry in self._registration.items()]
+        return sorted(found, key=lambda t: t.id)
 
     async def revoke_registration_token(self, token_id_: str) -> bool:
+        self._refuse_if_closed()
         for h in list(self._registration):
             if token_id(h) == token_id_:
                 del self._registration[h]

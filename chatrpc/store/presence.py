@@ -1,0 +1,96 @@
+"""The cluster presence role: who is online through the other servers sharing a store.
+
+A store shared by several servers (Redis) tells each server which users the
+others report online in each room, and which tokens were revoked through them,
+on the event loop. Reports from one server reach the others in the order they
+were made; a server that stops without a word drops out after the presence
+TTL. A single-process store has no other servers: :class:`LocalPresence` is
+its do-nothing implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+PresenceListener = Callable[[str, str, bool], None]
+RevokeListener = Callable[[str, "str | None"], None]
+
+
+class ClusterPresence(abc.ABC):
+    """Presence shared between servers; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._presence_listener: PresenceListener = _no_presence
+        self._revoke_listener: RevokeListener = _no_revoke
+
+    def set_presence_listener(self, listener: PresenceListener) -> None:
+        """Registers the callback for users other servers report online or gone:
+        ``listener(room, user, online)``, on the event loop."""
+        self._presence_listener = listener
+
+    def set_revoke_listener(self, listener: RevokeListener) -> None:
+        """Registers the callback for tokens revoked through other servers:
+        ``listener(user, token_hash)``, None for every token of ``user``, on the
+        event loop, so their live sessions here end too."""
+        self._revoke_listener = listener
+
+    @abc.abstractmethod
+    def set_online(self, room: str, user: str, online: bool) -> None:
+        """Reports that ``user`` has (or no longer has) a session in ``room`` on this
+        server. A shared store tells the other servers, in the order of the
+        reports, and keeps the fact alive with heartbeats until it is withdrawn
+        or this server stops. Returns at once."""
+
+    @abc.abstractmethod
+    def online_elsewhere(self, room: str, user: str) -> bool:
+        """Whether ``user`` is in ``room`` through another server, as far as this
+        one knows (a shared store keeps that current from the other servers'
+        reports and heartbeats)."""
+
+    @abc.abstractmethod
+    def count_elsewhere(self, room: str) -> int:
+        """How many users are in ``room`` through other servers, as far as this one
+        knows (see :meth:`online_elsewhere`)."""
+
+    @abc.abstractmethod
+    async def online_users(self, room: str) -> list[str] | None:
+        """Users online in ``room`` on any server, or None if the store shares no
+        presence (then the hub's own sessions are all there is)."""
+
+    @abc.abstractmethod
+    async def online_users_many(self, rooms: Sequence[str]) -> list[set[str]] | None:
+        """The users online in each of ``rooms`` on any server, in one step (a
+        listing page), or None if the store shares no presence."""
+
+
+class LocalPresence(ClusterPresence):
+    """No other servers: nobody is online elsewhere, and nothing is shared."""
+
+    def set_online(self, room: str, user: str, online: bool) -> None:
+        del room, user, online
+
+    def online_elsewhere(self, room: str, user: str) -> bool:
+        del room, user
+        return False
+
+    def count_elsewhere(self, room: str) -> int:
+        del room
+        return 0
+
+    async def online_users(self, room: str) -> list[str] | None:
+        del room
+        return None
+
+    async def online_users_many(self, rooms: Sequence[str]) -> list[set[str]] | None:
+        del rooms
+        return None
+
+
+def _no_presence(room: str, user: str, online: bool) -> None:
+    del room, user, online
+
+
+def _no_revoke(user: str, token_hash: str | None) -> None:
+    del user, token_hash

@@ -1,0 +1,142 @@
+"""The Redis store's key names, limits and how stream entries are read back.
+
+Layout (every key starts with ``chatrpc:``):
+
+* ``conv:{key}``: one stream per conversation. Message ``seq`` is the entry id
+  ``{seq}-0``, so a seq range is an XRANGE. Fields: ``s`` sender, ``x`` text,
+  ``t`` sent_at_ms, ``c`` client_msg_id, ``ct`` Redis time of the commit (ms).
+* ``seq:{key}``: the conversation's counter (INCR gives the next seq).
+* ``dedup:{sender}:{client_msg_id}``: ``"{seq} {conv}"`` for the idempotency
+  window (SET PX), written by the same Lua script as the INCR and the XADD, so
+  a retry is never stored twice.
+* ``inbox:{user}``: a stream of pointers (``k`` conversation, ``q`` seq), one
+  per DM the user takes part in, so a server watches one key per local user
+  rather than one per DM conversation.
+* ``rooms`` (set of ``#room``), ``directs:{user}`` (set of DM keys),
+  ``members:{room}``, ``account:{user}`` (fields ``user``, ``pw``, and ``gen``,
+  how many times every token of the user was revoked), ``token:{hash}``,
+  ``tokens:{user}``.
+* ``rooms:active``: sorted set of ``#room`` by latest activity (ms, Redis time,
+  made unique: one past the newest if the clock has not moved on), which pages
+  the listing with no answer growing with the number of rooms.
+* ``rooms:names``: the same rooms, all with score 0, for name prefix searches
+  (ZRANGEBYLEX).
+* ``created:{user}``: sorted set of the user's room creations over the last
+  day (score: Redis time in ms), expiring a day after the newest: the quota,
+  one for every server sharing the Redis.
+* ``regtoken:{hash}``: hash ``uses``, ``expires``, ``created`` of a registration
+  token (expiring with it); ``regtokens``: the set of their hashes.
+* ``online:{room}``: sorted set of ``node|user`` by expiry (presence), and
+  ``presence``: the stream of presence changes and revocations of every server.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from ...model import StoredMessage, dm_users, is_room_key, message_in
+
+P = "chatrpc:"
+ROOMS = f"{P}rooms"
+ACTIVE = f"{P}rooms:active"
+NAMES = f"{P}rooms:names"
+REGTOKENS = f"{P}regtokens"
+EPOCH = f"{P}epoch"
+
+#: Slack for millisecond rounding when a watch's Redis time is worked out.
+WATCH_MARGIN_MS = 2
+#: How long one XREAD blocks; a watch wakes it sooner through the wake stream.
+BLOCK_MS = 5000
+#: Most appends one pipeline takes from the queue.
+MAX_BATCH = 1000
+#: Pointers kept per user inbox (they only wake readers; history is elsewhere).
+INBOX_MAXLEN = 10_000
+#: Most messages one fetch reads.
+FETCH_PAGE = 1000
+#: The reader's backoff while Redis is unreachable, in seconds.
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 2.0
+
+#: Presence changes from every server, and how many of them Redis keeps.
+#: Revocations are announced there too, so every server ends the live sessions
+#: of the revoked tokens (fields: ``n`` node, ``k`` "revoke", ``u`` user, ``t``
+#: token hash or "" for all of the user's).
+PRESENCE = f"{P}presence"
+PRESENCE_MAXLEN = 10_000
+
+
+def created_key(user: str) -> str:
+    return f"{P}created:{user}"
+
+
+def regtoken_key(token_hash: str) -> str:
+    return f"{P}regtoken:{token_hash}"
+
+
+def online_key(room: str) -> str:
+    return f"{P}online:{room}"
+
+
+def conv_stream(conv: str) -> str:
+    return f"{P}conv:{conv}"
+
+
+def counter_key(conv: str) -> str:
+    return f"{P}seq:{conv}"
+
+
+def inbox_key(user: str) -> str:
+    return f"{P}inbox:{user}"
+
+
+def members_key(room: str) -> str:
+    return f"{P}members:{room}"
+
+
+def directs_key(user: str) -> str:
+    return f"{P}directs:{user}"
+
+
+def account_key(user: str) -> str:
+    return f"{P}account:{user}"
+
+
+def token_key(token_hash: str) -> str:
+    return f"{P}token:{token_hash}"
+
+
+def tokens_key(user: str) -> str:
+    return f"{P}tokens:{user}"
+
+
+#: A stream entry as read with decode_responses: its id and fields.
+Entry = tuple[str, dict[str, str]]
+
+
+def entries(raw: Any) -> list[Entry]:
+    return cast("list[Entry]", list(raw or []))
+
+
+def strs(raw: Any) -> list[str]:
+    return [str(x) for x in raw]
+
+
+def watch_keys(conv: str) -> list[str]:
+    """The watch keys (see MessageLog.watch) that cover a conversation."""
+    if is_room_key(conv):
+        return [conv]
+    return ["@" + u for u in set(dm_users(conv))]
+
+
+def entry_seq(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+def message(conv: str, seq: int, fields: dict[str, str]) -> StoredMessage:
+    return message_in(
+        conv,
+        seq,
+        fields.get("s", ""),
+        fields.get("x", ""),
+        int(fields.get("t", "0")),
+        fields.get("c", ""),
+    )

@@ -1,0 +1,137 @@
+"""The SQLite store's schema, its migrations, and how a connection is opened."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from pathlib import Path
+
+#: Schema versions, applied in order; ``PRAGMA user_version`` records the last
+#: one applied, so a newer release opens an older file by running the rest.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        last_seq INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        conv_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        client_msg_id TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (conv_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE directs (
+        user TEXT NOT NULL,
+        conv_id INTEGER NOT NULL,
+        PRIMARY KEY (user, conv_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE dedup (
+        sender TEXT NOT NULL,
+        client_msg_id TEXT NOT NULL,
+        conv_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (sender, client_msg_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX dedup_by_age ON dedup (created_ms);
+    CREATE TABLE members (
+        room TEXT NOT NULL,
+        user TEXT NOT NULL,
+        joined_ms INTEGER NOT NULL,
+        PRIMARY KEY (room, user)
+    ) WITHOUT ROWID;
+    CREATE TABLE accounts (
+        user TEXT PRIMARY KEY,
+        password_hash TEXT,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX tokens_by_user ON tokens (user);
+    """,
+    # How many times every token of the user was revoked: a Login that checked a
+    # password before a revoke-all must not mint a token after it.
+    """
+    ALTER TABLE accounts ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Rooms listed a page at a time by latest activity, the room creation quota
+    # and registration tokens. Existing rooms were last active at their newest
+    # message (or now, if they have none).
+    """
+    CREATE TABLE rooms (
+        name TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        active_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX rooms_by_activity ON rooms (active_ms, name);
+    INSERT INTO rooms (name, created_ms, active_ms)
+        SELECT c.key, CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+            COALESCE(
+                (SELECT MAX(m.sent_at_ms) FROM messages m WHERE m.conv_id = c.id),
+                CAST(strftime('%s', 'now') AS INTEGER) * 1000)
+        FROM conversations c WHERE c.key LIKE '#%';
+    CREATE TABLE room_creations (
+        user TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        room TEXT NOT NULL
+    );
+    CREATE INDEX room_creations_by_user ON room_creations (user, created_ms);
+    CREATE INDEX room_creations_by_age ON room_creations (created_ms);
+    CREATE TABLE registration_tokens (
+        token_hash TEXT PRIMARY KEY,
+        uses_left INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+def connect(path: Path, synchronous: str, *, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> str:
+    """Brings the file's schema up to date and returns its epoch (made on first use)."""
+    # The list the package exports, looked up at each open: what callers see
+    # (and what a test replaces) is what is applied.
+    from . import MIGRATIONS as migrations
+
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > len(migrations):
+            raise RuntimeError(
+                f"{path} has schema version {version}, newer than this release"
+                f" understands ({len(migrations)}); upgrade chatrpc"
+            )
+        for number, script in enumerate(migrations[version:], start=version + 1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is None:
+            epoch = secrets.token_hex(8)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        else:
+            epoch = row[0]
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return str(epoch)

@@ -1,0 +1,19 @@
+"""The SQLite store: its roles' methods gathered on the engine."""
+
+from __future__ import annotations
+
+from .accounts import SQLiteAccounts
+from .messages import SQLiteMessages
+from .rooms import SQLiteRooms
+
+
+class SQLiteStore(SQLiteAccounts, SQLiteRooms, SQLiteMessages):
+    """Chat state in one SQLite file (WAL); see the package docstring for the threads.
+
+    Args:
+        path: the database file; its directory is created if missing.
+        options: limits shared by every store.
+        synchronous: SQLite's ``synchronous`` setting. ``FULL`` (the default)
+            makes every acknowledged message survive a power loss; ``NORMAL``
+            survives a killed process but may lose the last commits on power loss.
+    """
