@@ -75,7 +75,7 @@ class ChatApi:
 
     async def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryResponse:
         user = await self.user(caller)
-        messages, last_seq, has_more = await self.hub.history(
+        messages, last_seq, has_more = await self.hub.listings.history(
             user,
             room=request.room,
             with_user=request.with_user,
@@ -103,7 +103,7 @@ class ChatApi:
 
     async def ListRooms(self, request: pb.ListRoomsRequest, caller: Caller) -> pb.ListRoomsResponse:
         await self.user(caller)
-        page, token = await self.hub.rooms(
+        page, token = await self.hub.listings.rooms(
             limit=request.page_size, page_token=request.page_token, prefix=request.prefix
         )
         rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in page]
@@ -113,7 +113,7 @@ class ChatApi:
         self, request: pb.ListMembersRequest, caller: Caller
     ) -> pb.ListMembersResponse:
         await self.user(caller)
-        room, members, token = await self.hub.members(
+        room, members, token = await self.hub.listings.members(
             request.room, limit=request.page_size, page_token=request.page_token
         )
         return pb.ListMembersResponse(room=room, members=members, next_page_token=token)
@@ -122,7 +122,7 @@ class ChatApi:
         self, request: pb.ListDirectsRequest, caller: Caller
     ) -> pb.ListDirectsResponse:
         user = await self.user(caller)
-        page, token = await self.hub.directs(
+        page, token = await self.hub.listings.directs(
             user, limit=request.page_size, page_token=request.page_token
         )
         directs = [pb.Direct(with_user=u, last_seq=s) for u, s in page]

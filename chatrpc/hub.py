@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from . import replay
+from . import resume
 from .errors import ChatError, Code, invalid
 from .limits import JOIN_COST
 from .limits import Limits as Limits  # the hub's settings; callers import them from here
-from .listing import decode_token, duration, encode_token, page_size
+from .listings import Listings
 from .model import (
     Draft,
     StoredMessage,
@@ -30,10 +30,10 @@ from .model import (
     room_key,
 )
 from .presence import RoomPresence
-from .rules import SendRules
+from .rules import SendRules, claim_room
 from .stats import Stats
 from .store import Store
-from .subscriber import Ack, EndReason, Joined, Left, Replay, Session
+from .subscriber import Ack, EndReason, Left, Replay, Session
 
 
 class Hub:
@@ -46,6 +46,8 @@ class Hub:
         self.stats = Stats()
         self.presence = RoomPresence(store, self.limits)
         self.rules = SendRules(self.limits, self.stats)
+        #: History and the paged listings (read-only queries).
+        self.listings = Listings(store, self.limits, self.presence)
         #: Sessions closed since the server started (what garbage there is to collect).
         self.sessions_closed = 0
         self._users: dict[str, dict[Session, None]] = {}
@@ -143,10 +145,6 @@ class Hub:
         """Users with a session in ``room`` on this server now, sorted."""
         return sorted(self.presence.users_here(room))
 
-    async def online_everywhere(self, room: str) -> list[str]:
-        """Users online in ``room`` on this server or, with a shared store, any other."""
-        return sorted(await self.presence.online(room))
-
     # -- fan-out -----------------------------------------------------------------------
 
     def _on_commit(self, messages: Sequence[StoredMessage]) -> None:
@@ -183,7 +181,7 @@ class Hub:
                 f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
             )
         self.rules.spend(session.user, JOIN_COST)
-        await self._claim_room(room, session.user)
+        await claim_room(self.store, self.limits, room, session.user)
         await self.store.add_member(room, session.user)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)
@@ -194,18 +192,6 @@ class Hub:
             session.release(conv)
             raise
         session.push(replay)
-
-    async def _claim_room(self, room: str, user: str) -> None:
-        """Creates the room within the user's daily quota, or marks it active."""
-        quota = self.limits.rooms_per_user_per_day
-        claim = await self.store.claim_room(room, user, per_day=quota)
-        if claim.retry_after_s:
-            raise ChatError(
-                Code.RESOURCE_EXHAUSTED,
-                f"you created {quota} rooms in the last 24 hours, the most allowed:"
-                f" join an existing room (/rooms lists them), or create #{room}"
-                f" in {duration(claim.retry_after_s)}",
-            )
 
     async def resume_direct(
         self, session: Session, with_user: str, after_seq: int | None, epoch: str = ""
@@ -228,34 +214,16 @@ class Hub:
     async def _replay(
         self, conv: str, after_seq: int | None, epoch: str, *, room: str = "", with_user: str = ""
     ) -> Replay:
-        last = await self.store.last_seq(conv)
-        online = await self.presence.online(room) if room else set()
-        crowded = bool(room) and self.presence.crowded(room, len(online))
-        members = () if crowded else tuple(sorted(online))
-        messages: list[StoredMessage] = []
-        complete = False
-        floor = last
-        if after_seq is not None:
-            resume = replay.plan(after_seq, epoch, self.store.epoch, last, self.limits.max_replay)
-            floor = resume.floor
-            if resume.from_floor:
-                messages = await self.store.history(conv, after_seq=floor, limit=resume.limit)
-            else:
-                messages = await self.store.history(conv, limit=resume.limit, descending=True)
-                messages.reverse()
-            complete = replay.complete(after_seq, floor, last, messages)
-        joined = Joined(
-            conv=conv,
+        return await resume.answer(
+            self.store,
+            self.presence,
+            self.limits,
+            conv,
+            after_seq,
+            epoch,
             room=room,
             with_user=with_user,
-            epoch=self.store.epoch,
-            last_seq=last,
-            complete=complete,
-            replayed=len(messages),
-            members=members,
-            online=len(online),
         )
-        return Replay(joined, messages, floor if after_seq is not None else last)
 
     async def leave(self, session: Session, room: str) -> None:
         self._check_live(session)
@@ -315,103 +283,3 @@ class Hub:
             else:
                 self.stats.committed += 1
         return [msg for msg, _ in results]
-
-    # -- queries -----------------------------------------------------------------------
-
-    async def history(
-        self,
-        user: str,
-        *,
-        room: str = "",
-        with_user: str = "",
-        after_seq: int = 0,
-        before_seq: int = 0,
-        limit: int = 0,
-        descending: bool = False,
-    ) -> tuple[list[StoredMessage], int, bool]:
-        """A page of a conversation the user belongs to: (messages, last_seq, has_more)."""
-        if room:
-            room = normalize_name(room, "room")
-            conv = room_key(room)
-            if not await self.store.is_member(room, user):
-                raise ChatError(Code.PERMISSION_DENIED, f"join #{room} to read its history")
-        elif with_user:
-            peer = normalize_name(with_user, "user")
-            conv = dm_key(user, peer)
-        else:
-            raise invalid("history needs a room or a with_user")
-        if limit <= 0:
-            limit = self.limits.default_history_page
-        limit = min(limit, self.limits.max_history_page)
-        page = await self.store.history(
-            conv, after_seq=after_seq, before_seq=before_seq, limit=limit + 1, descending=descending
-        )
-        has_more = len(page) > limit
-        return page[:limit], await self.store.last_seq(conv), has_more
-
-    def _page_size(self, asked: int) -> int:
-        return page_size(asked, self.limits.default_list_page, self.limits.max_list_page)
-
-    async def rooms(
-        self, *, limit: int = 0, page_token: str = "", prefix: str = ""
-    ) -> tuple[list[tuple[str, int, int]], str]:
-        """A page of rooms, (name, users online, last seq) each, and the next page's token.
-
-        Without ``prefix``: by latest activity, newest first, and within the page
-        by users online, most first. With it: the rooms whose name starts with
-        it, by name. The token is the store order's key of the page's last room
-        (see chatrpc.listing), so pages go on after it even if it moved.
-        """
-        size = self._page_size(limit)
-        if prefix:
-            prefix = normalize_name(prefix, "room")
-            after = decode_token(page_token, "n", 1)[0] if page_token else ""
-            entries = await self.store.rooms_by_name(prefix, limit=size + 1, after=after)
-        else:
-            anchor: tuple[int, str] | None = None
-            if page_token:
-                ms, name = decode_token(page_token, "a", 2)
-                if not ms.isdigit():
-                    raise invalid("page_token is not one this listing gave: start again without it")
-                anchor = (int(ms), name)
-            entries = await self.store.rooms_page(limit=size + 1, after=anchor)
-        more, entries = len(entries) > size, entries[:size]
-        token = ""
-        if more:
-            last = entries[-1]
-            token = (
-                encode_token("n", last.name)
-                if prefix
-                else encode_token("a", last.active_ms, last.name)
-            )
-        counts = [len(u) for u in await self.presence.online_many([e.name for e in entries])]
-        rows = [(e.name, n, e.last_seq) for e, n in zip(entries, counts, strict=True)]
-        if not prefix:
-            rows.sort(key=lambda r: -r[1])  # stable: equal counts keep the activity order
-        return rows, token
-
-    async def members(
-        self, room: str, *, limit: int = 0, page_token: str = ""
-    ) -> tuple[str, list[str], str]:
-        """A page of the users online in ``room``, by name: (room, names, next token)."""
-        room = normalize_name(room, "room")
-        after = decode_token(page_token, "m", 1)[0] if page_token else ""
-        size = self._page_size(limit)
-        names = [u for u in await self.online_everywhere(room) if u > after]
-        more = len(names) > size
-        return room, names[:size], encode_token("m", names[size - 1]) if more else ""
-
-    async def directs(
-        self, user: str, *, limit: int = 0, page_token: str = ""
-    ) -> tuple[list[tuple[str, int]], str]:
-        """A page of the user's DM conversations, (other user, last seq) each, by the
-        other user's name, and the next page's token."""
-        after = decode_token(page_token, "d", 1)[0] if page_token else ""
-        size = self._page_size(limit)
-        out = []
-        for conv in await self.store.list_directs(user):
-            a, b = dm_users(conv.key)
-            out.append((b if a == user else a, conv.last_seq))
-        out = sorted(d for d in out if d[0] > after)
-        more = len(out) > size
-        return out[:size], encode_token("d", out[size - 1][0]) if more else ""

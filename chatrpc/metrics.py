@@ -50,7 +50,6 @@ class StatsCollector:
         from prometheus_client.core import (
             CounterMetricFamily,
             GaugeMetricFamily,
-            HistogramMetricFamily,
         )
 
         s = self.hub.stats
@@ -84,6 +83,12 @@ class StatsCollector:
         )
         yield CounterMetricFamily("chatrpc_writes", "Writes to clients", value=s.writes)
         yield CounterMetricFamily("chatrpc_frames_written", "Frames on the wire", value=s.frames)
+        yield from self._latencies()
+
+    def _latencies(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        s = self.hub.stats
         yield HistogramMetricFamily(
             "chatrpc_events_per_write",
             "Events per write: a session's queue depth when its writer drained it",

@@ -1,14 +1,17 @@
-"""What a send must be before it is stored: the budget it spends, its text, its id.
+"""What a send must be before it is stored (the budget it spends, its text, its
+id), and what creating a room may take (the daily room quota).
 
-No store, no network: the hub calls these while it prepares a send.
+The hub calls these while it prepares a send or a join.
 """
 
 from __future__ import annotations
 
 from .errors import ChatError, Code, invalid
 from .limits import Limits
+from .listing import duration
 from .ratelimit import Buckets, retry_hint
 from .stats import Stats
+from .store import Store
 from .text import contain_bidi, has_visible, is_printable_ascii
 
 
@@ -52,3 +55,17 @@ class SendRules:
         if not is_printable_ascii(client_msg_id):
             raise invalid("client_msg_id must be printable ASCII ('!' to '~'), without spaces")
         return client_msg_id
+
+
+async def claim_room(store: Store, limits: Limits, room: str, user: str) -> None:
+    """Creates ``room`` within ``user``'s daily quota (counted in the store, so on
+    every server sharing it), or marks it active; RESOURCE_EXHAUSTED past the quota."""
+    quota = limits.rooms_per_user_per_day
+    claim = await store.claim_room(room, user, per_day=quota)
+    if claim.retry_after_s:
+        raise ChatError(
+            Code.RESOURCE_EXHAUSTED,
+            f"you created {quota} rooms in the last 24 hours, the most allowed:"
+            f" join an existing room (/rooms lists them), or create #{room}"
+            f" in {duration(claim.retry_after_s)}",
+        )

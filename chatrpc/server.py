@@ -31,6 +31,7 @@ from .pruning import prune_forever
 from .session import SessionRunner
 from .store import Store, open_store
 from .subscriber import Outgoing, Session
+from .tls import server_credentials
 from .v1 import chat_pb2 as pb
 from .v1 import chat_pb2_grpc as pb_grpc
 from .web import WebServer
@@ -242,31 +243,6 @@ def _add_servicer(servicer: ChatServicer, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(service.full_name, handlers)
 
 
-def _read_pem(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ChatError(
-            Code.INVALID_ARGUMENT, f"cannot read the {what} {path!r}: {exc.strerror}"
-        ) from exc
-
-
-def _server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
-    """TLS credentials from the configured PEM files, or None for plaintext."""
-    if not (config.tls_cert or config.tls_key or config.tls_client_ca):
-        return None
-    if not (config.tls_cert and config.tls_key):
-        raise ChatError(Code.INVALID_ARGUMENT, "TLS needs both a certificate and its key")
-    pair = (_read_pem(config.tls_key, "TLS key"), _read_pem(config.tls_cert, "TLS certificate"))
-    client_ca = (
-        _read_pem(config.tls_client_ca, "client CA certificate") if config.tls_client_ca else None
-    )
-    return grpc.ssl_server_credentials(
-        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
-    )
-
-
 class ChatServer:
     """A running chatrpc server: store, hub, gRPC server, health and reflection, and
     the browser adapter on its own port (chatrpc.web) unless ``no_web``.
@@ -288,7 +264,7 @@ class ChatServer:
         #: Prometheus metrics (--metrics-port); made now so a missing library fails early.
         self.metrics = MetricsServer(self.hub, self.auth) if config.metrics_port else None
         #: Server credentials when TLS is configured; read now so a bad file fails early.
-        self._tls = _server_credentials(config)
+        self._tls = server_credentials(config)
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None

@@ -112,8 +112,9 @@ CLIENT_SIDE = ["chatrpc.client", "chatrpc.tui", "chatrpc.cli_client", "chatrpc.c
 CLIENT_SIDE += ["chatrpc.cli_io", "chatrpc.cli_login"]
 
 #: The most lines of a module, a class and a function (docstrings included): past
-#: these, one concept is usually several waiting to be named.
-MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 400, 250, 60
+#: these, one concept is usually several waiting to be named. "About 400" lines a
+#: module: a few over are not worth splitting an idea for.
+MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 420, 250, 60
 
 
 def _too_big(path: Path) -> list[str]:
@@ -136,4 +137,11 @@ def test_no_client_side_module_class_or_function_is_over_its_size() -> None:
         if any(_module_name(p) == m or _module_name(p).startswith(m + ".") for m in CLIENT_SIDE)
     ]
     assert len(paths) > len(CLIENT_SIDE)  # the packages' modules are found too
+    assert [big for p in sorted(paths) for big in _too_big(p)] == []
+
+
+def test_no_module_class_or_function_of_the_package_is_over_its_size() -> None:
+    """The same limits everywhere but the generated code."""
+    paths = [p for p in PACKAGE.rglob("*.py") if "v1" not in p.relative_to(PACKAGE).parts]
+    assert len(paths) > 50
     assert [big for p in sorted(paths) for big in _too_big(p)] == []
