@@ -893,10 +893,12 @@ async def test_a_redis_store_lists_the_rooms_an_older_release_made(
 
 
 async def test_a_redis_store_that_cannot_reach_redis_is_unavailable() -> None:
-    store = open_store(f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(StoreUnavailable):
+    store = open_store(f"redis://:s3cret@127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable) as info:
         await store.open()
     await store.close()
+    # What clients and logs see names the server, never its password.
+    assert "s3cret" not in info.value.message and ":***@127.0.0.1" in info.value.message
 
 
 async def test_a_redis_store_is_unavailable_while_redis_is_down_and_recovers(

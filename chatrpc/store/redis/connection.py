@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import StoreUnavailable
+from ...urls import redact
 from ..rules import store_closed
 from . import scripts
 from .keys import BLOCK_MS, EPOCH
@@ -154,7 +155,7 @@ class Connection:
                     await self.reset_pool()
                     if attempt == 2 or not retry:
                         raise StoreUnavailable(
-                            f"Redis at {self.url} is unavailable: {exc}"
+                            f"Redis at {redact(self.url)} is unavailable: {exc}"
                         ) from exc
             raise AssertionError("unreachable")
         finally:
@@ -167,7 +168,7 @@ class Connection:
             return await keeping_cancellation(work)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await self.reset_pool()
-            raise StoreUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
+            raise StoreUnavailable(f"Redis at {redact(self.url)} is unavailable: {exc}") from exc
 
     async def reset_pool(self) -> None:
         if self.redis is not None:

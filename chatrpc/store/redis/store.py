@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from ...model import Conversation, Draft, StoredMessage
+from ...urls import redact
 from ..base import Account, RegistrationToken, RoomClaim, RoomEntry, Store, StoreOptions
 from .accounts import Accounts
 from .connection import Connection
@@ -71,7 +72,7 @@ class RedisStore(Store):
         self._writer.start()
         self._feed.start(self.epoch, presence_cursor)
         self._presence.start()
-        log.info("Redis store at %s (epoch %s)", self.url, self.epoch)
+        log.info("Redis store at %s (epoch %s)", redact(self.url), self.epoch)
 
     async def close(self) -> None:
         if self._conn.closed:
