@@ -18,6 +18,7 @@ import os
 import secrets
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from . import dblock
@@ -43,15 +44,7 @@ def backup(db: Path, dest: Path) -> int:
         raise _fail(f"{dest} exists already: give the backup a new name")
     partial = dest.with_name(dest.name + ".partial")
     try:
-        source = _read_only(db)
-        try:
-            target = sqlite3.connect(partial)
-            try:
-                source.backup(target)
-            finally:
-                target.close()
-        finally:
-            source.close()
+        _copy(db, partial)
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
         raise _fail(f"cannot back up {db}: {exc}") from exc
@@ -70,16 +63,7 @@ def restore(copy: Path, db: Path) -> str:
     epoch = secrets.token_hex(8)
     partial = db.with_name(db.name + ".restoring")
     try:
-        source = _read_only(copy)
-        try:
-            target = sqlite3.connect(partial)
-            try:
-                source.backup(target)
-                _new_epoch(target, copy, epoch)
-            finally:
-                target.close()
-        finally:
-            source.close()
+        _copy(copy, partial, lambda target: _new_epoch(target, copy, epoch))
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
         raise _fail(f"{copy} is not a chatrpc database: {exc}") from exc
@@ -93,6 +77,24 @@ def restore(copy: Path, db: Path) -> str:
         Path(str(db) + leftover).unlink(missing_ok=True)
     os.replace(partial, db)
     return epoch
+
+
+def _copy(
+    source_path: Path, dest: Path, then: Callable[[sqlite3.Connection], None] | None = None
+) -> None:
+    """Copies ``source_path`` into ``dest`` with SQLite's online backup, then runs
+    ``then`` on the copy before closing it."""
+    source = _read_only(source_path)
+    try:
+        target = sqlite3.connect(dest)
+        try:
+            source.backup(target)
+            if then is not None:
+                then(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
 
 
 def _new_epoch(conn: sqlite3.Connection, copy: Path, epoch: str) -> None:
