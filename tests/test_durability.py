@@ -891,9 +891,9 @@ async def test_a_dm_resume_refused_by_the_rate_limit_is_asked_again() -> None:
     """34 DM conversations to resume, a burst of 30 joins: the last ones are refused
     and asked for again after a backoff, so what was sent meanwhile still arrives."""
     # A burst of 3 sends: 30 joins or DM resumes (0.1 each), and a peer's 3 messages,
-    # refilled so slowly (a tenth of a send a second) that a loaded machine, slow to
-    # resume all 34, still runs out; each refused resume then waits a second or more.
-    async with running_server(limits=Limits(rate_limit=0.1, rate_burst=3)) as srv:
+    # refilled slowly (one send a second) so that a loaded machine, slow to resume
+    # all 34, still runs out; a refused resume is asked again after the hinted wait.
+    async with running_server(limits=Limits(rate_limit=1, rate_burst=3)) as srv:
         proxy = FaultProxy(srv.port)
         await proxy.start()
         group = Peers(target(srv))

@@ -23,7 +23,7 @@ from ..v1 import chat_pb2_grpc as pb_grpc
 from .connection import auth_metadata
 from .cursor import Cursor, conv_of, conv_of_joined
 from .errors import SendError
-from .sends import Backoff, Sends
+from .sends import Backoff, Sends, retry_delay
 from .stream import ChatStream
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,15 @@ class SessionEvents:
             err.code in (pb.Error.RESOURCE_EXHAUSTED, pb.Error.UNAVAILABLE)
             and refusals <= RESUME_RETRIES
         ):
-            delay = self._backoff.delay(refusals - 1)
-            self._session_task(self._ask_again(asked, delay * random.uniform(0.5, 1.5)))
+            # The wait the server hinted (a rate limit's "retry in N s"), never
+            # less, spread a little so many refused resumes do not come back at
+            # once; without a hint, the client's backoff.
+            hint = retry_delay(err.message)
+            if hint is not None:
+                delay = hint * random.uniform(1.0, 1.5)
+            else:
+                delay = self._backoff.delay(refusals - 1) * random.uniform(0.5, 1.5)
+            self._session_task(self._ask_again(asked, delay))
             return False
         log.warning("resuming %s was refused (%s): giving it up", conv, err.message)
         self._refusals.pop(conv, None)
