@@ -98,6 +98,8 @@ class ChatClient(Sessions):
         self._channel: grpc.aio.Channel | None = None
         self._stream: ChatStream | None = None
         self._connected = asyncio.Event()
+        #: Set once the session is up and every room and DM it resumed was answered.
+        self._resumed = asyncio.Event()
         self._closing = False
         self._runner: asyncio.Task[None] | None = None
         self._failure: ClientClosed | None = None
@@ -222,6 +224,11 @@ class ChatClient(Sessions):
         """Returns once a session is up (at once if it is)."""
         await self._connected.wait()
 
+    async def wait_resumed(self) -> None:
+        """Returns once a session is up and the server answered every room and DM it
+        resumed (a call made then sees this client back in its rooms)."""
+        await self._resumed.wait()
+
     def pending_sends(self) -> list[pb.Send]:
         """Sends not acknowledged yet, in the order they were made."""
         return [p.send for p in self._pending.values()]
@@ -242,6 +249,7 @@ class ChatClient(Sessions):
             raise closed from exc
         finally:
             self._connected.clear()
+            self._resumed.clear()
 
     async def _reconnect_loop(self) -> None:
         """Runs sessions one after the other, with a growing pause after each failure."""
@@ -261,6 +269,7 @@ class ChatClient(Sessions):
                 if self._connected.is_set() or self.status is State.CONNECTED:
                     attempt = 0
             self._connected.clear()
+            self._resumed.clear()
             self._set_status(State.RECONNECTING, detail)
             delay = self._backoff.delay(attempt)
             attempt += 1

@@ -52,6 +52,8 @@ class SessionEvents:
     _joined: dict[str, asyncio.Future[pb.Joined]]
     #: What this session asked that the server answers in order (see :data:`Asked`).
     _asked: deque[Asked]
+    _connected: asyncio.Event
+    _resumed: asyncio.Event
     #: Resumes refused in a row on this session, per conversation (a refusal
     #: that may pass is asked for again a few times, then given up).
     _refusals: dict[str, int]
@@ -115,15 +117,21 @@ class SessionEvents:
             # The caller of send() hears of it (or it is sent again): not shown twice.
             return True
         # The caller of join() hears of it.
-        return (
-            not err.client_msg_id
-            and bool(self._asked)
-            and self._refused(self._asked.popleft(), err)
-        )
+        if err.client_msg_id or not self._asked:
+            return False
+        asked = self._asked.popleft()
+        self._check_resumed()
+        return self._refused(asked, err)
 
     def _answered(self, asked: Asked) -> None:
         with contextlib.suppress(ValueError):
             self._asked.remove(asked)
+        self._check_resumed()
+
+    def _check_resumed(self) -> None:
+        """Sets ``_resumed`` once the session is up and nothing asked waits for its answer."""
+        if self._connected.is_set() and not self._asked:
+            self._resumed.set()
 
     def _refused(self, asked: Asked, err: pb.Error) -> bool:
         """What the server refused: a join the caller waits for fails. A room or DM

@@ -29,6 +29,7 @@ class Sessions(SessionEvents, Calls):
     reconnects: int
     on_state: Callable[[State, str], None]
     _connected: asyncio.Event
+    _resumed: asyncio.Event
 
     @property
     def state(self) -> ClientState:
@@ -56,6 +57,7 @@ class Sessions(SessionEvents, Calls):
         stream = ChatStream(self._channel, self.token)
         self._stream = stream
         self._asked.clear()
+        self._resumed.clear()
         self._restart = None
         self._refusals.clear()
         try:
@@ -99,6 +101,7 @@ class Sessions(SessionEvents, Calls):
         if stream.call.done():
             return
         self._mark_connected()
+        self._check_resumed()
         # Sends made while the ones above were written went nowhere: send them now
         # (from here on, send() writes by itself).
         await self._sends.write_unheld(stream, skip=resent)

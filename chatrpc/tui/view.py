@@ -146,7 +146,8 @@ class ChatView(ChatOutput):
             return True
         self.notice(f"/{name} waits for the connection to come back")
         try:
-            await asyncio.wait_for(self.client.wait_connected(), RECONNECT_WAIT)
+            # Back in every room first: an answer from before that is out of date.
+            await asyncio.wait_for(self.client.wait_resumed(), RECONNECT_WAIT)
         except TimeoutError:
             self.problem(f"/{name}: the server is unreachable (still reconnecting); try later")
             return False
