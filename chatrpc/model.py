@@ -61,6 +61,8 @@ class StoredMessage:
     #: Cache for the encoded wire event, filled by the server once per message
     #: so that fan-out to many sessions does not encode it again for each.
     wire: Any = field(default=None, repr=False, compare=False)
+    #: The same event as proto3 JSON, for WebSocket sessions (see chatrpc.web.jsonwire).
+    json: str | None = field(default=None, repr=False, compare=False)
 
 
 def message_in(

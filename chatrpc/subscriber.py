@@ -69,6 +69,8 @@ class Presence:
     joined: bool
     #: The encoded wire event, filled once by the server for all sessions.
     wire: bytes | None = field(default=None, repr=False, compare=False)
+    #: The same event as proto3 JSON, filled once for all WebSocket sessions.
+    json: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)

@@ -2,9 +2,9 @@
 
 The JSON is what ``google.protobuf.json_format`` gives (the shapes grpcurl
 prints: lowerCamel names, 64-bit integers as strings, enums by name). A stored
-message or a presence change goes to many sessions: its JSON is computed once,
-keyed on its protobuf encoding (itself cached on the item, see chatrpc.wire),
-and every session writes the same string. What piled up while a write was in
+message or a presence change goes to many sessions: its JSON is computed once
+and cached on the item, as its protobuf bytes are (see chatrpc.wire), and every
+session writes the same string. What piled up while a write was in
 flight goes out as one frame, ``{"batch": {"events": [...]}}``, made by joining
 those strings: nothing is parsed or encoded again.
 """
@@ -19,18 +19,11 @@ from google.protobuf.message import Message
 
 from ..model import StoredMessage
 from ..subscriber import Outgoing, Presence
-from ..v1 import chat_pb2 as pb
-from ..wire import encode, event_pb
+from ..wire import event_pb
 
 #: Most events in one WebSocket frame, and the size past which a frame is cut.
 MAX_FRAME_EVENTS = 256
 MAX_FRAME_CHARS = 1 << 20
-#: Shared items' JSON kept for reuse. A message reaches all its live sessions
-#: within a few writes, so a modest cache serves the fan-out; a lagging session
-#: that finds its item evicted encodes it again (correct, only slower).
-CACHE_ITEMS = 8192
-
-_cache: dict[bytes, str] = {}
 
 
 def to_json(message: Message) -> str:
@@ -42,13 +35,9 @@ def event_json(item: Outgoing) -> str:
     """The ``ServerEvent`` JSON of an outgoing item; shared items' once for all sessions."""
     if not isinstance(item, (StoredMessage, Presence)):
         return to_json(event_pb(item))
-    wire = encode(item)  # cached on the item: the same bytes object for every session
-    text = _cache.get(wire)
+    text = item.json
     if text is None:
-        text = to_json(pb.ServerEvent.FromString(wire))
-        if len(_cache) >= CACHE_ITEMS:
-            del _cache[next(iter(_cache))]  # the oldest: insertion order
-        _cache[wire] = text
+        text = item.json = to_json(event_pb(item))
     return text
 
 
