@@ -92,24 +92,59 @@ class ClientEvent(_message.Message):
     JOIN_FIELD_NUMBER: _builtins.int
     LEAVE_FIELD_NUMBER: _builtins.int
     SEND_FIELD_NUMBER: _builtins.int
+    EDIT_FIELD_NUMBER: _builtins.int
+    DELETE_FIELD_NUMBER: _builtins.int
+    REACT_FIELD_NUMBER: _builtins.int
+    TYPING_FIELD_NUMBER: _builtins.int
+    MARK_READ_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def join(self) -> Global___Join: ...
     @_builtins.property
     def leave(self) -> Global___Leave: ...
     @_builtins.property
     def send(self) -> Global___Send: ...
+    @_builtins.property
+    def edit(self) -> Global___Edit:
+        """Changes to a stored message: each is stored as an item of its
+        conversation with the next seq (a Message of kind EDIT, DELETE or
+        REACTION naming the message in target_seq), echoed once committed,
+        idempotent by client_msg_id, and replayed on resume like messages.
+        """
+
+    @_builtins.property
+    def delete(self) -> Global___Delete: ...
+    @_builtins.property
+    def react(self) -> Global___React: ...
+    @_builtins.property
+    def typing(self) -> Global___Typing:
+        """"I am typing" in a conversation: relayed live to its other members as
+        a `typing` event, never stored; throttled per user and conversation.
+        """
+
+    @_builtins.property
+    def mark_read(self) -> Global___MarkRead:
+        """"I have read up to seq": stored per user and conversation, only moves
+        forward, synced to the user's other sessions (and in a DM to the peer)
+        as a `read_marker` event.
+        """
+
     def __init__(
         self,
         *,
         join: Global___Join | None = ...,
         leave: Global___Leave | None = ...,
         send: Global___Send | None = ...,
+        edit: Global___Edit | None = ...,
+        delete: Global___Delete | None = ...,
+        react: Global___React | None = ...,
+        typing: Global___Typing | None = ...,
+        mark_read: Global___MarkRead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "join", b"join", "leave", b"leave", "send", b"send"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete", b"delete", "edit", b"edit", "event", b"event", "join", b"join", "leave", b"leave", "mark_read", b"mark_read", "react", b"react", "send", b"send", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "join", b"join", "leave", b"leave", "send", b"send"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete", b"delete", "edit", b"edit", "event", b"event", "join", b"join", "leave", b"leave", "mark_read", b"mark_read", "react", b"react", "send", b"send", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["join", "leave", "send"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["join", "leave", "send", "edit", "delete", "react", "typing", "mark_read"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -192,6 +227,7 @@ class Send(_message.Message):
     TO_USER_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     CLIENT_MSG_ID_FIELD_NUMBER: _builtins.int
+    REPLY_TO_FIELD_NUMBER: _builtins.int
     room: _builtins.str
     to_user: _builtins.str
     text: _builtins.str
@@ -202,6 +238,8 @@ class Send(_message.Message):
     of the conversation; else with an `ack` naming its seq: a session never
     repeats a message.
     """
+    reply_to: _builtins.int
+    """The seq of the message of the same conversation this one answers (0: none)."""
     def __init__(
         self,
         *,
@@ -209,16 +247,180 @@ class Send(_message.Message):
         to_user: _builtins.str = ...,
         text: _builtins.str = ...,
         client_msg_id: _builtins.str = ...,
+        reply_to: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "room", b"room", "target", b"target", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "reply_to", b"reply_to", "room", b"room", "target", b"target", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
 
 Global___Send: _TypeAlias = Send  # noqa: Y015
+
+@_typing.final
+class Edit(_message.Message):
+    """Replaces the text of one of the caller's own messages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    TO_USER_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    CLIENT_MSG_ID_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    to_user: _builtins.str
+    seq: _builtins.int
+    """The message to edit."""
+    text: _builtins.str
+    client_msg_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        to_user: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        text: _builtins.str = ...,
+        client_msg_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "room", b"room", "seq", b"seq", "target", b"target", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___Edit: _TypeAlias = Edit  # noqa: Y015
+
+@_typing.final
+class Delete(_message.Message):
+    """Deletes one of the caller's own messages: its text and that of all its
+    edits are erased from the store.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    TO_USER_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    CLIENT_MSG_ID_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    to_user: _builtins.str
+    seq: _builtins.int
+    client_msg_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        to_user: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        client_msg_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "room", b"room", "seq", b"seq", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___Delete: _TypeAlias = Delete  # noqa: Y015
+
+@_typing.final
+class React(_message.Message):
+    """Adds (or with remove, takes back) the caller's reaction to a message: one
+    of each emoji per user per message.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    TO_USER_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    EMOJI_FIELD_NUMBER: _builtins.int
+    REMOVE_FIELD_NUMBER: _builtins.int
+    CLIENT_MSG_ID_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    to_user: _builtins.str
+    seq: _builtins.int
+    emoji: _builtins.str
+    """A short emoji: a few code points at most."""
+    remove: _builtins.bool
+    client_msg_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        to_user: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        emoji: _builtins.str = ...,
+        remove: _builtins.bool = ...,
+        client_msg_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "emoji", b"emoji", "remove", b"remove", "room", b"room", "seq", b"seq", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___React: _TypeAlias = React  # noqa: Y015
+
+@_typing.final
+class Typing(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    TO_USER_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    to_user: _builtins.str
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        to_user: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___Typing: _TypeAlias = Typing  # noqa: Y015
+
+@_typing.final
+class MarkRead(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    TO_USER_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    to_user: _builtins.str
+    seq: _builtins.int
+    """The newest seq the user has read; a lower one than stored changes nothing."""
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        to_user: _builtins.str = ...,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "seq", b"seq", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___MarkRead: _TypeAlias = MarkRead  # noqa: Y015
 
 @_typing.final
 class ServerEvent(_message.Message):
@@ -233,6 +435,8 @@ class ServerEvent(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     ACK_FIELD_NUMBER: _builtins.int
+    TYPING_FIELD_NUMBER: _builtins.int
+    READ_MARKER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def message(self) -> Global___Message: ...
     @_builtins.property
@@ -256,6 +460,18 @@ class ServerEvent(_message.Message):
         conversation) this session already delivered: its seq, not the message again.
         """
 
+    @_builtins.property
+    def typing(self) -> Global___UserTyping:
+        """Someone else is typing in a conversation of this session. Never stored
+        or replayed; a client shows it for ~6 s unless another one comes.
+        """
+
+    @_builtins.property
+    def read_marker(self) -> Global___ReadMarker:
+        """How far a user has read a conversation: the session's own user (from any
+        of their sessions), or in a direct conversation the peer.
+        """
+
     def __init__(
         self,
         *,
@@ -266,16 +482,75 @@ class ServerEvent(_message.Message):
         error: Global___Error | None = ...,
         batch: Global___Batch | None = ...,
         ack: Global___Ack | None = ...,
+        typing: Global___UserTyping | None = ...,
+        read_marker: Global___ReadMarker | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence", "read_marker", b"read_marker", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence", "read_marker", b"read_marker", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["message", "presence", "joined", "left", "error", "batch", "ack"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["message", "presence", "joined", "left", "error", "batch", "ack", "typing", "read_marker"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___ServerEvent: _TypeAlias = ServerEvent  # noqa: Y015
+
+@_typing.final
+class UserTyping(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    WITH_USER_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    with_user: _builtins.str
+    user: _builtins.str
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        with_user: _builtins.str = ...,
+        user: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "user", b"user", "with_user", b"with_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "with_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___UserTyping: _TypeAlias = UserTyping  # noqa: Y015
+
+@_typing.final
+class ReadMarker(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    WITH_USER_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    with_user: _builtins.str
+    user: _builtins.str
+    seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        with_user: _builtins.str = ...,
+        user: _builtins.str = ...,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "seq", b"seq", "target", b"target", "user", b"user", "with_user", b"with_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "with_user"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___ReadMarker: _TypeAlias = ReadMarker  # noqa: Y015
 
 @_typing.final
 class Ack(_message.Message):
@@ -337,9 +612,40 @@ Global___Batch: _TypeAlias = Batch  # noqa: Y015
 
 @_typing.final
 class Message(_message.Message):
-    """A stored message, in the same flat shape on the stream and in History."""
+    """A stored item of a conversation, in the same flat shape on the stream and
+    in History: a message, or a change to one (kind, target_seq).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Message._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MESSAGE: Message._Kind.ValueType  # 0
+        """A message someone sent."""
+        EDIT: Message._Kind.ValueType  # 1
+        """A new text for the message target_seq, in text."""
+        DELETE: Message._Kind.ValueType  # 2
+        """The message target_seq was deleted."""
+        REACTION: Message._Kind.ValueType  # 3
+        """A reaction (emoji) to the message target_seq was added, or taken back
+        when remove is set.
+        """
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    MESSAGE: Message.Kind.ValueType  # 0
+    """A message someone sent."""
+    EDIT: Message.Kind.ValueType  # 1
+    """A new text for the message target_seq, in text."""
+    DELETE: Message.Kind.ValueType  # 2
+    """The message target_seq was deleted."""
+    REACTION: Message.Kind.ValueType  # 3
+    """A reaction (emoji) to the message target_seq was added, or taken back
+    when remove is set.
+    """
 
     SEQ_FIELD_NUMBER: _builtins.int
     ROOM_FIELD_NUMBER: _builtins.int
@@ -348,6 +654,14 @@ class Message(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
     CLIENT_MSG_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_SEQ_FIELD_NUMBER: _builtins.int
+    REPLY_TO_FIELD_NUMBER: _builtins.int
+    EMOJI_FIELD_NUMBER: _builtins.int
+    REMOVE_FIELD_NUMBER: _builtins.int
+    EDITED_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    REACTIONS_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Per-conversation sequence number, starting at 1."""
     room: _builtins.str
@@ -355,8 +669,26 @@ class Message(_message.Message):
     sender: _builtins.str
     text: _builtins.str
     client_msg_id: _builtins.str
+    kind: Global___Message.Kind.ValueType
+    target_seq: _builtins.int
+    """For a change (EDIT, DELETE, REACTION): the seq of the message it applies to."""
+    reply_to: _builtins.int
+    """For a message: the seq of the message it answers (0: none)."""
+    emoji: _builtins.str
+    """For a REACTION item: the emoji, and whether it was taken back."""
+    remove: _builtins.bool
+    edited: _builtins.bool
+    """The current state of a MESSAGE as History (and Search) return it: edited
+    (text is the latest edit's), deleted (text empty), and its reactions. A
+    live or replayed item carries the state it was committed with; the change
+    items that follow it update it. A deleted message's EDIT items come back
+    with empty text too.
+    """
+    deleted: _builtins.bool
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reaction]: ...
     def __init__(
         self,
         *,
@@ -367,16 +699,49 @@ class Message(_message.Message):
         text: _builtins.str = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         client_msg_id: _builtins.str = ...,
+        kind: Global___Message.Kind.ValueType = ...,
+        target_seq: _builtins.int = ...,
+        reply_to: _builtins.int = ...,
+        emoji: _builtins.str = ...,
+        remove: _builtins.bool = ...,
+        edited: _builtins.bool = ...,
+        deleted: _builtins.bool = ...,
+        reactions: _abc.Iterable[Global___Reaction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "sent_at", b"sent_at", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "room", b"room", "sender", b"sender", "sent_at", b"sent_at", "seq", b"seq", "target", b"target", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "deleted", b"deleted", "edited", b"edited", "emoji", b"emoji", "kind", b"kind", "reactions", b"reactions", "remove", b"remove", "reply_to", b"reply_to", "room", b"room", "sender", b"sender", "sent_at", b"sent_at", "seq", b"seq", "target", b"target", "target_seq", b"target_seq", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
 
 Global___Message: _TypeAlias = Message  # noqa: Y015
+
+@_typing.final
+class Reaction(_message.Message):
+    """One emoji on a message and who chose it (sorted)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMOJI_FIELD_NUMBER: _builtins.int
+    USERS_FIELD_NUMBER: _builtins.int
+    emoji: _builtins.str
+    @_builtins.property
+    def users(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        emoji: _builtins.str = ...,
+        users: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emoji", b"emoji", "users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reaction: _TypeAlias = Reaction  # noqa: Y015
 
 @_typing.final
 class Presence(_message.Message):
@@ -438,6 +803,8 @@ class Joined(_message.Message):
     REPLAYED_FIELD_NUMBER: _builtins.int
     MEMBERS_FIELD_NUMBER: _builtins.int
     ONLINE_FIELD_NUMBER: _builtins.int
+    READ_SEQ_FIELD_NUMBER: _builtins.int
+    PEER_READ_SEQ_FIELD_NUMBER: _builtins.int
     room: _builtins.str
     with_user: _builtins.str
     epoch: _builtins.str
@@ -451,6 +818,10 @@ class Joined(_message.Message):
     """How many stored messages follow as replay."""
     online: _builtins.int
     """How many users are online in the room now (0 for a DM resume)."""
+    read_seq: _builtins.int
+    """How far the caller has read this conversation (their read marker; 0: none)."""
+    peer_read_seq: _builtins.int
+    """In a direct conversation: how far the peer has read it."""
     @_builtins.property
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Users online in the room now, sorted; empty in a room past the presence cap
@@ -470,10 +841,12 @@ class Joined(_message.Message):
         replayed: _builtins.int = ...,
         members: _abc.Iterable[_builtins.str] | None = ...,
         online: _builtins.int = ...,
+        read_seq: _builtins.int = ...,
+        peer_read_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "epoch", b"epoch", "last_seq", b"last_seq", "members", b"members", "online", b"online", "replayed", b"replayed", "room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "epoch", b"epoch", "last_seq", b"last_seq", "members", b"members", "online", b"online", "peer_read_seq", b"peer_read_seq", "read_seq", b"read_seq", "replayed", b"replayed", "room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "with_user"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -680,19 +1053,32 @@ class Room(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     ONLINE_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    UNREAD_FIELD_NUMBER: _builtins.int
+    MENTIONS_FIELD_NUMBER: _builtins.int
+    READ_SEQ_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     online: _builtins.int
     last_seq: _builtins.int
+    unread: _builtins.int
+    """For the caller: messages of others after their read marker, and how many
+    of those mention them (@name). Both 0 in rooms the caller is not in.
+    """
+    mentions: _builtins.int
+    read_seq: _builtins.int
+    """The caller's read marker (0: none)."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         online: _builtins.int = ...,
         last_seq: _builtins.int = ...,
+        unread: _builtins.int = ...,
+        mentions: _builtins.int = ...,
+        read_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq", "name", b"name", "online", b"online"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq", "mentions", b"mentions", "name", b"name", "online", b"online", "read_seq", b"read_seq", "unread", b"unread"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -818,17 +1204,31 @@ class Direct(_message.Message):
 
     WITH_USER_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    UNREAD_FIELD_NUMBER: _builtins.int
+    MENTIONS_FIELD_NUMBER: _builtins.int
+    READ_SEQ_FIELD_NUMBER: _builtins.int
+    PEER_READ_SEQ_FIELD_NUMBER: _builtins.int
     with_user: _builtins.str
     last_seq: _builtins.int
+    unread: _builtins.int
+    """Messages of the peer after the caller's read marker, and how many mention them."""
+    mentions: _builtins.int
+    read_seq: _builtins.int
+    """The caller's read marker and the peer's (0: none)."""
+    peer_read_seq: _builtins.int
     def __init__(
         self,
         *,
         with_user: _builtins.str = ...,
         last_seq: _builtins.int = ...,
+        unread: _builtins.int = ...,
+        mentions: _builtins.int = ...,
+        read_seq: _builtins.int = ...,
+        peer_read_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq", "with_user", b"with_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq", "mentions", b"mentions", "peer_read_seq", b"peer_read_seq", "read_seq", b"read_seq", "unread", b"unread", "with_user", b"with_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -954,3 +1354,95 @@ class SetPasswordResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetPasswordResponse: _TypeAlias = SetPasswordResponse  # noqa: Y015
+
+@_typing.final
+class SearchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    ROOM_FIELD_NUMBER: _builtins.int
+    WITH_USER_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    BEFORE_SEQ_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Words to find (all of them, in any order; a trailing * matches a prefix)."""
+    room: _builtins.str
+    with_user: _builtins.str
+    limit: _builtins.int
+    """At most this many hits (0: the server's default, 20; at most 100)."""
+    before_seq: _builtins.int
+    """With a scope: only messages with seq < before_seq (0: up to the newest)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        room: _builtins.str = ...,
+        with_user: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        before_seq: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "scope", b"scope", "with_user", b"with_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before_seq", b"before_seq", "limit", b"limit", "page_token", b"page_token", "query", b"query", "room", b"room", "scope", b"scope", "with_user", b"with_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_scope: _TypeAlias = _typing.Literal["room", "with_user"]  # noqa: Y015
+    _WhichOneofArgType_scope: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_scope) -> _WhichOneofReturnType_scope | None: ...
+
+Global___SearchRequest: _TypeAlias = SearchRequest  # noqa: Y015
+
+@_typing.final
+class SearchHit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    SNIPPET_FIELD_NUMBER: _builtins.int
+    snippet: _builtins.str
+    """A short excerpt of its text around the first match."""
+    @_builtins.property
+    def message(self) -> Global___Message:
+        """The message in its current state (as History returns it)."""
+
+    def __init__(
+        self,
+        *,
+        message: Global___Message | None = ...,
+        snippet: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "snippet", b"snippet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
+
+@_typing.final
+class SearchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HITS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it back as page_token for the next page; empty on the last page."""
+    @_builtins.property
+    def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        hits: _abc.Iterable[Global___SearchHit] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchResponse: _TypeAlias = SearchResponse  # noqa: Y015

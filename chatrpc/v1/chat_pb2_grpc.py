@@ -74,6 +74,11 @@ class ChatServiceStub:
                 request_serializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordRequest.SerializeToString,
                 response_deserializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordResponse.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/chatrpc.v1.ChatService/Search',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.SearchRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.SearchResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -143,6 +148,15 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """Stored messages (their current state) whose text matches a query, newest
+        first, from the conversations the caller may read: the rooms they are a
+        member of and their own direct conversations. Deleted text is never found.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +199,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.SetPassword,
                     request_deserializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordRequest.FromString,
                     response_serializer=chatrpc_dot_v1_dot_chat__pb2.SetPasswordResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.SearchRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.SearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +422,33 @@ class ChatService:
             '/chatrpc.v1.ChatService/SetPassword',
             chatrpc_dot_v1_dot_chat__pb2.SetPasswordRequest.SerializeToString,
             chatrpc_dot_v1_dot_chat__pb2.SetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.ChatService/Search',
+            chatrpc_dot_v1_dot_chat__pb2.SearchRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

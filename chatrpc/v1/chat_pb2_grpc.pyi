@@ -65,6 +65,11 @@ class ChatServiceStub:
     current_password must match it (UNAUTHENTICATED otherwise, counted as a
     failed attempt like a wrong Login password). The tokens stay valid.
     """
+    Search: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchRequest, _chat_pb2.SearchResponse]
+    """Stored messages (their current state) whose text matches a query, newest
+    first, from the conversations the caller may read: the rooms they are a
+    member of and their own direct conversations. Deleted text is never found.
+    """
 
 @_typing.type_check_only
 class ChatServiceAsyncStub(ChatServiceStub):
@@ -97,6 +102,11 @@ class ChatServiceAsyncStub(ChatServiceStub):
     """Sets or changes the caller's password. When the account has one,
     current_password must match it (UNAUTHENTICATED otherwise, counted as a
     failed attempt like a wrong Login password). The tokens stay valid.
+    """
+    Search: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchRequest, _chat_pb2.SearchResponse]  # type: ignore[assignment]
+    """Stored messages (their current state) whose text matches a query, newest
+    first, from the conversations the caller may read: the rooms they are a
+    member of and their own direct conversations. Deleted text is never found.
     """
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -175,6 +185,17 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         """Sets or changes the caller's password. When the account has one,
         current_password must match it (UNAUTHENTICATED otherwise, counted as a
         failed attempt like a wrong Login password). The tokens stay valid.
+        """
+
+    @_abc_1.abstractmethod
+    def Search(
+        self,
+        request: _chat_pb2.SearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.SearchResponse, _abc.Awaitable[_chat_pb2.SearchResponse]]:
+        """Stored messages (their current state) whose text matches a query, newest
+        first, from the conversations the caller may read: the rooms they are a
+        member of and their own direct conversations. Deleted text is never found.
         """
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
