@@ -154,6 +154,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         await context.abort(
             grpc.StatusCode.UNIMPLEMENTED, "Search is not served by this server yet"
         )
+        raise AssertionError("context.abort raises")
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub."""
