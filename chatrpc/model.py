@@ -20,6 +20,14 @@ __all__ = ["NAME_MAX", "normalize_name"]  # names live in chatrpc.names; kept he
 MAX_SEQ = 2**63 - 1
 
 
+#: Kinds of stored items (the proto's ``Message.Kind``): a message someone sent,
+#: and the changes to one, each naming it in ``target_seq``.
+MESSAGE, EDIT, DELETE, REACTION = 0, 1, 2, 3
+
+#: A message's reactions: each emoji with the users who chose it, sorted.
+Reactions = tuple[tuple[str, tuple[str, ...]], ...]
+
+
 def seq_field(value: int, name: str) -> int:
     """A seq a client sent (a uint64), checked at the boundary: INVALID_ARGUMENT past MAX_SEQ."""
     if value > MAX_SEQ:
@@ -58,6 +66,19 @@ class StoredMessage:
     client_msg_id: str = ""
     room: str = ""
     to_user: str = ""
+    #: What the item is (MESSAGE, EDIT, DELETE, REACTION) and, for a change,
+    #: the seq of the message it applies to; for a message, the seq it answers.
+    kind: int = MESSAGE
+    target_seq: int = 0
+    reply_to: int = 0
+    #: A REACTION's emoji, and whether it takes the reaction back.
+    emoji: str = ""
+    remove: bool = False
+    #: A MESSAGE's current state, as History returns it (a live item carries the
+    #: state it was committed with).
+    edited: bool = False
+    deleted: bool = False
+    reactions: Reactions = ()
     #: Cache for the encoded wire event, filled by the server once per message
     #: so that fan-out to many sessions does not encode it again for each.
     wire: Any = field(default=None, repr=False, compare=False)
@@ -98,6 +119,11 @@ class Draft:
     client_msg_id: str = ""
     room: str = ""
     to_user: str = ""
+    kind: int = MESSAGE
+    target_seq: int = 0
+    reply_to: int = 0
+    emoji: str = ""
+    remove: bool = False
 
     def stored(self, seq: int) -> StoredMessage:
         """The message as stored under ``seq``."""
@@ -110,6 +136,11 @@ class Draft:
             client_msg_id=self.client_msg_id,
             room=self.room,
             to_user=self.to_user,
+            kind=self.kind,
+            target_seq=self.target_seq,
+            reply_to=self.reply_to,
+            emoji=self.emoji,
+            remove=self.remove,
         )
 
 

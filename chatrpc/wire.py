@@ -45,6 +45,14 @@ def message_pb(msg: StoredMessage) -> pb.Message:
         text=msg.text,
         sent_at=_timestamp(msg.sent_at_ms),
         client_msg_id=msg.client_msg_id,
+        kind=msg.kind,  # type: ignore[arg-type]  # the model's kinds are the enum's numbers
+        target_seq=msg.target_seq,
+        reply_to=msg.reply_to,
+        emoji=msg.emoji,
+        remove=msg.remove,
+        edited=msg.edited,
+        deleted=msg.deleted,
+        reactions=[pb.Reaction(emoji=e, users=users) for e, users in msg.reactions],
     )
     if msg.room:
         out.room = msg.room

@@ -92,6 +92,32 @@ MIGRATIONS: list[str] = [
         created_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # The conversation features: change items (edits, deletes, reactions) are rows
+    # of messages naming their message in target_seq; a message row keeps its
+    # current state (text, edited, deleted) and its reactions are in reactions.
+    # Read markers: how far each user has read each conversation.
+    """
+    ALTER TABLE messages ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN target_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN reply_to INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN emoji TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN remove INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE reactions (
+        conv_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        emoji TEXT NOT NULL,
+        user TEXT NOT NULL,
+        PRIMARY KEY (conv_id, seq, emoji, user)
+    ) WITHOUT ROWID;
+    CREATE TABLE read_markers (
+        user TEXT NOT NULL,
+        conv_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (user, conv_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
