@@ -20,6 +20,7 @@ from .base import (
     token_id,
 )
 from .rules import retention_cutoff_ms, store_closed
+from .scan import ScanSearch
 
 
 def _now_ms() -> int:
@@ -39,7 +40,7 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
-class MemoryStore(LocalPresence, Store):
+class MemoryStore(LocalPresence, ScanSearch, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
@@ -197,6 +198,10 @@ class MemoryStore(LocalPresence, Store):
     async def is_member(self, room: str, user: str) -> bool:
         self._refuse_if_closed()
         return (room, user) in self._members
+
+    async def member_rooms(self, user: str) -> list[str]:
+        self._refuse_if_closed()
+        return sorted(r for r, u in self._members if u == user)
 
     async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
         self._refuse_if_closed()
