@@ -19,6 +19,7 @@ Pure functions, the same for every store, so a query means one thing everywhere:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ SNIPPET_CHARS = 96
 SNIPPET_BEFORE = 32
 
 ELLIPSIS = "…"
+
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _is_word_char(ch: str) -> bool:
@@ -89,8 +92,19 @@ class Query:
         """Whether ``text`` holds a word for every term."""
         if not text:
             return False
-        found = {fold(text[a:b]) for a, b in words(text)}
-        return all(any(t.matches(w) for w in found) for t in self.terms)
+        if text.isascii():
+            # The common case, fast: ASCII words are runs of letters and digits,
+            # folded by lower-casing.
+            found = set(_ASCII_WORD.findall(text.lower()))
+        else:
+            found = {fold(text[a:b]) for a, b in words(text)}
+        for term in self.terms:
+            if term.prefix:
+                if not any(w.startswith(term.folded) for w in found):
+                    return False
+            elif term.folded not in found:
+                return False
+        return True
 
     def first_match(self, text: str) -> tuple[int, int] | None:
         """Where the first word of ``text`` that some term matches is, if any."""

@@ -2,7 +2,7 @@
 
 How the memory and Redis stores answer :meth:`MessageSearch.search`. Each
 conversation searched is a lane read newest first with ``history`` (pages of
-:data:`FIRST_PAGE` growing to :data:`MAX_PAGE`); the lanes are merged by sent
+:data:`FIRST_PAGE`, four times larger each time up to :data:`MAX_PAGE`); the lanes are merged by sent
 time, so hits come newest first across conversations, and each item is
 matched in Python (chatrpc.store.matching).
 
@@ -121,7 +121,7 @@ class _Scan:
                 lane.conv, before_seq=lane.before, limit=size, descending=True
             )
             self.read += len(page)
-            lane.page = min(lane.page * 2, MAX_PAGE)
+            lane.page = min(lane.page * 4, MAX_PAGE)
             if len(page) < size:
                 lane.exhausted = True
             if page:
