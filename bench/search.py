@@ -167,8 +167,10 @@ def free_port() -> int:
 def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp]
-        + ["--save", "", "--appendonly", "no"],
+        [
+            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp),
+            *("--save", "", "--appendonly", "no"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
