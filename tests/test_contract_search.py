@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 
-from .test_contract_grpcurl import SERVICE, call, chat, error_code, grpcurl, login, ok
+from .test_contract_grpcurl import (
+    GRPCURL,
+    RUN_TIMEOUT,
+    SERVICE,
+    _readme_grpcurl_block,
+    call,
+    chat,
+    error_code,
+    grpcurl,
+    login,
+    ok,
+)
 
 
 def test_grpcurl_searches_what_the_caller_may_read_newest_first(server_process):
@@ -57,3 +70,18 @@ def test_grpcurl_searches_what_the_caller_may_read_newest_first(server_process):
 def test_grpcurl_describes_the_search_call(server_process):
     text = ok(grpcurl(server_process.address, "describe", SERVICE))
     assert "rpc Search ( .chatrpc.v1.SearchRequest ) returns ( .chatrpc.v1.SearchResponse )" in text
+
+
+def test_the_readme_grpcurl_block_finds_what_it_sent(server_process):
+    script = _readme_grpcurl_block().replace(".venv/bin/grpcurl", GRPCURL)
+    script = script.replace("localhost:50051", server_process.address)
+    run = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=4 * RUN_TIMEOUT,
+    )
+    assert run.returncode == 0, run.stderr
+    # The two Search calls: "hello" in #general, then "note* self" in carol's own DM.
+    # (The block's output mixes text, from list and describe, and JSON.)
+    assert re.findall(r'"snippet": "([^"]*)"', run.stdout) == ["hello", "note to self"]
