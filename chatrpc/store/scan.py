@@ -1,10 +1,12 @@
 """Search without an index: a bounded scan of history pages, merged newest first.
 
 How the memory and Redis stores answer :meth:`MessageSearch.search`. Each
-conversation searched is a lane read newest first with ``history`` (pages of
-:data:`FIRST_PAGE`, four times larger each time up to :data:`MAX_PAGE`); the lanes are merged by sent
-time, so hits come newest first across conversations, and each item is
-matched in Python (chatrpc.store.matching).
+conversation searched is a lane read newest first with ``history``, in pages
+of :data:`FIRST_PAGE` items growing four times each read, up to :data:`MAX_PAGE`
+and to a share of the budget: what lanes read and the merge did not take when
+the budget runs out is read again by the next call, so no lane may hold much
+of it. The lanes are merged by sent time, so hits come newest first across
+conversations, and each item is matched in Python (chatrpc.store.matching).
 
 One call reads at most :data:`SCAN_BUDGET` items. The page token holds where
 the merge stopped: the sort key of the last item it took, and for each lane it
@@ -111,6 +113,8 @@ class _Scan:
         self.budget = budget
         self.pos = pos
         self.read = 0
+        #: The largest page one lane reads (see the module docstring).
+        self.largest = MAX_PAGE
 
     async def fill(self, lane: _Lane, *, first: bool = False) -> None:
         """Reads the lane's next page (skipping new items of a lane not taken from yet)."""
@@ -121,7 +125,7 @@ class _Scan:
                 lane.conv, before_seq=lane.before, limit=size, descending=True
             )
             self.read += len(page)
-            lane.page = min(lane.page * 4, MAX_PAGE)
+            lane.page = min(lane.page * 4, self.largest)
             if len(page) < size:
                 lane.exhausted = True
             if page:
@@ -169,13 +173,15 @@ async def scan_search(
     pos = _decode(page_token)
     pos.lanes = {c: s for c, s in pos.lanes.items() if c in convs}
     lanes: list[_Lane] = []
-    share = max(1, min(FIRST_PAGE, budget // max(1, 2 * len(convs))))
+    largest = max(1, min(MAX_PAGE, budget // max(1, 2 * len(convs))))
     for conv in dict.fromkeys(convs):
         at = pos.lanes.get(conv)
-        lane = _Lane(conv, before_seq if at is None else at, page=share, touched=at is not None)
+        first = min(FIRST_PAGE, largest)
+        lane = _Lane(conv, before_seq if at is None else at, page=first, touched=at is not None)
         lane.exhausted = at == 1
         lanes.append(lane)
     scan = _Scan(log, query, budget, pos)
+    scan.largest = largest
     # Every lane gets its first page even past the budget: the merge needs every head.
     await asyncio.gather(*(scan.fill(lane, first=True) for lane in lanes))
     heap = [_Head(lane) for lane in lanes if lane.buffer]
