@@ -276,3 +276,29 @@ def test_a_snippet_is_one_short_line_around_the_first_match() -> None:
     assert len(out) <= 100
     assert snippet(q, "no match here") == "no match here"
     assert len(snippet(q, "n" * 500 + " needle")) <= 100
+
+
+async def test_redis_indexes_memberships_made_before_its_member_index(
+    redis_server: RedisServer,
+) -> None:
+    import redis.asyncio as aioredis
+
+    redis_server.flush()
+    store = RedisStore(redis_server.url)
+    await store.open()
+    try:
+        await store.claim_room("old", "alice")
+        await store.add_member("old", "alice")
+    finally:
+        await store.close()
+    r = aioredis.from_url(redis_server.url)
+    try:  # as a release before the index left it
+        assert await r.delete("chatrpc:memberof:alice", "chatrpc:memberof:indexed") == 2
+    finally:
+        await r.aclose()
+    store = RedisStore(redis_server.url)
+    await store.open()
+    try:
+        assert await store.member_rooms("alice") == ["old"]
+    finally:
+        await store.close()
