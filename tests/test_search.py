@@ -239,6 +239,20 @@ async def test_bad_queries_are_refused_with_a_clear_message(peers, query, fields
     assert says in details
 
 
+@pytest.mark.parametrize("scope", [{"room": "general"}, {"with_user": "bob"}])
+async def test_numbers_at_their_extremes_are_answered_or_refused_cleanly(peers, scope):
+    alice = await peers.open("alice")
+    await peers.token("bob")
+    await alice.join("general")
+    await alice.send_and_ack("extreme", room="general")
+    await alice.send_and_ack("extreme", to_user="bob")
+    for before_seq in (1, 2, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**63 - 1):
+        page = await search(alice, "extreme", before_seq=before_seq, limit=2**32 - 1, **scope)
+        assert len(page.hits) == (0 if before_seq == 1 else 1), before_seq
+    code, details = await refused(alice, "extreme", before_seq=2**63, **scope)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "out of range" in details
+
+
 async def test_search_needs_a_valid_token(srv):
     ch = channel(target(srv))
     try:

@@ -67,7 +67,7 @@ class SQLiteSearch(SQLiteBase):
             if len(ids) == 1:
                 # One conversation: only its range of rowids is read from the index.
                 low = ids[0] * ROWID_CONV
-                high = low + (before_seq if before_seq else ROWID_CONV)
+                high = low + (min(before_seq, ROWID_CONV) if before_seq else ROWID_CONV)
                 sql += " AND f.rowid >= ? AND f.rowid < ?"
                 args += [low, high]
             else:
