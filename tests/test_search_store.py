@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chatrpc.errors import ChatError, Code
-from chatrpc.model import Draft, StoredMessage, dm_key
+from chatrpc.model import EDIT, Draft, StoredMessage, dm_key
 from chatrpc.store import Store, StoreOptions
 from chatrpc.store import sqlite as sqlite_store
 from chatrpc.store.matching import parse_query, snippet
@@ -302,3 +302,19 @@ async def test_redis_indexes_memberships_made_before_its_member_index(
         assert await store.member_rooms("alice") == ["old"]
     finally:
         await store.close()
+
+
+async def test_a_scan_never_returns_a_deleted_message_or_a_change_item() -> None:
+    store = MemoryStore()
+    await store.open()
+    kept, _ = await store.append(draft("#a", "word kept"))
+    gone, _ = await store.append(draft("#a", "word gone"))
+    change, _ = await store.append(draft("#a", "word in an edit item"))
+    # The state a delete and an edit leave (their stored forms come with the
+    # conversation features): a message marked deleted, a change item.
+    log = store._messages["#a"]
+    log[1].deleted = True
+    log[2].kind = EDIT
+    page = await scan_search(store, parse_query("word"), ["#a"], limit=10)
+    assert [m.seq for m in page.hits] == [kept.seq]
+    assert (gone.seq, change.seq) == (2, 3)
