@@ -71,14 +71,14 @@ async def test_every_store_searches_only_the_conversations_it_is_given(store: St
 
 async def test_a_page_token_never_widens_the_conversations_searched(store: Store) -> None:
     for i in range(6):
-        await store.append(draft("#a", f"word {i}"))
-        await store.append(draft("#b", f"word {i}"))
-    first = await store.search(parse_query("word"), ["#a", "#b"], limit=3)
+        for conv in ("#a", "#b", "#c"):
+            await store.append(draft(conv, f"word {i}"))
+    first = await store.search(parse_query("word"), ["#a", "#b", "#c"], limit=3)
     assert first.next_page_token
     rest = await store.search(
-        parse_query("word"), ["#a"], limit=100, page_token=first.next_page_token
+        parse_query("word"), ["#a", "#b"], limit=100, page_token=first.next_page_token
     )
-    assert {m.conv for m in rest.hits} == {"#a"}
+    assert {m.conv for m in rest.hits} == {"#a", "#b"}
 
 
 async def test_every_store_refuses_a_page_token_it_did_not_make(store: Store) -> None:

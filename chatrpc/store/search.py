@@ -10,8 +10,9 @@ What a store guarantees to its callers:
   its current text matches the query (chatrpc.store.matching) and it is not
   deleted. Deleted text is never returned.
 * **Newest first, paged.** Hits come by sent time, newest first (ties: by
-  conversation key, then seq, both descending); ``before_seq`` keeps only seqs
-  below it in every conversation searched. ``next_page_token`` continues after
+  conversation key, then seq, both descending); within a search of one
+  conversation by seq, newest first. ``before_seq`` keeps only seqs below it
+  in every conversation searched. ``next_page_token`` continues after
   the page's last hit; it is empty once nothing is left.
 * **Bounded work.** A store without an index (memory, Redis) scans history and
   reads at most :data:`~chatrpc.store.scan.SCAN_BUDGET` items per call: a page

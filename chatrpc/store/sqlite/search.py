@@ -8,7 +8,8 @@ primary key and a search of one conversation reads only that conversation's
 rowid range. Messages past seq 2^32 in one conversation are not indexed.
 
 A query goes to FTS5 with every word quoted (chatrpc.store.matching), ordered
-newest first by joining the matching rows with their messages; each hit is then
+newest first by joining the matching rows with their messages (a search of one
+conversation reads its rowid range backwards: newest seq first); each hit is then
 read back with ``history`` (so it is exactly what History returns) and matched
 again, which drops a message edited or deleted since the index was read.
 """
@@ -49,38 +50,37 @@ class SQLiteSearch(SQLiteBase):
         before_seq: int = 0,
         page_token: str = "",
     ) -> SearchPage:
-        after: tuple[int, str, int] | None = None
-        if page_token:
-            t, conv, seq = decode_token(page_token, "q", 3)
-            if not (t.isdigit() and seq.isdigit()):
-                raise invalid("page_token is not one this search gave: start again without it")
-            after = (int(t), conv, int(seq))
+        one = len(convs) == 1
+        after = _after(page_token, one)
         if not convs:
             return SearchPage()
 
         def do(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
-            sql = _SELECT
-            args: list[str | int] = [query.fts5()]
             ids = [r[0] for r in conn.execute(_IDS, (json.dumps(list(convs)),))]
             if not ids:
                 return []
-            if len(ids) == 1:
-                # One conversation: only its range of rowids is read from the index.
+            sql = _SELECT
+            args: list[str | int] = [query.fts5()]
+            if one:
+                # One conversation: its range of rowids, newest seq first, read
+                # from the index in that order (no sort, stops at the limit).
                 low = ids[0] * ROWID_CONV
-                high = low + (min(before_seq, ROWID_CONV) if before_seq else ROWID_CONV)
-                sql += " AND f.rowid >= ? AND f.rowid < ?"
-                args += [low, high]
+                top = min(before_seq or ROWID_CONV, ROWID_CONV)
+                if after is not None:
+                    top = min(top, after[2])
+                sql += " AND f.rowid >= ? AND f.rowid < ? ORDER BY f.rowid DESC LIMIT ?"
+                args += [low, low + top, limit + 1]
             else:
                 sql += " AND m.conv_id IN (SELECT value FROM json_each(?))"
                 args.append(json.dumps(ids))
                 if before_seq:
                     sql += " AND m.seq < ?"
                     args.append(before_seq)
-            if after is not None:
-                sql += " AND (m.sent_at_ms, c.key, m.seq) < (?, ?, ?)"
-                args += list(after)
-            sql += " ORDER BY m.sent_at_ms DESC, c.key DESC, m.seq DESC LIMIT ?"
-            args.append(limit + 1)
+                if after is not None:
+                    sql += " AND (m.sent_at_ms, c.key, m.seq) < (?, ?, ?)"
+                    args += list(after)
+                sql += " ORDER BY m.sent_at_ms DESC, c.key DESC, m.seq DESC LIMIT ?"
+                args.append(limit + 1)
             return [(k, s, t) for k, s, t in conn.execute(sql, args)]
 
         rows = await self._read(do)
@@ -88,13 +88,35 @@ class SQLiteSearch(SQLiteBase):
         rows = rows[:limit]
         hits = [m for m in [await self._current(k, s) for k, s, _ in rows] if m is not None]
         found = [m for m in hits if m.kind == MESSAGE and not m.deleted and query.matches(m.text)]
-        token = encode_token("q", rows[-1][2], rows[-1][0], rows[-1][1]) if more else ""
+        token = ""
+        if more:
+            conv, seq, t = rows[-1]
+            token = encode_token("r", seq) if one else encode_token("q", t, conv, seq)
         return SearchPage(found, token)
 
     async def _current(self, conv: str, seq: int) -> StoredMessage | None:
         """The message as History returns it now (None if retention dropped it)."""
         page = await self.history(conv, after_seq=seq - 1, before_seq=seq + 1, limit=1)
         return page[0] if page else None
+
+
+def _after(page_token: str, one: bool) -> tuple[int, str, int] | None:
+    """Where the page of ``page_token`` starts: after this (sent_at_ms, key, seq).
+
+    A search of one conversation goes by seq alone (its token holds only that).
+    """
+    if not page_token:
+        return None
+    bad = invalid("page_token is not one this search gave: start again without it")
+    if one:
+        (seq,) = decode_token(page_token, "r", 1)
+        if not seq.isdigit():
+            raise bad
+        return (0, "", int(seq))
+    t, conv, seq = decode_token(page_token, "q", 3)
+    if not (t.isdigit() and seq.isdigit()):
+        raise bad
+    return (int(t), conv, int(seq))
 
 
 #: The ids of the conversations given by key (a JSON array), skipping unknown ones.
