@@ -318,3 +318,25 @@ async def test_a_scan_never_returns_a_deleted_message_or_a_change_item() -> None
     page = await scan_search(store, parse_query("word"), ["#a"], limit=10)
     assert [m.seq for m in page.hits] == [kept.seq]
     assert (gone.seq, change.seq) == (2, 3)
+
+
+async def test_a_scan_goes_past_many_messages_sent_since_its_first_page() -> None:
+    store = MemoryStore()
+    await store.open()
+    for i in range(3):
+        await store.append(draft("#a", f"word a{i}"))
+        await store.append(draft("#b", f"word b{i}"))
+    query = parse_query("word")
+    first = await scan_search(store, query, ["#a", "#b"], limit=1, budget=4)
+    assert [m.text for m in first.hits] == ["word b2"]
+    # #a, not taken from yet, gets more new messages than a page or the budget.
+    for i in range(30):
+        await store.append(draft("#a", f"word new{i}"))
+    token, rest = first.next_page_token, []
+    for _ in range(20):
+        page = await scan_search(store, query, ["#a", "#b"], limit=10, page_token=token, budget=4)
+        rest += [m.text for m in page.hits]
+        token = page.next_page_token
+        if not token:
+            break
+    assert rest == ["word a2", "word b1", "word a1", "word b0", "word a0"]

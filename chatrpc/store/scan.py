@@ -117,10 +117,14 @@ class _Scan:
         self.largest = MAX_PAGE
 
     async def fill(self, lane: _Lane, *, first: bool = False) -> None:
-        """Reads the lane's next page (skipping new items of a lane not taken from yet)."""
+        """Reads the lane's next page (skipping new items of a lane not taken from yet).
+
+        The ``first`` fill of a lane reads until it has an item or none are left,
+        whatever the budget: the merge needs every lane's head. It reads past the
+        budget only for messages sent since the search's first page.
+        """
         while not lane.buffer and not lane.exhausted and (first or self.read < self.budget):
             size = lane.page if first else max(1, min(lane.page, self.budget - self.read))
-            first = False
             page = await self.log.history(
                 lane.conv, before_seq=lane.before, limit=size, descending=True
             )
@@ -171,7 +175,8 @@ async def scan_search(
 ) -> SearchPage:
     """:meth:`MessageSearch.search` by scanning ``log``'s history (see the module doc)."""
     pos = _decode(page_token)
-    pos.lanes = {c: s for c, s in pos.lanes.items() if c in convs}
+    searched = set(convs)
+    pos.lanes = {c: s for c, s in pos.lanes.items() if c in searched}
     lanes: list[_Lane] = []
     largest = max(1, min(MAX_PAGE, budget // max(1, 2 * len(convs))))
     for conv in dict.fromkeys(convs):
