@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from .auth import Auth, hash_token
 from .hub import Hub
 from .model import seq_field
-from .search import Searches
+from .search import SEARCH_COST, Searches
 from .v1 import chat_pb2 as pb
 from .wire import message_pb
 
@@ -95,6 +95,8 @@ class ChatApi:
 
     async def Search(self, request: pb.SearchRequest, caller: Caller) -> pb.SearchResponse:
         user = await self.user(caller)
+        # A search may read thousands of stored items: it costs like a send.
+        self.hub.rules.spend(user, SEARCH_COST)
         found = await self.searches.search(
             user,
             request.query,

@@ -20,6 +20,9 @@ from .store.matching import Query, parse_query, snippet
 #: Hits per page when the request gives no limit, and the most one page holds.
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+#: What a Search call takes from the caller's send budget (``--rate-limit``):
+#: one call may read thousands of stored items.
+SEARCH_COST = 1.0
 
 
 @dataclass(frozen=True, slots=True)

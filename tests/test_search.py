@@ -12,11 +12,12 @@ import pytest
 
 from chatrpc.client import channel
 from chatrpc.client.connection import auth_metadata
+from chatrpc.hub import Limits
 from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import Peer, Peers, make_config, target
+from .conftest import Peer, Peers, make_config, running_server, target
 from .redis_fixture import RedisServer
 from .web_client import web_url
 
@@ -251,6 +252,22 @@ async def test_numbers_at_their_extremes_are_answered_or_refused_cleanly(peers, 
         assert len(page.hits) == (0 if before_seq == 1 else 1), before_seq
     code, details = await refused(alice, "extreme", before_seq=2**63, **scope)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "out of range" in details
+
+
+async def test_searches_count_against_the_send_rate_limit():
+    limits = Limits(rate_limit=0.1, rate_burst=4)  # a join, a send, two searches
+    async with running_server("memory://", limits=limits) as server:
+        group = Peers(target(server))
+        try:
+            alice = await group.open("alice")
+            await alice.join("general")
+            await alice.send_and_ack("one", room="general")
+            await search(alice, "one")
+            await search(alice, "one")
+            code, details = await refused(alice, "one")
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "rate limit" in details
+        finally:
+            await group.close()
 
 
 async def test_search_needs_a_valid_token(srv):
