@@ -10,7 +10,13 @@ import pytest
 
 from chatrpc.tui import Command, CommandError, parse_line
 
+from . import test_tui
 from .test_cli_commands import other, run_client
+from .test_tui import count, prompt
+
+#: The interactive client's fixtures: a tmux terminal, users on its server.
+terminals = test_tui.terminals
+peers_of = test_tui.peers_of
 
 #: ``#room [seq] YYYY-MM-DD HH:MM sender: snippet``
 HIT = re.compile(r"^([#@][\w.-]+) \[(\d+)\] \d{4}-\d\d-\d\d \d\d:\d\d (\S+): (.*)$")
@@ -109,3 +115,29 @@ def test_json_mode_prints_the_hits(server_process, client_env):
     assert hit["message"]["text"] == "find the needle"
     assert hit["message"]["room"] == "general"
     assert hit["snippet"] == "find the needle"
+
+
+async def test_search_at_the_prompt_shows_hit_lines_and_goes_on_with_more(
+    server_process,
+    terminals,
+    peers_of,
+):
+    bob = await peers_of.open("bob")
+    await bob.join("general")
+    for i in range(25):
+        await bob.send_and_ack(f"needle {i:02d}", room="general")
+    await bob.send_and_ack("haystack", room="general")
+    term = terminals()
+    await term.start("--user", "alice", "--server", server_process.address, "--context", "0")
+    await term.wait_input(prompt("alice", "general"))
+    await term.enter("/search NEEDLE")
+    screen = await term.wait_text("more: /search -m")
+    assert re.search(r"#general \[25\] \d{4}-\d\d-\d\d \d\d:\d\d bob: needle 24", screen)
+    assert count(screen, "bob: needle") == 20
+    await term.enter("/search -m")
+    screen = await term.wait_text("bob: needle 00")
+    assert count(screen, "bob: needle") == 25
+    await term.enter("/search -a ha*")
+    await term.wait_text("bob: haystack")
+    await term.enter("/search")
+    await term.wait_text("usage: /search [-a] WORDS")
