@@ -293,7 +293,7 @@ async def test_redis_indexes_memberships_made_before_its_member_index(
         await store.close()
     r = aioredis.from_url(redis_server.url)
     try:  # as a release before the index left it
-        assert await r.delete("chatrpc:memberof:alice", "chatrpc:memberof:indexed") == 2
+        assert await r.delete("chatrpc:memberof:alice", "chatrpc:memberof-indexed") == 2
     finally:
         await r.aclose()
     store = RedisStore(redis_server.url)

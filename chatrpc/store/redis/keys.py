@@ -15,7 +15,7 @@ Layout (every key starts with ``chatrpc:``):
 * ``rooms`` (set of ``#room``), ``directs:{user}`` (set of DM keys),
   ``members:{room}``, ``memberof:{user}`` (the rooms of ``members:{room}``
   sets holding the user: an index for search, checked against them when read;
-  ``memberof:indexed`` says it was built for rooms joined before it existed),
+  ``memberof-indexed`` says it was built for rooms joined before it existed),
   ``account:{user}`` (fields ``user``, ``pw``, and ``gen``,
   how many times every token of the user was revoked), ``token:{hash}``,
   ``tokens:{user}``.
@@ -45,7 +45,7 @@ ACTIVE = f"{P}rooms:active"
 NAMES = f"{P}rooms:names"
 REGTOKENS = f"{P}regtokens"
 EPOCH = f"{P}epoch"
-MEMBEROF_INDEXED = f"{P}memberof:indexed"
+MEMBEROF_INDEXED = f"{P}memberof-indexed"  # no ":": never a user's memberof key
 
 #: Slack for millisecond rounding when a watch's Redis time is worked out.
 WATCH_MARGIN_MS = 2
