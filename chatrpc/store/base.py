@@ -1,7 +1,7 @@
 """The store: durable history with sequence numbers, accounts and memberships.
 
 Every store (memory, SQLite, Redis) implements :class:`Store` and passes the same
-test suite (``tests/test_store.py``). :class:`Store` is the composition of four
+test suite (``tests/test_store.py``). :class:`Store` is the composition of five
 roles, each an interface of its own with its guarantees in its module's
 docstring, so a caller can ask for only what it needs:
 
@@ -14,6 +14,9 @@ docstring, so a caller can ask for only what it needs:
 * :class:`~chatrpc.store.presence.ClusterPresence` (``presence.py``): who is
   online through other servers; :class:`~chatrpc.store.presence.LocalPresence`
   for a single-process store.
+* :class:`~chatrpc.store.admin.AdminStore` (``admin.py``): what an operator
+  does (listings with sizes, disabled accounts, room owners, deleting and
+  pruning) and idle accounts' expiry.
 
 Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
 cannot be reached (retryable); nothing is acknowledged in that case.
@@ -24,16 +27,26 @@ from __future__ import annotations
 import abc
 
 from .accounts import Account, AccountStore, RegistrationToken, token_id
+from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
 from .messages import Listener, MessageLog
 from .options import StoreOptions
-from .presence import ClusterPresence, LocalPresence, PresenceListener, RevokeListener
+from .presence import (
+    ClusterPresence,
+    DisableListener,
+    LocalPresence,
+    PresenceListener,
+    RevokeListener,
+)
 from .rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, RoomStore, next_prune_start
 
 __all__ = [
     "QUOTA_WINDOW_MS",
     "Account",
+    "AccountInfo",
     "AccountStore",
+    "AdminStore",
     "ClusterPresence",
+    "DisableListener",
     "Listener",
     "LocalPresence",
     "MessageLog",
@@ -41,7 +54,9 @@ __all__ = [
     "RegistrationToken",
     "RevokeListener",
     "RoomClaim",
+    "RoomDeleted",
     "RoomEntry",
+    "RoomInfo",
     "RoomStore",
     "Store",
     "StoreOptions",
@@ -50,8 +65,8 @@ __all__ = [
 ]
 
 
-class Store(MessageLog, RoomStore, AccountStore, ClusterPresence):
-    """Durable chat state behind one interface: the four roles, opened and closed
+class Store(MessageLog, RoomStore, AccountStore, AdminStore, ClusterPresence):
+    """Durable chat state behind one interface: the five roles, opened and closed
     together; see the module docstring."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:

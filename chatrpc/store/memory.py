@@ -19,6 +19,7 @@ from .base import (
     next_prune_start,
     token_id,
 )
+from .memory_admin import MemoryAdmin
 from .rules import retention_cutoff_ms, store_closed
 
 
@@ -39,7 +40,7 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
-class MemoryStore(LocalPresence, Store):
+class MemoryStore(MemoryAdmin, LocalPresence, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
@@ -57,6 +58,9 @@ class MemoryStore(LocalPresence, Store):
         self._newest = 0
         #: Registration tokens by hash: [uses left, expires_ms, created_ms].
         self._registration: dict[str, list[int]] = {}
+        self._owners = {}
+        self._born = {}
+        self._seen = {}
         self._closed = False
 
     async def open(self) -> None:
@@ -137,6 +141,7 @@ class MemoryStore(LocalPresence, Store):
             mine.append(now)
         self._last_seq.setdefault(key, 0)
         self._touch(key)
+        self._owners[key] = user
         return RoomClaim(created=True)
 
     def _touch(self, key: str) -> None:
@@ -173,6 +178,7 @@ class MemoryStore(LocalPresence, Store):
             if self._messages.get(key) or any(r == name for r, _ in self._members):
                 continue
             del self._active[key]
+            self._owners.pop(key, None)
             if not self._last_seq.get(key):
                 self._last_seq.pop(key, None)
             gone.append(name)
@@ -204,6 +210,7 @@ class MemoryStore(LocalPresence, Store):
             return False
         self._accounts[user] = Account(user, password_hash)
         self._tokens[token_hash] = user
+        self._born[user] = self._seen[user] = _now_ms()
         return True
 
     async def get_account(self, user: str) -> Account | None:
@@ -258,7 +265,7 @@ class MemoryStore(LocalPresence, Store):
         self._refuse_if_closed()
         if user not in self._accounts:
             return False
-        self._accounts[user] = Account(user, password_hash)
+        self._accounts[user] = replace(self._accounts[user], password_hash=password_hash)
         return True
 
     async def create_registration_token(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 PresenceListener = Callable[[str, str, bool], None]
 RevokeListener = Callable[[str, "str | None"], None]
+DisableListener = Callable[[str], None]
 
 
 class ClusterPresence(abc.ABC):
@@ -24,6 +25,7 @@ class ClusterPresence(abc.ABC):
         super().__init__()
         self._presence_listener: PresenceListener = _no_presence
         self._revoke_listener: RevokeListener = _no_revoke
+        self._disable_listener: DisableListener = _no_disable
 
     def set_presence_listener(self, listener: PresenceListener) -> None:
         """Registers the callback for users other servers report online or gone:
@@ -35,6 +37,11 @@ class ClusterPresence(abc.ABC):
         ``listener(user, token_hash)``, None for every token of ``user``, on the
         event loop, so their live sessions here end too."""
         self._revoke_listener = listener
+
+    def set_disable_listener(self, listener: DisableListener) -> None:
+        """Registers the callback for accounts disabled through other servers:
+        ``listener(user)``, on the event loop, so their live sessions here end too."""
+        self._disable_listener = listener
 
     @abc.abstractmethod
     def set_online(self, room: str, user: str, online: bool) -> None:
@@ -94,3 +101,7 @@ def _no_presence(room: str, user: str, online: bool) -> None:
 
 def _no_revoke(user: str, token_hash: str | None) -> None:
     del user, token_hash
+
+
+def _no_disable(user: str) -> None:
+    del user

@@ -26,6 +26,12 @@ Layout (every key starts with ``chatrpc:``):
   one for every server sharing the Redis.
 * ``regtoken:{hash}``: hash ``uses``, ``expires``, ``created`` of a registration
   token (expiring with it); ``regtokens``: the set of their hashes.
+* ``rooms:owner``: hash of each room's owner (``#room`` -> user), and
+  ``owned:{user}``: the rooms a user owns; ``joined:{user}``: the rooms a user
+  is a member of (memberships made before it existed are not in it).
+* ``users``: every account's name, all with score 0 (listing, ZRANGEBYLEX);
+  ``users:seen``: the same by last-seen time (ms), for idle accounts. An
+  account hash also holds ``born`` (created, ms) and ``off`` (disabled).
 * ``online:{room}``: sorted set of ``node|user`` by expiry (presence), and
   ``presence``: the stream of presence changes and revocations of every server.
 """
@@ -41,6 +47,9 @@ ROOMS = f"{P}rooms"
 ACTIVE = f"{P}rooms:active"
 NAMES = f"{P}rooms:names"
 REGTOKENS = f"{P}regtokens"
+OWNERS = f"{P}rooms:owner"
+USERS = f"{P}users"
+SEEN = f"{P}users:seen"
 EPOCH = f"{P}epoch"
 
 #: Slack for millisecond rounding when a watch's Redis time is worked out.
@@ -62,6 +71,14 @@ BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 2.0
 #: token hash or "" for all of the user's).
 PRESENCE = f"{P}presence"
 PRESENCE_MAXLEN = 10_000
+
+
+def owned_key(user: str) -> str:
+    return f"{P}owned:{user}"
+
+
+def joined_key(user: str) -> str:
+    return f"{P}joined:{user}"
 
 
 def created_key(user: str) -> str:

@@ -13,13 +13,16 @@ from .connection import Connection
 from .keys import (
     ACTIVE,
     NAMES,
+    OWNERS,
     REGTOKENS,
     ROOMS,
     P,
     counter_key,
     created_key,
     directs_key,
+    joined_key,
     members_key,
+    owned_key,
     regtoken_key,
     strs,
 )
@@ -58,10 +61,10 @@ class Rooms:
         return [Conversation(k, int(s or 0)) for k, s in zip(keys, seqs, strict=True)]
 
     async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
-        keys = [ROOMS, ACTIVE, NAMES, created_key(user)]
+        keys = [ROOMS, ACTIVE, NAMES, created_key(user), OWNERS, owned_key(user)]
 
         async def do() -> RoomClaim:
-            args = [room_key(room), per_day, QUOTA_WINDOW_MS]
+            args = [room_key(room), per_day, QUOTA_WINDOW_MS, user]
             done, wait_ms = await self._conn.scripts["claim_room"](keys, args)
             if int(done) < 0:
                 return RoomClaim(retry_after_s=int(wait_ms) / 1000)
@@ -125,13 +128,19 @@ class Rooms:
 
     async def add_member(self, room: str, user: str) -> None:
         async def do() -> None:
-            await self._conn.r().sadd(members_key(room), user)
+            async with self._conn.r().pipeline(transaction=True) as pipe:
+                pipe.sadd(members_key(room), user)
+                pipe.sadd(joined_key(user), room)
+                await pipe.execute()
 
         await self._conn.call(do)
 
     async def remove_member(self, room: str, user: str) -> None:
         async def do() -> None:
-            await self._conn.r().srem(members_key(room), user)
+            async with self._conn.r().pipeline(transaction=True) as pipe:
+                pipe.srem(members_key(room), user)
+                pipe.srem(joined_key(user), room)
+                await pipe.execute()
 
         await self._conn.call(do)
 

@@ -9,6 +9,7 @@ from ...model import Conversation, Draft, StoredMessage
 from ...urls import redact
 from ..base import Account, RegistrationToken, RoomClaim, RoomEntry, Store, StoreOptions
 from .accounts import Accounts
+from .admin import RedisAdmin
 from .connection import Connection
 from .feed import Feed
 from .history import History
@@ -20,7 +21,7 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 
-class RedisStore(Store):
+class RedisStore(RedisAdmin, Store):
     """Chat state in Redis, shared by every server using the same URL (see the package doc).
 
     Args:
@@ -44,6 +45,7 @@ class RedisStore(Store):
             self.options,
             lambda room, user, online: self._presence_listener(room, user, online),
             lambda user, token_hash: self._revoke_listener(user, token_hash),
+            lambda user: self._disable_listener(user),
         )
         self._feed = Feed(
             self._conn,
@@ -66,6 +68,7 @@ class RedisStore(Store):
             self.epoch = await self._conn.call(self._conn.load_epoch)
             presence_cursor = await self._conn.call(self._feed.last_presence_id)
             await self._conn.call(self._rooms.index_rooms)
+            await self._conn.call(self.index_accounts)
         except BaseException:
             await self._conn.release()
             raise

@@ -56,6 +56,7 @@ class SQLiteRooms(SQLiteBase):
                 )
             self._conv_id(conn, key)
             self._touch_room(conn, key, now)
+            conn.execute("UPDATE rooms SET owner = ? WHERE name = ?", (user, key))
             return RoomClaim(created=True)
 
         return await self._write(do)
