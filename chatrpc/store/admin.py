@@ -115,13 +115,14 @@ class AdminStore(abc.ABC):
 
     @abc.abstractmethod
     async def expire_idle_accounts(
-        self, seen_before_ms: int, *, limit: int, from_ms: int = 0
-    ) -> tuple[list[str], int | None]:
-        """Looks at up to ``limit`` accounts last seen in ``[from_ms, seen_before_ms)``,
+        self, seen_before_ms: int, *, limit: int, after: str = ""
+    ) -> tuple[list[str], str | None]:
+        """Looks at up to ``limit`` accounts last seen before ``seen_before_ms``,
         least recently seen first, and removes those that may expire (see the
         module docstring) with their tokens and memberships.
 
         Returns the names removed and where the next step starts (None: every
-        account idle that long was looked at), as
-        :meth:`~chatrpc.store.rooms.RoomStore.prune_rooms` does.
+        account idle that long was looked at): an opaque cursor to pass as
+        ``after``. Many accounts may share a last-seen time; a step never stops
+        short of them. Accounts seen meanwhile may be looked at in a later sweep.
         """

@@ -8,7 +8,6 @@ from dataclasses import replace
 from ..model import StoredMessage, dm_users, is_room_key, room_key
 from .accounts import Account
 from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
-from .rooms import next_prune_start
 from .rules import store_closed
 
 
@@ -132,11 +131,15 @@ class MemoryAdmin(AdminStore):
         return not any(not is_room_key(key) and user in dm_users(key) for key in self._last_seq)
 
     async def expire_idle_accounts(
-        self, seen_before_ms: int, *, limit: int, from_ms: int = 0
-    ) -> tuple[list[str], int | None]:
+        self, seen_before_ms: int, *, limit: int, after: str = ""
+    ) -> tuple[list[str], str | None]:
         self._check_open()
-        idle = sorted((t, u) for u, t in self._seen.items() if from_ms <= t < seen_before_ms)
-        idle = idle[:limit]
+        start = (-1, "")
+        if after:
+            t, _, u = after.partition(" ")
+            start = (int(t), u)
+        idle = sorted((t, u) for u, t in self._seen.items() if t < seen_before_ms)
+        idle = [e for e in idle if e > start][:limit]
         gone: list[str] = []
         for _, user in idle:
             if not self._may_expire(user):
@@ -148,4 +151,4 @@ class MemoryAdmin(AdminStore):
                 del self._tokens[token]
             self._members = {(r, u) for r, u in self._members if u != user}
             gone.append(user)
-        return gone, next_prune_start([t for t, _ in idle], limit)
+        return gone, f"{idle[-1][0]} {idle[-1][1]}" if len(idle) == limit else None

@@ -9,7 +9,6 @@ from typing import Any
 
 from ...model import room_key
 from ..admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
-from ..rooms import next_prune_start
 from .connection import Connection
 from .keys import (
     ACTIVE,
@@ -193,13 +192,16 @@ class RedisAdmin(AdminStore):
         await self._conn.call(do)
 
     async def expire_idle_accounts(
-        self, seen_before_ms: int, *, limit: int, from_ms: int = 0
-    ) -> tuple[list[str], int | None]:
-        async def do() -> tuple[list[str], int | None]:
-            args = [from_ms, seen_before_ms, limit, P]
-            result = await self._conn.scripts["expire_accounts"]([SEEN, USERS], args)
-            examined = [int(float(t)) for t in strs(result[1])]
-            return strs(result[0]), next_prune_start(examined, limit)
+        self, seen_before_ms: int, *, limit: int, after: str = ""
+    ) -> tuple[list[str], str | None]:
+        async def do() -> tuple[list[str], str | None]:
+            # The cursor is a rank in the last-seen index: what a step removed
+            # is subtracted, and an account seen meanwhile (moved past the
+            # cutoff) may shift a later one into a step already taken, until
+            # the next sweep.
+            args = [int(after or 0), seen_before_ms, limit, P]
+            gone, more, rank = await self._conn.scripts["expire_accounts"]([SEEN, USERS], args)
+            return strs(gone), str(rank) if int(more) else None
 
         return await self._conn.call(do, retry=False)
 

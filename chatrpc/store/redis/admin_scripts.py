@@ -63,20 +63,23 @@ for _, user in ipairs(members) do out[#out + 1] = user end
 return out
 """
 
-#: KEYS: last-seen index, names index. ARGV: from ms, seen-before ms, limit,
-#: key prefix. Looks at up to ``limit`` accounts last seen in [from, before)
-#: and removes those with no password, not disabled, in no direct
-#: conversation and owning no room, with their tokens and memberships.
-#: Returns {removed users, the last-seen times looked at}.
+#: KEYS: last-seen index, names index. ARGV: rank to start at, seen-before ms,
+#: limit, key prefix. Looks at up to ``limit`` accounts from that rank of the
+#: last-seen index, last seen before the cutoff, and removes those with no
+#: password, not disabled, in no direct conversation and owning no room, with
+#: their tokens and memberships. Returns {removed users, 1 if there may be
+#: more, the rank the next step starts at}.
 EXPIRE_ACCOUNTS_LUA = """
-local idle = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '(' .. ARGV[2],
-  'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+local first = tonumber(ARGV[1])
+local limit = tonumber(ARGV[3])
+local idle = redis.call('ZRANGE', KEYS[1], first, first + limit - 1, 'WITHSCORES')
 local p = ARGV[4]
 local gone = {}
-local times = {}
+local looked = 0
 for i = 1, #idle, 2 do
   local user = idle[i]
-  times[#times + 1] = idle[i + 1]
+  if tonumber(idle[i + 1]) >= tonumber(ARGV[2]) then break end
+  looked = looked + 1
   local acct = p .. 'account:' .. user
   local f = redis.call('HMGET', acct, 'pw', 'off')
   if not f[1] and not f[2]
@@ -94,7 +97,9 @@ for i = 1, #idle, 2 do
     gone[#gone + 1] = user
   end
 end
-return {gone, times}
+local more = 0
+if looked == limit then more = 1 end
+return {gone, more, first + looked - #gone}
 """
 
 #: The operations role's scripts, by the name they are called with.

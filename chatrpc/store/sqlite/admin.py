@@ -9,7 +9,6 @@ from typing import Any
 
 from ...model import room_key
 from ..admin import AccountInfo, RoomDeleted, RoomInfo
-from ..rooms import next_prune_start
 from .engine import SQLiteBase
 
 _ACCOUNT = (
@@ -166,13 +165,16 @@ class SQLiteAdmin(SQLiteBase):
         await self._write(do)
 
     async def expire_idle_accounts(
-        self, seen_before_ms: int, *, limit: int, from_ms: int = 0
-    ) -> tuple[list[str], int | None]:
-        def do(conn: sqlite3.Connection) -> tuple[list[str], int | None]:
+        self, seen_before_ms: int, *, limit: int, after: str = ""
+    ) -> tuple[list[str], str | None]:
+        t, _, u = after.partition(" ")
+        start = (int(t) if t else -1, u)
+
+        def do(conn: sqlite3.Connection) -> tuple[list[str], str | None]:
             rows = conn.execute(
-                "SELECT user, last_seen_ms FROM accounts WHERE last_seen_ms >= ?"
-                " AND last_seen_ms < ? ORDER BY last_seen_ms LIMIT ?",
-                (from_ms, seen_before_ms, limit),
+                "SELECT user, last_seen_ms FROM accounts WHERE (last_seen_ms, user) > (?, ?)"
+                " AND last_seen_ms < ? ORDER BY last_seen_ms, user LIMIT ?",
+                (*start, seen_before_ms, limit),
             ).fetchall()
             gone: list[str] = []
             for user, _ in rows:
@@ -180,7 +182,7 @@ class SQLiteAdmin(SQLiteBase):
                     for table in ("accounts", "tokens", "members", "read_markers"):
                         conn.execute(f"DELETE FROM {table} WHERE user = ?", (user,))
                     gone.append(user)
-            return gone, next_prune_start([r[1] for r in rows], limit)
+            return gone, f"{rows[-1][1]} {rows[-1][0]}" if len(rows) == limit else None
 
         return await self._write(do)
 

@@ -125,7 +125,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE accounts ADD COLUMN last_seen_ms INTEGER NOT NULL DEFAULT 0;
     UPDATE accounts SET last_seen_ms = created_ms;
-    CREATE INDEX accounts_by_seen ON accounts (last_seen_ms);
+    CREATE INDEX accounts_by_seen ON accounts (last_seen_ms, user);
     ALTER TABLE rooms ADD COLUMN owner TEXT NOT NULL DEFAULT '';
     UPDATE rooms SET owner = COALESCE(
         (SELECT c.user FROM room_creations c WHERE c.room = rooms.name
