@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from .errors import ChatError, Code, invalid
+from .idle import LastSeen
 from .model import normalize_name
 from .ratelimit import Buckets, retry_hint
 from .stats import Stats
@@ -120,12 +121,15 @@ class Auth:
         login_burst: int = 50,
         registration: str = "open",
         stats: Stats | None = None,
+        last_seen: LastSeen | None = None,
     ) -> None:
         if registration not in REGISTRATION_MODES:
             raise ValueError(f"registration must be one of {', '.join(REGISTRATION_MODES)}")
         self.store = store
         self.registration = registration
         self.stats = stats or Stats()
+        #: Where logins and token uses are noted (see chatrpc.idle).
+        self.last_seen = last_seen or LastSeen(0)
         self._attempts = Buckets(login_rate, login_burst)
         self._bad_tokens = Buckets(login_rate, login_burst)
         self._bad_passwords = Buckets(login_rate, login_burst)
@@ -186,6 +190,7 @@ class Auth:
             self.stats.logins[exc.code.name] += 1
             raise
         self.stats.logins["created" if result.created else "ok"] += 1
+        self.last_seen.seen(result.user)
         return result
 
     async def _login(
@@ -201,6 +206,8 @@ class Auth:
             raise invalid(f"password is longer than {MAX_PASSWORD} characters")
         token = secrets.token_urlsafe(32)
         account = await self.store.get_account(user)
+        if account is not None and account.disabled:
+            raise ChatError(Code.PERMISSION_DENIED, f"account disabled: {user!r}")
         if account is None:
             await self._may_register(user, registration_token, client)
             pw_hash = await asyncio.to_thread(hash_password, password) if password else None
@@ -278,7 +285,8 @@ class Auth:
             )
 
     async def authenticate(self, token: str, *, client: str = "") -> str:
-        """The user a bearer token belongs to, or UNAUTHENTICATED.
+        """The user a bearer token belongs to, or UNAUTHENTICATED (PERMISSION_DENIED
+        if an operator disabled the account).
 
         A valid token always authenticates. An unknown one is charged to
         ``client`` (RESOURCE_EXHAUSTED once its bad-token budget is in debt).
@@ -287,11 +295,14 @@ class Auth:
             raise ChatError(
                 Code.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"
             )
-        user = await self.store.user_for_token(hash_token(token))
-        if user is None:
+        account = await self.store.account_for_token(hash_token(token))
+        if account is None:
             self._token_failed(client)
             raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
-        return user
+        if account.disabled:
+            raise ChatError(Code.PERMISSION_DENIED, f"account disabled: {account.user!r}")
+        self.last_seen.seen(account.user)
+        return account.user
 
     async def logout(
         self, token: str, *, all_sessions: bool = False, client: str = ""

@@ -57,6 +57,8 @@ class Hub:
         self._revoked: set[Session] = set()
         store.set_listener(self._on_commit)
         store.set_revoke_listener(self._on_remote_revoke)
+        store.set_disable_listener(self.disabled)
+        store.set_room_drop_listener(self.drop_room)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -83,10 +85,13 @@ class Hub:
         self._users.setdefault(session.user, {})[session] = None
         self._token_of[session] = token_hash
 
-    def revoke(self, user: str, token_hash: str | None = None) -> int:
+    def revoke(
+        self, user: str, token_hash: str | None = None, reason: EndReason = EndReason.REVOKED
+    ) -> int:
         """Ends ``user``'s sessions opened with ``token_hash`` (every one if None).
 
-        Their streams end with :attr:`EndReason.REVOKED`; returns how many. They
+        Their streams end with ``reason`` (:attr:`EndReason.REVOKED`, or
+        :attr:`EndReason.DISABLED` for a disabled account); returns how many. They
         are disconnected at once and everything they ask for from now on is
         refused (UNAUTHENTICATED), even while their writer is still blocked on a
         client that does not read and has not seen the end yet.
@@ -96,9 +101,22 @@ class Hub:
             if token_hash is None or self._token_of.get(session) == token_hash:
                 self.disconnect(session)
                 self._revoked.add(session)
-                session.end(EndReason.REVOKED)
+                session.end(reason)
                 ended += 1
         return ended
+
+    def disabled(self, user: str) -> int:
+        """Ends every session of an account an operator disabled (here or, told by
+        the store, on another server); returns how many."""
+        return self.revoke(user, None, EndReason.DISABLED)
+
+    def drop_room(self, room: str) -> int:
+        """Takes every session here out of a deleted room; each gets ``left``."""
+        sessions = self.presence.sessions_in(room)
+        for session in sessions:
+            self.presence.unsubscribe(session, room)
+            session.push(Left(room))
+        return len(sessions)
 
     def _on_remote_revoke(self, user: str, token_hash: str | None) -> None:
         """A token was revoked through another server: its sessions here end too."""

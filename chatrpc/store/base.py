@@ -36,6 +36,7 @@ from .presence import (
     LocalPresence,
     PresenceListener,
     RevokeListener,
+    RoomDropListener,
 )
 from .rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, RoomStore, next_prune_start
 
@@ -55,6 +56,7 @@ __all__ = [
     "RevokeListener",
     "RoomClaim",
     "RoomDeleted",
+    "RoomDropListener",
     "RoomEntry",
     "RoomInfo",
     "RoomStore",

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 
 PresenceListener = Callable[[str, str, bool], None]
 RevokeListener = Callable[[str, "str | None"], None]
-DisableListener = Callable[[str], None]
+DisableListener = Callable[[str], object]
+RoomDropListener = Callable[[str], object]
 
 
 class ClusterPresence(abc.ABC):
@@ -26,6 +27,7 @@ class ClusterPresence(abc.ABC):
         self._presence_listener: PresenceListener = _no_presence
         self._revoke_listener: RevokeListener = _no_revoke
         self._disable_listener: DisableListener = _no_disable
+        self._room_drop_listener: RoomDropListener = _no_disable
 
     def set_presence_listener(self, listener: PresenceListener) -> None:
         """Registers the callback for users other servers report online or gone:
@@ -42,6 +44,11 @@ class ClusterPresence(abc.ABC):
         """Registers the callback for accounts disabled through other servers:
         ``listener(user)``, on the event loop, so their live sessions here end too."""
         self._disable_listener = listener
+
+    def set_room_drop_listener(self, listener: RoomDropListener) -> None:
+        """Registers the callback for rooms deleted through other servers:
+        ``listener(room)``, on the event loop, so their sessions here leave it."""
+        self._room_drop_listener = listener
 
     @abc.abstractmethod
     def set_online(self, room: str, user: str, online: bool) -> None:
@@ -103,5 +110,5 @@ def _no_revoke(user: str, token_hash: str | None) -> None:
     del user, token_hash
 
 
-def _no_disable(user: str) -> None:
-    del user
+def _no_disable(name: str) -> None:
+    del name

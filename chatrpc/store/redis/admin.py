@@ -157,8 +157,9 @@ class RedisAdmin(AdminStore):
         key = room_key(room)
 
         async def do() -> RoomDeleted | None:
-            keys = [ROOMS, ACTIVE, NAMES, OWNERS, conv_stream(key), members_key(room)]
-            out = await self._conn.scripts["delete_room"](keys, [key, P])
+            keys = [ROOMS, ACTIVE, NAMES, OWNERS, conv_stream(key), members_key(room), PRESENCE]
+            args = [key, P, self._presence.node, PRESENCE_MAXLEN]
+            out = await self._conn.scripts["delete_room"](keys, args)
             if int(out[0]) < 0:
                 return None
             return RoomDeleted(int(out[0]), sorted(strs(out[1:])))

@@ -41,7 +41,9 @@ return {1, old}
 """
 
 #: KEYS: rooms set, activity, names, owners hash, the room's stream, its
-#: members. ARGV: #room, key prefix. Keeps the seq counter (never reused).
+#: members, the presence stream. ARGV: #room, key prefix, node, stream maxlen.
+#: Keeps the seq counter (never reused); announces the delete, so every server
+#: takes its sessions out of the room (field ``k`` "drop-room", ``u`` the room).
 #: Returns {-1} for no such room, else {items deleted, member, ...}.
 DELETE_ROOM_LUA = """
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return {-1} end
@@ -57,6 +59,8 @@ redis.call('DEL', KEYS[5])
 local members = redis.call('SMEMBERS', KEYS[6])
 redis.call('DEL', KEYS[6])
 local name = string.sub(ARGV[1], 2)
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], '*', 'n', ARGV[3], 'k', 'drop-room',
+  'u', name)
 for _, user in ipairs(members) do redis.call('SREM', ARGV[2] .. 'joined:' .. user, name) end
 local out = {n}
 for _, user in ipairs(members) do out[#out + 1] = user end

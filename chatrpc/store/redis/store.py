@@ -46,6 +46,7 @@ class RedisStore(RedisAdmin, Store):
             lambda room, user, online: self._presence_listener(room, user, online),
             lambda user, token_hash: self._revoke_listener(user, token_hash),
             lambda user: self._disable_listener(user),
+            lambda room: self._room_drop_listener(room),
         )
         self._feed = Feed(
             self._conn,
