@@ -174,8 +174,7 @@ class Console:
 
     async def reset_password(self, args: argparse.Namespace) -> None:
         request = apb.ResetPasswordRequest(user=args.user, clear=args.clear)
-        if not args.clear:
-            request.password = _new_password(args)
+        request.password = args.new_password
         r = await self.stub.ResetPassword(request, timeout=CALL_TIMEOUT_S)
         done = "removed" if args.clear else "set"
         self.show(r, f"password of {args.user} {done}; {r.tokens_revoked} token(s) revoked")
@@ -217,8 +216,6 @@ class Console:
         self.show(r, f"#{args.room.removeprefix('#')} now owned by {args.user} (was {before})")
 
     async def prune_history(self, args: argparse.Namespace) -> None:
-        if not (args.older_than or args.keep_last):
-            raise Fatal("say what to prune: --older-than DURATION, --keep-last N, or both", USAGE)
         request = apb.PruneHistoryRequest(
             conversation=_ref(args),
             older_than_s=int(args.older_than or 0),
@@ -288,8 +285,17 @@ def target(path: str) -> str:
     return f"unix:{os.path.abspath(path)}"
 
 
+def check(args: argparse.Namespace) -> None:
+    """Usage errors the parser cannot see, found before the server is asked."""
+    if args.what == "prune-history" and not (args.older_than or args.keep_last):
+        raise Fatal("say what to prune: --older-than DURATION, --keep-last N, or both", USAGE)
+    if args.what == "reset-password":
+        args.new_password = "" if args.clear else _new_password(args)
+
+
 async def run(args: argparse.Namespace, path: str) -> int:
     """Runs the socket command of ``args`` against the server on ``path``."""
+    check(args)
     async with grpc.aio.insecure_channel(target(path)) as channel:
         console = Console(apb_grpc.AdminServiceStub(channel), json=args.json)
         try:
