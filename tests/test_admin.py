@@ -58,6 +58,10 @@ async def admin(*args: str, env: dict[str, str] | None = None, stdin: str = "") 
     return Result(proc.returncode, out.decode(), err.decode())
 
 
+def socket_mode(path: Path) -> int:
+    return path.stat().st_mode
+
+
 def one_error(result: Result, code: int, words: str) -> None:
     """The command failed with ``code`` and one line on stderr saying ``words``."""
     assert result.code == code, result
@@ -83,7 +87,7 @@ async def sqlite_server(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, Pa
 async def test_the_socket_is_0600_and_the_tcp_port_never_serves_admin(tmp_path: Path) -> None:
     async with sqlite_server(tmp_path) as (sp, db):
         sock = Path(f"{db}.admin.sock")
-        mode = sock.stat().st_mode
+        mode = socket_mode(sock)
         assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
         ch = channel(sp.address)
         try:
@@ -149,9 +153,9 @@ async def _accounts_and_rooms(peers: Peers, db: Path) -> None:
     await alice.send_and_ack("psst", to_user="bob")
     base = ("--db", str(db))
 
-    text = await admin(*base, "users")
-    assert text.code == 0 and text.lines()[0].split()[0] == "USER"
-    assert [line.split()[0] for line in text.lines()[1:]] == ["alice", "bob"]
+    table = await admin(*base, "users")
+    assert table.code == 0 and table.lines()[0].split()[0] == "USER"
+    assert [line.split()[0] for line in table.lines()[1:]] == ["alice", "bob"]
     found = (await admin(*base, "--json", "users", "al")).objects()
     assert [u["name"] for u in found] == ["alice"] and found[0]["sessionsHere"] == 1
     (one,) = (await admin(*base, "--json", "user", "BOB")).objects()
