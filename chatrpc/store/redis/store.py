@@ -56,6 +56,7 @@ class RedisStore(RedisAdmin, Store):
             self._presence.on_entries,
             self._set_epoch,
         )
+        self.feed_lag = self._feed.lag
         self._writer = Writer(self._conn, self.options, self._history, self._feed)
         self._rooms = Rooms(self._conn)
         self._regtokens = RegistrationTokens(self._conn)
