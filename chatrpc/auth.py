@@ -21,7 +21,7 @@ from .idle import LastSeen
 from .model import normalize_name
 from .ratelimit import Buckets, retry_hint
 from .stats import Stats
-from .store import Store
+from .store import Account, Store
 
 #: scrypt cost: 2**14 x 8 x 1 takes 16 MiB and a few tens of ms per hash.
 SCRYPT_N = 2**14
@@ -79,6 +79,12 @@ def new_registration_token() -> str:
     return "reg-" + secrets.token_urlsafe(24)
 
 
+def _check_enabled(account: Account | None) -> None:
+    """PERMISSION_DENIED for an account an operator disabled."""
+    if account is not None and account.disabled:
+        raise ChatError(Code.PERMISSION_DENIED, f"account disabled: {account.user!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class LoginResult:
     user: str
@@ -128,7 +134,6 @@ class Auth:
         self.store = store
         self.registration = registration
         self.stats = stats or Stats()
-        #: Where logins and token uses are noted (see chatrpc.idle).
         self.last_seen = last_seen or LastSeen(0)
         self._attempts = Buckets(login_rate, login_burst)
         self._bad_tokens = Buckets(login_rate, login_burst)
@@ -206,8 +211,7 @@ class Auth:
             raise invalid(f"password is longer than {MAX_PASSWORD} characters")
         token = secrets.token_urlsafe(32)
         account = await self.store.get_account(user)
-        if account is not None and account.disabled:
-            raise ChatError(Code.PERMISSION_DENIED, f"account disabled: {user!r}")
+        _check_enabled(account)
         if account is None:
             await self._may_register(user, registration_token, client)
             pw_hash = await asyncio.to_thread(hash_password, password) if password else None
@@ -299,8 +303,7 @@ class Auth:
         if account is None:
             self._token_failed(client)
             raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
-        if account.disabled:
-            raise ChatError(Code.PERMISSION_DENIED, f"account disabled: {account.user!r}")
+        _check_enabled(account)
         self.last_seen.seen(account.user)
         return account.user
 

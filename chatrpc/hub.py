@@ -12,6 +12,7 @@ No gRPC here: problems are raised as :class:`chatrpc.errors.ChatError`.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 
@@ -57,8 +58,7 @@ class Hub:
         self._revoked: set[Session] = set()
         store.set_listener(self._on_commit)
         store.set_revoke_listener(self._on_remote_revoke)
-        store.set_disable_listener(self.disabled)
-        store.set_room_drop_listener(self.drop_room)
+        store.set_disable_listener(functools.partial(self.revoke, reason=EndReason.DISABLED))
 
     # -- sessions --------------------------------------------------------------------
 
@@ -90,8 +90,7 @@ class Hub:
     ) -> int:
         """Ends ``user``'s sessions opened with ``token_hash`` (every one if None).
 
-        Their streams end with ``reason`` (:attr:`EndReason.REVOKED`, or
-        :attr:`EndReason.DISABLED` for a disabled account); returns how many. They
+        Their streams end with ``reason`` (REVOKED, or DISABLED); returns how many. They
         are disconnected at once and everything they ask for from now on is
         refused (UNAUTHENTICATED), even while their writer is still blocked on a
         client that does not read and has not seen the end yet.
@@ -104,19 +103,6 @@ class Hub:
                 session.end(reason)
                 ended += 1
         return ended
-
-    def disabled(self, user: str) -> int:
-        """Ends every session of an account an operator disabled (here or, told by
-        the store, on another server); returns how many."""
-        return self.revoke(user, None, EndReason.DISABLED)
-
-    def drop_room(self, room: str) -> int:
-        """Takes every session here out of a deleted room; each gets ``left``."""
-        sessions = self.presence.sessions_in(room)
-        for session in sessions:
-            self.presence.unsubscribe(session, room)
-            session.push(Left(room))
-        return len(sessions)
 
     def _on_remote_revoke(self, user: str, token_hash: str | None) -> None:
         """A token was revoked through another server: its sessions here end too."""

@@ -21,6 +21,7 @@ from ..errors import ChatError, Code, invalid
 from ..hub import Hub
 from ..listing import decode_token, encode_token, page_size
 from ..model import dm_key, normalize_name, room_key
+from ..subscriber import EndReason
 from ..urls import redact
 from ..v1 import admin_pb2 as apb
 from ..v1 import chat_pb2 as pb
@@ -109,7 +110,7 @@ class AdminService:
         user = _user(request.user)
         if not await self.store.set_disabled(user, True):
             raise _not_found(user)
-        ended = self.hub.disabled(user)
+        ended = self.hub.revoke(user, reason=EndReason.DISABLED)
         log.info("admin: %s disabled, %d sessions ended here", user, ended)
         return apb.DisableUserResponse(sessions_ended_here=ended)
 
@@ -155,7 +156,7 @@ class AdminService:
         deleted = await self.store.delete_room(room)
         if deleted is None:
             raise ChatError(Code.NOT_FOUND, f"no room named #{room}")
-        left = self.hub.drop_room(room)
+        left = self.hub.presence.drop(room)
         log.info("admin: #%s deleted (%d sessions left it here)", room, left)
         return apb.DeleteRoomResponse(
             messages_deleted=deleted.messages, members_removed=len(deleted.members)

@@ -58,9 +58,6 @@ class MemoryStore(MemoryAdmin, LocalPresence, Store):
         self._newest = 0
         #: Registration tokens by hash: [uses left, expires_ms, created_ms].
         self._registration: dict[str, list[int]] = {}
-        self._owners = {}
-        self._born = {}
-        self._seen = {}
         self._closed = False
 
     async def open(self) -> None:
@@ -178,7 +175,6 @@ class MemoryStore(MemoryAdmin, LocalPresence, Store):
             if self._messages.get(key) or any(r == name for r, _ in self._members):
                 continue
             del self._active[key]
-            self._owners.pop(key, None)
             if not self._last_seq.get(key):
                 self._last_seq.pop(key, None)
             gone.append(name)

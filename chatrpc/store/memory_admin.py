@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from ..model import StoredMessage, dm_users, is_room_key, room_key
 from .accounts import Account
@@ -26,6 +27,12 @@ class MemoryAdmin(AdminStore):
     _owners: dict[str, str]
     _born: dict[str, int]
     _seen: dict[str, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owners = {}
+        self._born = {}
+        self._seen = {}
 
     def _check_open(self) -> None:
         if self._closed:
@@ -126,7 +133,8 @@ class MemoryAdmin(AdminStore):
         account = self._accounts[user]
         if account.password_hash is not None or account.disabled:
             return False
-        if any(owner == user for owner in self._owners.values()):
+        # A pruned room leaves its owner behind (a room made again gets a new one).
+        if any(o == user and k in self._active for k, o in self._owners.items()):
             return False
         return not any(not is_room_key(key) and user in dm_users(key) for key in self._last_seq)
 
