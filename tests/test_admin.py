@@ -115,6 +115,12 @@ async def test_a_stale_socket_is_replaced_but_a_live_one_is_refused(tmp_path: Pa
         with pytest.raises(AssertionError, match="another server answers on the admin socket"):
             start_server_process("--store", "memory://", "--admin-socket", str(sock))
         assert (await admin("--socket", str(sock), "stats")).code == 0  # still the first's
+        # The tool finds the socket as the server does: its config file, its variables.
+        config = tmp_path / "chatrpc.toml"
+        config.write_text(f'store = "memory://"\nadmin-socket = "{sock}"\n')
+        assert (await admin("--config", str(config), "stats")).code == 0
+        env = {"CHATRPC_ADMIN_SOCKET": str(sock)}
+        assert (await admin("--store", "memory://", "stats", env=env)).code == 0
     finally:
         assert sp.stop() == 0
     assert not sock.exists()  # removed at shutdown

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
 
 from chatrpc.model import dm_key, room_key
-from chatrpc.store import Store
+from chatrpc.store import Store, open_store
+from chatrpc.store.sqlite import MIGRATIONS, SQLiteStore
 
+from .redis_fixture import RedisServer
 from .test_store import dm_draft, make_store, room_draft, store
 
 __all__ = ["make_store", "store"]
@@ -137,3 +143,52 @@ async def test_only_idle_accounts_without_password_dm_or_room_expire(store: Stor
     # The name is free again.
     assert await store.create_account("idle", None, "t-new")
     assert [c.key for c in await store.list_directs("talker")] == [dm_key("talker", "peer2")]
+
+
+async def test_a_file_from_before_owners_knows_creators_and_last_seen_times(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chat.db"
+    conn = sqlite3.connect(path)
+    try:  # what schema version 4 holds: a room created by alice, one by nobody
+        for script in MIGRATIONS[:4]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 4")
+        conn.execute(
+            "INSERT INTO accounts (user, password_hash, created_ms) VALUES ('al', NULL, 7)"
+        )
+        conn.execute("INSERT INTO conversations (key) VALUES ('#made'), ('#found')")
+        conn.execute("INSERT INTO rooms VALUES ('#made', 5, 5), ('#found', 6, 6)")
+        conn.execute("INSERT INTO room_creations VALUES ('al', 5, '#made')")
+        conn.commit()
+    finally:
+        conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.room_owner("made") == "al"
+        assert await store.room_owner("found") == ""
+        info = await store.account_info("al")
+        assert info is not None and info.last_seen_ms == 7 and not info.disabled
+    finally:
+        await store.close()
+
+
+async def test_accounts_from_before_the_redis_account_index_are_listed(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    raw = aioredis.from_url(redis_server.url_for(0), decode_responses=True)
+    try:  # as an older release wrote them: no names or last-seen index
+        await raw.hset("chatrpc:account:old", mapping={"user": "old"})
+        await raw.hset("chatrpc:account:older", mapping={"user": "older", "pw": "h"})
+    finally:
+        await raw.aclose()
+    store = open_store(redis_server.url_for(0))
+    await store.open()
+    try:
+        users = await store.users_page("", limit=10)
+        assert [(u.user, u.has_password) for u in users] == [("old", False), ("older", True)]
+        assert users[0].last_seen_ms > 0  # seen when indexed: the TTL counts from now
+    finally:
+        await store.close()

@@ -52,12 +52,17 @@ class RedisAdmin(AdminStore):
         if await r.zcard(USERS):
             return
         now = int(time.time() * 1000)
-        async for key in r.scan_iter(match=f"{P}account:*", count=1000):
-            user = str(key)[len(f"{P}account:") :]
-            async with r.pipeline(transaction=False) as pipe:
-                pipe.zadd(USERS, {user: 0})
-                pipe.zadd(SEEN, {user: now}, nx=True)
-                await pipe.execute()
+        cursor = 0
+        while True:
+            cursor, keys = await r.scan(cursor, match=f"{P}account:*", count=1000)
+            users = [k[len(f"{P}account:") :] for k in strs(keys)]
+            if users:
+                async with r.pipeline(transaction=False) as pipe:
+                    pipe.zadd(USERS, dict.fromkeys(users, 0))
+                    pipe.zadd(SEEN, dict.fromkeys(users, now), nx=True)
+                    await pipe.execute()
+            if int(cursor) == 0:
+                return
 
     async def _infos(self, users: list[str]) -> list[AccountInfo]:
         if not users:
