@@ -39,6 +39,14 @@ class Accounts:
 
         return await self._conn.call(do)
 
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        async def do() -> Account | None:
+            script = self._conn.scripts["account_for_token"]
+            found = await script([token_key(token_hash)], [f"{P}account:"])
+            return None if not found else Account(str(found[0]), found[1], bool(found[2]))
+
+        return await self._conn.call(do)
+
     async def add_token(self, user: str, token_hash: str) -> None:
         async def do() -> None:
             async with self._conn.r().pipeline(transaction=True) as pipe:

@@ -22,6 +22,17 @@ end
 return 1
 """
 
+#: KEYS: the token. ARGV: the account key prefix. What authenticating a call
+#: needs in one round trip: {user, password hash or false, disabled or false},
+#: or nil for an unknown token.
+ACCOUNT_FOR_TOKEN_LUA = """
+local user = redis.call('GET', KEYS[1])
+if not user then return nil end
+local f = redis.call('HMGET', ARGV[1] .. user, 'user', 'pw', 'off')
+if not f[1] then return nil end
+return {user, f[2], f[3]}
+"""
+
 #: KEYS: account. Removes the password of an existing account.
 CLEAR_PASSWORD_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -110,6 +121,7 @@ return {gone, more, first + looked - #gone}
 ADMIN_SCRIPTS = {
     "set_disabled": SET_DISABLED_LUA,
     "clear_password": CLEAR_PASSWORD_LUA,
+    "account_for_token": ACCOUNT_FOR_TOKEN_LUA,
     "set_owner": SET_OWNER_LUA,
     "delete_room": DELETE_ROOM_LUA,
     "expire_accounts": EXPIRE_ACCOUNTS_LUA,

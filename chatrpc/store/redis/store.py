@@ -188,6 +188,9 @@ class RedisStore(RedisAdmin, Store):
     async def get_account(self, user: str) -> Account | None:
         return await self._accounts.get_account(user)
 
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        return await self._accounts.account_for_token(token_hash)
+
     async def add_token(self, user: str, token_hash: str) -> None:
         await self._accounts.add_token(user, token_hash)
 
