@@ -57,7 +57,8 @@ class Hub:
         #: Sessions whose token was revoked, until their stream ends.
         self._revoked: set[Session] = set()
         store.set_listener(self._on_commit)
-        store.set_revoke_listener(self._on_remote_revoke)
+        # Revoked tokens and disabled accounts (through other servers): sessions here end.
+        store.set_revoke_listener(self.revoke)
         store.set_disable_listener(functools.partial(self.revoke, reason=EndReason.DISABLED))
 
     # -- sessions --------------------------------------------------------------------
@@ -103,10 +104,6 @@ class Hub:
                 session.end(reason)
                 ended += 1
         return ended
-
-    def _on_remote_revoke(self, user: str, token_hash: str | None) -> None:
-        """A token was revoked through another server: its sessions here end too."""
-        self.revoke(user, token_hash)
 
     def _check_live(self, session: Session) -> None:
         if session in self._revoked:

@@ -14,7 +14,7 @@ import abc
 from collections.abc import Callable, Sequence
 
 PresenceListener = Callable[[str, str, bool], None]
-RevokeListener = Callable[[str, "str | None"], None]
+RevokeListener = Callable[[str, "str | None"], object]
 DisableListener = Callable[[str], object]
 RoomDropListener = Callable[[str], object]
 

@@ -45,7 +45,7 @@ class Presence:
         watches: Watches,
         options: StoreOptions,
         on_change: Callable[[str, str, bool], None],
-        on_revoke: Callable[[str, str | None], None],
+        on_revoke: Callable[[str, str | None], object],
         on_disable: Callable[[str], object],
         on_drop_room: Callable[[str], object],
     ) -> None:
