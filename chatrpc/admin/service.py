@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
 from .. import __version__
 from ..auth import MAX_PASSWORD, hash_password
@@ -21,6 +21,7 @@ from ..errors import ChatError, Code, invalid
 from ..hub import Hub
 from ..listing import decode_token, encode_token, page_size
 from ..model import dm_key, normalize_name, room_key
+from ..store import AccountInfo
 from ..subscriber import EndReason
 from ..urls import redact
 from ..v1 import admin_pb2 as apb
@@ -60,20 +61,10 @@ class AdminService:
         found = await self.store.users_page(prefix, limit=limit + 1, after=after)
         page = found[:limit]
         more = len(found) > limit
+        here = Counter(s.user for s in self.hub.sessions())
         return apb.ListUsersResponse(
-            users=[self._user_pb(u) for u in page],
+            users=[_user_pb(u, here[u.user]) for u in page],
             next_page_token=encode_token("users", page[-1].user) if more else "",
-        )
-
-    def _user_pb(self, info: Any) -> apb.User:
-        here = sum(1 for s in self.hub.sessions() if s.user == info.user)
-        return apb.User(
-            name=info.user,
-            has_password=info.has_password,
-            disabled=info.disabled,
-            created_ms=info.created_ms,
-            last_seen_ms=info.last_seen_ms,
-            sessions_here=here,
         )
 
     async def GetUser(self, request: apb.GetUserRequest) -> apb.User:
@@ -81,7 +72,7 @@ class AdminService:
         info = await self.store.account_info(user)
         if info is None:
             raise _not_found(user)
-        return self._user_pb(info)
+        return _user_pb(info, sum(1 for s in self.hub.sessions() if s.user == user))
 
     async def ResetPassword(self, request: apb.ResetPasswordRequest) -> apb.ResetPasswordResponse:
         user = _user(request.user)
@@ -219,6 +210,17 @@ class AdminService:
             users=await self.store.count_accounts(),
             messages_committed=self.hub.stats.committed,
         )
+
+
+def _user_pb(info: AccountInfo, sessions_here: int) -> apb.User:
+    return apb.User(
+        name=info.user,
+        has_password=info.has_password,
+        disabled=info.disabled,
+        created_ms=info.created_ms,
+        last_seen_ms=info.last_seen_ms,
+        sessions_here=sessions_here,
+    )
 
 
 def _conversation(ref: apb.ConversationRef) -> str:
