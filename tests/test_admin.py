@@ -24,7 +24,7 @@ from chatrpc.v1 import admin_pb2_grpc as apb_grpc
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
-from .conftest import BIN, WAIT, Peer, Peers, ServerProcess, start_server_process
+from .conftest import BIN, WAIT, Peer, Peers, ServerProcess, running_server, start_server_process
 from .redis_fixture import RedisServer
 
 ADMIN = str(BIN / "chatrpc-admin")
@@ -293,3 +293,44 @@ async def test_disable_on_one_server_ends_the_session_on_another_over_redis(
         await peers_b.close()
         a.stop()
         b.stop()
+
+
+async def test_listings_are_paged_with_tokens_and_the_tool_follows_every_page(
+    tmp_path: Path,
+) -> None:
+    sock = tmp_path / "admin.sock"
+    async with running_server("memory://", admin_socket=str(sock)) as srv:
+        for i in range(150):
+            assert await srv.store.create_account(f"user{i:03}", None, f"token-{i}")
+            await srv.store.claim_room(f"room{i:03}", f"user{i:03}")
+        ch = grpc.aio.insecure_channel(f"unix:{sock}")
+        try:
+            stub = apb_grpc.AdminServiceStub(ch)
+            names, token = [], ""
+            while True:
+                page = await stub.ListUsers(
+                    apb.ListUsersRequest(prefix="user1", page_size=40, page_token=token)
+                )
+                assert len(page.users) <= 40
+                names += [u.name for u in page.users]
+                token = page.next_page_token
+                if not token:
+                    break
+            assert names == [f"user{i}" for i in range(100, 150)]
+            rooms = await stub.ListRooms(apb.AdminListRoomsRequest(page_size=5000))
+            assert len(rooms.rooms) == 150 and rooms.rooms[0].owner == "user000"
+            with pytest.raises(grpc.aio.AioRpcError) as bad:
+                await stub.ListRooms(apb.AdminListRoomsRequest(page_token=token or "junk"))
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            with pytest.raises(grpc.aio.AioRpcError) as other:  # another listing's token
+                first = await stub.ListUsers(apb.ListUsersRequest(page_size=1))
+                await stub.ListRooms(apb.AdminListRoomsRequest(page_token=first.next_page_token))
+            assert other.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        finally:
+            await ch.close()
+        every = await admin("--socket", str(sock), "--json", "users")
+        assert [u["name"] for u in every.objects()] == [f"user{i:03}" for i in range(150)]
+        table = await admin("--socket", str(sock), "rooms", "room14")
+        assert [line.split()[0] for line in table.lines()[1:]] == [
+            f"#room{i}" for i in range(140, 150)
+        ]
