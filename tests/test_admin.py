@@ -241,7 +241,11 @@ async def _sessions_end(peers: Peers, db: Path) -> None:
         cleared = await admin(*base, "reset-password", "alice", "--clear")
         assert cleared.code == 0 and "removed" in cleared.out
         one_error(await admin(*base, "reset-password", "alice", "--password-stdin"), 2, "stdin")
-        one_error(await admin(*base, "disable", "nobody"), 1, "no user named 'nobody'")
+        for command in ("disable", "enable", "revoke-tokens"):
+            one_error(await admin(*base, command, "nobody"), 1, "no user named 'nobody'")
+            one_error(await admin(*base, command, "bad name"), 2, "user")
+        no_one = await admin(*base, "reset-password", "nobody", "--clear")
+        one_error(no_one, 1, "no user named 'nobody'")
     finally:
         await ch.close()
 
