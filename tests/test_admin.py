@@ -338,3 +338,25 @@ async def test_listings_are_paged_with_tokens_and_the_tool_follows_every_page(
         assert [line.split()[0] for line in table.lines()[1:]] == [
             f"#room{i}" for i in range(140, 150)
         ]
+
+
+async def test_grpcurl_lists_and_calls_the_admin_service_on_the_socket(tmp_path: Path) -> None:
+    sock = tmp_path / "admin.sock"
+    async with running_server("memory://", admin_socket=str(sock)) as srv:
+        await srv.store.create_account("alice", None, "t")
+
+        async def grpcurl(*flags: str, call: str = "list") -> str:
+            proc = await asyncio.create_subprocess_exec(
+                str(BIN / "grpcurl"),
+                *("-plaintext", "-unix", *flags, str(sock), call),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+            return out.decode()
+
+        assert "chatrpc.v1.AdminService" in (await grpcurl()).split()
+        call = "chatrpc.v1.AdminService/GetUser"
+        got = json.loads(await grpcurl("-d", '{"user": "alice"}', call=call))
+        assert got["name"] == "alice"
