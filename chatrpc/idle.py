@@ -6,6 +6,10 @@ call, and while it has a live session. Each is only noted in memory
 operation, at most once per :func:`touch_interval` per account, and with
 ``--idle-account-ttl`` removes idle accounts in bounded steps (see
 :meth:`chatrpc.store.AdminStore.expire_idle_accounts` for which may go).
+
+Each round writes what was noted before it sweeps, so only a login made while
+the sweep runs can meet its account expiring under it: that token then stops
+working, and the next Login claims the (password-less) name afresh.
 """
 
 from __future__ import annotations
