@@ -7,8 +7,8 @@
   refuses them (see :class:`~chatrpc.store.accounts.Account`). A store shared
   by several servers announces a disable, so every server ends the user's
   sessions (:meth:`~chatrpc.store.presence.ClusterPresence.set_disable_listener`).
-* **Room owners.** Every room has an owner: its creator, until an operator
-  gives it to someone else; "" for a room nobody created (made by the store).
+* **Room owners** are kept by the rooms role (see rooms.py); an owner's rooms
+  keep their owner's account from expiring.
 * **Deleting and pruning** removes stored items, never a conversation's seq
   counter: a room made again under a deleted room's name, and a pruned
   conversation, go on from their newest seq, so a seq is never reused.
@@ -90,14 +90,6 @@ class AdminStore(abc.ABC):
     @abc.abstractmethod
     async def count_rooms(self) -> int:
         """How many rooms there are."""
-
-    @abc.abstractmethod
-    async def room_owner(self, room: str) -> str | None:
-        """The owner of ``room`` ("" for none), or None if there is no such room."""
-
-    @abc.abstractmethod
-    async def set_room_owner(self, room: str, owner: str) -> str | None:
-        """Gives ``room`` to ``owner``; returns the previous owner, None if no such room."""
 
     @abc.abstractmethod
     async def delete_room(self, room: str) -> RoomDeleted | None:

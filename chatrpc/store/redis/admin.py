@@ -139,25 +139,6 @@ class RedisAdmin(AdminStore):
     async def count_rooms(self) -> int:
         return int(await self._conn.call(lambda: self._conn.r().scard(ROOMS)))
 
-    async def room_owner(self, room: str) -> str | None:
-        async def do() -> str | None:
-            async with self._conn.r().pipeline(transaction=False) as pipe:
-                pipe.sismember(ROOMS, room_key(room))
-                pipe.hget(OWNERS, room_key(room))
-                exists, owner = await pipe.execute()
-            return str(owner or "") if exists else None
-
-        return await self._conn.call(do)
-
-    async def set_room_owner(self, room: str, owner: str) -> str | None:
-        async def do() -> str | None:
-            done, old = await self._conn.scripts["set_owner"](
-                [ROOMS, OWNERS], [room_key(room), owner, P]
-            )
-            return str(old) if int(done) else None
-
-        return await self._conn.call(do)
-
     async def delete_room(self, room: str) -> RoomDeleted | None:
         key = room_key(room)
 

@@ -40,17 +40,6 @@ redis.call('HDEL', KEYS[1], 'pw')
 return 1
 """
 
-#: KEYS: rooms set, owners hash. ARGV: #room, new owner, key prefix.
-#: Returns {1, previous owner} or {0, ''} when there is no such room.
-SET_OWNER_LUA = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return {0, ''} end
-local old = redis.call('HGET', KEYS[2], ARGV[1]) or ''
-if old ~= '' then redis.call('SREM', ARGV[3] .. 'owned:' .. old, ARGV[1]) end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-if ARGV[2] ~= '' then redis.call('SADD', ARGV[3] .. 'owned:' .. ARGV[2], ARGV[1]) end
-return {1, old}
-"""
-
 #: KEYS: rooms set, activity, names, owners hash, the room's stream, its
 #: members, the presence stream. ARGV: #room, key prefix, node, stream maxlen.
 #: Keeps the seq counter (never reused); announces the delete, so every server
@@ -122,7 +111,6 @@ ADMIN_SCRIPTS = {
     "set_disabled": SET_DISABLED_LUA,
     "clear_password": CLEAR_PASSWORD_LUA,
     "account_for_token": ACCOUNT_FOR_TOKEN_LUA,
-    "set_owner": SET_OWNER_LUA,
     "delete_room": DELETE_ROOM_LUA,
     "expire_accounts": EXPIRE_ACCOUNTS_LUA,
 }

@@ -37,6 +37,7 @@ SCRIPTS = {
     "revoke_token": scripts.REVOKE_TOKEN_LUA,
     "mint_token": scripts.MINT_TOKEN_LUA,
     "claim_room": scripts.CLAIM_ROOM_LUA,
+    "set_owner": scripts.SET_OWNER_LUA,
     "rooms_page": scripts.ROOMS_PAGE_LUA,
     "prune_rooms": scripts.PRUNE_ROOMS_LUA,
     "use_regtoken": scripts.USE_REGTOKEN_LUA,

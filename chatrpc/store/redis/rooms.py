@@ -114,6 +114,24 @@ class Rooms:
 
         return await self._conn.call(do, retry=False)
 
+    async def room_owner(self, room: str) -> str | None:
+        async def do() -> str | None:
+            async with self._conn.r().pipeline(transaction=False) as pipe:
+                pipe.sismember(ROOMS, room_key(room))
+                pipe.hget(OWNERS, room_key(room))
+                exists, owner = await pipe.execute()
+            return str(owner or "") if exists else None
+
+        return await self._conn.call(do)
+
+    async def set_room_owner(self, room: str, owner: str) -> str | None:
+        async def do() -> str | None:
+            args = [room_key(room), owner, P]
+            done, old = await self._conn.scripts["set_owner"]([ROOMS, OWNERS], args)
+            return str(old) if int(done) else None
+
+        return await self._conn.call(do)
+
     async def list_rooms(self) -> list[Conversation]:
         async def do() -> list[Conversation]:
             return await self._with_seqs(strs(await self._conn.r().smembers(ROOMS)))

@@ -158,6 +158,17 @@ end
 return {1, 0}
 """
 
+#: KEYS: rooms set, owners hash. ARGV: #room, new owner, key prefix.
+#: Returns {1, previous owner} or {0, ''} when there is no such room.
+SET_OWNER_LUA = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return {0, ''} end
+local old = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+if old ~= '' then redis.call('SREM', ARGV[3] .. 'owned:' .. old, ARGV[1]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[2] ~= '' then redis.call('SADD', ARGV[3] .. 'owned:' .. ARGV[2], ARGV[1]) end
+return {1, old}
+"""
+
 #: KEYS: activity. ARGV: anchor score ('' for the first page), anchor #room, limit.
 #: Returns a flat {member, score, ...} list, newest first, ties by name from the
 #: last. The anchor's place is found by score (ZCOUNT, O(log N)) and the few

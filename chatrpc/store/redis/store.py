@@ -168,6 +168,12 @@ class RedisStore(RedisAdmin, Store):
     async def list_rooms(self) -> list[Conversation]:
         return await self._rooms.list_rooms()
 
+    async def room_owner(self, room: str) -> str | None:
+        return await self._rooms.room_owner(room)
+
+    async def set_room_owner(self, room: str, owner: str) -> str | None:
+        return await self._rooms.set_room_owner(room, owner)
+
     async def list_directs(self, user: str) -> list[Conversation]:
         return await self._rooms.list_directs(user)
 

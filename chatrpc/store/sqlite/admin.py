@@ -96,26 +96,6 @@ class SQLiteAdmin(SQLiteBase):
             lambda c: int(c.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])
         )
 
-    async def room_owner(self, room: str) -> str | None:
-        def do(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT owner FROM rooms WHERE name = ?", (room_key(room),)
-            ).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._read(do)
-
-    async def set_room_owner(self, room: str, owner: str) -> str | None:
-        def do(conn: sqlite3.Connection) -> str | None:
-            key = room_key(room)
-            row = conn.execute("SELECT owner FROM rooms WHERE name = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE rooms SET owner = ? WHERE name = ?", (owner, key))
-            return str(row[0])
-
-        return await self._write(do)
-
     async def delete_room(self, room: str) -> RoomDeleted | None:
         def do(conn: sqlite3.Connection) -> RoomDeleted | None:
             key = room_key(room)

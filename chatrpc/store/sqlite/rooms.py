@@ -126,6 +126,26 @@ class SQLiteRooms(SQLiteBase):
 
         return await self._write(do)
 
+    async def room_owner(self, room: str) -> str | None:
+        def do(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT owner FROM rooms WHERE name = ?", (room_key(room),)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(do)
+
+    async def set_room_owner(self, room: str, owner: str) -> str | None:
+        def do(conn: sqlite3.Connection) -> str | None:
+            key = room_key(room)
+            row = conn.execute("SELECT owner FROM rooms WHERE name = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE rooms SET owner = ? WHERE name = ?", (owner, key))
+            return str(row[0])
+
+        return await self._write(do)
+
     async def list_directs(self, user: str) -> list[Conversation]:
         def do(conn: sqlite3.Connection) -> list[Conversation]:
             rows = conn.execute(
