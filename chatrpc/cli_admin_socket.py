@@ -56,46 +56,54 @@ def _conversation_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Commands:
+    """Makes the subcommand parsers, each also taking ``--json`` after its name."""
+
+    def __init__(self, sub: Any) -> None:
+        self.sub = sub
+
+    def add(self, name: str, text: str, *positionals: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = self.sub.add_parser(name, help=text)
+        for positional in positionals:
+            p.add_argument(positional)
+        p.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="as chatrpc-admin --json"
+        )
+        return p
+
+
 def add_commands(sub: Any, duration: Callable[[str], float], count: Callable[[str], int]) -> None:
     """Adds the socket commands to ``chatrpc-admin``'s subcommands."""
-    users = sub.add_parser("users", help="accounts, by name (all pages)")
+    c = _Commands(sub)
+    users = c.add("users", "accounts, by name (all pages)")
     users.add_argument("prefix", nargs="?", default="", help="only names starting with this")
-    sub.add_parser("user", help="one account").add_argument("user")
-    reset = sub.add_parser(
-        "reset-password", help="set or remove a password; the user's sessions end everywhere"
+    c.add("user", "one account", "user")
+    reset = c.add(
+        "reset-password", "set or remove a password; the user's sessions end everywhere", "user"
     )
-    reset.add_argument("user")
     how = reset.add_mutually_exclusive_group(required=True)
     how.add_argument("--password-env", metavar="VAR", help="the new password, from variable VAR")
     how.add_argument(
         "--password-stdin", action="store_true", help="the new password: stdin's first line"
     )
     how.add_argument("--clear", action="store_true", help="remove the password")
-    for name, text in (
-        ("disable", "end every session of an account and refuse its logins and tokens"),
-        ("enable", "let a disabled account log in again"),
-        ("revoke-tokens", "revoke every token of a user; their sessions end everywhere"),
-    ):
-        sub.add_parser(name, help=text).add_argument("user")
-    rooms = sub.add_parser("rooms", help="rooms with their sizes, by name (all pages)")
+    c.add("disable", "end every session of an account and refuse its logins and tokens", "user")
+    c.add("enable", "let a disabled account log in again", "user")
+    c.add("revoke-tokens", "revoke every token of a user; their sessions end everywhere", "user")
+    rooms = c.add("rooms", "rooms with their sizes, by name (all pages)")
     rooms.add_argument("prefix", nargs="?", default="", help="only names starting with this")
-    sub.add_parser("delete-room", help="delete a room, its messages and memberships").add_argument(
-        "room"
-    )
-    owner = sub.add_parser("set-owner", help="give a room to a user")
-    owner.add_argument("room")
-    owner.add_argument("user")
-    prune = sub.add_parser(
-        "prune-history", help="remove older messages of a conversation (seqs are never reused)"
+    c.add("delete-room", "delete a room, its messages and memberships", "room")
+    c.add("set-owner", "give a room to a user", "room", "user")
+    prune = c.add(
+        "prune-history", "remove older messages of a conversation (seqs are never reused)"
     )
     _conversation_options(prune)
     prune.add_argument(
         "--older-than", type=duration, metavar="DURATION", help="sent longer ago: 3600, 30d, 2w"
     )
     prune.add_argument("--keep-last", type=count, metavar="N", help="keep only the N newest")
-    export = sub.add_parser("export", help="a conversation as JSON lines (proto3 JSON Message)")
-    _conversation_options(export)
-    sub.add_parser("stats", help="what the server is and does now")
+    _conversation_options(c.add("export", "a conversation as JSON lines (proto3 JSON Message)"))
+    c.add("stats", "what the server is and does now")
 
 
 def _ref(args: argparse.Namespace) -> apb.ConversationRef:

@@ -164,7 +164,7 @@ async def _accounts_and_rooms(peers: Peers, db: Path) -> None:
     assert [line.split()[0] for line in table.lines()[1:]] == ["alice", "bob"]
     found = (await admin(*base, "--json", "users", "al")).objects()
     assert [u["name"] for u in found] == ["alice"] and found[0]["sessionsHere"] == 1
-    (one,) = (await admin(*base, "--json", "user", "BOB")).objects()
+    (one,) = (await admin(*base, "user", "BOB", "--json")).objects()  # either place
     assert one["name"] == "bob" and not one.get("hasPassword") and int(str(one["lastSeenMs"])) > 0
     one_error(await admin(*base, "user", "nobody"), 1, "no user named 'nobody'")
     one_error(await admin(*base, "user", "no body!"), 2, "user")
