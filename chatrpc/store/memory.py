@@ -6,7 +6,17 @@ import secrets
 import time
 from dataclasses import replace
 
-from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
+from ..model import (
+    DELETE,
+    EDIT,
+    MESSAGE,
+    Conversation,
+    Draft,
+    StoredMessage,
+    dm_users,
+    is_room_key,
+    room_key,
+)
 from .base import (
     QUOTA_WINDOW_MS,
     Account,
@@ -19,7 +29,8 @@ from .base import (
     next_prune_start,
     token_id,
 )
-from .rules import retention_cutoff_ms, store_closed
+from .changes import applies, changed
+from .rules import dropped_original, retention_cutoff_ms, store_closed
 
 
 def _now_ms() -> int:
@@ -39,6 +50,14 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
+def _index(log: list[StoredMessage], seq: int) -> int | None:
+    """Where item ``seq`` is in a log (retention only drops from its front)."""
+    if not log:
+        return None
+    index = seq - log[0].seq
+    return index if 0 <= index < len(log) else None
+
+
 class MemoryStore(LocalPresence, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
@@ -46,7 +65,8 @@ class MemoryStore(LocalPresence, Store):
         super().__init__(options)
         self._messages: dict[str, list[StoredMessage]] = {}
         self._last_seq: dict[str, int] = {}
-        self._dedup: dict[tuple[str, str], tuple[float, StoredMessage]] = {}
+        #: (sender, client_msg_id) -> (when, conversation, seq) within the window.
+        self._dedup: dict[tuple[str, str], tuple[float, str, int]] = {}
         self._members: set[tuple[str, str]] = set()
         self._accounts: dict[str, Account] = {}
         self._tokens: dict[str, str] = {}
@@ -76,21 +96,47 @@ class MemoryStore(LocalPresence, Store):
         if draft.client_msg_id:
             hit = self._dedup.get((draft.sender, draft.client_msg_id))
             if hit is not None and now - hit[0] < window:
-                return replace(hit[1], wire=None), True
+                original = self._find(hit[1], hit[2])
+                if original is None:
+                    return dropped_original(hit[1], hit[2], draft), True
+                return replace(original, wire=None, json=None), True
         seq = self._last_seq.get(draft.conv, 0) + 1
         self._last_seq[draft.conv] = seq
         msg = draft.stored(seq)
         log = self._messages.setdefault(draft.conv, [])
+        if msg.kind != MESSAGE:
+            msg = self._apply(log, msg)
         log.append(msg)
         if is_room_key(draft.conv):
             self._touch(draft.conv)
         _apply_retention(log, self.options)
         if draft.client_msg_id:
-            self._dedup[(draft.sender, draft.client_msg_id)] = (now, msg)
+            self._dedup[(draft.sender, draft.client_msg_id)] = (now, draft.conv, seq)
             if len(self._dedup) > 10_000:
                 self._dedup = {k: v for k, v in self._dedup.items() if now - v[0] < window}
         self._notify([msg])
         return msg, False
+
+    def _find(self, conv: str, seq: int) -> StoredMessage | None:
+        """The stored item ``seq`` of ``conv``, None if it is not (or no longer) there."""
+        index = _index(self._messages.get(conv, []), seq)
+        return None if index is None else self._messages[conv][index]
+
+    @staticmethod
+    def _apply(log: list[StoredMessage], change: StoredMessage) -> StoredMessage:
+        """Applies a change to its target in ``log`` (see chatrpc.store.changes);
+        returns the change item as it is stored."""
+        index = _index(log, change.target_seq)
+        if index is None or not applies(log[index]):
+            return replace(change, text="") if change.kind == EDIT else change
+        # A new object: the one notified before may still be queued for sessions.
+        log[index] = changed(log[index], change)
+        if change.kind == DELETE:
+            for i in range(index + 1, len(log)):
+                item = log[i]
+                if item.kind == EDIT and item.target_seq == change.target_seq:
+                    log[i] = replace(item, text="", wire=None, json=None)
+        return change
 
     async def history(
         self,
@@ -106,7 +152,7 @@ class MemoryStore(LocalPresence, Store):
         picked = [m for m in log if m.seq > after_seq and (before_seq == 0 or m.seq < before_seq)]
         if descending:
             picked.reverse()
-        return [replace(m, wire=None) for m in picked[:limit]]
+        return [replace(m, wire=None, json=None) for m in picked[:limit]]
 
     async def last_seq(self, conv: str) -> int:
         self._refuse_if_closed()

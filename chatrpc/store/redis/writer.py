@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...errors import StoreUnavailable
@@ -23,10 +23,12 @@ from .keys import (
     NAMES,
     ROOMS,
     P,
+    body_key,
     conv_stream,
     counter_key,
     directs_key,
     inbox_key,
+    state_key,
 )
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class Writer:
         else:
             index = [ROOMS, ACTIVE, NAMES, ROOMS]
         keys = [counter_key(draft.conv), conv_stream(draft.conv), dedup, *index]
+        keys += [body_key(draft.conv), state_key(draft.conv)]
         cutoff = retention_cutoff_ms(self._options, int(time.time() * 1000))
         args: list[Any] = [
             draft.conv,
@@ -130,6 +133,11 @@ class Writer:
             cutoff,
             "1" if dm else "0",
             INBOX_MAXLEN,
+            draft.kind,
+            draft.target_seq,
+            draft.reply_to,
+            draft.emoji,
+            "1" if draft.remove else "0",
         ]
         return keys, args
 
@@ -154,6 +162,8 @@ class Writer:
             for draft, res in zip(drafts, raw, strict=True):
                 if int(res[0]) == 1:
                     msg = draft.stored(int(res[1]))
+                    if not int(res[3]):
+                        msg = replace(msg, text="")  # a change that changed nothing
                     await self._conn.unavailable_on_error(
                         self._feed.deliver(msg.conv, msg.seq, msg)
                     )

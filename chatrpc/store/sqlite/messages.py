@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 
-from ...model import Draft, StoredMessage, is_room_key
+from ...model import DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, is_room_key
 from ..rules import dropped_original
-from .engine import SQLiteBase, now_ms, row_to_message
+from .engine import MESSAGE_COLUMNS, SQLiteBase, now_ms, row_to_message
 
 
 class SQLiteMessages(SQLiteBase):
@@ -27,12 +28,13 @@ class SQLiteMessages(SQLiteBase):
             if row is not None and now - row[2] < self.options.idempotency_window_s * 1000:
                 key, seq, _ = row
                 original = conn.execute(
-                    "SELECT seq, sender, text, sent_at_ms, client_msg_id FROM messages "
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages "
                     "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq = ?",
                     (key, seq),
                 ).fetchone()
                 if original is not None:
-                    return row_to_message(key, original), True
+                    found = row_to_message(key, original)
+                    return _with_reactions(conn, key, [found])[0], True
                 return dropped_original(key, seq, draft), True
         conv_id = self._conv_id(conn, draft.conv)
         touched.append(conv_id)
@@ -42,10 +44,25 @@ class SQLiteMessages(SQLiteBase):
         (seq,) = conn.execute(
             "SELECT last_seq FROM conversations WHERE id = ?", (conv_id,)
         ).fetchone()
+        stored = draft.stored(seq)
+        if draft.kind != MESSAGE and not _apply_change(conn, conv_id, draft):
+            stored = replace(stored, text="")  # it changed nothing: keep no text of it
         conn.execute(
-            "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms, client_msg_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (conv_id, seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id),
+            "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms, client_msg_id,"
+            " kind, target_seq, reply_to, emoji, remove) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                conv_id,
+                seq,
+                draft.sender,
+                stored.text,
+                draft.sent_at_ms,
+                draft.client_msg_id,
+                draft.kind,
+                draft.target_seq,
+                draft.reply_to,
+                draft.emoji,
+                int(draft.remove),
+            ),
         )
         if draft.client_msg_id:
             conn.execute(
@@ -53,7 +70,7 @@ class SQLiteMessages(SQLiteBase):
                 " VALUES (?, ?, ?, ?, ?)",
                 (draft.sender, draft.client_msg_id, conv_id, seq, now),
             )
-        return draft.stored(seq), False
+        return stored, False
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         touched: list[int] = []
@@ -80,12 +97,12 @@ class SQLiteMessages(SQLiteBase):
 
         def do(conn: sqlite3.Connection) -> list[StoredMessage]:
             rows = conn.execute(
-                "SELECT m.seq, m.sender, m.text, m.sent_at_ms, m.client_msg_id FROM messages m "
-                "JOIN conversations c ON c.id = m.conv_id "
-                f"WHERE c.key = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq {order} LIMIT ?",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages "
+                "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?)"
+                f" AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?",
                 (conv, after_seq, upper, limit),
             ).fetchall()
-            return [row_to_message(conv, row) for row in rows]
+            return _with_reactions(conn, conv, [row_to_message(conv, row) for row in rows])
 
         return await self._read(do)
 
@@ -97,3 +114,63 @@ class SQLiteMessages(SQLiteBase):
             return int(row[0]) if row else 0
 
         return await self._read(do)
+
+
+def _apply_change(conn: sqlite3.Connection, conv_id: int, change: Draft) -> bool:
+    """Applies a change to its target row (see chatrpc.store.changes); False if
+    the target is not a live message, so it changed nothing."""
+    target = change.target_seq
+    row = conn.execute(
+        "SELECT kind, deleted FROM messages WHERE conv_id = ? AND seq = ?", (conv_id, target)
+    ).fetchone()
+    if row is None or row[0] != MESSAGE or row[1]:
+        return False
+    if change.kind == EDIT:
+        conn.execute(
+            "UPDATE messages SET text = ?, edited = 1 WHERE conv_id = ? AND seq = ?",
+            (change.text, conv_id, target),
+        )
+    elif change.kind == DELETE:
+        conn.execute(
+            "UPDATE messages SET text = '', deleted = 1 WHERE conv_id = ? AND seq = ?",
+            (conv_id, target),
+        )
+        conn.execute(
+            "UPDATE messages SET text = '' WHERE conv_id = ? AND seq > ? AND kind = ?"
+            " AND target_seq = ?",
+            (conv_id, target, EDIT, target),
+        )
+        conn.execute("DELETE FROM reactions WHERE conv_id = ? AND seq = ?", (conv_id, target))
+    elif change.kind == REACTION and change.remove:
+        conn.execute(
+            "DELETE FROM reactions WHERE conv_id = ? AND seq = ? AND emoji = ? AND user = ?",
+            (conv_id, target, change.emoji, change.sender),
+        )
+    elif change.kind == REACTION:
+        conn.execute(
+            "INSERT OR IGNORE INTO reactions (conv_id, seq, emoji, user) VALUES (?, ?, ?, ?)",
+            (conv_id, target, change.emoji, change.sender),
+        )
+    return True
+
+
+def _with_reactions(
+    conn: sqlite3.Connection, conv: str, messages: list[StoredMessage]
+) -> list[StoredMessage]:
+    """Fills in the reactions of the messages (a page of one conversation)."""
+    seqs = [m.seq for m in messages if m.kind == MESSAGE and not m.deleted]
+    if not seqs:
+        return messages
+    rows = conn.execute(
+        "SELECT seq, emoji, user FROM reactions "
+        "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq BETWEEN ? AND ?"
+        " ORDER BY seq, emoji, user",
+        (conv, min(seqs), max(seqs)),
+    ).fetchall()
+    found: dict[int, dict[str, list[str]]] = {}
+    for seq, emoji, user in rows:
+        found.setdefault(seq, {}).setdefault(emoji, []).append(user)
+    for m in messages:
+        if m.seq in found:
+            m.reactions = tuple((e, tuple(users)) for e, users in found[m.seq].items())
+    return messages
