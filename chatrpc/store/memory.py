@@ -58,8 +58,8 @@ def _index(log: list[StoredMessage], seq: int) -> int | None:
     return index if 0 <= index < len(log) else None
 
 
-class MemoryStore(LocalPresence, Store):
-    """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
+class _MemoryBase(LocalPresence, Store):
+    """The state of a memory store and its lifecycle; the roles' methods follow."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
         super().__init__(options)
@@ -89,6 +89,104 @@ class MemoryStore(LocalPresence, Store):
         if self._closed:
             raise store_closed()
 
+
+class _MemoryAccounts(_MemoryBase):
+    """Accounts, tokens and registration tokens of a memory store."""
+
+    async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
+        self._refuse_if_closed()
+        if user in self._accounts:
+            return False
+        self._accounts[user] = Account(user, password_hash)
+        self._tokens[token_hash] = user
+        return True
+
+    async def get_account(self, user: str) -> Account | None:
+        self._refuse_if_closed()
+        return self._accounts.get(user)
+
+    async def add_token(self, user: str, token_hash: str) -> None:
+        self._refuse_if_closed()
+        self._tokens[token_hash] = user
+
+    async def mint_token(
+        self,
+        user: str,
+        token_hash: str,
+        *,
+        proof_hash: str | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        self._refuse_if_closed()
+        # No await between the checks and the write: atomic on the event loop.
+        if user not in self._accounts:
+            return False
+        if proof_hash is not None and self._tokens.get(proof_hash) != user:
+            return False
+        if generation is not None and self._generations.get(user, 0) != generation:
+            return False
+        self._tokens[token_hash] = user
+        return True
+
+    async def token_generation(self, user: str) -> int:
+        self._refuse_if_closed()
+        return self._generations.get(user, 0)
+
+    async def user_for_token(self, token_hash: str) -> str | None:
+        self._refuse_if_closed()
+        return self._tokens.get(token_hash)
+
+    async def revoke_tokens(self, user: str) -> int:
+        self._refuse_if_closed()
+        if user in self._accounts:
+            self._generations[user] = self._generations.get(user, 0) + 1
+        mine = [t for t, u in self._tokens.items() if u == user]
+        for t in mine:
+            del self._tokens[t]
+        return len(mine)
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        self._refuse_if_closed()
+        return self._tokens.pop(token_hash, None) is not None
+
+    async def set_password(self, user: str, password_hash: str) -> bool:
+        self._refuse_if_closed()
+        if user not in self._accounts:
+            return False
+        self._accounts[user] = Account(user, password_hash)
+        return True
+
+    async def create_registration_token(
+        self, token_hash: str, *, uses: int, expires_ms: int
+    ) -> None:
+        self._refuse_if_closed()
+        self._registration[token_hash] = [uses, expires_ms, _now_ms()]
+
+    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
+        self._refuse_if_closed()
+        entry = self._registration.get(token_hash)
+        if entry is None or entry[0] <= 0 or entry[1] <= now_ms:
+            return False
+        entry[0] -= 1
+        return True
+
+    async def list_registration_tokens(self) -> list[RegistrationToken]:
+        self._refuse_if_closed()
+        found = [RegistrationToken(token_id(h), *entry) for h, entry in self._registration.items()]
+        return sorted(found, key=lambda t: t.id)
+
+    async def revoke_registration_token(self, token_id_: str) -> bool:
+        self._refuse_if_closed()
+        for h in list(self._registration):
+            if token_id(h) == token_id_:
+                del self._registration[h]
+                return True
+        return False
+
+
+class MemoryStore(_MemoryAccounts):
+    """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
+
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         self._refuse_if_closed()
         now = time.monotonic()
@@ -116,6 +214,14 @@ class MemoryStore(LocalPresence, Store):
                 self._dedup = {k: v for k, v in self._dedup.items() if now - v[0] < window}
         self._notify([msg])
         return msg, False
+
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        self._refuse_if_closed()
+        hit = self._dedup.get((sender, client_msg_id))
+        if hit is None or time.monotonic() - hit[0] >= self.options.idempotency_window_s:
+            return None
+        found = self._find(hit[1], hit[2])
+        return None if found is None else replace(found, wire=None, json=None)
 
     def _find(self, conv: str, seq: int) -> StoredMessage | None:
         """The stored item ``seq`` of ``conv``, None if it is not (or no longer) there."""
@@ -243,93 +349,3 @@ class MemoryStore(LocalPresence, Store):
     async def is_member(self, room: str, user: str) -> bool:
         self._refuse_if_closed()
         return (room, user) in self._members
-
-    async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
-        self._refuse_if_closed()
-        if user in self._accounts:
-            return False
-        self._accounts[user] = Account(user, password_hash)
-        self._tokens[token_hash] = user
-        return True
-
-    async def get_account(self, user: str) -> Account | None:
-        self._refuse_if_closed()
-        return self._accounts.get(user)
-
-    async def add_token(self, user: str, token_hash: str) -> None:
-        self._refuse_if_closed()
-        self._tokens[token_hash] = user
-
-    async def mint_token(
-        self,
-        user: str,
-        token_hash: str,
-        *,
-        proof_hash: str | None = None,
-        generation: int | None = None,
-    ) -> bool:
-        self._refuse_if_closed()
-        # No await between the checks and the write: atomic on the event loop.
-        if user not in self._accounts:
-            return False
-        if proof_hash is not None and self._tokens.get(proof_hash) != user:
-            return False
-        if generation is not None and self._generations.get(user, 0) != generation:
-            return False
-        self._tokens[token_hash] = user
-        return True
-
-    async def token_generation(self, user: str) -> int:
-        self._refuse_if_closed()
-        return self._generations.get(user, 0)
-
-    async def user_for_token(self, token_hash: str) -> str | None:
-        self._refuse_if_closed()
-        return self._tokens.get(token_hash)
-
-    async def revoke_tokens(self, user: str) -> int:
-        self._refuse_if_closed()
-        if user in self._accounts:
-            self._generations[user] = self._generations.get(user, 0) + 1
-        mine = [t for t, u in self._tokens.items() if u == user]
-        for t in mine:
-            del self._tokens[t]
-        return len(mine)
-
-    async def revoke_token(self, token_hash: str) -> bool:
-        self._refuse_if_closed()
-        return self._tokens.pop(token_hash, None) is not None
-
-    async def set_password(self, user: str, password_hash: str) -> bool:
-        self._refuse_if_closed()
-        if user not in self._accounts:
-            return False
-        self._accounts[user] = Account(user, password_hash)
-        return True
-
-    async def create_registration_token(
-        self, token_hash: str, *, uses: int, expires_ms: int
-    ) -> None:
-        self._refuse_if_closed()
-        self._registration[token_hash] = [uses, expires_ms, _now_ms()]
-
-    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
-        self._refuse_if_closed()
-        entry = self._registration.get(token_hash)
-        if entry is None or entry[0] <= 0 or entry[1] <= now_ms:
-            return False
-        entry[0] -= 1
-        return True
-
-    async def list_registration_tokens(self) -> list[RegistrationToken]:
-        self._refuse_if_closed()
-        found = [RegistrationToken(token_id(h), *entry) for h, entry in self._registration.items()]
-        return sorted(found, key=lambda t: t.id)
-
-    async def revoke_registration_token(self, token_id_: str) -> bool:
-        self._refuse_if_closed()
-        for h in list(self._registration):
-            if token_id(h) == token_id_:
-                del self._registration[h]
-                return True
-        return False

@@ -21,6 +21,7 @@ from .keys import (
     body_key,
     conv_stream,
     counter_key,
+    dedup_key,
     entry_seq,
     flat_fields,
     message,
@@ -116,6 +117,19 @@ class History:
             message(conv, entry_seq(i), f, text or "", state or "")
             for (i, f), text, state in zip(found, texts, states, strict=True)
         ]
+
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        """The item stored for a client_msg_id within the window (see MessageLog)."""
+
+        async def do() -> StoredMessage | None:
+            hit = await self._conn.r().get(dedup_key(sender, client_msg_id))
+            if not hit:
+                return None
+            seq_s, conv = str(hit).split(" ", 1)
+            found = await self._range(conv, f"{seq_s}-0", f"{seq_s}-0", 1)
+            return found[0][0] if found else None
+
+        return await self._conn.call(do)
 
     async def original(self, conv: str, seq: int, draft: Draft) -> StoredMessage:
         """The stored message a retried ``draft`` duplicates."""

@@ -90,6 +90,10 @@ def conv_stream(conv: str) -> str:
     return f"{P}conv:{conv}"
 
 
+def dedup_key(sender: str, client_msg_id: str) -> str:
+    return f"{P}dedup:{sender}:{client_msg_id}"
+
+
 def body_key(conv: str) -> str:
     return f"{P}body:{conv}"
 

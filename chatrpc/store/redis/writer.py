@@ -26,6 +26,7 @@ from .keys import (
     body_key,
     conv_stream,
     counter_key,
+    dedup_key,
     directs_key,
     inbox_key,
     state_key,
@@ -113,7 +114,7 @@ class Writer:
     def _append_args(self, draft: Draft) -> tuple[list[str], list[Any]]:
         dm = not is_room_key(draft.conv)
         cid = draft.client_msg_id
-        dedup = f"{P}dedup:{draft.sender}:{cid}" if cid else f"{P}dedup:-"
+        dedup = dedup_key(draft.sender, cid) if cid else f"{P}dedup:-"
         if dm:
             a, b = dm_users(draft.conv)
             index = [directs_key(a), directs_key(b), inbox_key(a), inbox_key(b)]

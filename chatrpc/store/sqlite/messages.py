@@ -19,23 +19,10 @@ class SQLiteMessages(SQLiteBase):
     ) -> tuple[StoredMessage, bool]:
         now = now_ms()
         if draft.client_msg_id:
-            row = conn.execute(
-                "SELECT c.key, d.seq, d.created_ms FROM dedup d "
-                "JOIN conversations c ON c.id = d.conv_id "
-                "WHERE d.sender = ? AND d.client_msg_id = ?",
-                (draft.sender, draft.client_msg_id),
-            ).fetchone()
-            if row is not None and now - row[2] < self.options.idempotency_window_s * 1000:
-                key, seq, _ = row
-                original = conn.execute(
-                    f"SELECT {MESSAGE_COLUMNS} FROM messages "
-                    "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq = ?",
-                    (key, seq),
-                ).fetchone()
-                if original is not None:
-                    found = row_to_message(key, original)
-                    return _with_reactions(conn, key, [found])[0], True
-                return dropped_original(key, seq, draft), True
+            hit = self._sent(conn, draft.sender, draft.client_msg_id, now)
+            if hit is not None:
+                key, seq, found = hit
+                return (found or dropped_original(key, seq, draft)), True
         conv_id = self._conv_id(conn, draft.conv)
         touched.append(conv_id)
         if is_room_key(draft.conv):
@@ -71,6 +58,36 @@ class SQLiteMessages(SQLiteBase):
                 (draft.sender, draft.client_msg_id, conv_id, seq, now),
             )
         return stored, False
+
+    def _sent(
+        self, conn: sqlite3.Connection, sender: str, client_msg_id: str, now: int
+    ) -> tuple[str, int, StoredMessage | None] | None:
+        """The conversation and seq stored for a client_msg_id within the window,
+        and the item (None if retention dropped it)."""
+        row = conn.execute(
+            "SELECT c.key, d.seq, d.created_ms FROM dedup d "
+            "JOIN conversations c ON c.id = d.conv_id "
+            "WHERE d.sender = ? AND d.client_msg_id = ?",
+            (sender, client_msg_id),
+        ).fetchone()
+        if row is None or now - row[2] >= self.options.idempotency_window_s * 1000:
+            return None
+        key, seq, _ = row
+        original = conn.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages "
+            "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq = ?",
+            (key, seq),
+        ).fetchone()
+        if original is None:
+            return key, seq, None
+        return key, seq, _with_reactions(conn, key, [row_to_message(key, original)])[0]
+
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        def do(conn: sqlite3.Connection) -> StoredMessage | None:
+            hit = self._sent(conn, sender, client_msg_id, now_ms())
+            return None if hit is None else hit[2]
+
+        return await self._read(do)
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         touched: list[int] = []
