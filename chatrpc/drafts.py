@@ -65,7 +65,10 @@ class Drafts:
         client_msg_id = self._rules.client_msg_id(client_msg_id)
         conv, room, peer, where = await self._conversation(session, room, to_user, "send")
         if reply_to:
-            await change_rules.message(self._store, conv, reply_to, where, "reply_to")
+            try:
+                await change_rules.message(self._store, conv, reply_to, where, "reply_to")
+            except ChatError as exc:
+                raise invalid(f"reply_to: {exc.message}") from None
         now_ms = int(time.time() * 1000)
         return Draft(
             conv,

@@ -12,6 +12,7 @@ import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_sync
@@ -19,8 +20,13 @@ import redis as redis_sync
 from chatrpc.model import DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, dm_key, room_key
 from chatrpc.store import Store, StoreOptions, open_store
 
+from . import test_store as contract
 from .redis_fixture import RedisServer
-from .test_store import MakeStore, Recorder, make_store, now_ms, room_draft, store  # noqa: F401
+from .test_store import MakeStore, Recorder, now_ms, room_draft
+
+#: The store contract suite's fixtures: every test here runs on every store.
+make_store = contract.make_store
+store = contract.store
 
 WAIT = 10.0
 
@@ -133,7 +139,7 @@ async def test_a_retried_change_is_stored_and_applied_once(store: Store) -> None
     recorder = Recorder()
     store.set_listener(recorder)
     await store.append(room_draft("general", "alice", "hi"))
-    first, _ = await store.append(change(REACTION, 1, "bob", cid="r-1", emoji="👋"))
+    await store.append(change(REACTION, 1, "bob", cid="r-1", emoji="👋"))
     await store.append(change(REACTION, 1, "bob", cid="r-2", emoji="👋", remove=True))
     again, duplicate = await store.append(change(REACTION, 1, "bob", cid="r-1", emoji="👋"))
     assert duplicate
@@ -235,6 +241,20 @@ async def _write_and_delete(store: Store, secret: str, *, edit: bool) -> None:
     await store.append(change(DELETE, 1))
 
 
+def _checkpoint(path: Path) -> int:
+    """Checkpoints the WAL into the database and truncates it; 0 unless busy."""
+    with sqlite3.connect(path) as conn:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return int(busy)
+
+
+def _files_holding(directory: Path, prefix: str, data: bytes) -> list[str]:
+    """The database files (the database, -wal, -shm) whose raw bytes hold ``data``."""
+    files = sorted(p for p in directory.iterdir() if p.name.startswith(prefix))
+    assert files, f"no {prefix} files in {directory}"
+    return [p.name for p in files if data in p.read_bytes()]
+
+
 @pytest.mark.parametrize("edit", [False, True], ids=["sent", "edited"])
 async def test_a_deleted_text_is_in_no_sqlite_file_once_the_wal_is_checkpointed(
     tmp_path: Path, edit: bool
@@ -246,20 +266,14 @@ async def test_a_deleted_text_is_in_no_sqlite_file_once_the_wal_is_checkpointed(
         secret = "hunter2-correct-horse"
         await _write_and_delete(store, secret, edit=edit)
         assert (await store.history("#general"))[1].text == "something else"
-        with sqlite3.connect(path) as conn:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        assert busy == 0
-        files = [p for p in tmp_path.iterdir() if p.name.startswith("chat.db")]
-        assert path in files
-        for file in files:
-            data = file.read_bytes()
-            assert secret.encode() not in data, f"{file.name} still holds the deleted text"
-        assert b"something else" in path.read_bytes()  # the check can find a text
+        assert _checkpoint(path) == 0
+        assert _files_holding(tmp_path, "chat.db", b"something else") == ["chat.db"]
+        assert _files_holding(tmp_path, "chat.db", secret.encode()) == []
     finally:
         await store.close()
 
 
-def _redis_bytes(client: redis_sync.Redis) -> bytes:
+def _redis_bytes(client: Any) -> bytes:
     """Every key and value of a Redis database, as bytes (streams, hashes, strings...)."""
     out = bytearray()
     for key in client.scan_iter():
