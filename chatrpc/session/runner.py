@@ -26,7 +26,7 @@ from ..model import Draft, seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
 from .ends import Ending, ending
-from .stored import STORED, prepare, stored_event
+from .stored import STORED, prepare, reads_state, stored_event
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,10 @@ class SessionRunner:
         drafts: list[Draft] = []
         for event in sends:
             cid = stored_event(event).client_msg_id
+            if drafts and reads_state(event):
+                # It is checked against what the events before it stored.
+                await self._commit(drafts, session)
+                drafts = []
             try:
                 drafts.append(await prepare(self.hub, event, session))
             except ChatError as exc:
@@ -251,6 +255,9 @@ class SessionRunner:
                 # this send is answered, the session goes on.
                 log.exception("session %d: checking a send failed", session.id)
                 session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, cid))
+        await self._commit(drafts, session)
+
+    async def _commit(self, drafts: list[Draft], session: Session) -> None:
         if not drafts:
             return
         try:

@@ -1,6 +1,7 @@
 """The client events stored as items of their conversation: sends, and the
 changes of a stored message (edit, delete, react). A session commits those that
-queued up together in one go, in order; each becomes a draft the hub checked."""
+queued up together in one go, in order; each becomes a draft the hub checked
+(a change, or a reply, once what came before it is committed)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def stored_event(event: pb.ClientEvent) -> pb.Send | pb.Edit | pb.Delete | pb.Re
     if kind == "react":
         return event.react
     return event.send
+
+
+def reads_state(event: pb.ClientEvent) -> bool:
+    """Whether checking ``event`` reads a stored message (a change, a reply): it
+    must then see what the events before it in the same group stored, so those
+    are committed first. A run of plain sends still commits together."""
+    kind = event.WhichOneof("event")
+    return kind in CHANGES or (kind == "send" and event.send.reply_to != 0)
 
 
 async def prepare(hub: Hub, event: pb.ClientEvent, session: Session) -> Draft:
