@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chatrpc.client import ChatClient
+from chatrpc.client import ChatClient, SendError
 from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 
@@ -284,3 +284,41 @@ async def test_a_change_resent_after_a_resume_from_0_is_acked_after_the_replay(
     assert acks(alice) == [("#r", 2, "r1"), ("#r", 3, "x1")]
     assert not alice.of("error")
     assert_strictly_increasing(alice)
+
+
+async def test_the_client_library_stores_each_change_once_and_refuses_a_bad_one(
+    peers: Peers,
+) -> None:
+    shown: list[pb.ServerEvent] = []
+    client = ChatClient(peers.address, "alice", await peers.token("alice"), on_event=shown.append)
+    await client.start()
+    try:
+        await client.join("r")
+        first = await client.send("hi", room="r")
+        reply = await client.send("and", room="r", reply_to=first.seq)
+        edit = await client.edit(first.seq, "hi!", room="r", client_msg_id="e1")
+        again = await asyncio.wait_for(
+            client.edit(first.seq, "hi!", room="r", client_msg_id="e1"), WAIT
+        )
+        assert (again.seq, again.kind, again.target_seq) == (edit.seq, pb.Message.EDIT, 1)
+        react = await client.react(first.seq, "👍", room="r")
+        delete = await client.delete(first.seq, room="r", client_msg_id="x1")
+        repeat = await asyncio.wait_for(
+            client.delete(first.seq, room="r", client_msg_id="x1"), WAIT
+        )
+        assert repeat.seq == delete.seq == 5 and repeat.kind == pb.Message.DELETE
+        with pytest.raises(SendError) as info:
+            await client.react(first.seq, "👍", remove=True, room="r")
+        assert info.value.error.code == pb.Error.FAILED_PRECONDITION
+        assert "ack" not in [e.WhichOneof("event") for e in shown]
+        got = [(e.message.seq, e.message.kind) for e in shown if e.WhichOneof("event") == "message"]
+        assert got == [
+            (1, pb.Message.MESSAGE),
+            (2, pb.Message.MESSAGE),
+            (3, pb.Message.EDIT),
+            (4, pb.Message.REACTION),
+            (5, pb.Message.DELETE),
+        ]
+        assert (reply.reply_to, react.emoji) == (1, "👍")
+    finally:
+        await client.aclose()
