@@ -200,11 +200,19 @@ class ChatClient(Sessions, Writes):
         await self._stream.leave(room)
 
     def submit(
-        self, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
+        self,
+        text: str,
+        *,
+        room: str = "",
+        to_user: str = "",
+        client_msg_id: str = "",
+        reply_to: int = 0,
     ) -> asyncio.Future[pb.Message]:
         """Like :meth:`send` but returns at once with a future for the echo."""
         return asyncio.ensure_future(
-            self.send(text, room=room, to_user=to_user, client_msg_id=client_msg_id)
+            self.send(
+                text, room=room, to_user=to_user, client_msg_id=client_msg_id, reply_to=reply_to
+            )
         )
 
     async def wait_connected(self) -> None:
