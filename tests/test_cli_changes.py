@@ -126,3 +126,18 @@ def test_a_change_that_is_refused_is_one_line_on_stderr_and_the_rest_goes_on(
         "chatrpc-client: you have no message in #general to change: name one by its seq",
     ]
     assert bodies(result.stdout)[-1] == "#general <bob> still here"
+
+
+def test_your_last_message_can_come_from_the_rooms_context_or_history(server_process, client_env):
+    address = server_process.address
+    run_client(client_env, "--user", "alice", "--server", address, stdin="from before\n")
+    result = run_client(
+        client_env,
+        "--user",
+        "alice",
+        "--server",
+        address,
+        stdin="/history 1\ns/before/earlier/\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert bodies(result.stdout)[-1] == "#general * alice edited #1: from earlier"

@@ -4,9 +4,10 @@ that answer or change a stored message of the current room: ``/reply``,
 
 ``/edit`` and ``/delete`` without a seq, and ``s/old/new/``, name the user's
 last message in the current room: the newest one of theirs this client saw
-(sent here or in another of their sessions) that is not deleted, its text as
-last edited. A line still on its way is waited for first, so ``hello`` then
-``s/helo/hello/`` in a script fixes that very line.
+(sent here or in another of their sessions, or shown by ``/history`` or as a
+room's context) that is not deleted, its text as last edited. A line still on
+its way is waited for first, so ``hello`` then ``s/helo/hello/`` in a script
+fixes that very line.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class ChangeCommands(ChatOutput):
     def on_event(self, event: pb.ServerEvent) -> None:
         self.track(event)
         super().on_event(event)
+
+    def _show_message(self, m: pb.Message) -> None:
+        # A room's context on joining, and /history: the user's messages there too.
+        self.track(m)
+        super()._show_message(m)
 
     def track(self, event: pb.ServerEvent | pb.Message) -> None:
         """Keeps the user's own messages of each room up to date (seq -> text)."""
