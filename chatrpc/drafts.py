@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import change_rules
 from .errors import ChatError, Code, invalid
-from .model import EDIT, REACTION, Draft, dm_key, normalize_name, room_key
+from .model import EDIT, REACTION, Draft, dm_key, normalize_name, room_key, seq_field
 from .rules import SendRules
 from .store import Store
 from .subscriber import Session
@@ -98,12 +98,14 @@ class Drafts:
         conv, room, peer, where = await self._conversation(
             session, change.room, change.to_user, what
         )
-        target = await change_rules.message(self._store, conv, change.seq, where, "seq")
+        seq_field(change.seq, "seq")
         remove = change.remove and kind == REACTION
         try:
+            target = await change_rules.message(self._store, conv, change.seq, where, "seq")
             change_rules.check_change(session.user, target, kind, where, emoji=emoji, remove=remove)
         except ChatError:
-            # A retry whose original changed the message since is answered by the store.
+            # A retry whose original changed the message since (or that retention
+            # dropped) is answered by the store with that original.
             if not client_msg_id or not await self._store.find_sent(session.user, client_msg_id):
                 raise
         return Draft(
@@ -115,7 +117,7 @@ class Drafts:
             room=room,
             to_user=peer,
             kind=kind,
-            target_seq=target.seq,
+            target_seq=change.seq,
             emoji=emoji,
             remove=remove,
         )
