@@ -6,17 +6,7 @@ import secrets
 import time
 from dataclasses import replace
 
-from ..model import (
-    DELETE,
-    EDIT,
-    MESSAGE,
-    Conversation,
-    Draft,
-    StoredMessage,
-    dm_users,
-    is_room_key,
-    room_key,
-)
+from ..model import EDIT, Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
 from .base import (
     QUOTA_WINDOW_MS,
     Account,
@@ -29,7 +19,7 @@ from .base import (
     next_prune_start,
     token_id,
 )
-from .changes import applies, changed
+from .changes import DELETE, MESSAGE, applies, changed
 from .rules import dropped_original, retention_cutoff_ms, store_closed
 
 
@@ -50,22 +40,64 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
+class _MemoryChanges:
+    """The memory store's stored changes and retries (see chatrpc.store.changes):
+    items are found by seq, a change is applied to its message in the log."""
+
+    options: StoreOptions
+    _closed: bool
+    _messages: dict[str, list[StoredMessage]]
+    #: (sender, client_msg_id) -> (when, conversation, seq) within the window.
+    _dedup: dict[tuple[str, str], tuple[float, str, int]]
+
+    def _duplicate(
+        self, sender: str, client_msg_id: str, draft: Draft | None = None
+    ) -> StoredMessage | None:
+        """The item stored for a client_msg_id within the window, if any (a retry's
+        answer; with ``draft``, the retry itself when retention dropped it)."""
+        hit = self._dedup.get((sender, client_msg_id))
+        if hit is None or time.monotonic() - hit[0] >= self.options.idempotency_window_s:
+            return None
+        index = _index(self._messages.get(hit[1], []), hit[2])
+        if index is None:
+            return None if draft is None else dropped_original(hit[1], hit[2], draft)
+        return replace(self._messages[hit[1]][index], wire=None, json=None)
+
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        if self._closed:
+            raise store_closed()
+        return self._duplicate(sender, client_msg_id)
+
+    @staticmethod
+    def _apply(log: list[StoredMessage], item: StoredMessage) -> StoredMessage:
+        """Applies a change to its message in ``log``; returns the item as stored."""
+        if item.kind == MESSAGE:
+            return item
+        index = _index(log, item.target_seq)
+        if index is None or not applies(log[index]):
+            return replace(item, text="") if item.kind == EDIT else item
+        # A new object: the one notified before may still be queued for sessions.
+        log[index] = changed(log[index], item)
+        if item.kind == DELETE:
+            for i in range(index + 1, len(log)):
+                if log[i].kind == EDIT and log[i].target_seq == item.target_seq:
+                    log[i] = replace(log[i], text="", wire=None, json=None)
+        return item
+
+
 def _index(log: list[StoredMessage], seq: int) -> int | None:
     """Where item ``seq`` is in a log (retention only drops from its front)."""
-    if not log:
-        return None
-    index = seq - log[0].seq
+    index = seq - log[0].seq if log else -1
     return index if 0 <= index < len(log) else None
 
 
-class _MemoryBase(LocalPresence, Store):
-    """The state of a memory store and its lifecycle; the roles' methods follow."""
+class MemoryStore(LocalPresence, _MemoryChanges, Store):
+    """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
         super().__init__(options)
         self._messages: dict[str, list[StoredMessage]] = {}
         self._last_seq: dict[str, int] = {}
-        #: (sender, client_msg_id) -> (when, conversation, seq) within the window.
         self._dedup: dict[tuple[str, str], tuple[float, str, int]] = {}
         self._members: set[tuple[str, str]] = set()
         self._accounts: dict[str, Account] = {}
@@ -89,121 +121,18 @@ class _MemoryBase(LocalPresence, Store):
         if self._closed:
             raise store_closed()
 
-
-class _MemoryAccounts(_MemoryBase):
-    """Accounts, tokens and registration tokens of a memory store."""
-
-    async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
-        self._refuse_if_closed()
-        if user in self._accounts:
-            return False
-        self._accounts[user] = Account(user, password_hash)
-        self._tokens[token_hash] = user
-        return True
-
-    async def get_account(self, user: str) -> Account | None:
-        self._refuse_if_closed()
-        return self._accounts.get(user)
-
-    async def add_token(self, user: str, token_hash: str) -> None:
-        self._refuse_if_closed()
-        self._tokens[token_hash] = user
-
-    async def mint_token(
-        self,
-        user: str,
-        token_hash: str,
-        *,
-        proof_hash: str | None = None,
-        generation: int | None = None,
-    ) -> bool:
-        self._refuse_if_closed()
-        # No await between the checks and the write: atomic on the event loop.
-        if user not in self._accounts:
-            return False
-        if proof_hash is not None and self._tokens.get(proof_hash) != user:
-            return False
-        if generation is not None and self._generations.get(user, 0) != generation:
-            return False
-        self._tokens[token_hash] = user
-        return True
-
-    async def token_generation(self, user: str) -> int:
-        self._refuse_if_closed()
-        return self._generations.get(user, 0)
-
-    async def user_for_token(self, token_hash: str) -> str | None:
-        self._refuse_if_closed()
-        return self._tokens.get(token_hash)
-
-    async def revoke_tokens(self, user: str) -> int:
-        self._refuse_if_closed()
-        if user in self._accounts:
-            self._generations[user] = self._generations.get(user, 0) + 1
-        mine = [t for t, u in self._tokens.items() if u == user]
-        for t in mine:
-            del self._tokens[t]
-        return len(mine)
-
-    async def revoke_token(self, token_hash: str) -> bool:
-        self._refuse_if_closed()
-        return self._tokens.pop(token_hash, None) is not None
-
-    async def set_password(self, user: str, password_hash: str) -> bool:
-        self._refuse_if_closed()
-        if user not in self._accounts:
-            return False
-        self._accounts[user] = Account(user, password_hash)
-        return True
-
-    async def create_registration_token(
-        self, token_hash: str, *, uses: int, expires_ms: int
-    ) -> None:
-        self._refuse_if_closed()
-        self._registration[token_hash] = [uses, expires_ms, _now_ms()]
-
-    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
-        self._refuse_if_closed()
-        entry = self._registration.get(token_hash)
-        if entry is None or entry[0] <= 0 or entry[1] <= now_ms:
-            return False
-        entry[0] -= 1
-        return True
-
-    async def list_registration_tokens(self) -> list[RegistrationToken]:
-        self._refuse_if_closed()
-        found = [RegistrationToken(token_id(h), *entry) for h, entry in self._registration.items()]
-        return sorted(found, key=lambda t: t.id)
-
-    async def revoke_registration_token(self, token_id_: str) -> bool:
-        self._refuse_if_closed()
-        for h in list(self._registration):
-            if token_id(h) == token_id_:
-                del self._registration[h]
-                return True
-        return False
-
-
-class MemoryStore(_MemoryAccounts):
-    """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
-
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         self._refuse_if_closed()
         now = time.monotonic()
         window = self.options.idempotency_window_s
         if draft.client_msg_id:
-            hit = self._dedup.get((draft.sender, draft.client_msg_id))
-            if hit is not None and now - hit[0] < window:
-                original = self._find(hit[1], hit[2])
-                if original is None:
-                    return dropped_original(hit[1], hit[2], draft), True
-                return replace(original, wire=None, json=None), True
+            hit = self._duplicate(draft.sender, draft.client_msg_id, draft)
+            if hit is not None:
+                return hit, True
         seq = self._last_seq.get(draft.conv, 0) + 1
         self._last_seq[draft.conv] = seq
-        msg = draft.stored(seq)
         log = self._messages.setdefault(draft.conv, [])
-        if msg.kind != MESSAGE:
-            msg = self._apply(log, msg)
+        msg = self._apply(log, draft.stored(seq))
         log.append(msg)
         if is_room_key(draft.conv):
             self._touch(draft.conv)
@@ -214,35 +143,6 @@ class MemoryStore(_MemoryAccounts):
                 self._dedup = {k: v for k, v in self._dedup.items() if now - v[0] < window}
         self._notify([msg])
         return msg, False
-
-    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
-        self._refuse_if_closed()
-        hit = self._dedup.get((sender, client_msg_id))
-        if hit is None or time.monotonic() - hit[0] >= self.options.idempotency_window_s:
-            return None
-        found = self._find(hit[1], hit[2])
-        return None if found is None else replace(found, wire=None, json=None)
-
-    def _find(self, conv: str, seq: int) -> StoredMessage | None:
-        """The stored item ``seq`` of ``conv``, None if it is not (or no longer) there."""
-        index = _index(self._messages.get(conv, []), seq)
-        return None if index is None else self._messages[conv][index]
-
-    @staticmethod
-    def _apply(log: list[StoredMessage], change: StoredMessage) -> StoredMessage:
-        """Applies a change to its target in ``log`` (see chatrpc.store.changes);
-        returns the change item as it is stored."""
-        index = _index(log, change.target_seq)
-        if index is None or not applies(log[index]):
-            return replace(change, text="") if change.kind == EDIT else change
-        # A new object: the one notified before may still be queued for sessions.
-        log[index] = changed(log[index], change)
-        if change.kind == DELETE:
-            for i in range(index + 1, len(log)):
-                item = log[i]
-                if item.kind == EDIT and item.target_seq == change.target_seq:
-                    log[i] = replace(item, text="", wire=None, json=None)
-        return change
 
     async def history(
         self,
@@ -349,3 +249,93 @@ class MemoryStore(_MemoryAccounts):
     async def is_member(self, room: str, user: str) -> bool:
         self._refuse_if_closed()
         return (room, user) in self._members
+
+    async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
+        self._refuse_if_closed()
+        if user in self._accounts:
+            return False
+        self._accounts[user] = Account(user, password_hash)
+        self._tokens[token_hash] = user
+        return True
+
+    async def get_account(self, user: str) -> Account | None:
+        self._refuse_if_closed()
+        return self._accounts.get(user)
+
+    async def add_token(self, user: str, token_hash: str) -> None:
+        self._refuse_if_closed()
+        self._tokens[token_hash] = user
+
+    async def mint_token(
+        self,
+        user: str,
+        token_hash: str,
+        *,
+        proof_hash: str | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        self._refuse_if_closed()
+        # No await between the checks and the write: atomic on the event loop.
+        if user not in self._accounts:
+            return False
+        if proof_hash is not None and self._tokens.get(proof_hash) != user:
+            return False
+        if generation is not None and self._generations.get(user, 0) != generation:
+            return False
+        self._tokens[token_hash] = user
+        return True
+
+    async def token_generation(self, user: str) -> int:
+        self._refuse_if_closed()
+        return self._generations.get(user, 0)
+
+    async def user_for_token(self, token_hash: str) -> str | None:
+        self._refuse_if_closed()
+        return self._tokens.get(token_hash)
+
+    async def revoke_tokens(self, user: str) -> int:
+        self._refuse_if_closed()
+        if user in self._accounts:
+            self._generations[user] = self._generations.get(user, 0) + 1
+        mine = [t for t, u in self._tokens.items() if u == user]
+        for t in mine:
+            del self._tokens[t]
+        return len(mine)
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        self._refuse_if_closed()
+        return self._tokens.pop(token_hash, None) is not None
+
+    async def set_password(self, user: str, password_hash: str) -> bool:
+        self._refuse_if_closed()
+        if user not in self._accounts:
+            return False
+        self._accounts[user] = Account(user, password_hash)
+        return True
+
+    async def create_registration_token(
+        self, token_hash: str, *, uses: int, expires_ms: int
+    ) -> None:
+        self._refuse_if_closed()
+        self._registration[token_hash] = [uses, expires_ms, _now_ms()]
+
+    async def use_registration_token(self, token_hash: str, now_ms: int) -> bool:
+        self._refuse_if_closed()
+        entry = self._registration.get(token_hash)
+        if entry is None or entry[0] <= 0 or entry[1] <= now_ms:
+            return False
+        entry[0] -= 1
+        return True
+
+    async def list_registration_tokens(self) -> list[RegistrationToken]:
+        self._refuse_if_closed()
+        found = [RegistrationToken(token_id(h), *entry) for h, entry in self._registration.items()]
+        return sorted(found, key=lambda t: t.id)
+
+    async def revoke_registration_token(self, token_id_: str) -> bool:
+        self._refuse_if_closed()
+        for h in list(self._registration):
+            if token_id(h) == token_id_:
+                del self._registration[h]
+                return True
+        return False
