@@ -361,3 +361,23 @@ async def test_another_redis_server_receives_changes_live_in_order(
     finally:
         await here.close()
         await there.close()
+
+
+async def test_redis_retention_drops_the_texts_and_states_of_the_entries_it_trims(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    store = open_store(redis_server.url, StoreOptions(retention_max_messages=3))
+    await store.open()
+    client = redis_sync.Redis.from_url(redis_server.url)
+    try:
+        for i in range(1, 8):
+            await store.append(room_draft("general", "alice", f"text {i}"))
+            await store.append(change(REACTION, 2 * i - 1, "bob", emoji="👍"))
+        assert [m.seq for m in await store.history("#general")] == [12, 13, 14]
+        assert sorted(int(f) for f in client.hkeys("chatrpc:body:#general")) == [13]
+        assert sorted(client.hkeys("chatrpc:state:#general")) == [b"13", b"lo"]
+        assert b"text 1" not in _redis_bytes(client)
+    finally:
+        client.close()
+        await store.close()
