@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .live import LiveItem
 from .model import StoredMessage
 
 _ids = itertools.count(1)
@@ -87,6 +88,9 @@ class Joined:
     members: tuple[str, ...]
     #: users online in the room (``members`` may be empty past the presence cap)
     online: int = 0
+    #: the user's read marker, and in a DM the peer's (0: none)
+    read_seq: int = 0
+    peer_read_seq: int = 0
 
 
 @dataclass(slots=True, frozen=True)
@@ -140,9 +144,9 @@ class End:
     reason: EndReason
 
 
-Item = StoredMessage | Presence | Replay | Left | Notice | Ack | Acked | End
+Item = StoredMessage | Presence | LiveItem | Replay | Left | Notice | Ack | Acked | End
 #: What the writer receives: stored messages, notices and acknowledgements.
-Outgoing = StoredMessage | Presence | Joined | Left | Notice | Acked | End
+Outgoing = StoredMessage | Presence | LiveItem | Joined | Left | Notice | Acked | End
 
 
 @dataclass(slots=True)
@@ -215,6 +219,13 @@ class Session:
         self._queue.append(item)
         self._wakeup.set()
         return True
+
+    def offer(self, item: LiveItem) -> bool:
+        """Queues a droppable item (typing) only while under half the bound: never a cut."""
+        if len(self._queue) * 2 >= self.max_queue:
+            self.dropped += 1
+            return False
+        return self.push(item)
 
     def end(self, reason: EndReason) -> None:
         """Asks the writer to finish after what is queued (bypasses the bound)."""

@@ -1,7 +1,7 @@
 """The store: durable history with sequence numbers, accounts and memberships.
 
 Every store (memory, SQLite, Redis) implements :class:`Store` and passes the same
-test suite (``tests/test_store.py``). :class:`Store` is the composition of four
+test suite (``tests/test_store.py``). :class:`Store` is the composition of six
 roles, each an interface of its own with its guarantees in its module's
 docstring, so a caller can ask for only what it needs:
 
@@ -14,6 +14,11 @@ docstring, so a caller can ask for only what it needs:
 * :class:`~chatrpc.store.presence.ClusterPresence` (``presence.py``): who is
   online through other servers; :class:`~chatrpc.store.presence.LocalPresence`
   for a single-process store.
+* :class:`~chatrpc.store.markers.ReadMarkers` (``markers.py``): read markers,
+  only moving forward, and the bounded unread and mention counts.
+* :class:`~chatrpc.store.signals.ClusterSignals` (``signals.py``): typing
+  notices and moved read markers told to the other servers;
+  :class:`~chatrpc.store.signals.LocalSignals` for a single-process store.
 
 Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
 cannot be reached (retryable); nothing is acknowledged in that case.
@@ -24,34 +29,44 @@ from __future__ import annotations
 import abc
 
 from .accounts import Account, AccountStore, RegistrationToken, token_id
+from .markers import UNREAD_CAP, ReadMarkers, Span, Unread
 from .messages import Listener, MessageLog
 from .options import StoreOptions
 from .presence import ClusterPresence, LocalPresence, PresenceListener, RevokeListener
 from .rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, RoomStore, next_prune_start
+from .signals import ClusterSignals, LocalSignals, Signal, SignalListener
 
 __all__ = [
     "QUOTA_WINDOW_MS",
+    "UNREAD_CAP",
     "Account",
     "AccountStore",
     "ClusterPresence",
+    "ClusterSignals",
     "Listener",
     "LocalPresence",
+    "LocalSignals",
     "MessageLog",
     "PresenceListener",
+    "ReadMarkers",
     "RegistrationToken",
     "RevokeListener",
     "RoomClaim",
     "RoomEntry",
     "RoomStore",
+    "Signal",
+    "SignalListener",
+    "Span",
     "Store",
     "StoreOptions",
+    "Unread",
     "next_prune_start",
     "token_id",
 ]
 
 
-class Store(MessageLog, RoomStore, AccountStore, ClusterPresence):
-    """Durable chat state behind one interface: the four roles, opened and closed
+class Store(MessageLog, RoomStore, AccountStore, ClusterPresence, ReadMarkers, ClusterSignals):
+    """Durable chat state behind one interface: the six roles, opened and closed
     together; see the module docstring."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:

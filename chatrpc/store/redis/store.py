@@ -7,13 +7,25 @@ from collections.abc import Sequence
 
 from ...model import Conversation, Draft, StoredMessage
 from ...urls import redact
-from ..base import Account, RegistrationToken, RoomClaim, RoomEntry, Store, StoreOptions
+from ..base import (
+    Account,
+    RegistrationToken,
+    RoomClaim,
+    RoomEntry,
+    Span,
+    Store,
+    StoreOptions,
+    Unread,
+)
 from .accounts import Accounts
 from .connection import Connection
 from .feed import Feed
 from .history import History
+from .keys import Entry
+from .markers import Markers
 from .presence import Presence
 from .rooms import RegistrationTokens, Rooms
+from .signals import Signals
 from .watches import Watches
 from .writer import Writer
 
@@ -50,9 +62,13 @@ class RedisStore(Store):
             self._history,
             self._watches,
             self._notify,
-            self._presence.on_entries,
+            self._on_stream_entries,
             self._set_epoch,
         )
+        self._signals = Signals(
+            self._conn, self._presence.node, lambda signal: self._signal_listener(signal)
+        )
+        self._markers = Markers(self._conn, self._presence.node, self)
         self._writer = Writer(self._conn, self.options, self._history, self._feed)
         self._rooms = Rooms(self._conn)
         self._regtokens = RegistrationTokens(self._conn)
@@ -78,6 +94,7 @@ class RedisStore(Store):
         if self._conn.closed:
             return
         await self._presence.withdraw()
+        await self._signals.stop()
         self._conn.closed = True
         await self._writer.stop()
         await self._feed.stop()
@@ -87,6 +104,11 @@ class RedisStore(Store):
 
     def _set_epoch(self, epoch: str) -> None:
         self.epoch = epoch
+
+    async def _on_stream_entries(self, found: list[Entry]) -> None:
+        """What the other servers told on the presence stream: signals, then presence."""
+        self._signals.on_entries(found)
+        await self._presence.on_entries(found)
 
     # -- watching and presence -------------------------------------------------------
 
@@ -112,6 +134,20 @@ class RedisStore(Store):
 
     async def online_users_many(self, rooms: Sequence[str]) -> list[set[str]]:
         return await self._presence.online_users_many(rooms)
+
+    # -- signals and read markers ------------------------------------------------------
+
+    def relay_typing(self, conv: str, user: str) -> None:
+        self._signals.relay_typing(conv, user)
+
+    async def mark_read(self, user: str, conv: str, seq: int) -> bool:
+        return await self._markers.mark_read(user, conv, seq)
+
+    async def read_markers(self, user: str, convs: Sequence[str]) -> list[int]:
+        return await self._markers.read_markers(user, convs)
+
+    async def unread_counts(self, user: str, spans: Sequence[Span]) -> list[Unread]:
+        return await self._markers.unread_counts(user, spans)
 
     # -- messages --------------------------------------------------------------------
 

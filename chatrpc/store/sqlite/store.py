@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .accounts import SQLiteAccounts
+from .markers import SQLiteMarkers
 from .messages import SQLiteMessages
 from .rooms import SQLiteRooms
 
 
-class SQLiteStore(SQLiteAccounts, SQLiteRooms, SQLiteMessages):
+class SQLiteStore(SQLiteAccounts, SQLiteRooms, SQLiteMessages, SQLiteMarkers):
     """Chat state in one SQLite file (WAL); see the package docstring for the threads.
 
     Args:
