@@ -41,7 +41,7 @@ class Span:
     last_seq: int
 
     def window(self) -> tuple[int, int]:
-        """The seqs looked at, ``after < seq <= upto``: the newest :data:`UNREAD_CAP` past the marker."""
+        """The seqs looked at, ``after < seq <= upto``: the newest UNREAD_CAP past the marker."""
         return max(self.read_seq, self.last_seq - UNREAD_CAP), self.last_seq
 
     @property

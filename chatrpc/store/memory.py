@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 
 from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
@@ -16,14 +15,12 @@ from .base import (
     RegistrationToken,
     RoomClaim,
     RoomEntry,
-    Span,
     Store,
     StoreOptions,
-    Unread,
     next_prune_start,
     token_id,
 )
-from .markers import count_from_log
+from .memory_markers import MemoryMarkers
 from .rules import retention_cutoff_ms, store_closed
 
 
@@ -44,7 +41,7 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
-class MemoryStore(LocalPresence, LocalSignals, Store):
+class MemoryStore(LocalPresence, LocalSignals, Store, MemoryMarkers):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
@@ -62,8 +59,6 @@ class MemoryStore(LocalPresence, LocalSignals, Store):
         self._newest = 0
         #: Registration tokens by hash: [uses left, expires_ms, created_ms].
         self._registration: dict[str, list[int]] = {}
-        #: Read markers by (user, conversation key).
-        self._reads: dict[tuple[str, str], int] = {}
         self._closed = False
 
     async def open(self) -> None:
@@ -294,19 +289,3 @@ class MemoryStore(LocalPresence, LocalSignals, Store):
                 del self._registration[h]
                 return True
         return False
-
-    # -- read markers ------------------------------------------------------------------
-
-    async def mark_read(self, user: str, conv: str, seq: int) -> bool:
-        self._refuse_if_closed()
-        if seq <= self._reads.get((user, conv), 0):
-            return False
-        self._reads[(user, conv)] = seq
-        return True
-
-    async def read_markers(self, user: str, convs: Sequence[str]) -> list[int]:
-        self._refuse_if_closed()
-        return [self._reads.get((user, conv), 0) for conv in convs]
-
-    async def unread_counts(self, user: str, spans: Sequence[Span]) -> list[Unread]:
-        return await count_from_log(self, user, spans)

@@ -1,0 +1,125 @@
+"""Read markers as the sessions see them: ``mark_read`` events, the ``read_marker``
+events that sync them, and the markers and unread counts a join and the
+listings show.
+
+* **Only forward.** A marker moves only to a higher seq (the store keeps the
+  highest); a lower or equal one changes nothing and sends nothing. A seq past
+  the conversation's newest is refused (INVALID_ARGUMENT), not clamped: a
+  client marks what it was shown, so a seq nobody was shown is a client's bug.
+* **Synced live.** A marker that moved goes to the user's other sessions and,
+  in a DM, to the peer's, here and (through the store) on the other servers.
+  In a room only the user's own sessions learn it.
+* **Who may mark.** A room's member (joined in this session, or a member in the
+  store, as History asks), a DM's participant; others get the error a send to
+  that room would. Each mark costs :data:`MARK_COST` of the send budget: it
+  writes to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+
+from .errors import ChatError, Code, invalid
+from .live import ReadMark
+from .model import dm_key, dm_users, is_room_key, normalize_name, room_key, seq_field
+from .rules import SendRules
+from .store import Span, Store, Unread
+from .subscriber import Session
+
+#: What a mark_read costs from the user's send budget (a tenth of a send, as a join).
+MARK_COST = 0.1
+
+
+class ReadState:
+    """Moves, syncs and counts read markers (see the module docstring).
+
+    Args:
+        sessions_of: a user's sessions on this server.
+        check_live: raises ChatError (UNAUTHENTICATED) for a session whose token
+            was revoked.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        rules: SendRules,
+        sessions_of: Callable[[str], Iterable[Session]],
+        check_live: Callable[[Session], None],
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self._sessions_of = sessions_of
+        self._check_live = check_live
+
+    async def mark(self, session: Session, seq: int, *, room: str = "", to_user: str = "") -> None:
+        """Moves ``session``'s user's marker in ``room`` (or the DM with ``to_user``)
+        to ``seq`` and tells their other sessions and the DM's peer; raises ChatError."""
+        self._check_live(session)
+        user = session.user
+        self.rules.spend(user, MARK_COST)
+        seq = seq_field(seq, "seq")
+        if room:
+            room = normalize_name(room, "room")
+            if room not in session.rooms and not await self.store.is_member(room, user):
+                raise ChatError(Code.FAILED_PRECONDITION, f"join #{room} before marking it read")
+            conv, where = room_key(room), f"#{room}"
+        elif to_user:
+            peer = normalize_name(to_user, "user")
+            if await self.store.get_account(peer) is None:
+                raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
+            conv, where = dm_key(user, peer), f"your conversation with {peer}"
+        else:
+            raise invalid("mark_read needs a room or a to_user")
+        last = await self.store.last_seq(conv)
+        if seq > last:
+            raise invalid(f"seq {seq} is past the newest message of {where} ({last})")
+        if seq and await self.store.mark_read(user, conv, seq):
+            self.deliver(conv, user, seq, skip=session)
+
+    def deliver(self, conv: str, user: str, seq: int, skip: Session | None = None) -> None:
+        """Tells this server's sessions that are to know: ``user``'s (but ``skip``),
+        and in a DM the peer's."""
+        if is_room_key(conv):
+            own = ReadMark(user, seq, room=conv[1:])
+        else:
+            a, b = dm_users(conv)
+            peer = b if a == user else a
+            own = ReadMark(user, seq, with_user=peer)
+            if peer != user:
+                theirs = ReadMark(user, seq, with_user=user)
+                for s in self._sessions_of(peer):
+                    s.push(theirs)
+        for s in self._sessions_of(user):
+            if s is not skip:
+                s.push(own)
+
+    async def rooms(self, user: str, rooms: Sequence[tuple[str, int]]) -> list[tuple[int, Unread]]:
+        """For a listing page of (room, last seq): ``user``'s marker and unread counts
+        in each room they are a member of, (0, nothing) in the others."""
+        member = await asyncio.gather(*(self.store.is_member(name, user) for name, _ in rooms))
+        convs = [room_key(name) for name, _ in rooms]
+        marks = await self.store.read_markers(user, convs)
+        spans = [
+            Span(conv, mark if joined else last, last)
+            for conv, mark, joined, (_, last) in zip(convs, marks, member, rooms, strict=True)
+        ]
+        counts = await self.store.unread_counts(user, spans)
+        return [
+            (mark, count) if joined else (0, Unread())
+            for mark, count, joined in zip(marks, counts, member, strict=True)
+        ]
+
+    async def directs(
+        self, user: str, directs: Sequence[tuple[str, int]]
+    ) -> list[tuple[int, int, Unread]]:
+        """For a listing page of (peer, last seq): ``user``'s marker, the peer's, and
+        ``user``'s unread counts in each DM."""
+        convs = [dm_key(user, peer) for peer, _ in directs]
+        marks = await self.store.read_markers(user, convs)
+        theirs = await asyncio.gather(
+            *(self.store.read_marker(peer, c) for (peer, _), c in zip(directs, convs, strict=True))
+        )
+        spans = [Span(c, m, last) for c, m, (_, last) in zip(convs, marks, directs, strict=True)]
+        counts = await self.store.unread_counts(user, spans)
+        return list(zip(marks, theirs, counts, strict=True))
