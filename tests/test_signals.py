@@ -7,10 +7,11 @@ drive the unread and mention counts of ListRooms and ListDirects.
 
 from __future__ import annotations
 
-import asyncio
 from chatrpc.client import auth_metadata
 from chatrpc.hub import Limits
+from chatrpc.live import TypingNotice
 from chatrpc.store import UNREAD_CAP
+from chatrpc.subscriber import Left, Session
 from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
@@ -97,7 +98,11 @@ async def test_typing_is_relayed_once_per_user_and_conversation_every_few_second
 async def test_typing_in_a_dm_reaches_the_peer_and_not_the_typists_other_sessions(
     peers: Peers,
 ) -> None:
-    alice, alice2, bob = await peers.open("alice"), await peers.open("alice"), await peers.open("bob")
+    alice, alice2, bob = (
+        await peers.open("alice"),
+        await peers.open("alice"),
+        await peers.open("bob"),
+    )
     await typing(alice, to_user="bob")
     await bob.wait_for(lambda ev: bool(typing_events(bob)))
     assert typing_events(bob) == [pb.UserTyping(with_user="alice", user="alice")]
@@ -156,7 +161,11 @@ async def test_a_flood_of_typing_is_held_to_the_rate_and_never_costs_a_send() ->
 async def test_a_read_marker_reaches_the_users_other_sessions_and_only_moves_forward(
     peers: Peers,
 ) -> None:
-    alice, alice2, bob = await peers.open("alice"), await peers.open("alice"), await peers.open("bob")
+    alice, alice2, bob = (
+        await peers.open("alice"),
+        await peers.open("alice"),
+        await peers.open("bob"),
+    )
     for p in (alice, alice2, bob):
         await p.join("general")
     for i in range(4):
@@ -245,7 +254,11 @@ async def test_mark_read_costs_from_the_send_budget() -> None:
 async def test_rooms_and_directs_list_the_callers_unread_messages_and_mentions(
     peers: Peers,
 ) -> None:
-    alice, bob, carol = await peers.open("alice"), await peers.open("bob"), await peers.open("carol")
+    alice, bob, carol = (
+        await peers.open("alice"),
+        await peers.open("bob"),
+        await peers.open("carol"),
+    )
     await alice.join("general")
     await bob.join("general")
     await carol.join("other")
@@ -299,3 +312,14 @@ async def test_unread_counts_stop_at_the_cap(peers: Peers) -> None:
     await alice.join("big")  # answered once the marks before it are stored
     rooms = await list_rooms(alice)
     assert rooms["big"].unread == 3 and rooms["big"].read_seq == total - 3
+
+
+def test_a_session_with_a_half_full_queue_drops_typing_rather_than_be_cut_off() -> None:
+    session = Session("bob", max_queue=4)
+    notice = TypingNotice("alice", room="general")
+    assert session.offer(notice)
+    assert session.push(Left("x"))
+    assert not session.offer(notice)  # half full: dropped
+    assert not session.overflowed and session.dropped == 1
+    assert session.push(Left("y")) and session.push(Left("z"))  # the bound is intact
+    assert not session.push(Left("w")) and session.overflowed

@@ -3,10 +3,11 @@
 Typing notices and moved read markers reach the sessions on other servers
 through the store: a shared store (Redis) tells the other servers, on the
 event loop, and a single-process store has nobody to tell
-(:class:`LocalSignals`). Signals are live only: at most once, in the order one
-server made them, never stored for later; one a server misses while it cannot
-reach the store is lost (a typing notice means nothing a few seconds later, and
-a read marker is read again with the next join or listing).
+(:class:`LocalSignals`). Signals are live only: at most once, never stored for
+later; a typing notice and a marker made together may arrive in either order.
+One a server misses while it cannot reach the store is lost (a typing notice
+means nothing a few seconds later, and a read marker is read again with the
+next join or listing).
 """
 
 from __future__ import annotations
