@@ -10,7 +10,9 @@
   order. What it delivered and where to resume is the pure
   :class:`~chatrpc.client.cursor.Cursor`; its unacknowledged sends are
   :mod:`~chatrpc.client.sends`; what it does with what a session receives is
-  :mod:`~chatrpc.client.events`.
+  :mod:`~chatrpc.client.events`; its typing notices and read markers are
+  :mod:`~chatrpc.client.signals` (the ``typing`` and ``read_marker`` events
+  that arrive go to ``on_event`` like the others).
 
 Nothing here imports the server; the CLI, the tests and the benchmark use it.
 """
@@ -29,6 +31,7 @@ from .cursor import Cursor, conv_of
 from .errors import RECONNECT_ON, ClientClosed, SendError
 from .events import RESUME_RETRIES
 from .sends import SEND_RETRIES, new_client_msg_id, retry_delay
+from .signals import TYPING_INTERVAL_S
 from .state import ClientState, State
 from .stream import BATCH_EVENTS, ChatStream
 
@@ -38,6 +41,7 @@ __all__ = [
     "RECONNECT_ON",
     "RESUME_RETRIES",
     "SEND_RETRIES",
+    "TYPING_INTERVAL_S",
     "ChannelSecurity",
     "ChatClient",
     "ChatStream",
