@@ -18,7 +18,8 @@ listings show.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 from .errors import ChatError, Code, invalid
 from .live import ReadMark
@@ -29,6 +30,10 @@ from .subscriber import Session
 
 #: What a mark_read costs from the user's send budget (a tenth of a send, as a join).
 MARK_COST = 0.1
+#: Store reads a listing page makes at once.
+CONCURRENT_READS = 32
+
+T = TypeVar("T")
 
 
 class ReadState:
@@ -97,7 +102,7 @@ class ReadState:
     async def rooms(self, user: str, rooms: Sequence[tuple[str, int]]) -> list[tuple[int, Unread]]:
         """For a listing page of (room, last seq): ``user``'s marker and unread counts
         in each room they are a member of, (0, nothing) in the others."""
-        member = await asyncio.gather(*(self.store.is_member(name, user) for name, _ in rooms))
+        member = await _gather(self.store.is_member, [(name, user) for name, _ in rooms])
         convs = [room_key(name) for name, _ in rooms]
         marks = await self.store.read_markers(user, convs)
         spans = [
@@ -117,9 +122,20 @@ class ReadState:
         ``user``'s unread counts in each DM."""
         convs = [dm_key(user, peer) for peer, _ in directs]
         marks = await self.store.read_markers(user, convs)
-        theirs = await asyncio.gather(
-            *(self.store.read_marker(peer, c) for (peer, _), c in zip(directs, convs, strict=True))
-        )
+        pairs = [(peer, conv) for (peer, _), conv in zip(directs, convs, strict=True)]
+        theirs = await _gather(self.store.read_marker, pairs)
         spans = [Span(c, m, last) for c, m, (_, last) in zip(convs, marks, directs, strict=True)]
         counts = await self.store.unread_counts(user, spans)
         return list(zip(marks, theirs, counts, strict=True))
+
+
+async def _gather(
+    call: Callable[[str, str], Awaitable[T]], args: Sequence[tuple[str, str]]
+) -> list[T]:
+    """``call`` on each pair of ``args``, :data:`CONCURRENT_READS` at a time (a page
+    holds up to 500: not 500 store connections at once), the results in order."""
+    out: list[T] = []
+    for start in range(0, len(args), CONCURRENT_READS):
+        chunk = args[start : start + CONCURRENT_READS]
+        out.extend(await asyncio.gather(*(call(a, b) for a, b in chunk)))
+    return out
