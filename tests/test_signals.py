@@ -7,6 +7,8 @@ drive the unread and mention counts of ListRooms and ListDirects.
 
 from __future__ import annotations
 
+import functools
+
 from chatrpc.client import auth_metadata
 from chatrpc.hub import Limits
 from chatrpc.live import TypingNotice
@@ -43,10 +45,14 @@ async def next_error(peer: Peer, before: int) -> pb.Error:
     return err
 
 
-async def list_rooms(peer: Peer, **request: str) -> dict[str, pb.Room]:
+def _saw(peer: Peer, text: str, events: object) -> bool:
+    return text in peer.texts()
+
+
+async def list_rooms(peer: Peer, prefix: str = "") -> dict[str, pb.Room]:
     stub = pb_grpc.ChatServiceStub(peer.ch)
     answer = await stub.ListRooms(
-        pb.ListRoomsRequest(**request), metadata=auth_metadata(peer.token)
+        pb.ListRoomsRequest(prefix=prefix), metadata=auth_metadata(peer.token)
     )
     return {r.name: r for r in answer.rooms}
 
@@ -147,7 +153,7 @@ async def test_a_flood_of_typing_is_held_to_the_rate_and_never_costs_a_send() ->
             for i in range(3):  # the send budget is untouched by the typing
                 await alice.send_and_ack(f"m{i}", room="fence")
             for w in watchers:  # what was relayed came before the messages
-                await w.wait_for(lambda ev, w=w: "m2" in w.texts())
+                await w.wait_for(functools.partial(_saw, w, "m2"))
             relayed = sum(len(typing_events(w)) for w in watchers)
             assert 4 <= relayed <= 5  # the typing burst, and at most a token of refill
             assert alice.of("error") == []
