@@ -1,4 +1,4 @@
-"""Typing notices and read markers on a real server (memory and SQLite stores).
+"""Typing notices and read markers on a real server (memory, SQLite and Redis stores).
 
 Typing goes live to the other members only, throttled and droppable; read
 markers only move forward, reach the user's other sessions and a DM's peer, and
@@ -8,6 +8,9 @@ drive the unread and mention counts of ListRooms and ListDirects.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+
+import pytest
 
 from chatrpc.client import auth_metadata
 from chatrpc.hub import Limits
@@ -18,6 +21,19 @@ from chatrpc.v1 import chat_pb2 as pb
 from chatrpc.v1 import chat_pb2_grpc as pb_grpc
 
 from .conftest import Peer, Peers, running_server, target
+from .redis_fixture import RedisServer
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The server of these tests runs on every store (a flushed Redis for each test)."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'chat.db'}"
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    redis.flush()
+    return redis.url
 
 
 def typing_events(peer: Peer) -> list[pb.UserTyping]:
