@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from chatrpc.mentions import mentions
 from chatrpc.model import dm_key, room_key
 from chatrpc.store import UNREAD_CAP, Signal, Span, Store, Unread, open_store
 from chatrpc.store.signals import READ, TYPING
@@ -123,3 +124,36 @@ async def test_two_redis_stores_tell_each_other_typing_and_moved_markers(
     finally:
         await a.close()
         await b.close()
+
+
+#: Texts on both sides of the mention rule, some of them tricky.
+MENTION_TEXTS = [
+    "@alice",
+    "hi @alice",
+    "thanks @ALICE.",
+    "(@alice)",
+    "é@alice",
+    "@alicex then @alice",
+    "ok @alice-",
+    "@alicex",
+    "@alice_2",
+    "@alice.b",
+    "@alice-b",
+    "bob@alice",
+    "@@alice",
+    "x.@alice",
+    "@ali",
+    "alice",
+]
+
+
+async def test_every_store_counts_mentions_by_the_one_rule(store: Store) -> None:
+    general = room_key("general")
+    await store.append_many([room_draft("general", "bob", t) for t in MENTION_TEXTS])
+    expected = sum(mentions(t, "alice") for t in MENTION_TEXTS)
+    assert 0 < expected < len(MENTION_TEXTS)
+    (counted,) = await store.unread_counts("alice", [Span(general, 0, len(MENTION_TEXTS))])
+    assert counted == Unread(len(MENTION_TEXTS), expected)
+    for i, text in enumerate(MENTION_TEXTS, start=1):  # one by one: which ones
+        (one,) = await store.unread_counts("alice", [Span(general, i - 1, i)])
+        assert one.mentions == mentions(text, "alice"), text

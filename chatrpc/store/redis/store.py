@@ -68,7 +68,7 @@ class RedisStore(Store):
         self._signals = Signals(
             self._conn, self._presence.node, lambda signal: self._signal_listener(signal)
         )
-        self._markers = Markers(self._conn, self._presence.node, self)
+        self._markers = Markers(self._conn, self._presence.node)
         self._writer = Writer(self._conn, self.options, self._history, self._feed)
         self._rooms = Rooms(self._conn)
         self._regtokens = RegistrationTokens(self._conn)
