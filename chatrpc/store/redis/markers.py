@@ -41,6 +41,7 @@ COUNT_UNREAD_LUA = r"""
 local user = ARGV[3]
 local needle = '@' .. user
 local function mentions(text)
+  if not string.find(text, '@', 1, true) then return false end
   local lower = string.lower(text)
   local start = 1
   while true do
@@ -56,11 +57,10 @@ local function mentions(text)
     start = i + 1
   end
 end
-local unread, mentioned = 0, 0
-local entries = redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', ARGV[2] .. '-0')
-for _, entry in ipairs(entries) do
+local seqs, texts, missing = {}, {}, false
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', ARGV[2] .. '-0')) do
   local f = entry[2]
-  local sender, kind, text = '', '0', nil
+  local sender, kind, text = '', '0', false
   for i = 1, #f, 2 do
     local k = f[i]
     if k == 's' then sender = f[i + 1]
@@ -68,18 +68,27 @@ for _, entry in ipairs(entries) do
     elseif k == 'x' then text = f[i + 1] end
   end
   if kind == '0' and sender ~= user then
-    local seq = string.match(entry[1], '^(%d+)')
-    local deleted = false
-    local state = redis.call('HGET', KEYS[3], seq)
-    if state then
-      local ok, decoded = pcall(cjson.decode, state)
-      deleted = ok and type(decoded) == 'table' and decoded['d'] and decoded['d'] ~= 0
-    end
-    if not deleted then
-      unread = unread + 1
-      if text == nil then text = redis.call('HGET', KEYS[2], seq) or '' end
-      if mentions(text) then mentioned = mentioned + 1 end
-    end
+    seqs[#seqs + 1] = string.match(entry[1], '^(%d+)')
+    texts[#seqs] = text
+    missing = missing or not text
+  end
+end
+if #seqs == 0 then return {0, 0} end
+local states, bodies = {}, {}
+if redis.call('EXISTS', KEYS[3]) == 1 then states = redis.call('HMGET', KEYS[3], unpack(seqs)) end
+if missing and redis.call('EXISTS', KEYS[2]) == 1 then
+  bodies = redis.call('HMGET', KEYS[2], unpack(seqs))
+end
+local unread, mentioned = 0, 0
+for n = 1, #seqs do
+  local deleted = false
+  if states[n] then
+    local ok, decoded = pcall(cjson.decode, states[n])
+    deleted = ok and type(decoded) == 'table' and decoded['d'] and decoded['d'] ~= 0
+  end
+  if not deleted then
+    unread = unread + 1
+    if mentions(texts[n] or bodies[n] or '') then mentioned = mentioned + 1 end
   end
 end
 return {unread, mentioned}
