@@ -9,6 +9,11 @@ listings show.
 * **Synced live.** A marker that moved goes to the user's other sessions and,
   in a DM, to the peer's, here and (through the store) on the other servers.
   In a room only the user's own sessions learn it.
+* **Counted once.** What is unread is a function of the user, the conversation,
+  their marker and the conversation's newest seq (an edit or a delete is a new
+  item, so it moves the newest seq too), so counts are kept in a bounded LRU
+  (:data:`COUNTS_CACHED`) and a listing recounts only the conversations that
+  changed since it was last asked: asking again and again costs look-ups.
 * **Who may mark.** A room's member (joined in this session, or a member in the
   store, as History asks), a DM's participant; others get the error a send to
   that room would. Each mark costs :data:`MARK_COST` of the send budget: it
@@ -18,6 +23,7 @@ listings show.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -32,6 +38,8 @@ from .subscriber import Session
 MARK_COST = 0.1
 #: Store reads a listing page makes at once.
 CONCURRENT_READS = 32
+#: Unread counts remembered, by (epoch, user, conversation, marker, newest seq).
+COUNTS_CACHED = 50_000
 
 T = TypeVar("T")
 
@@ -56,6 +64,7 @@ class ReadState:
         self.rules = rules
         self._sessions_of = sessions_of
         self._check_live = check_live
+        self._counts: OrderedDict[tuple[str, str, Span], Unread] = OrderedDict()
 
     async def mark(self, session: Session, seq: int, *, room: str = "", to_user: str = "") -> None:
         """Moves ``session``'s user's marker in ``room`` (or the DM with ``to_user``)
@@ -109,7 +118,7 @@ class ReadState:
             Span(conv, mark if joined else last, last)
             for conv, mark, joined, (_, last) in zip(convs, marks, member, rooms, strict=True)
         ]
-        counts = await self.store.unread_counts(user, spans)
+        counts = await self._count(user, spans)
         return [
             (mark, count) if joined else (0, Unread())
             for mark, count, joined in zip(marks, counts, member, strict=True)
@@ -125,8 +134,24 @@ class ReadState:
         pairs = [(peer, conv) for (peer, _), conv in zip(directs, convs, strict=True)]
         theirs = await _gather(self.store.read_marker, pairs)
         spans = [Span(c, m, last) for c, m, (_, last) in zip(convs, marks, directs, strict=True)]
-        counts = await self.store.unread_counts(user, spans)
+        counts = await self._count(user, spans)
         return list(zip(marks, theirs, counts, strict=True))
+
+    async def _count(self, user: str, spans: Sequence[Span]) -> list[Unread]:
+        """The store's counts of the spans not counted before (see the module docstring)."""
+        epoch = self.store.epoch  # a store that lost its history numbers anew
+        found = {span: self._counts.get((epoch, user, span)) for span in spans}
+        missing = [span for span, count in found.items() if count is None and not span.empty]
+        if missing:
+            counted = await self.store.unread_counts(user, missing)
+            for span, count in zip(missing, counted, strict=True):
+                found[span] = self._counts[(epoch, user, span)] = count
+            while len(self._counts) > COUNTS_CACHED:
+                self._counts.popitem(last=False)
+        for span in spans:
+            if (epoch, user, span) in self._counts:
+                self._counts.move_to_end((epoch, user, span))
+        return [found[span] or Unread() for span in spans]
 
 
 async def _gather(

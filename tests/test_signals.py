@@ -345,3 +345,22 @@ def test_a_session_with_a_half_full_queue_drops_typing_rather_than_be_cut_off() 
     assert not session.overflowed and session.dropped == 1
     assert session.push(Left("y")) and session.push(Left("z"))  # the bound is intact
     assert not session.push(Left("w")) and session.overflowed
+
+
+async def test_counts_asked_again_are_the_same_until_something_changes(peers: Peers) -> None:
+    alice, bob = await peers.open("alice"), await peers.open("bob")
+    await alice.join("general")
+    await bob.join("general")
+    await bob.send_and_ack("one @alice", room="general")
+    first = await list_rooms(alice)
+    assert await list_rooms(alice) == first
+    assert (first["general"].unread, first["general"].mentions) == (1, 1)
+    await bob.send_and_ack("two", room="general")  # a new newest seq: counted again
+    again = await list_rooms(alice)
+    assert (again["general"].unread, again["general"].mentions) == (2, 1)
+    await bob.send_and_ack("three", to_user="alice")
+    directs = await list_directs(alice)
+    assert directs["bob"].unread == 1
+    await bob.send_and_ack("four @alice", to_user="alice")
+    directs = await list_directs(alice)
+    assert (directs["bob"].unread, directs["bob"].mentions) == (2, 1)
