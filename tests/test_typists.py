@@ -1,8 +1,9 @@
 """The terminal's pure signal rules (chatrpc.tui.signals): who is shown typing and
-for how long, where a half-typed line goes, how counts read."""
+for how long, where a half-typed line goes, how counts read, how a mention shows."""
 
 from __future__ import annotations
 
+from chatrpc.tui.formatter import Formatter
 from chatrpc.tui.signals import (
     SHOW_S,
     Typists,
@@ -10,6 +11,7 @@ from chatrpc.tui.signals import (
     typing_target,
     unread_note,
 )
+from chatrpc.v1 import chat_pb2 as pb
 
 
 class Clock:
@@ -68,3 +70,16 @@ def test_unread_counts_read_naturally_and_the_cap_reads_as_or_more() -> None:
     assert unread_note(3, 1) == ", 3 unread, 1 mention of you"
     assert unread_note(5, 2) == ", 5 unread, 2 mentions of you"
     assert unread_note(999, 0) == ", 999+ unread"
+
+
+def test_a_message_mentioning_the_reader_stands_out_on_a_color_terminal() -> None:
+    colored, plain = Formatter("alice", color=True), Formatter("alice")
+    mention = pb.Message(room="general", sender="bob", text="hi @Alice")
+    assert "\x1b[1;33mhi @Alice\x1b[0m" in colored.message(mention)
+    assert plain.message(mention).endswith("#general <bob> hi @Alice")
+    action = pb.Message(room="general", sender="bob", text="/me pokes @alice")
+    assert colored.message(action).endswith("\x1b[1;33mpokes @alice\x1b[0m")
+    own = pb.Message(room="general", sender="alice", text="I am @alice")
+    assert "1;33m" not in colored.message(own)
+    other = pb.Message(room="general", sender="bob", text="hi @alicex")
+    assert "1;33m" not in colored.message(other)

@@ -8,6 +8,7 @@ import time
 import zlib
 from typing import TextIO
 
+from ..mentions import mentions
 from ..v1 import chat_pb2 as pb
 from .commands import ACTION
 
@@ -85,6 +86,10 @@ class Formatter:
         stamp = self._sgr("2", time.strftime("[%H:%M]", time.localtime(m.sent_at.seconds)))
         text = printable(m.text)
         action = text.startswith(ACTION)
+        if m.sender != self.me and mentions(m.text, self.me):
+            # A mention of the reader stands out.
+            start = len(ACTION) if action else 0
+            text = text[:start] + self._sgr("1;33", text[start:])
         body = f"* {self.nick(m.sender)} {text[len(ACTION) :]}" if action else text
         if m.WhichOneof("target") == "room":
             where = f"#{m.room}"
