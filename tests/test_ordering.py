@@ -170,7 +170,9 @@ async def test_a_resend_racing_the_replay_and_live_messages_keeps_the_order(
     assert_strictly_increasing(bob)
 
 
-async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(peers: Peers) -> None:
+async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(
+    peers: Peers, every_store: str
+) -> None:
     """The resend comes first (nothing of the DM delivered yet): its original goes out
     at once, and the resume from 0 then replays nothing below it but says it is not
     complete, so the client reads the older DM from History."""
@@ -186,9 +188,16 @@ async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(peers: Peers
     await alice.wait_for(lambda ev: len(alice.of("joined")) == 1)
     [joined] = alice.of("joined")
     assert (joined.with_user, joined.last_seq) == ("bob", 2)
-    assert (joined.complete, joined.replayed) == (False, 0)
-    assert seqs(alice, "@bob") == [2]
-    assert acks(alice) == []
+    if every_store.startswith("redis") and joined.complete:
+        # A store shared by servers may hand a new watch the DMs committed just
+        # before it, live: both reached the session before the resume, which then
+        # has nothing to replay and is complete.
+        assert (joined.replayed, seqs(alice, "@bob")) == (0, [1, 2])
+        assert acks(alice) in ([], [("@bob", 2, "d2")])
+    else:
+        assert (joined.complete, joined.replayed) == (False, 0)
+        assert seqs(alice, "@bob") == [2]
+        assert acks(alice) == []
     assert_strictly_increasing(alice)
 
     # Resumed first, then resent: the replay has it, and the resend is acked.
