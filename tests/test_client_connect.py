@@ -17,7 +17,8 @@ from chatrpc.client import ChatClient, ClientClosed, State
 from chatrpc.client.retry import Backoff
 from chatrpc.server import ChatServer
 
-from .conftest import WAIT, Peers, make_config, running_server, target
+from .conftest import WAIT, Peers, make_config, running_server, start_server_process, target
+from .test_cli import one_line_error, run_client
 
 #: A program with more ChatClients than a connection may carry streams (100).
 MANY = 150
@@ -156,3 +157,31 @@ async def test_a_client_is_back_soon_after_its_server_although_its_backoff_is_lo
             await second.stop()
         with contextlib.suppress(Exception):
             await first.stop()
+
+
+async def test_the_terminal_client_that_gets_no_session_says_so_in_one_line(
+    tmp_path: Path, client_env: dict[str, str]
+) -> None:
+    # The server's one session is taken: every Chat call of the client is refused
+    # (RESOURCE_EXHAUSTED, which it retries) until it gives up.
+    sp = start_server_process(
+        "--db", str(tmp_path / "chat.db"), "--max-sessions", "1", log_dir=tmp_path
+    )
+    group = Peers(sp.address)
+    try:
+        await group.open("alice")
+        result = await asyncio.to_thread(
+            run_client,
+            client_env,
+            *("--user", "bob", "--server", sp.address, "--connect-timeout", "1"),
+            stdin="hello\n",
+        )
+        line = one_line_error(result, 1)
+        assert line.startswith(
+            f"chatrpc-client: could not open a session with {sp.address} within 1 s"
+            " (RESOURCE_EXHAUSTED: "
+        ), line
+        assert result.stdout == ""
+    finally:
+        await group.close()
+        sp.stop()

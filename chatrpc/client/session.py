@@ -181,7 +181,10 @@ class Sessions(SessionEvents, Calls):
             self._last_failure = detail
             self._connected.clear()
             self._resumed.clear()
-            self._set_status(State.RECONNECTING, detail)
+            if self.status is not State.CONNECTING:
+                # Before the first session, a failure is still connecting (start()
+                # says why if it gives up).
+                self._set_status(State.RECONNECTING, detail)
             assert self._channel is not None
             await pause_before_retry(self._channel, self._backoff.jittered(attempt))
             attempt += 1
