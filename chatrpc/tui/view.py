@@ -14,7 +14,7 @@ from .formatter import Formatter, printable
 from .output import ChatOutput, PendingLine, rpc_problem
 
 #: How long ``/who``, ``/rooms`` and ``/history`` wait for a lost connection: past
-#: the client's longest reconnect backoff (10 s, +50% jitter).
+#: the client's longest reconnect backoff (5 s).
 RECONNECT_WAIT = 30.0
 
 
