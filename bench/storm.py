@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+
+if os.environ.get("CHATRPC_STORM_CLIENT_FROM"):
+    # Workers measure the client library of another checkout (an older commit, say):
+    # its directory goes first, and the editable install's finder steps aside.
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+    sys.path.insert(0, os.environ["CHATRPC_STORM_CLIENT_FROM"])
 
 from chatrpc.client import ChatClient, State, channel, login
 from chatrpc.v1 import chat_pb2 as pb
@@ -114,7 +121,14 @@ async def _setup(args: argparse.Namespace, members: list[Member]) -> dict[str, A
         try:
             token = await _login(ch, f"s{m.i}")
             m.client = ChatClient(
-                args.target, f"s{m.i}", token, on_event=m.on_event, on_state=m.on_state
+                args.target,
+                f"s{m.i}",
+                token,
+                on_event=m.on_event,
+                on_state=m.on_state,
+                # The library's default since it stopped sharing connections; said
+                # here too so that older versions of it can be measured the same way.
+                channel_options=[("grpc.use_local_subchannel_pool", 1)],
             )
             await m.client.start()
             for room in m.rooms:
@@ -264,6 +278,27 @@ class Sampler(threading.Thread):
         return (before[-1] if before else self.samples[0])[1]
 
 
+def _profile(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` (raw stacks for a .txt, else a flame graph) until SIGINT."""
+    fmt = "raw" if out.endswith(".txt") else "flamegraph"
+    return subprocess.Popen(
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--rate",
+            "200",
+            "--pid",
+            str(pid),
+            "-o",
+            out,
+            "--format",
+            fmt,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
@@ -280,10 +315,13 @@ def run_storm(
         *("--store", f"sqlite://{tmp}/reconnect-storm.db"),
         *("--rate-limit", "0", "--login-rate", "0", "--log-level", "warning"),
         *("--max-sessions", cap, "--max-connections", cap),
+        *(getattr(args, "server_args", "") or "").split(),
     ]
     server = _server(cmd, env)
     per = -(-clients // processes)
     load_env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+    if getattr(args, "client_from", None):
+        load_env["CHATRPC_STORM_CLIENT_FROM"] = str(Path(args.client_from).resolve())
     workers = [
         subprocess.Popen(
             [
@@ -334,9 +372,13 @@ def run_storm(
         t_up = time.time()
         sampler = Sampler([server.pid, *(w.pid for w in workers)])
         sampler.start()
+        spy = _profile(server.pid, args.profile) if getattr(args, "profile", None) else None
         reports = tell(f"wait {args.max_seconds}")
         sampler.stopped.set()
         sampler.join()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
     finally:
         for w in workers:
             try:
@@ -407,6 +449,18 @@ def main() -> None:
     p.add_argument("--senders", type=int, default=2, help="clients per worker that send")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest storm waited for")
     p.add_argument("--out", default="", help="write the figures as JSON here")
+    p.add_argument("--server-args", default="", metavar="ARGS", help="more chatrpc-server options")
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record the restarted server with py-spy over the storm (raw stacks for .txt)",
+    )
+    p.add_argument(
+        "--client-from",
+        metavar="DIR",
+        help="workers use the chatrpc package in DIR (e.g. `git archive COMMIT chatrpc`"
+        " unpacked there) instead of this checkout's; the server stays this one",
+    )
     # worker
     p.add_argument("--target", default="")
     p.add_argument("--total", type=int, default=0)

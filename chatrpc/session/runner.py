@@ -26,6 +26,7 @@ from ..model import Draft, seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
 from .ends import Ending, ending
+from .linger import next_write
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class SessionRunner:
         """
         stats = self.hub.stats
         while True:
-            items = await session.next_batch()
+            items = await next_write(session)
             end = items[-1] if isinstance(items[-1], End) else None
             if end is not None:
                 items = items[:-1]
