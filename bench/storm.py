@@ -139,11 +139,16 @@ async def _setup(args: argparse.Namespace, members: list[Member]) -> dict[str, A
 
     await asyncio.gather(*(one(k, m) for k, m in enumerate(members)))
     await ch.close()
+    return {"ready": len(members) - failed, "failed": failed, "setup_s": time.perf_counter() - t0}
+
+
+async def _send_before(args: argparse.Namespace, members: list[Member]) -> dict[str, Any]:
+    """The senders send into each of their rooms (once every worker's clients joined)."""
     senders = [m for m in members[: args.senders] if m.client is not None]
     await asyncio.gather(
         *(m.client.send(f"before {m.i}", room=r) for m in senders if m.client for r in m.rooms)
     )
-    return {"ready": len(members) - failed, "failed": failed, "setup_s": time.perf_counter() - t0}
+    return {"sent": len(senders) * 3}
 
 
 async def _history_seqs(client: ChatClient, room: str) -> list[int]:
@@ -201,11 +206,18 @@ async def _storm(args: argparse.Namespace, members: list[Member], limit: float) 
     errors = [repr(t.exception()) for t in done if t.exception() is not None][:3]
     check = await _check(members, 20.0)
     reconnects = sum(m.client.reconnects for m in live if m.client is not None)
+    failures: dict[str, int] = {}
+    for m in live:
+        if m.client is not None and m.client.failures > 1:
+            why = m.client._last_failure.split(":")[0] + ":" + m.client._last_failure[-40:]
+            failures[why] = failures.get(why, 0) + 1
     return {
         "back": len(times),
         "missing": len(live) - len(times),
         "times": sorted(times),
         "reconnects": reconnects,
+        "failures": sum(m.client.failures for m in live if m.client is not None),
+        "failed_again": failures,
         "errors": errors,
         "check": check,
     }
@@ -227,6 +239,8 @@ async def worker(args: argparse.Namespace) -> None:
             break
         if line[0] == "setup":
             report = await _setup(args, members)
+        elif line[0] == "send":
+            report = await _send_before(args, members)
         elif line[0] == "wait":
             report = await _storm(args, members, float(line[1]))
         else:
@@ -299,6 +313,14 @@ def _profile(pid: int, out: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
@@ -358,6 +380,7 @@ def run_storm(
 
     try:
         setup = tell("setup")
+        tell("send")
         ready = sum(r["ready"] for r in setup)
         print(
             f"reconnect storm: {ready} of {clients} clients in three rooms each after"
@@ -418,6 +441,8 @@ def run_storm(
         "p90_back_s": _pct(times, 0.9),
         "last_back_s": last,
         "reconnect_attempts": sum(r["reconnects"] for r in reports),
+        "failed_attempts": sum(r["failures"] for r in reports),
+        "failed_again": _summed([r["failed_again"] for r in reports]),
         "server_cpu_s": server_cpu,
         "server_cpu_ms_per_client": 1000 * server_cpu / max(1, back),
         "server_cpu_pct": 100 * server_cpu / last if last == last and last > 0 else 0.0,

@@ -103,6 +103,8 @@ class ChatClient(Sessions):
         self.channel_options = channel_options
         self.status = State.CONNECTING
         self.reconnects = 0
+        #: Sessions that failed or could not be opened, in all (each was retried).
+        self.failures = 0
         self._channel: grpc.aio.Channel | None = None
         self._stream: ChatStream | None = None
         self._connected = asyncio.Event()

@@ -32,6 +32,7 @@ class Sessions(SessionEvents, Calls):
     resume_directs: bool
     status: State
     reconnects: int
+    failures: int
     on_state: Callable[[State, str], None]
     _connected: asyncio.Event
     _resumed: asyncio.Event
@@ -135,7 +136,7 @@ class Sessions(SessionEvents, Calls):
         """The DM conversations to resume on this session, and from which seq (see
         :meth:`Cursor.direct_points`)."""
         try:
-            listed = await self.list_directs()
+            listed = await self.list_directs(timeout=self.connect_timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # UNIMPLEMENTED: an older server
                 raise
@@ -179,6 +180,7 @@ class Sessions(SessionEvents, Calls):
                 if self._connected.is_set() or self.status is State.CONNECTED:
                     attempt = 0
             self._last_failure = detail
+            self.failures += 1
             self._connected.clear()
             self._resumed.clear()
             if self.status is not State.CONNECTING:
