@@ -93,26 +93,33 @@ class Sessions(SessionEvents, Calls):
             self._cursor.session_ended()
 
     async def _open_within_timeout(self, stream: ChatStream) -> None:
-        """Opens the session, or fails as UNAVAILABLE past ``connect_timeout``: a
-        connection that never comes up, or a stream that waits for a free slot on
-        a connection the server limits, never leaves the client waiting silently."""
+        """Opens the session, or fails as UNAVAILABLE when the server did not accept
+        it within ``connect_timeout``: a connection that never comes up, or a stream
+        that waits for a free slot on a connection the server limits, never leaves
+        the client waiting silently. Once accepted, the session is not given up for
+        being slow (a server busy with a reconnect storm would only redo its work)."""
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                await self._open_session(stream)
+            async with asyncio.timeout(self.connect_timeout) as deadline:
+                await self._open_session(stream, deadline)
         except TimeoutError:
             details = (
                 f"no answer from {self.target} within {self.connect_timeout:g} s"
-                " to the Chat call and its resumes"
+                " to the Chat call"
             )
             raise grpc.aio.AioRpcError(
                 grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details
             ) from None
 
-    async def _open_session(self, stream: ChatStream) -> None:
+    async def _open_session(self, stream: ChatStream, deadline: asyncio.Timeout) -> None:
         """Resumes rooms, DMs and unacknowledged sends on a new stream."""
         for room in self.state.rooms:
             self._asked.append(("join", "#" + room))
             await stream.join(room, self._cursor.room_point(room), self.state.epoch)
+        # The server sends its headers as soon as it accepted the session.
+        await stream.call.initial_metadata()
+        if stream.call.done():
+            return
+        deadline.reschedule(None)
         if self.resume_directs:
             points = await self._direct_resume_points()
             self._cursor.resume_directs(points)
@@ -122,8 +129,6 @@ class Sessions(SessionEvents, Calls):
         # Unacknowledged sends go again with their ids (held ones wait for their
         # retry): the server stores each once.
         resent = await self._sends.write_unheld(stream)
-        # The server sends its headers as soon as it accepted the session.
-        await stream.call.initial_metadata()
         if stream.call.done():
             return
         self._mark_connected()
@@ -193,7 +198,7 @@ class Sessions(SessionEvents, Calls):
 
     def _no_session(self, waited: float) -> str:
         """Why :meth:`start` gives up: the target, the wait and the last failure."""
-        last = self._last_failure or "no answer to the Chat call and its resumes"
+        last = self._last_failure or "no answer to the Chat call"
         return f"could not open a session with {self.target} within {waited:g} s ({last})"
 
     def _check_open(self) -> None:
