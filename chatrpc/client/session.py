@@ -103,8 +103,7 @@ class Sessions(SessionEvents, Calls):
                 await self._open_session(stream, deadline)
         except TimeoutError:
             details = (
-                f"no answer from {self.target} within {self.connect_timeout:g} s"
-                " to the Chat call"
+                f"no answer from {self.target} within {self.connect_timeout:g} s to the Chat call"
             )
             raise grpc.aio.AioRpcError(
                 grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details
