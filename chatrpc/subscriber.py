@@ -28,7 +28,6 @@ writes what ``next_batch`` returns, in that order.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import enum
 import itertools
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .model import StoredMessage
+from .waits import Wakeup
 
 _ids = itertools.count(1)
 
@@ -182,7 +182,7 @@ class Session:
         self.overflowed = False
         self.dropped = 0
         self._queue: deque[Item] = deque()
-        self._wakeup = asyncio.Event()
+        self._wakeup = Wakeup()
         self._ended = False
         self._delivered: dict[str, _Delivered] = {}
         self._held: dict[str, list[StoredMessage | Ack]] = {}

@@ -25,6 +25,7 @@ from ..hub import Hub
 from ..model import Draft, seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
+from ..waits import Inbox
 from .ends import Ending, ending
 from .linger import next_write
 
@@ -181,7 +182,7 @@ class SessionRunner:
 
     async def _read(self, events: AsyncIterator[pb.ClientEvent], session: Session) -> None:
         """The reader: takes the client's events in order until it half-closes."""
-        inbox: asyncio.Queue[pb.ClientEvent | None] = asyncio.Queue(INBOX_EVENTS)
+        inbox: Inbox[pb.ClientEvent | None] = Inbox(INBOX_EVENTS)
         processor = asyncio.create_task(self._process(inbox, session))
         # A processor that fails ends the session at once (its error is logged as
         # it stops), even while the reader waits on a full inbox.
@@ -212,7 +213,7 @@ class SessionRunner:
             await _stop_processor(processor, inbox)
         session.end(EndReason.DONE)
 
-    async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
+    async def _process(self, inbox: Inbox[pb.ClientEvent | None], session: Session) -> None:
         """Handles events in order; sends that queued up together are committed together."""
         received = self.hub.stats.received
         event = await inbox.get()
@@ -311,7 +312,7 @@ def _fields(session: Session, **more: str) -> dict[str, object]:
 
 
 async def _stop_processor(
-    processor: asyncio.Task[None], inbox: asyncio.Queue[pb.ClientEvent | None]
+    processor: asyncio.Task[None], inbox: Inbox[pb.ClientEvent | None]
 ) -> None:
     """Cancels a session's event processor and waits for it. A library can lose a
     cancellation (see chatrpc.store.redis), so the processor also finds the end
