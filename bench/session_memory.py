@@ -24,6 +24,7 @@ import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -59,7 +60,7 @@ def _settle() -> None:
     gc.collect()
 
 
-async def measure(args: argparse.Namespace) -> dict[str, object]:
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from chatrpc.config import ServerConfig
     from chatrpc.hub import Limits
     from chatrpc.server import ChatServer
@@ -176,15 +177,15 @@ def main() -> None:
         f" allocations {result['python_bytes_per_session'] / 1024:.1f} KiB, of which chatrpc's"
         f" own modules {result['chatrpc_bytes_per_session'] / 1024:.2f} KiB"
     )
-    for k, v in result["groups"].items():  # type: ignore[attr-defined]
+    for k, v in result["groups"].items():
         print(f"  {v:9.0f} B  {k}")
     print("  lines:")
-    for t in result["top_lines"]:  # type: ignore[attr-defined]
+    for t in result["top_lines"]:
         print(
             f"  {t['bytes_per_session']:9.0f} B {t['blocks_per_session']:6.2f} blocks  {t['where']}"
         )
     print("  charged to the innermost chatrpc line on the stack:")
-    for k, v in result["caused_by"].items():  # type: ignore[attr-defined]
+    for k, v in result["caused_by"].items():
         print(f"  {v:9.0f} B  {k}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
