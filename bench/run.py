@@ -805,7 +805,7 @@ def reconnect_storm(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     import storm
 
     opts = argparse.Namespace(
-        connect_rate=300.0, sample=5, senders=2, max_seconds=180.0, server_args="", profile=""
+        connect_rate=150.0, sample=5, senders=2, max_seconds=180.0, server_args="", profile=""
     )
     env = {**os.environ, **SERVER_ENV}
     return storm.run_storm(args.reconnect_storm, args.storm_processes, tmp, env, opts)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -93,7 +94,7 @@ class Member:
 
 
 async def _login(ch: grpc.aio.Channel, user: str) -> str:
-    for attempt in range(20):
+    for attempt in range(30):
         try:
             return (await login(ch, user, timeout=30)).token
         except grpc.aio.AioRpcError as exc:
@@ -103,8 +104,8 @@ async def _login(ch: grpc.aio.Channel, user: str) -> str:
                 grpc.StatusCode.DEADLINE_EXCEEDED,
             ):
                 raise
-            await asyncio.sleep(0.2 * (attempt + 1))
-    raise SystemExit(f"login of {user} kept failing")
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0))
+    raise RuntimeError(f"login of {user} kept failing")
 
 
 async def _setup(args: argparse.Namespace, members: list[Member]) -> dict[str, Any]:
@@ -391,6 +392,7 @@ def run_storm(
         server.terminate()
         server.wait(60)
         t_down = time.time()
+        time.sleep(getattr(args, "down", 0.0))
         server = _server(cmd, env)
         t_up = time.time()
         sampler = Sampler([server.pid, *(w.pid for w in workers)])
@@ -469,7 +471,7 @@ def main() -> None:
     p.add_argument("mode", nargs="?", default="run", choices=["run", "worker"])
     p.add_argument("--clients", type=int, default=2000, help="library clients in all")
     p.add_argument("--processes", type=int, default=4, help="worker processes")
-    p.add_argument("--connect-rate", type=float, default=300.0, help="first connects a second")
+    p.add_argument("--connect-rate", type=float, default=150.0, help="first connects a second")
     p.add_argument("--sample", type=int, default=5, help="clients per worker checked")
     p.add_argument("--senders", type=int, default=2, help="clients per worker that send")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest storm waited for")
