@@ -77,6 +77,8 @@ class Member:
         #: Seqs delivered per room (sampled clients only).
         self.seqs: dict[str, list[int]] = {r: [] for r in self.rooms}
         self.back = asyncio.Event()
+        #: Whether it is back and resumed after the restart.
+        self.resumed = False
         #: Set when a sampled client receives a message.
         self.changed = asyncio.Event()
         self.client: ChatClient | None = None
@@ -166,7 +168,8 @@ async def _check(members: list[Member], timeout: float) -> dict[str, Any]:
     rooms = ok = 0
     bad: list[str] = []
     for m in members:
-        if not m.sampled or m.client is None:
+        # Only clients that are back: one still away has not resumed yet.
+        if not m.sampled or m.client is None or not m.resumed:
             continue
         for room in m.rooms:
             rooms += 1
@@ -196,6 +199,7 @@ async def _storm(args: argparse.Namespace, members: list[Member], limit: float) 
         await m.back.wait()
         await m.client.wait_resumed()
         times.append(time.time())
+        m.resumed = True
         if m.i < members[0].i + args.senders:
             for r in m.rooms:
                 await m.client.send(f"after {m.i}", room=r)
