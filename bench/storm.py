@@ -213,15 +213,17 @@ async def _storm(args: argparse.Namespace, members: list[Member], limit: float) 
     reconnects = sum(m.client.reconnects for m in live if m.client is not None)
     failures: dict[str, int] = {}
     for m in live:
-        if m.client is not None and m.client.failures > 1:
-            why = m.client._last_failure.split(":")[0] + ":" + m.client._last_failure[-40:]
+        # getattr: an older client library (--client-from) does not count failures.
+        if m.client is not None and getattr(m.client, "failures", 0) > 1:
+            last = getattr(m.client, "_last_failure", "")
+            why = last.split(":")[0] + ":" + last[-40:]
             failures[why] = failures.get(why, 0) + 1
     return {
         "back": len(times),
         "missing": len(live) - len(times),
         "times": sorted(times),
         "reconnects": reconnects,
-        "failures": sum(m.client.failures for m in live if m.client is not None),
+        "failures": sum(getattr(m.client, "failures", 0) for m in live if m.client is not None),
         "failed_again": failures,
         "errors": errors,
         "check": check,
