@@ -79,36 +79,6 @@ async def test_a_stream_waiting_for_a_slot_ends_start_with_unavailable_naming_th
                 await client.aclose()
 
 
-async def test_an_attempt_on_a_connection_that_is_up_waits_three_times_longer() -> None:
-    # A server busy with a storm answers late on a working connection: the attempt
-    # waits 3 x connect_timeout before it gives up (here: the slot never frees).
-    shared = [("grpc.use_local_subchannel_pool", 0)]
-    async with running_server(max_streams_per_connection=1) as srv:
-        token = await Peers(target(srv)).token("alice")
-        clients = [
-            ChatClient(
-                target(srv),
-                "alice",
-                token,
-                connect_timeout=1.0,
-                resume_directs=False,
-                channel_options=shared,
-            )
-            for _ in range(2)
-        ]
-        try:
-            await asyncio.wait_for(clients[0].start(), WAIT)
-            with pytest.raises(ClientClosed) as failure:
-                await asyncio.wait_for(clients[1].start(timeout=4.0), WAIT)
-            assert failure.value.details == (
-                f"could not open a session with {target(srv)} within 4 s (UNAVAILABLE:"
-                f" no answer from {target(srv)} within 3 s to the Chat call)"
-            )
-        finally:
-            for client in clients:
-                await client.aclose()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

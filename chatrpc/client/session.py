@@ -94,39 +94,20 @@ class Sessions(SessionEvents, Calls):
 
     async def _open_within_timeout(self, stream: ChatStream) -> None:
         """Opens the session, or fails as UNAVAILABLE when the server did not accept
-        it in time: a connection that never comes up, or a stream that waits for a
-        free slot on a connection the server limits, never leaves the client
-        waiting silently.
-
-        In time is ``connect_timeout``, or three times that when the connection is
-        up by then: a server busy with a reconnect storm answers late, and a client
-        that gave up and came back would only make it redo the work (measured:
-        10,000 clients that gave up after 20 s made a storm collapse into minutes
-        of retries). Once accepted, the session is not given up for being slow.
-        """
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        waited = self.connect_timeout
-        deadline = asyncio.timeout_at(began + waited)
-
-        def patience() -> None:
-            nonlocal waited
-            ch = self._channel
-            if ch is not None and ch.get_state() is grpc.ChannelConnectivity.READY:
-                waited = 3 * self.connect_timeout
-                deadline.reschedule(began + waited)
-
-        check = loop.call_at(began + 0.9 * self.connect_timeout, patience)
+        it within ``connect_timeout``: a connection that never comes up, or a stream
+        that waits for a free slot on a connection the server limits, never leaves
+        the client waiting silently. Once accepted, the session is not given up for
+        being slow (a server busy with a reconnect storm would only redo its work)."""
         try:
-            async with deadline:
+            async with asyncio.timeout(self.connect_timeout) as deadline:
                 await self._open_session(stream, deadline)
         except TimeoutError:
-            details = f"no answer from {self.target} within {waited:g} s to the Chat call"
+            details = (
+                f"no answer from {self.target} within {self.connect_timeout:g} s to the Chat call"
+            )
             raise grpc.aio.AioRpcError(
                 grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details
             ) from None
-        finally:
-            check.cancel()
 
     async def _open_session(self, stream: ChatStream, deadline: asyncio.Timeout) -> None:
         """Resumes rooms, DMs and unacknowledged sends on a new stream."""
