@@ -482,6 +482,9 @@ def main() -> None:
     p.add_argument("--senders", type=int, default=2, help="clients per worker that send")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest storm waited for")
     p.add_argument("--out", default="", help="write the figures as JSON here")
+    p.add_argument(
+        "--down", type=float, default=0.0, help="seconds the server stays down before its restart"
+    )
     p.add_argument("--server-args", default="", metavar="ARGS", help="more chatrpc-server options")
     p.add_argument(
         "--profile",
