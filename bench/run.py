@@ -808,7 +808,12 @@ def reconnect_storm(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         connect_rate=150.0, sample=5, senders=2, max_seconds=180.0, server_args="", profile=""
     )
     env = {**os.environ, **SERVER_ENV}
-    return storm.run_storm(args.reconnect_storm, args.storm_processes, tmp, env, opts)
+    try:
+        return storm.run_storm(args.reconnect_storm, args.storm_processes, tmp, env, opts)
+    except SystemExit as exc:
+        # The figures of the other scenarios are still worth printing.
+        print(f"reconnect storm failed: {exc}", flush=True)
+        return {"failed": str(exc)}
 
 
 def _row(r: Result) -> str:
