@@ -590,6 +590,17 @@ def main() -> None:
         " one room (0: skip)",
     )
     p.add_argument(
+        "--reconnect-storm",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="N client-library clients in three rooms of 100 each, across a SIGTERM restart"
+        " of their server (bench/storm.py; 0: skip)",
+    )
+    p.add_argument(
+        "--storm-processes", type=int, default=4, help="worker processes of --reconnect-storm"
+    )
+    p.add_argument(
         "--keepalive",
         type=float,
         default=0.0,
@@ -768,6 +779,9 @@ def main() -> None:
         populations.append(population("chat", one, [args.one_room], "one room", args, 0))
     if args.search:
         extra["search"] = search_figures(tmp, args.search)
+    storm: dict[str, Any] | None = None
+    if args.reconnect_storm:
+        storm = reconnect_storm(args, tmp)
     print()
     print(table(results))
     if populations:
@@ -786,6 +800,7 @@ def main() -> None:
                 },
                 "results": [asdict(r) for r in results],
                 "populations": [asdict(p) for p in populations],
+                "reconnect_storm": storm,
                 **extra,
             },
             indent=1,
@@ -806,6 +821,23 @@ def search_figures(tmp: str, messages: int) -> dict[str, Any]:
         subprocess.run(cmd, check=True, timeout=1800)
         out[store] = json.loads(path.read_text())
     return out
+
+
+def reconnect_storm(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+    """bench/storm.py's reconnect storm, with this run's server environment."""
+    sys.path.insert(0, str(HERE))
+    import storm
+
+    opts = argparse.Namespace(
+        connect_rate=150.0, sample=5, senders=2, max_seconds=180.0, server_args="", profile=""
+    )
+    env = {**os.environ, **SERVER_ENV}
+    try:
+        return storm.run_storm(args.reconnect_storm, args.storm_processes, tmp, env, opts)
+    except SystemExit as exc:
+        # The figures of the other scenarios are still worth printing.
+        print(f"reconnect storm failed: {exc}", flush=True)
+        return {"failed": str(exc)}
 
 
 def _row(r: Result) -> str:

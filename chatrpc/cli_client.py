@@ -48,6 +48,7 @@ from .client import (
     ChannelSecurity,
     ChatClient,
     ClientClosed,
+    ClientState,
     SendError,
 )
 from .names import canonical
@@ -80,6 +81,29 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _client(
+    args: argparse.Namespace, user: str, token: str, state: ClientState | None = None
+) -> ChatClient:
+    return ChatClient(
+        args.server,
+        user,
+        token,
+        security=args.security,
+        state=state,
+        connect_timeout=args.connect_timeout,
+    )
 
 
 def _security(args: argparse.Namespace, p: argparse.ArgumentParser) -> ChannelSecurity | None:
@@ -144,6 +168,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per event")
     p.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="give up when no session opens within this (default %(default)g)",
+    )
+    p.add_argument(
         "--listen",
         action="store_true",
         help="piped: after the input ends, stay connected and print until interrupted",
@@ -189,7 +220,8 @@ async def _start(client: ChatClient, server: str) -> None:
     try:
         await client.start()
     except ClientClosed as exc:
-        raise Fatal(f"{server}: {exc.details}") from None
+        # The library's message may name the server already.
+        raise Fatal(exc.details if server in exc.details else f"{server}: {exc.details}") from None
 
 
 async def _join_first_room(conversation: ChatView, room: str) -> None:
@@ -217,7 +249,7 @@ async def _obtain(args: argparse.Namespace) -> tuple[str, str]:
 async def run_piped(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     """Sends the lines of ``stdin``, prints events to ``out``; returns the exit code."""
     user, token = await _obtain(args)
-    client = ChatClient(args.server, user, token, security=args.security)
+    client = _client(args, user, token)
     body = asyncio.current_task()
 
     def stop() -> None:
@@ -293,7 +325,7 @@ async def _listen(args: argparse.Namespace, conversation: ChatView) -> ChatClien
         )
         state = client.state
         await client.aclose()
-        client = ChatClient(args.server, user, token, security=args.security, state=state)
+        client = _client(args, user, token, state)
         conversation.attach(client)
         await _start(client, args.server)
 
@@ -302,7 +334,7 @@ async def run_interactive(args: argparse.Namespace) -> int:
     """The prompt on a terminal, until /quit, Ctrl-D or Ctrl-C; returns the exit code."""
     user, token = await _obtain(args)
     color = colors_wanted(sys.stdout)
-    client = ChatClient(args.server, user, token, security=args.security)
+    client = _client(args, user, token)
 
     def emit(line: str) -> None:
         # sys.stdout as it is now: patch_stdout's proxy, which prints above the prompt.

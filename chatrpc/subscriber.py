@@ -26,7 +26,6 @@ to a retried send). Every adapter writes what ``next_batch`` returns, in order.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import enum
 import itertools
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 
 from .live import LiveItem
 from .model import StoredMessage
+from .waits import Wakeup
 
 _ids = itertools.count(1)
 
@@ -186,7 +186,7 @@ class Session:
         self.overflowed = False
         self.dropped = 0
         self._queue: deque[Item] = deque()
-        self._wakeup = asyncio.Event()
+        self._wakeup = Wakeup()
         self._ended = False
         self._delivered: dict[str, _Delivered] = {}
         self._held: dict[str, list[StoredMessage | Ack]] = {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from chatrpc.client.sends import Backoff, Sends
+from chatrpc.client.retry import Backoff
+from chatrpc.client.sends import Sends
 from chatrpc.v1 import chat_pb2 as pb
 
 WAIT = 10.0

@@ -44,6 +44,7 @@ class Session:
         self.ch = channel(address)
         self.token = ""
         self.stream: ChatStream | None = None
+        self.unread: list[pb.ServerEvent] = []
 
     async def open(self, user: str, token: str = "") -> Session:
         self.token = token or (await login(self.ch, user)).token
@@ -52,10 +53,17 @@ class Session:
         return self
 
     async def read(self) -> pb.ServerEvent:
+        """The next event; those of a ``batch`` frame one by one (ChatStream asks
+        for batches: events that queue up together, presence above all, come in one)."""
         assert self.stream is not None
+        if self.unread:
+            return self.unread.pop(0)
         event = await asyncio.wait_for(self.stream.call.read(), WAIT)
         assert event is not grpc.aio.EOF, "the stream ended without a status"
         assert isinstance(event, pb.ServerEvent)
+        if event.WhichOneof("event") == "batch":
+            self.unread.extend(event.batch.events)
+            return self.unread.pop(0)
         return event
 
     async def join(self, room: str) -> pb.Joined:

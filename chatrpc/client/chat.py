@@ -1,6 +1,7 @@
 """:class:`ChatClient`: a session kept alive across failures.
 
-It reconnects with capped exponential backoff and jitter, rejoins its rooms
+It reconnects with capped exponential backoff and full jitter, coming back as
+soon as a lost connection is back (:mod:`~chatrpc.client.retry`), rejoins its rooms
 resuming each from the last seq it saw, resends unacknowledged messages with
 their original ``client_msg_id`` (stored once by the server), and drops anything
 it already delivered, so its consumer sees each message once and in order (but
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -25,15 +24,14 @@ from ..names import canonical
 from ..v1 import chat_pb2 as pb
 from .connection import ChannelSecurity, channel
 from .cursor import Cursor
-from .errors import RECONNECT_ON, ClientClosed, SendError
-from .sends import Backoff, PendingSend, Sends, Stored
+from .errors import ClientClosed, SendError
+from .retry import Backoff
+from .sends import PendingSend, Sends, Stored
 from .session import Sessions
 from .signals import Signals
 from .state import ClientState, State
 from .stream import ChatStream
 from .writes import Writes
-
-log = logging.getLogger(__name__)
 
 
 class ChatClient(Sessions, Writes, Signals):
@@ -54,7 +52,13 @@ class ChatClient(Sessions, Writes, Signals):
             refused it for now, or it is held behind one that was) and the wait
             the refusal named (0 behind another); it goes out by itself, in order.
         backoff_initial, backoff_max: reconnect delays (seconds), doubled per
-            failed attempt up to the cap, each with +-50% jitter.
+            failed attempt up to the cap, each drawn at random below that
+            (full jitter); a pause ends early once a lost connection is back
+            (see :mod:`~chatrpc.client.retry`).
+        connect_timeout: how long one attempt may take to open a session (the
+            connection, the ``Chat`` stream, the resumes written and the
+            server's answer) before it fails as UNAVAILABLE and is retried; also
+            how long :meth:`start` tries before it gives up.
         resume_directs: on reconnect, also resume the DM conversations seen.
         channel_options: extra grpc channel arguments.
         security: TLS settings (plaintext if None).
@@ -77,7 +81,8 @@ class ChatClient(Sessions, Writes, Signals):
         on_held: Callable[[Stored, float], None] | None = None,
         state: ClientState | None = None,
         backoff_initial: float = 0.2,
-        backoff_max: float = 10.0,
+        backoff_max: float = 5.0,
+        connect_timeout: float = 20.0,
         resume_directs: bool = True,
         channel_options: list[tuple[str, Any]] | None = None,
         security: ChannelSecurity | None = None,
@@ -94,10 +99,15 @@ class ChatClient(Sessions, Writes, Signals):
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._backoff = Backoff(backoff_initial, backoff_max)
+        self.connect_timeout = connect_timeout
+        #: Why the last attempt to open a session failed (for errors that say so).
+        self._last_failure = ""
         self.resume_directs = resume_directs
         self.channel_options = channel_options
         self.status = State.CONNECTING
         self.reconnects = 0
+        #: Sessions that failed or could not be opened, in all (each was retried).
+        self.failures = 0
         self._channel: grpc.aio.Channel | None = None
         self._stream: ChatStream | None = None
         self._connected = asyncio.Event()
@@ -126,15 +136,31 @@ class ChatClient(Sessions, Writes, Signals):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Connects (retrying as configured) and returns once the first stream is up."""
+    async def start(self, timeout: float | None = None) -> None:
+        """Connects (retrying as configured) and returns once the first session is up.
+
+        Raises:
+            ClientClosed: UNAVAILABLE, naming the target and the last failure, when
+                no session came up within ``timeout`` (``connect_timeout`` by
+                default; the client is then closed); or the status that stopped it
+                (UNAUTHENTICATED, say).
+        """
         self._channel = channel(self.target, self.channel_options, security=self.security)
         self._runner = asyncio.create_task(self._run())
         waiter = asyncio.create_task(self._connected.wait())
-        done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
-            waiter.cancel()
+        limit = self.connect_timeout if timeout is None else timeout
+        done, _ = await asyncio.wait(
+            {waiter, self._runner}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter in done:
+            return
+        waiter.cancel()
+        if self._runner in done:
             await self._runner  # raises ClientClosed
+        failure = ClientClosed(grpc.StatusCode.UNAVAILABLE, self._no_session(limit))
+        self._stop_with(failure)
+        await self.aclose()
+        raise failure
 
     async def close(self) -> None:
         """Half-closes the stream after pending sends are acknowledged, then stops."""
@@ -172,6 +198,7 @@ class ChatClient(Sessions, Writes, Signals):
 
     async def join(self, room: str) -> pb.Joined:
         """Joins a room (remembered across reconnects); returns the acknowledgement."""
+        self._check_open()
         room = canonical(room)
         if room not in self.state.rooms:
             self.state.rooms.append(room)
@@ -193,6 +220,7 @@ class ChatClient(Sessions, Writes, Signals):
             raise
 
     async def leave(self, room: str) -> None:
+        self._check_open()
         room = canonical(room)
         if room in self.state.rooms:
             self.state.rooms.remove(room)
@@ -229,53 +257,3 @@ class ChatClient(Sessions, Writes, Signals):
     def pending_sends(self) -> list[Stored]:
         """Sends (and changes) not acknowledged yet, in the order they were made."""
         return [p.send for p in self._pending.values()]
-
-    # -- the connection loop -------------------------------------------------------------
-
-    async def _run(self) -> None:
-        try:
-            await self._reconnect_loop()
-        except ClientClosed as exc:
-            self._stop_with(exc)
-            raise
-        except Exception as exc:
-            # A defect, not a network failure: stop, but never leave a caller waiting.
-            log.exception("the client's connection loop failed")
-            closed = ClientClosed(None, f"the client failed: {exc!r}")
-            self._stop_with(closed)
-            raise closed from exc
-        finally:
-            self._connected.clear()
-            self._resumed.clear()
-
-    async def _reconnect_loop(self) -> None:
-        """Runs sessions one after the other, with a growing pause after each failure."""
-        attempt = 0
-        while True:
-            try:
-                await self._session()
-                if self._closing:
-                    return
-                detail = self._restart or "the server ended the session"
-            except grpc.aio.AioRpcError as exc:
-                if self._closing:
-                    return
-                if exc.code() not in RECONNECT_ON:
-                    raise ClientClosed(exc.code(), exc.details() or str(exc.code())) from None
-                detail = f"{exc.code().name}: {exc.details()}"
-                if self._connected.is_set() or self.status is State.CONNECTED:
-                    attempt = 0
-            self._connected.clear()
-            self._resumed.clear()
-            self._set_status(State.RECONNECTING, detail)
-            delay = self._backoff.delay(attempt)
-            attempt += 1
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-
-    def _stop_with(self, exc: ClientClosed) -> None:
-        self._failure = exc
-        self._sends.fail_all(exc)
-        for f in self._joined.values():
-            if not f.done():
-                f.set_exception(exc)
-        self._set_status(State.CLOSED, exc.details)

@@ -31,6 +31,13 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # stay away long after the server came back. ChatClient has its own backoff.
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 1_000),
+    # A connection of its own per channel. grpc core otherwise shares one HTTP/2
+    # connection among every channel of a process to the same target (its global
+    # subchannel pool), and a server allows a bounded number of streams on one
+    # connection (`chatrpc-server --streams-per-connection`, 100): the 101st
+    # ChatClient of a bot host would wait for a stream with no error. Each client
+    # holds one long stream, so a connection each is what users' clients do anyway.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
@@ -82,7 +89,9 @@ def channel(
 
     Plaintext by default; TLS (and mutual TLS) with ``security``.
     """
-    opts = CHANNEL_OPTIONS + (options or [])
+    # grpc core takes the first value of an argument given twice: the caller's
+    # come first, so they override the defaults.
+    opts = (options or []) + CHANNEL_OPTIONS
     if security is None:
         return grpc.aio.insecure_channel(target, options=opts)
     if security.server_name:

@@ -23,7 +23,8 @@ from ..v1 import chat_pb2_grpc as pb_grpc
 from .connection import auth_metadata
 from .cursor import Cursor, conv_of, conv_of_joined
 from .errors import SendError
-from .sends import Backoff, Sends, retry_delay
+from .retry import Backoff
+from .sends import Sends, retry_delay
 from .stream import ChatStream
 
 log = logging.getLogger(__name__)

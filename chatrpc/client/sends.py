@@ -19,6 +19,7 @@ import grpc
 
 from ..v1 import chat_pb2 as pb
 from .errors import SendError
+from .retry import Backoff
 from .stream import ChatStream
 
 #: The wait a refusal names ("rate limit: retry in 0.3 s").
@@ -73,18 +74,6 @@ class PendingSend:
     refusals: int = 0
     #: Whether ``on_held`` was told it waits for the rate limit.
     told: bool = False
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Capped exponential delays (seconds): ``initial`` doubled per attempt up to ``cap``."""
-
-    initial: float
-    cap: float
-
-    def delay(self, attempt: int) -> float:
-        """The delay before ``attempt`` (0 first), without jitter."""
-        return min(self.cap, self.initial * 2.0**attempt)
 
 
 class Sends:

@@ -19,6 +19,14 @@ class Writes:
     _sends: Sends
     ordered: bool
 
+    def _check_open(self) -> None:
+        """Raises at once when the client was stopped (see Sessions._check_open)."""
+        raise NotImplementedError
+
+    async def _store(self, item: Stored) -> pb.Message:
+        self._check_open()
+        return await self._sends.send(item, ordered=self.ordered)
+
     async def send(
         self,
         text: str,
@@ -35,7 +43,7 @@ class Writes:
         """
         send = pb.Send(text=text, client_msg_id=client_msg_id or new_client_msg_id())
         send.reply_to = reply_to
-        return await self._sends.send(aimed(send, room, to_user), ordered=self.ordered)
+        return await self._store(aimed(send, room, to_user))
 
     async def edit(
         self, seq: int, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
@@ -47,7 +55,7 @@ class Writes:
         the server refuses it (someone else's message, a deleted one...).
         """
         edit = pb.Edit(seq=seq, text=text, client_msg_id=client_msg_id or new_client_msg_id())
-        return await self._sends.send(aimed(edit, room, to_user), ordered=self.ordered)
+        return await self._store(aimed(edit, room, to_user))
 
     async def delete(
         self, seq: int, *, room: str = "", to_user: str = "", client_msg_id: str = ""
@@ -55,7 +63,7 @@ class Writes:
         """Deletes one's message ``seq`` (its text and its edits' are erased); returns
         the stored DELETE item. See :meth:`edit`."""
         delete = pb.Delete(seq=seq, client_msg_id=client_msg_id or new_client_msg_id())
-        return await self._sends.send(aimed(delete, room, to_user), ordered=self.ordered)
+        return await self._store(aimed(delete, room, to_user))
 
     async def react(
         self,
@@ -71,7 +79,7 @@ class Writes:
         the stored REACTION item. See :meth:`edit`."""
         cid = client_msg_id or new_client_msg_id()
         react = pb.React(seq=seq, emoji=emoji, remove=remove, client_msg_id=cid)
-        return await self._sends.send(aimed(react, room, to_user), ordered=self.ordered)
+        return await self._store(aimed(react, room, to_user))
 
 
 def aimed(item: Stored, room: str, to_user: str) -> Stored:

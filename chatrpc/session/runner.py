@@ -25,8 +25,10 @@ from ..hub import Hub
 from ..model import Draft, seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
+from ..waits import Inbox
 from . import signals
 from .ends import Ending, ending
+from .linger import next_write
 from .stored import STORED, prepare, reads_state, stored_event
 
 log = logging.getLogger(__name__)
@@ -132,7 +134,7 @@ class SessionRunner:
         """
         stats = self.hub.stats
         while True:
-            items = await session.next_batch()
+            items = await next_write(session)
             end = items[-1] if isinstance(items[-1], End) else None
             if end is not None:
                 items = items[:-1]
@@ -183,7 +185,7 @@ class SessionRunner:
 
     async def _read(self, events: AsyncIterator[pb.ClientEvent], session: Session) -> None:
         """The reader: takes the client's events in order until it half-closes."""
-        inbox: asyncio.Queue[pb.ClientEvent | None] = asyncio.Queue(INBOX_EVENTS)
+        inbox: Inbox[pb.ClientEvent | None] = Inbox(INBOX_EVENTS)
         processor = asyncio.create_task(self._process(inbox, session))
         # A processor that fails ends the session at once (its error is logged as
         # it stops), even while the reader waits on a full inbox.
@@ -214,7 +216,7 @@ class SessionRunner:
             await _stop_processor(processor, inbox)
         session.end(EndReason.DONE)
 
-    async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
+    async def _process(self, inbox: Inbox[pb.ClientEvent | None], session: Session) -> None:
         """Handles events in order; sends and changes that queued up together are
         committed together."""
         received = self.hub.stats.received
@@ -312,7 +314,7 @@ def _fields(session: Session, **more: str) -> dict[str, object]:
 
 
 async def _stop_processor(
-    processor: asyncio.Task[None], inbox: asyncio.Queue[pb.ClientEvent | None]
+    processor: asyncio.Task[None], inbox: Inbox[pb.ClientEvent | None]
 ) -> None:
     """Cancels a session's event processor and waits for it. A library can lose a
     cancellation (see chatrpc.store.redis), so the processor also finds the end

@@ -16,7 +16,7 @@ from .output import PendingLine, rpc_problem
 from .search import SearchCommand
 
 #: How long ``/who``, ``/rooms`` and ``/history`` wait for a lost connection: past
-#: the client's longest reconnect backoff (10 s, +50% jitter).
+#: the client's longest reconnect backoff (5 s).
 RECONNECT_WAIT = 30.0
 
 

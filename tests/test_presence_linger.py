@@ -1,0 +1,77 @@
+"""A writer gathers a burst of presence into one write, and never holds anything
+else back for it (chatrpc.session.linger, without a network)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatrpc.model import StoredMessage
+from chatrpc.session.linger import LINGER_EVENTS, PRESENCE_LINGER_S, next_write
+from chatrpc.subscriber import End, EndReason, Presence, Session
+
+WAIT = 10.0
+
+
+def presence(user: str) -> Presence:
+    return Presence("general", user, joined=True)
+
+
+async def test_presence_pushed_during_the_wait_leaves_in_the_same_write() -> None:
+    session = Session("alice")
+    session.push(presence("u0"))
+
+    async def more() -> None:
+        for i in range(1, 5):
+            await asyncio.sleep(0)  # each arrives on a later turn of the loop
+            session.push(presence(f"u{i}"))
+
+    pusher = asyncio.create_task(more())
+    items = await asyncio.wait_for(next_write(session), WAIT)
+    await pusher
+    assert [p.user for p in items if isinstance(p, Presence)] == [f"u{i}" for i in range(5)]
+
+
+async def test_a_message_ends_the_wait_at_once_and_keeps_its_place() -> None:
+    session = Session("alice")
+    session.push(presence("bob"))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    writing = asyncio.create_task(next_write(session))
+    await asyncio.sleep(0)
+    message = StoredMessage("#general", 1, "bob", "hi", 1_000, room="general")
+    session.push(message)
+    items = await asyncio.wait_for(writing, WAIT)
+    assert items == [presence("bob"), message]
+    assert loop.time() - began < PRESENCE_LINGER_S
+
+
+async def test_lone_presence_goes_out_after_the_linger() -> None:
+    session = Session("alice")
+    session.push(presence("bob"))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    items = await asyncio.wait_for(next_write(session), WAIT)
+    assert items == [presence("bob")]
+    assert PRESENCE_LINGER_S * 0.9 <= loop.time() - began < WAIT
+
+
+async def test_a_full_frame_of_presence_goes_without_waiting() -> None:
+    session = Session("alice")
+    for i in range(LINGER_EVENTS):
+        session.push(presence(f"u{i}"))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    items = await asyncio.wait_for(next_write(session), WAIT)
+    assert len(items) == LINGER_EVENTS
+    assert loop.time() - began < PRESENCE_LINGER_S
+
+
+async def test_the_end_of_a_session_ends_the_wait() -> None:
+    session = Session("alice")
+    session.push(presence("bob"))
+    writing = asyncio.create_task(next_write(session))
+    await asyncio.sleep(0)
+    session.end(EndReason.SHUTDOWN)
+    items = await asyncio.wait_for(writing, WAIT)
+    assert items[0] == presence("bob")
+    assert isinstance(items[-1], End) and items[-1].reason is EndReason.SHUTDOWN
