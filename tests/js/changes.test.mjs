@@ -5,6 +5,7 @@ import { test } from "node:test";
 import {
   Folder,
   applyChange,
+  byCodePoint,
   isChange,
   kindOf,
   lastEditable,
@@ -45,8 +46,8 @@ test("reactions add and take back one user per emoji, users sorted, empty emoji 
   f.addChange(react(4, 1, "bob", "🎉"));
   f.addChange(react(5, 1, "bob", "👍")); // again: still once
   assert.deepEqual(f.state(1).reactions, [
-    { emoji: "👍", users: ["bob", "carol"] },
     { emoji: "🎉", users: ["bob"] },
+    { emoji: "👍", users: ["bob", "carol"] },
   ]);
   f.addChange(react(6, 1, "bob", "🎉", true));
   assert.deepEqual(f.state(1).reactions, [{ emoji: "👍", users: ["bob", "carol"] }]);
@@ -75,6 +76,13 @@ test("a message from History is in its current state: older changes do not undo 
   // The live copy (as committed) does not replace the current state.
   f.addMessage(msg(1, "alice", "v0"), 1);
   assert.equal(f.state(1).text, "v2");
+});
+
+test("reactions sort by code point, as the server sorts them", () => {
+  // U+FF01 sorts before U+1F44D by code point, after it in UTF-16 units.
+  const r = toggleReaction(toggleReaction([], "👍", "a", false), "！", "a", false);
+  assert.deepEqual(r.map((x) => x.emoji), ["！", "👍"]);
+  assert.ok(byCodePoint("❤️", "👍") < 0);
 });
 
 test("a deleted message stays deleted: a late edit or reaction does not bring it back", () => {

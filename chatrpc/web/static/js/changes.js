@@ -31,7 +31,21 @@ function num(value) {
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }
 
-/** A copy of a reactions list, [{emoji, users}], with `user` added or taken from `emoji`. */
+/** Orders strings by code point, as the server sorts emoji (UTF-16 order differs). */
+export function byCodePoint(a, b) {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i += 1) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
+
+/**
+ * A copy of a reactions list, [{emoji, users}], with `user` added to (or taken from)
+ * `emoji`; sorted by emoji and users by name, as History returns them.
+ */
 export function toggleReaction(reactions, emoji, user, remove) {
   const out = [];
   let found = false;
@@ -47,7 +61,7 @@ export function toggleReaction(reactions, emoji, user, remove) {
     if (users.size) out.push({ emoji, users: [...users].sort() });
   }
   if (!found && !remove) out.push({ emoji, users: [user] });
-  return out;
+  return out.sort((a, b) => byCodePoint(a.emoji, b.emoji));
 }
 
 /** `state` with one change applied (a new object; `state` is left as it was). */
