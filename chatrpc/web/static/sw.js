@@ -13,6 +13,7 @@ const SHELL = [
   "/static/js/commands.js",
   "/static/js/composer.js",
   "/static/js/connection.js",
+  "/static/js/conversation.js",
   "/static/js/cursor.js",
   "/static/js/menu.js",
   "/static/js/messageview.js",

@@ -1,18 +1,19 @@
 // The page: sign-in, conversations, history, the composer. The DOM pieces are in
-// render.js and messageview.js (text always as text), the wire and the resume rules in
-// protocol.js and cursor.js, the socket's states in connection.js; stored changes fold
-// in changes.js, typing and read markers in typing.js and unread.js (the page's side in
-// signals.js), the message menu in menu.js, the composer's modes in composer.js, the
-// search box in searchpanel.js.
+// render.js and messageview.js (text always as text), one conversation's messages in
+// conversation.js, the wire and the resume rules in protocol.js and cursor.js, the
+// socket's states in connection.js; stored changes fold in changes.js, typing and read
+// markers in typing.js and unread.js (the page's side in signals.js), the message menu
+// in menu.js, the composer's modes in composer.js, the search box in searchpanel.js.
 
 import { ApiError, call, signInProblem, whoami } from "./api.js";
 import { CommandError, helpLines, parseLine } from "./commands.js";
 import { Connection } from "./connection.js";
-import { Folder, isChange, kindOf, lastEditable, quoteLine } from "./changes.js";
+import { isChange } from "./changes.js";
 import { Composer } from "./composer.js";
-import { Cursors, Outbox, Timeline } from "./cursor.js";
+import { Conversation } from "./conversation.js";
+import { Cursors, Outbox } from "./cursor.js";
 import { MessageMenu } from "./menu.js";
-import { fillMessage, flash } from "./messageview.js";
+import { flash } from "./messageview.js";
 import {
   display,
   dmKey,
@@ -30,7 +31,6 @@ import { conversationItem, memberItem, noticeItem, pendingItem } from "./render.
 import { windowBody } from "./search.js";
 import { SearchPanel } from "./searchpanel.js";
 import { Signals } from "./signals.js";
-import { mentionsMe, seenSeq } from "./unread.js";
 
 const PAGE = 50;
 /** Most History pages read to show a message found (or answered) with what is shown. */
@@ -64,25 +64,6 @@ class Saved {
       outbox: this.outbox.toJSON(),
     };
     localStorage.setItem(this.storageKey, JSON.stringify(data));
-  }
-}
-
-/** One conversation on screen. */
-class Conversation {
-  constructor(key) {
-    this.key = key;
-    this.timeline = new Timeline(); // every stored item, changes included
-    this.folder = new Folder(); // the messages in their current state
-    this.replies = new Map(); // seq -> seqs of the messages answering it
-    this.seenSeq = 0; // in a DM: the user's message marked "Seen"
-    this.members = new Set();
-    this.hasOlder = true;
-    this.historyLoaded = false;
-    this.list = document.createElement("ol");
-    this.list.className = "messages";
-    this.list.setAttribute("role", "log");
-    this.list.setAttribute("aria-live", "polite");
-    this.list.setAttribute("aria-relevant", "additions");
   }
 }
 
@@ -229,12 +210,7 @@ class App {
     this.saved.save();
     this.signals.onJoined(key, joined);
     if (plan.action === "reset") {
-      conv.timeline.clear();
-      conv.folder.clear();
-      conv.replies.clear();
-      conv.list.replaceChildren();
-      conv.historyLoaded = false;
-      conv.hasOlder = true;
+      conv.reset();
       this.notice(key, "The server's history was reset: showing it from the start.");
     }
     if (plan.action === "fill") this.fill(key, plan.from, plan.to);
@@ -302,16 +278,11 @@ class App {
     if (live) this.saved.cursors.advance(key, seq, "");
     if (message.sender === this.me && message.clientMsgId) this.settle(message.clientMsgId);
     this.saved.save();
-    const added = conv.timeline.add(seq, message) !== null;
     const counted = this.signals.read.onMessage(key, message, this.me);
-    if (isChange(message)) {
-      this.refresh(conv, conv.folder.addChange(message));
-    } else if (kindOf(message) === "MESSAGE") {
-      conv.folder.addMessage(message, live ? seq : asOf);
-      if (added) this.insert(conv, seq);
-      else this.refresh(conv, seq); // History's copy: its current state
-      if (live) this.signals.stopped(key, message.sender);
-    }
+    const stick = this.atBottom();
+    const atEnd = conv.take(message, seq, live ? 0 : asOf);
+    if (key === this.current && atEnd && stick) this.scrollToBottom();
+    if (live && !isChange(message)) this.signals.stopped(key, message.sender);
     if (counted.unread) {
       if (key !== this.current || document.hidden) this.renderList();
       const forMe = !message.room || counted.mention;
@@ -321,54 +292,10 @@ class App {
     if (!message.room && (message.sender === this.me || isChange(message))) this.renderSeen(key);
   }
 
-  /** Shows the new message `seq` of `conv` in its place. */
-  insert(conv, seq) {
-    const state = conv.folder.state(seq);
-    if (state.replyTo) {
-      if (!conv.replies.has(state.replyTo)) conv.replies.set(state.replyTo, new Set());
-      conv.replies.get(state.replyTo).add(seq);
-    }
-    const item = fillMessage(document.createElement("li"), state, this.view(conv, state));
-    let next = null;
-    for (const s of conv.timeline.following(seq)) {
-      next = conv.list.querySelector(`li[data-seq="${s}"]`);
-      if (next) break;
-    }
-    const stick = this.atBottom();
-    if (next) conv.list.insertBefore(item, next);
-    else conv.list.insertBefore(item, conv.list.querySelector("li.pending"));
-    if (conv.key === this.current && !next && stick) this.scrollToBottom();
-  }
-
-  /** Shows the message `seq` of `conv` (and the quotes of its replies) as it is now. */
-  refresh(conv, seq) {
-    for (const s of [seq, ...(conv.replies.get(seq) || [])]) {
-      const item = conv.list.querySelector(`li[data-seq="${s}"]`);
-      const state = conv.folder.state(s);
-      if (item && state) fillMessage(item, state, this.view(conv, state));
-    }
-  }
-
-  /** How a message shows: whether it mentions the user, the line it answers. */
-  view(conv, state) {
-    const mention = Boolean(state.room) && state.sender !== this.me && mentionsMe(state.text, this.me);
-    const quote = state.replyTo ? quoteLine(conv.folder.state(state.replyTo)) : null;
-    return { me: this.me, mention, quote, seen: conv.seenSeq === state.seq };
-  }
-
   /** In a DM: "Seen" under the user's newest message the peer has read. */
   renderSeen(key) {
     const conv = this.conversations.get(key);
-    if (!conv || parseKey(key).kind !== "dm") return;
-    const mine = conv.timeline.seqs.filter((s) => {
-      const state = conv.folder.state(s);
-      return state && state.sender === this.me && !state.deleted;
-    });
-    const seen = seenSeq(mine, this.signals.read.peerReadSeq(key));
-    if (seen === conv.seenSeq) return;
-    const old = conv.seenSeq;
-    conv.seenSeq = seen;
-    for (const s of [old, seen]) if (s) this.refresh(conv, s);
+    if (conv && parseKey(key).kind === "dm") conv.markSeen(this.signals.read.peerReadSeq(key));
   }
 
   /** A send or change of the user's was stored (its echo, or an ack) or refused. */
@@ -384,7 +311,7 @@ class App {
   conversation(key) {
     let conv = this.conversations.get(key);
     if (!conv) {
-      conv = new Conversation(key);
+      conv = new Conversation(key, this.me);
       this.conversations.set(key, conv);
       this.renderList();
     }
@@ -509,9 +436,7 @@ class App {
   /** The Up key: edit the user's newest message here; false when there is none. */
   editLast() {
     const conv = this.conversations.get(this.current);
-    if (!conv) return false;
-    const states = conv.timeline.seqs.slice(-200).map((s) => conv.folder.state(s));
-    const last = lastEditable(states, this.me);
+    const last = conv ? conv.lastEditable() : null;
     if (!last) return false;
     this.composer.edit(this.current, last);
     return true;
@@ -532,7 +457,7 @@ class App {
    */
   async jumpTo(key, seq) {
     const conv = this.conversation(key);
-    const find = () => conv.list.querySelector(`li[data-seq="${seq}"]`);
+    const find = () => conv.item(seq);
     if (!find() && seq) {
       const body = windowBody(key, seq, conv.timeline.oldest);
       for (let page = 0; page < JUMP_PAGES; page += 1) {
