@@ -300,7 +300,7 @@ async def test_unread_and_mention_counts_highlight_notify_and_clear_once_read(
     await ctx.add_init_script(NOTIFICATIONS)
     alice = await ctx.new_page()
     alice.set_default_timeout(MS)
-    alice._chatrpc_errors = PageErrors(alice)  # type: ignore[attr-defined]
+    alice._chatrpc_errors = PageErrors(alice)
     await alice.goto(web_url(web_server))
     await sign_in(alice, "alice")
     await alice.get_by_role("button", name="Notify me of direct messages and mentions").click()
