@@ -147,6 +147,12 @@ async def test_up_edits_the_last_message_escape_cancels_and_others_see_it_edited
     )
     edit = next(m for m in carol.messages() if m.kind == pb.Message.EDIT)
     assert (edit.text, edit.sender) == ("hello world", "alice")
+    # A refused edit (too long) is said, and the message stays as it was.
+    await box.press("ArrowUp")
+    await box.fill("x" * 5000)
+    await box.press("Enter")
+    await expect(alice.locator("#messages li.problem")).to_contain_text("Not edited: ")
+    await expect(shown(alice)).to_have_text(["hello world", "not yours to edit"])
     # Only the author's messages offer Edit; another's has Reply and React only.
     await open_menu(alice, 2)
     await expect(alice.get_by_role("menuitem", name="Edit")).to_have_count(0)
@@ -439,3 +445,29 @@ async def test_on_a_phone_a_tap_opens_the_menu_as_a_sheet_a_finger_can_use(
     )
     assert widths[0] <= widths[1] == 390
     no_script_errors(phone)
+
+
+async def test_a_message_deleted_from_another_session_ends_its_edit(browser, web_server):
+    url = web_url(web_server)
+    _, laptop = await open_page(browser, url)
+    _, phone = await open_page(browser, url, **PHONE)
+    await sign_in(laptop, "alice", "pw")
+    await sign_in(phone, "alice", "pw")
+    await say(laptop, "about to change")
+    await expect(shown(phone)).to_have_text(["about to change"])
+    box = laptop.get_by_label("Message", exact=True)
+    await box.press("ArrowUp")
+    await expect(box).to_have_value("about to change")
+    await item(phone, 1).locator(".text").tap()
+    await phone.get_by_role("menuitem", name="Delete").tap()
+    await phone.get_by_role("menuitem", name="Delete for everyone").tap()
+    await expect(shown(laptop)).to_have_text(["message deleted"])
+    await expect(laptop.locator("#compose-mode")).to_be_hidden()
+    await expect(box).to_have_value("")
+    await expect(laptop.locator("#messages li.problem")).to_have_text(
+        "The message you were editing was deleted."
+    )
+    # Up finds nothing left to edit.
+    await box.press("ArrowUp")
+    await expect(laptop.locator("#compose-mode")).to_be_hidden()
+    no_script_errors(laptop, phone)

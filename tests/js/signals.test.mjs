@@ -53,6 +53,9 @@ test("a mention is @name as a whole word, in any case", () => {
   assert.equal(mentionsMe("mail bob@bob", "bob"), false);
   assert.equal(mentionsMe("a.b and @a.b", "a.b"), true);
   assert.equal(mentionsMe("axb @axb", "a.b"), false); // the dot is not a wildcard
+  assert.equal(mentionsMe("(@bob) and @bob-", "bob"), true);
+  assert.equal(mentionsMe("@bob-smith", "bob"), false);
+  assert.equal(mentionsMe("x.@bob", "bob"), false);
 });
 
 test("unread counts start from the listing and grow with others' new messages, once", () => {

@@ -8,7 +8,7 @@
 import { ApiError, call, signInProblem, whoami } from "./api.js";
 import { CommandError, helpLines, parseLine } from "./commands.js";
 import { Connection } from "./connection.js";
-import { isChange } from "./changes.js";
+import { isChange, kindOf } from "./changes.js";
 import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { Cursors, Outbox } from "./cursor.js";
@@ -283,6 +283,10 @@ class App {
     const atEnd = conv.take(message, seq, live ? 0 : asOf);
     if (key === this.current && atEnd && stick) this.scrollToBottom();
     if (live && !isChange(message)) this.signals.stopped(key, message.sender);
+    if (kindOf(message) === "DELETE" && this.composer.editing(key, seqOf(message.targetSeq))) {
+      this.composer.cancel();
+      this.notice(key, "The message you were editing was deleted.", "problem");
+    }
     if (counted.unread) {
       if (key !== this.current || document.hidden) this.renderList();
       const forMe = !message.room || counted.mention;

@@ -52,6 +52,11 @@ export class Composer {
     delete this.parts.bar.dataset.mode;
   }
 
+  /** Whether the message `seq` of `key` is being edited. */
+  editing(key, seq) {
+    return Boolean(this.mode && this.mode.kind === "edit" && this.mode.key === key && this.mode.seq === seq);
+  }
+
   /** The mode a line submitted in conversation `key` goes with (then a plain message again). */
   take(key) {
     const mode = this.mode && this.mode.key === key ? this.mode : null;

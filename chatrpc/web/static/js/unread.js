@@ -8,11 +8,16 @@
 
 import { kindOf } from "./changes.js";
 
-/** Whether `text` mentions `me` as @me (a whole name: @bobby does not mention bob). */
+/**
+ * Whether `text` mentions `me` as @me, by the server's rule (chatrpc/mentions.py): a
+ * word of its own, case-insensitive; not inside a longer name (@bobby is not @bob),
+ * not glued to what comes before (bob@bob is an address); a full stop after it is
+ * no part of it (thanks @bob. mentions bob).
+ */
 export function mentionsMe(text, me) {
-  if (!text || !me) return false;
+  if (!text || !me || !text.includes("@")) return false;
   const escaped = me.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`(^|[^\\p{L}\\p{N}_@])@${escaped}(?![\\p{L}\\p{N}_-]|\\.[\\p{L}\\p{N}_-])`, "iu").test(text);
+  return new RegExp(`(?<![A-Za-z0-9_@.-])@${escaped}(?![a-z0-9_]|[.-][a-z0-9_])`, "i").test(text);
 }
 
 function num(value) {
