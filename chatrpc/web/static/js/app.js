@@ -279,9 +279,9 @@ class App {
     if (message.sender === this.me && message.clientMsgId) this.settle(message.clientMsgId);
     this.saved.save();
     const counted = this.signals.read.onMessage(key, message, this.me);
-    const stick = this.atBottom();
+    const stick = key === this.current && this.atBottom();
     const atEnd = conv.take(message, seq, live ? 0 : asOf);
-    if (key === this.current && atEnd && stick) this.scrollToBottom();
+    if (atEnd && stick) this.scrollToBottom();
     if (live && !isChange(message)) this.signals.stopped(key, message.sender);
     if (kindOf(message) === "DELETE" && this.composer.editing(key, seqOf(message.targetSeq))) {
       this.composer.cancel();
@@ -292,7 +292,7 @@ class App {
       const forMe = !message.room || counted.mention;
       if (live && document.hidden && forMe) this.notify(message, key);
     }
-    if (key === this.current) this.signals.markRead();
+    if (key === this.current) this.signals.markSoon();
     if (!message.room && (message.sender === this.me || isChange(message))) this.renderSeen(key);
   }
 

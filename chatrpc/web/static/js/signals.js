@@ -26,6 +26,7 @@ export class Signals {
     this.marks = new Throttle(MARK_EVERY_MS);
     this.markTimer = null;
     this.typingTimer = null;
+    this.soon = null;
   }
 
   // -- typing ----------------------------------------------------------------------------
@@ -72,6 +73,15 @@ export class Signals {
     const peer = joined.withUser ? this.read.onPeerRead(key, seqOf(joined.peerReadSeq)) : false;
     if (mine) this.app.renderList();
     if (peer) this.app.renderSeen(key);
+  }
+
+  /** Marks read once what a run of arriving messages (a History page) brought. */
+  markSoon() {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      this.markRead();
+    }, 0);
   }
 
   /** Marks what the user sees of the current conversation read (throttled). */
