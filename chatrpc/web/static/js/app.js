@@ -288,7 +288,7 @@ class App {
       this.notice(key, "The message you were editing was deleted.", "problem");
     }
     if (counted.unread) {
-      if (key !== this.current || document.hidden) this.renderList();
+      if (key !== this.current || document.hidden) this.renderListSoon();
       const forMe = !message.room || counted.mention;
       if (live && document.hidden && forMe) this.notify(message, key);
     }
@@ -609,6 +609,15 @@ class App {
     const list = conv ? conv.list : $("messages");
     list.insertBefore(item, list.querySelector("li.pending"));
     if (!conv || key === this.current) this.scrollToBottom();
+  }
+
+  /** One new drawing of the list for a run of arriving messages. */
+  renderListSoon() {
+    if (this.listTimer) return;
+    this.listTimer = setTimeout(() => {
+      this.listTimer = null;
+      this.renderList();
+    }, 0);
   }
 
   renderList() {
