@@ -225,6 +225,10 @@ async def test_reactions_from_the_picker_show_as_chips_that_toggle_your_own(
     await change(carol, react=pb.React(room="general", seq=1, emoji="🎉"))
     # Sorted by emoji, as History sorts them.
     await expect(item(bob, 1).locator(".chip")).to_have_text(["🎉 1", "👍 2"])
+    # The picker knows alice's: picking it again takes it back.
+    await open_menu(alice, 1)
+    await expect(alice.get_by_role("menuitem", name="Take back 👍")).to_be_visible()
+    await alice.keyboard.press("Escape")
     await item(alice, 1).locator(".chip").nth(1).click()  # alice takes hers back
     await expect(item(bob, 1).locator(".chip")).to_have_text(["🎉 1", "👍 1"])
     reactions = [

@@ -56,8 +56,14 @@ export class MessageMenu {
       row.className = "picker";
       row.setAttribute("role", "group");
       row.setAttribute("aria-label", "React");
+      const mine = new Set(
+        (state.reactions || []).filter((r) => (r.users || []).includes(me)).map((r) => r.emoji),
+      );
       for (const emoji of PICKER) {
-        row.append(button(emoji, "emoji", () => this.run("react", emoji), `React ${emoji}`));
+        const label = mine.has(emoji) ? `Take back ${emoji}` : `React ${emoji}`;
+        const b = button(emoji, "emoji", () => this.run("react", emoji), label);
+        if (mine.has(emoji)) b.classList.add("chosen");
+        row.append(b);
       }
       items.push(row);
     }
