@@ -343,6 +343,7 @@ class App {
     this.saved.rooms = this.saved.rooms.filter((r) => r !== room);
     this.saved.cursors.forget(key);
     this.saved.save();
+    this.signals.read.forget(key);
     this.connection.send(leaveEvent(room));
     const conv = this.conversations.get(key);
     this.conversations.delete(key);
