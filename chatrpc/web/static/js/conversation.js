@@ -60,6 +60,8 @@ export class Conversation {
       if (next) break;
     }
     this.list.insertBefore(item, next || this.list.querySelector("li.pending"));
+    // Replies shown before the message they answer (an older page) quote it now.
+    for (const reply of this.replies.get(seq) || []) this.refresh(reply);
     return next === null;
   }
 
