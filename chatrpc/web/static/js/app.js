@@ -106,7 +106,7 @@ class App {
         close: $("search-close"),
         toggle: $("search-toggle"),
       },
-      { me: user, current: () => this.current, openAt: (key, seq) => this.openAt(key, seq), shown: () => {} },
+      { me: user, current: () => this.current, openAt: (key, seq) => this.openAt(key, seq), shown: (open) => open && this.showConversation() },
     );
   }
 
@@ -371,12 +371,18 @@ class App {
     $("members-toggle").hidden = kind !== "room";
     this.renderList();
     this.renderMembers();
-    document.getElementById("chat-view").classList.replace("show-list", "show-conversation");
+    this.showConversation();
     if (!conv.historyLoaded && (kind === "dm" || this.saved.cursors.get(key))) this.loadOlder(key);
     $("older").hidden = !conv.hasOlder;
     this.scrollToBottom();
     this.signals.renderTyping();
     this.signals.markRead();
+  }
+
+  /** On a phone: the conversation pane (with the search box) instead of the list. */
+  showConversation() {
+    $("chat-view").classList.replace("show-list", "show-conversation");
+    this.signals.markSoon();
   }
 
   /** One older page of history (before the oldest message shown, or the cursor). */
