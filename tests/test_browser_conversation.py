@@ -342,6 +342,18 @@ async def test_unread_and_mention_counts_highlight_notify_and_clear_once_read(
     await expect(alice.locator("#title")).to_have_text("#dev")
     await carol.send_and_ack("one more", room="general")
     await expect(general.locator(".badge")).to_have_text("1")
+    # Away, then back: the counts come from ListRooms and the replay, counted once.
+    await alice.close()
+    await carol.send_and_ack("while away", room="general")
+    await carol.send_and_ack("@alice while away", room="general")
+    alice = await ctx.new_page()
+    alice.set_default_timeout(MS)
+    alice._chatrpc_errors = PageErrors(alice)  # type: ignore[attr-defined]
+    await alice.goto(web_url(web_server))
+    general = alice.locator("#rooms").get_by_role("button", name="#general")
+    await expect(general.locator(".badge")).to_have_text(["3", "@1"])
+    await carol.send_and_ack("live again", room="general")
+    await expect(general.locator(".badge")).to_have_text(["4", "@1"])
     no_script_errors(alice)
 
 
