@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
@@ -41,6 +41,15 @@ from .web_client import web_url
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
 )
+
+
+async def new_page(ctx: BrowserContext, url: str) -> Page:
+    """Another page in a browser context (its cookie and storage), at `url`."""
+    page = await ctx.new_page()
+    page.set_default_timeout(MS)
+    page._chatrpc_errors = PageErrors(page)  # type: ignore[attr-defined]
+    await page.goto(url)
+    return page
 
 
 def item(page: Page, seq: int) -> Any:
@@ -259,10 +268,7 @@ async def test_changes_made_while_the_page_was_closed_show_when_it_is_back(
     await carol.send_and_ack("four", room="general")
     # The same browser again: it resumes #general from its cursor, and the replay
     # holds the changes as items of their own.
-    alice = await ctx.new_page()
-    alice.set_default_timeout(MS)
-    alice._chatrpc_errors = PageErrors(alice)  # type: ignore[attr-defined]
-    await alice.goto(web_url(web_server))
+    alice = await new_page(ctx, web_url(web_server))
     await expect(shown(alice)).to_have_text(["one, edited", "message deleted", "three", "four"])
     await expect(item(alice, 3).locator(".chip")).to_have_text("👀 1")
     seqs = await alice.locator("#messages li.message[data-seq]").evaluate_all(
@@ -308,10 +314,7 @@ async def test_unread_and_mention_counts_highlight_notify_and_clear_once_read(
 ):
     ctx = await browser.new_context()
     await ctx.add_init_script(NOTIFICATIONS)
-    alice = await ctx.new_page()
-    alice.set_default_timeout(MS)
-    alice._chatrpc_errors = PageErrors(alice)
-    await alice.goto(web_url(web_server))
+    alice = await new_page(ctx, web_url(web_server))
     await sign_in(alice, "alice")
     await alice.get_by_role("button", name="Notify me of direct messages and mentions").click()
     await alice.locator("#join-room").fill("dev")
@@ -346,10 +349,7 @@ async def test_unread_and_mention_counts_highlight_notify_and_clear_once_read(
     await alice.close()
     await carol.send_and_ack("while away", room="general")
     await carol.send_and_ack("@alice while away", room="general")
-    alice = await ctx.new_page()
-    alice.set_default_timeout(MS)
-    alice._chatrpc_errors = PageErrors(alice)  # type: ignore[attr-defined]
-    await alice.goto(web_url(web_server))
+    alice = await new_page(ctx, web_url(web_server))
     general = alice.locator("#rooms").get_by_role("button", name="#general")
     await expect(general.locator(".badge")).to_have_text(["3", "@1"])
     await carol.send_and_ack("live again", room="general")
