@@ -640,6 +640,14 @@ def main() -> None:
         metavar="C",
         help="subscribers for the two-node run over Redis (0: skip; needs redis-server)",
     )
+    p.add_argument(
+        "--search",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="Search timed at N stored messages, SQLite and (with redis-server) Redis,"
+        " by bench/search.py (0: skip)",
+    )
     args = p.parse_args()
     experiments = args.grpc_experiments
     if experiments is None:
@@ -688,7 +696,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
     results: list[Result] = []
-    extra: dict[str, float] = {}
+    extra: dict[str, Any] = {}
     try:
         fanouts = [int(x) for x in args.subscribers.split(",") if x.strip() and int(x)]
         for n, subs in enumerate(fanouts):
@@ -758,6 +766,8 @@ def main() -> None:
     if args.one_room:
         one = chat_cmd(tmp, "one-room", args.one_room, args.keepalive)
         populations.append(population("chat", one, [args.one_room], "one room", args, 0))
+    if args.search:
+        extra["search"] = search_figures(tmp, args.search)
     print()
     print(table(results))
     if populations:
@@ -782,6 +792,20 @@ def main() -> None:
         )
     )
     print(f"\nwrote {out}")
+
+
+def search_figures(tmp: str, messages: int) -> dict[str, Any]:
+    """bench/search.py's report for each store it can run (see its docstring)."""
+    stores = ["sqlite"] + (["redis"] if shutil.which("redis-server") else [])
+    out: dict[str, Any] = {}
+    for store in stores:
+        path = Path(tmp) / f"search-{store}.json"
+        cmd = [sys.executable, str(HERE / "search.py"), "--messages", str(messages)]
+        cmd += ["--store", store, "--calls", "10", "--json", str(path)]
+        print(f"search, {messages} messages, {store}:", flush=True)
+        subprocess.run(cmd, check=True, timeout=1800)
+        out[store] = json.loads(path.read_text())
+    return out
 
 
 def _row(r: Result) -> str:

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from .auth import Auth, hash_token
 from .hub import Hub
 from .model import seq_field
+from .search import SEARCH_COST, Searches
 from .v1 import chat_pb2 as pb
 from .wire import message_pb
 
@@ -39,6 +40,7 @@ class ChatApi:
     def __init__(self, hub: Hub, auth: Auth) -> None:
         self.hub = hub
         self.auth = auth
+        self.searches = Searches(hub.store)
 
     async def user(self, caller: Caller) -> str:
         """The caller's user, or UNAUTHENTICATED."""
@@ -90,6 +92,22 @@ class ChatApi:
             last_seq=last_seq,
             has_more=has_more,
         )
+
+    async def Search(self, request: pb.SearchRequest, caller: Caller) -> pb.SearchResponse:
+        user = await self.user(caller)
+        # A search may read thousands of stored items: it costs like a send.
+        self.hub.rules.spend(user, SEARCH_COST)
+        found = await self.searches.search(
+            user,
+            request.query,
+            room=request.room,
+            with_user=request.with_user,
+            limit=request.limit,  # a uint32: clamped to the largest page
+            before_seq=seq_field(request.before_seq, "before_seq"),
+            page_token=request.page_token,
+        )
+        hits = [pb.SearchHit(message=message_pb(h.message), snippet=h.snippet) for h in found.hits]
+        return pb.SearchResponse(hits=hits, next_page_token=found.next_page_token)
 
     async def SetPassword(
         self, request: pb.SetPasswordRequest, caller: Caller

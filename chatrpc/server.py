@@ -146,15 +146,11 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     ) -> pb.SetPasswordResponse:
         return await self.api.SetPassword(request, _caller(context))
 
+    @_unary
     async def Search(
         self, request: pb.SearchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SearchResponse:
-        # Declared by the proto ahead of its implementation (the conversation features).
-        del request
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "Search is not served by this server yet"
-        )
-        raise AssertionError("context.abort raises")
+        return await self.api.Search(request, _caller(context))
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub."""

@@ -328,6 +328,7 @@ def _numeric_fields(
 _BASE: dict[str, dict[str, Any]] = {
     "HistoryRequest": {"room": "numbers"},
     "ListMembersRequest": {"room": "numbers"},
+    "SearchRequest": {"query": "one", "room": "numbers"},
     "ClientEvent": {"join": pb.Join(room="numbers")},
 }
 

@@ -80,3 +80,28 @@ class Calls:
             pb.ListDirectsRequest(), metadata=auth_metadata(self.token), timeout=timeout
         )
         return response
+
+    async def search(
+        self,
+        query: str,
+        *,
+        room: str = "",
+        with_user: str = "",
+        limit: int = 0,
+        before_seq: int = 0,
+        page_token: str = "",
+        timeout: float = 10.0,
+    ) -> pb.SearchResponse:
+        """A page of the messages this user may read that match ``query``, newest first
+        (in ``room`` or the DM ``with_user`` if given, else everywhere); raises AioRpcError."""
+        request = pb.SearchRequest(
+            query=query, limit=limit, before_seq=before_seq, page_token=page_token
+        )
+        if room:
+            request.room = room
+        elif with_user:
+            request.with_user = with_user
+        response: pb.SearchResponse = await self._stub().Search(
+            request, metadata=auth_metadata(self.token), timeout=timeout
+        )
+        return response

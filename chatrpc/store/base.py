@@ -1,7 +1,7 @@
 """The store: durable history with sequence numbers, accounts and memberships.
 
 Every store (memory, SQLite, Redis) implements :class:`Store` and passes the same
-test suite (``tests/test_store.py``). :class:`Store` is the composition of four
+test suite (``tests/test_store.py``). :class:`Store` is the composition of five
 roles, each an interface of its own with its guarantees in its module's
 docstring, so a caller can ask for only what it needs:
 
@@ -14,6 +14,9 @@ docstring, so a caller can ask for only what it needs:
 * :class:`~chatrpc.store.presence.ClusterPresence` (``presence.py``): who is
   online through other servers; :class:`~chatrpc.store.presence.LocalPresence`
   for a single-process store.
+* :class:`~chatrpc.store.search.MessageSearch` (``search.py``): finding messages
+  by their words (``matching.py`` says what a query means; ``scan.py`` searches
+  a store without an index, SQLite has FTS5).
 
 Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
 cannot be reached (retryable); nothing is acknowledged in that case.
@@ -28,6 +31,7 @@ from .messages import Listener, MessageLog
 from .options import StoreOptions
 from .presence import ClusterPresence, LocalPresence, PresenceListener, RevokeListener
 from .rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, RoomStore, next_prune_start
+from .search import MessageSearch, SearchPage
 
 __all__ = [
     "QUOTA_WINDOW_MS",
@@ -37,12 +41,14 @@ __all__ = [
     "Listener",
     "LocalPresence",
     "MessageLog",
+    "MessageSearch",
     "PresenceListener",
     "RegistrationToken",
     "RevokeListener",
     "RoomClaim",
     "RoomEntry",
     "RoomStore",
+    "SearchPage",
     "Store",
     "StoreOptions",
     "next_prune_start",
@@ -50,8 +56,8 @@ __all__ = [
 ]
 
 
-class Store(MessageLog, RoomStore, AccountStore, ClusterPresence):
-    """Durable chat state behind one interface: the four roles, opened and closed
+class Store(MessageLog, RoomStore, AccountStore, ClusterPresence, MessageSearch):
+    """Durable chat state behind one interface: the roles, opened and closed
     together; see the module docstring."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:

@@ -19,7 +19,9 @@ from .base import (
     next_prune_start,
     token_id,
 )
+from .memory_members import MemoryMembers
 from .rules import retention_cutoff_ms, store_closed
+from .scan import ScanSearch
 
 
 def _now_ms() -> int:
@@ -39,7 +41,7 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
-class MemoryStore(LocalPresence, Store):
+class MemoryStore(LocalPresence, MemoryMembers, ScanSearch, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
@@ -185,18 +187,6 @@ class MemoryStore(LocalPresence, Store):
             for key, seq in sorted(self._last_seq.items())
             if not is_room_key(key) and user in dm_users(key)
         ]
-
-    async def add_member(self, room: str, user: str) -> None:
-        self._refuse_if_closed()
-        self._members.add((room, user))
-
-    async def remove_member(self, room: str, user: str) -> None:
-        self._refuse_if_closed()
-        self._members.discard((room, user))
-
-    async def is_member(self, room: str, user: str) -> bool:
-        self._refuse_if_closed()
-        return (room, user) in self._members
 
     async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
         self._refuse_if_closed()

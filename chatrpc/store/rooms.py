@@ -116,3 +116,7 @@ class RoomStore(abc.ABC):
     @abc.abstractmethod
     async def is_member(self, room: str, user: str) -> bool:
         """Whether ``user`` joined ``room`` and has not left it."""
+
+    @abc.abstractmethod
+    async def member_rooms(self, user: str) -> list[str]:
+        """The rooms (names, no ``#``) ``user`` joined and has not left, by name."""

@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "who": ("/who [ROOM]", "who is online in ROOM (default: the current room)"),
     "rooms": ("/rooms [PREFIX]", "the most active rooms, or those named PREFIX...; /rooms more"),
     "history": ("/history [N]", f"the last N messages of this room (default {HISTORY_DEFAULT})"),
+    "search": (
+        "/search [-a] WORDS",
+        "messages with all of WORDS (word* for a prefix) in this room; -a: everywhere;"
+        " /search -m: more",
+    ),
     "password": ("/password", "set or change your password (asked for, not shown)"),
     "help": ("/help", "this list"),
     "quit": ("/quit", "leave (Ctrl-D and Ctrl-C too)"),
@@ -57,12 +62,14 @@ class Command:
         target: the room (without ``#``) or user the command names, if any.
         text: the text to send (``say``, ``msg``, ``me``).
         count: how many messages (``history``).
+        flag: an option of the command (``search``: ``all`` or ``more``).
     """
 
     name: str
     target: str = ""
     text: str = ""
     count: int = 0
+    flag: str = ""
 
 
 def parse_line(line: str) -> Command | None:
@@ -113,4 +120,22 @@ def parse_line(line: str) -> Command | None:
         if len(words) > 1 or (words and words[0] != "more" and not canonical(words[0])):
             raise CommandError(usage)
         return Command("rooms", target=canonical(words[0]) if words else "")
+    if name == "search":
+        return _search(words, usage)
     return Command(name)  # help, quit: arguments are ignored
+
+
+#: The options of ``/search``.
+_SEARCH_FLAGS = {"-a": "all", "--all": "all", "-m": "more", "--more": "more"}
+
+
+def _search(words: list[str], usage: str) -> Command:
+    flag = _SEARCH_FLAGS.get(words[0], "") if words else ""
+    query = " ".join(words[1:] if flag else words)
+    if flag == "more":
+        if query:
+            raise CommandError("usage: /search -m (goes on with the last search)")
+        return Command("search", flag="more")
+    if not query:
+        raise CommandError(usage)
+    return Command("search", text=query, flag=flag)

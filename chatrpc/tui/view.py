@@ -11,14 +11,15 @@ from ..client import ChatClient, SendError, State, new_client_msg_id
 from ..v1 import chat_pb2 as pb
 from .commands import ACTION, CALL_TIMEOUT, Command
 from .formatter import Formatter, printable
-from .output import ChatOutput, PendingLine, rpc_problem
+from .output import PendingLine, rpc_problem
+from .search import SearchCommand
 
 #: How long ``/who``, ``/rooms`` and ``/history`` wait for a lost connection: past
 #: the client's longest reconnect backoff (10 s, +50% jitter).
 RECONNECT_WAIT = 30.0
 
 
-class ChatView(ChatOutput):
+class ChatView(SearchCommand):
     """Runs commands against a client and shows what happens, in one of two modes.
 
     Interactive: problems and state changes are ``-- ...`` lines among the
@@ -110,7 +111,7 @@ class ChatView(ChatOutput):
         name = cmd.name
         if name == "quit":
             return False
-        if name in ("who", "rooms", "history"):
+        if name in ("who", "rooms", "history", "search"):
             if self.sends:
                 # Piped: what a script asks about reflects the lines it sent before.
                 await asyncio.gather(*self.sends, return_exceptions=True)
@@ -136,6 +137,8 @@ class ChatView(ChatOutput):
             await self.rooms(cmd.target)
         elif name == "history":
             await self.history(cmd.count)
+        elif name == "search":
+            await self.search(cmd)
         elif name == "help":
             self.help()
         return True

@@ -13,7 +13,10 @@ Layout (every key starts with ``chatrpc:``):
   per DM the user takes part in, so a server watches one key per local user
   rather than one per DM conversation.
 * ``rooms`` (set of ``#room``), ``directs:{user}`` (set of DM keys),
-  ``members:{room}``, ``account:{user}`` (fields ``user``, ``pw``, and ``gen``,
+  ``members:{room}``, ``memberof:{user}`` (the rooms of ``members:{room}``
+  sets holding the user: an index for search, checked against them when read;
+  ``memberof-indexed`` says it was built for rooms joined before it existed),
+  ``account:{user}`` (fields ``user``, ``pw``, and ``gen``,
   how many times every token of the user was revoked), ``token:{hash}``,
   ``tokens:{user}``.
 * ``rooms:active``: sorted set of ``#room`` by latest activity (ms, Redis time,
@@ -42,6 +45,7 @@ ACTIVE = f"{P}rooms:active"
 NAMES = f"{P}rooms:names"
 REGTOKENS = f"{P}regtokens"
 EPOCH = f"{P}epoch"
+MEMBEROF_INDEXED = f"{P}memberof-indexed"  # no ":": never a user's memberof key
 
 #: Slack for millisecond rounding when a watch's Redis time is worked out.
 WATCH_MARGIN_MS = 2
@@ -90,6 +94,10 @@ def inbox_key(user: str) -> str:
 
 def members_key(room: str) -> str:
     return f"{P}members:{room}"
+
+
+def memberof_key(user: str) -> str:
+    return f"{P}memberof:{user}"
 
 
 def directs_key(user: str) -> str:

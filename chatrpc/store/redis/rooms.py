@@ -12,6 +12,7 @@ from ..rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, next_prune_start
 from .connection import Connection
 from .keys import (
     ACTIVE,
+    MEMBEROF_INDEXED,
     NAMES,
     REGTOKENS,
     ROOMS,
@@ -19,6 +20,7 @@ from .keys import (
     counter_key,
     created_key,
     directs_key,
+    memberof_key,
     members_key,
     regtoken_key,
     strs,
@@ -125,15 +127,56 @@ class Rooms:
 
     async def add_member(self, room: str, user: str) -> None:
         async def do() -> None:
-            await self._conn.r().sadd(members_key(room), user)
+            async with self._conn.r().pipeline(transaction=True) as pipe:
+                pipe.sadd(members_key(room), user)
+                pipe.sadd(memberof_key(user), room)
+                await pipe.execute()
 
         await self._conn.call(do)
 
     async def remove_member(self, room: str, user: str) -> None:
         async def do() -> None:
-            await self._conn.r().srem(members_key(room), user)
+            async with self._conn.r().pipeline(transaction=True) as pipe:
+                pipe.srem(members_key(room), user)
+                pipe.srem(memberof_key(user), room)
+                await pipe.execute()
 
         await self._conn.call(do)
+
+    async def member_rooms(self, user: str) -> list[str]:
+        async def do() -> list[str]:
+            r = self._conn.r()
+            rooms = sorted(strs(await r.smembers(memberof_key(user))))
+            if not rooms:
+                return []
+            # The members sets are the truth; the index only says where to look.
+            async with r.pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    pipe.sismember(members_key(room), user)
+                found = await pipe.execute()
+            return [room for room, yes in zip(rooms, found, strict=True) if yes]
+
+        return await self._conn.call(do)
+
+    async def index_memberships(self) -> None:
+        """Builds ``memberof:{user}`` for memberships made before it existed (once)."""
+        r = self._conn.r()
+        if await r.exists(MEMBEROF_INDEXED):
+            return
+        cursor = 0
+        while True:
+            cursor, keys = await r.sscan(ROOMS, cursor, count=500)
+            for key in strs(keys):
+                room = key[1:]
+                users = strs(await r.smembers(members_key(room)))
+                if users:
+                    async with r.pipeline(transaction=False) as pipe:
+                        for user in users:
+                            pipe.sadd(memberof_key(user), room)
+                        await pipe.execute()
+            if int(cursor) == 0:
+                break
+        await r.set(MEMBEROF_INDEXED, "1")
 
     async def is_member(self, room: str, user: str) -> bool:
         async def do() -> bool:

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 from ...model import Conversation, Draft, StoredMessage
 from ...urls import redact
-from ..base import Account, RegistrationToken, RoomClaim, RoomEntry, Store, StoreOptions
+from ..base import (
+    Account,
+    RegistrationToken,
+    RoomClaim,
+    RoomEntry,
+    Store,
+    StoreOptions,
+)
+from ..scan import ScanSearch
 from .accounts import Accounts
 from .connection import Connection
 from .feed import Feed
@@ -20,7 +28,7 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 
-class RedisStore(Store):
+class RedisStore(ScanSearch, Store):
     """Chat state in Redis, shared by every server using the same URL (see the package doc).
 
     Args:
@@ -66,6 +74,7 @@ class RedisStore(Store):
             self.epoch = await self._conn.call(self._conn.load_epoch)
             presence_cursor = await self._conn.call(self._feed.last_presence_id)
             await self._conn.call(self._rooms.index_rooms)
+            await self._conn.call(self._rooms.index_memberships)
         except BaseException:
             await self._conn.release()
             raise
@@ -174,6 +183,9 @@ class RedisStore(Store):
 
     async def is_member(self, room: str, user: str) -> bool:
         return await self._rooms.is_member(room, user)
+
+    async def member_rooms(self, user: str) -> list[str]:
+        return await self._rooms.member_rooms(user)
 
     # -- accounts --------------------------------------------------------------------
 

@@ -151,6 +151,15 @@ class SQLiteRooms(SQLiteBase):
 
         await self._write(do)
 
+    async def member_rooms(self, user: str) -> list[str]:
+        def do(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT room FROM members WHERE user = ? ORDER BY room", (user,)
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._read(do)
+
     async def is_member(self, room: str, user: str) -> bool:
         def do(conn: sqlite3.Connection) -> bool:
             row = conn.execute(

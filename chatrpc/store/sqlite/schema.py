@@ -118,6 +118,44 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user, conv_id)
     ) WITHOUT ROWID;
     """,
+    # Search: an FTS5 index of the current text of every message (kind 0, not
+    # deleted), kept by triggers whatever writes the text (sends, edits, deletes,
+    # retention). Contentless: the index holds no copy of the text. A row's rowid
+    # is conv_id * 2^32 + seq (see chatrpc.store.sqlite.search). Erasing a
+    # message's text (deleted becomes 1) rewrites the index into one segment
+    # ('optimize'), so no old segment keeps its words; with secure_delete the
+    # freed pages are zeroed.
+    """
+    CREATE VIRTUAL TABLE message_words USING fts5(
+        text, content='', tokenize='unicode61 remove_diacritics 2'
+    );
+    INSERT INTO message_words (rowid, text)
+        SELECT conv_id * 4294967296 + seq, text FROM messages
+        WHERE kind = 0 AND deleted = 0 AND text != '' AND seq < 4294967296;
+    CREATE TRIGGER message_words_insert AFTER INSERT ON messages
+    WHEN new.kind = 0 AND new.deleted = 0 AND new.text != '' AND new.seq < 4294967296
+    BEGIN
+        INSERT INTO message_words (rowid, text)
+            VALUES (new.conv_id * 4294967296 + new.seq, new.text);
+    END;
+    CREATE TRIGGER message_words_delete AFTER DELETE ON messages
+    WHEN old.kind = 0 AND old.deleted = 0 AND old.text != '' AND old.seq < 4294967296
+    BEGIN
+        INSERT INTO message_words (message_words, rowid, text)
+            VALUES ('delete', old.conv_id * 4294967296 + old.seq, old.text);
+    END;
+    CREATE TRIGGER message_words_update AFTER UPDATE OF text, deleted, kind ON messages
+    BEGIN
+        INSERT INTO message_words (message_words, rowid, text)
+            SELECT 'delete', old.conv_id * 4294967296 + old.seq, old.text
+            WHERE old.kind = 0 AND old.deleted = 0 AND old.text != '' AND old.seq < 4294967296;
+        INSERT INTO message_words (rowid, text)
+            SELECT new.conv_id * 4294967296 + new.seq, new.text
+            WHERE new.kind = 0 AND new.deleted = 0 AND new.text != '' AND new.seq < 4294967296;
+        INSERT INTO message_words (message_words)
+            SELECT 'optimize' WHERE new.deleted != 0 AND old.deleted = 0;
+    END;
+    """,
 ]
 
 
@@ -125,9 +163,25 @@ def connect(path: Path, synchronous: str, *, readonly: bool) -> sqlite3.Connecti
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
+    # Deleted content is overwritten with zeros, not left in free space: a
+    # deleted message's text leaves the file (see the search index's migration).
+    conn.execute("PRAGMA secure_delete = ON")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     return conn
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of a migration script (a trigger's body holds ``;`` too)."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending)
+            pending = ""
+    return out
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> str:
@@ -146,9 +200,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> str:
                 f" understands ({len(migrations)}); upgrade chatrpc"
             )
         for number, script in enumerate(migrations[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(script):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
         row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
         if row is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from .accounts import SQLiteAccounts
 from .messages import SQLiteMessages
 from .rooms import SQLiteRooms
+from .search import SQLiteSearch
 
 
-class SQLiteStore(SQLiteAccounts, SQLiteRooms, SQLiteMessages):
+class SQLiteStore(SQLiteAccounts, SQLiteRooms, SQLiteMessages, SQLiteSearch):
     """Chat state in one SQLite file (WAL); see the package docstring for the threads.
 
     Args:
