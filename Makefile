@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
-PROTO := proto/chatrpc/v1/chat.proto
+PROTO := proto/chatrpc/v1/chat.proto proto/chatrpc/v1/admin.proto
 HOST ?= 127.0.0.1
 PORT ?= 50051
 
@@ -50,7 +50,8 @@ proto: $(STAMP)
 proto-check: $(STAMP)
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(call protoc,$$tmp) && \
-	for f in chat_pb2.py chat_pb2.pyi chat_pb2_grpc.py chat_pb2_grpc.pyi; do \
+	for f in chat_pb2.py chat_pb2.pyi chat_pb2_grpc.py chat_pb2_grpc.pyi \
+		admin_pb2.py admin_pb2.pyi admin_pb2_grpc.py admin_pb2_grpc.pyi; do \
 		diff -u "chatrpc/v1/$$f" "$$tmp/chatrpc/v1/$$f" || { echo "chatrpc/v1/$$f is out of date: run 'make proto'"; exit 1; }; \
 	done; echo "generated code is in sync with $(PROTO)"
 

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass
 
 from .errors import ChatError, Code, invalid
+from .idle import LastSeen
 from .model import normalize_name
 from .ratelimit import Buckets, retry_hint
 from .stats import Stats
-from .store import Store
+from .store import Account, Store
 
 #: scrypt cost: 2**14 x 8 x 1 takes 16 MiB and a few tens of ms per hash.
 SCRYPT_N = 2**14
@@ -78,6 +79,12 @@ def new_registration_token() -> str:
     return "reg-" + secrets.token_urlsafe(24)
 
 
+def _check_enabled(account: Account | None) -> None:
+    """PERMISSION_DENIED for an account an operator disabled."""
+    if account is not None and account.disabled:
+        raise ChatError(Code.PERMISSION_DENIED, f"account disabled: {account.user!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class LoginResult:
     user: str
@@ -120,12 +127,14 @@ class Auth:
         login_burst: int = 50,
         registration: str = "open",
         stats: Stats | None = None,
+        last_seen: LastSeen | None = None,
     ) -> None:
         if registration not in REGISTRATION_MODES:
             raise ValueError(f"registration must be one of {', '.join(REGISTRATION_MODES)}")
         self.store = store
         self.registration = registration
         self.stats = stats or Stats()
+        self.last_seen = last_seen or LastSeen(0)
         self._attempts = Buckets(login_rate, login_burst)
         self._bad_tokens = Buckets(login_rate, login_burst)
         self._bad_passwords = Buckets(login_rate, login_burst)
@@ -186,6 +195,7 @@ class Auth:
             self.stats.logins[exc.code.name] += 1
             raise
         self.stats.logins["created" if result.created else "ok"] += 1
+        self.last_seen.seen(result.user)
         return result
 
     async def _login(
@@ -201,6 +211,7 @@ class Auth:
             raise invalid(f"password is longer than {MAX_PASSWORD} characters")
         token = secrets.token_urlsafe(32)
         account = await self.store.get_account(user)
+        _check_enabled(account)
         if account is None:
             await self._may_register(user, registration_token, client)
             pw_hash = await asyncio.to_thread(hash_password, password) if password else None
@@ -278,7 +289,8 @@ class Auth:
             )
 
     async def authenticate(self, token: str, *, client: str = "") -> str:
-        """The user a bearer token belongs to, or UNAUTHENTICATED.
+        """The user a bearer token belongs to, or UNAUTHENTICATED (PERMISSION_DENIED
+        if an operator disabled the account).
 
         A valid token always authenticates. An unknown one is charged to
         ``client`` (RESOURCE_EXHAUSTED once its bad-token budget is in debt).
@@ -287,11 +299,13 @@ class Auth:
             raise ChatError(
                 Code.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"
             )
-        user = await self.store.user_for_token(hash_token(token))
-        if user is None:
+        account = await self.store.account_for_token(hash_token(token))
+        if account is None:
             self._token_failed(client)
             raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
-        return user
+        _check_enabled(account)
+        self.last_seen.seen(account.user)
+        return account.user
 
     async def logout(
         self, token: str, *, all_sessions: bool = False, client: str = ""

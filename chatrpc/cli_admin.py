@@ -1,4 +1,10 @@
-"""``chatrpc-admin``: operator tasks done on the store itself.
+"""``chatrpc-admin``: operator tasks, on a running server or on the store itself.
+
+Accounts, rooms, history and the server's figures go through the running
+server's admin socket (see chatrpc.cli_admin_socket)::
+
+    chatrpc-admin --db PATH users             # the socket next to the database
+    chatrpc-admin --socket PATH disable alice
 
 Registration tokens for ``chatrpc-server --registration token``::
 
@@ -28,9 +34,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, backup, dblock
+from . import __version__, backup, cli_admin_socket, dblock
 from .auth import hash_token, new_registration_token
-from .config import default_db_path
+from .cli_errors import Fatal
+from .config import ServerConfig, default_db_path
 from .config_sources import config_from, file_from, resolve
 from .errors import ChatError, Code
 from .settings import ConfigError
@@ -56,7 +63,10 @@ def _count(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chatrpc-admin",
-        description="Operator tasks on a chatrpc store (safe while servers run).",
+        description="Operator tasks: on a running server through its admin socket, or on"
+        " its store directly (registration tokens, backups; safe while servers run).",
+        epilog="Exit codes: 0 done; 1 failed (no server on the socket, no such user or"
+        " room, a refusal); 2 usage (bad arguments, a name the server does not allow).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     where = p.add_mutually_exclusive_group()
@@ -70,7 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's TOML settings, for its db or store (env CHATRPC_CONFIG);"
         " CHATRPC_DB and CHATRPC_STORE are read as the server reads them",
     )
+    p.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="the server's admin socket (its --admin-socket; default: next to the SQLite"
+        " database of --db, --store or --config)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
     sub = p.add_subparsers(dest="what", required=True, metavar="COMMAND")
+    cli_admin_socket.add_commands(sub, parse_duration, _count)
     reg = sub.add_parser(
         "registration-token", help="tokens that let a new name be claimed (--registration token)"
     )
@@ -158,18 +176,22 @@ def _backup_or_restore(url: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_url(args: argparse.Namespace) -> str:
-    """The store the server would use: --db or --store, else its variables and file."""
+def _server_config(args: argparse.Namespace) -> ServerConfig:
+    """The server's settings as far as given: --db or --store, its variables and file."""
     given = {k: getattr(args, k) for k in ("db", "store") if getattr(args, k)}
     try:
         resolved = resolve(given, os.environ, file_from(args.config, os.environ))
-        return config_from(resolved.values).store_url()
+        return config_from(resolved.values)
     except ConfigError as exc:
         raise ChatError(Code.INVALID_ARGUMENT, str(exc)) from exc
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = _store_url(args)
+    config = _server_config(args)
+    if args.what in cli_admin_socket.COMMANDS:
+        path = args.socket if args.socket is not None else config.admin_socket_path()
+        return await cli_admin_socket.run(args, path)
+    url = config.store_url()
     if args.what in ("backup", "restore"):
         return _backup_or_restore(url, args)
     store = open_store(url)
@@ -187,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     except ChatError as exc:
         print(f"chatrpc-admin: {exc.message}", file=sys.stderr)
         return 1
+    except Fatal as exc:
+        print(f"chatrpc-admin: {exc}", file=sys.stderr)
+        return exc.code
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"chatrpc-admin: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dblock import sqlite_path
 from .limits import Limits
 from .settings import check, setting
 from .store import StoreOptions
@@ -134,6 +135,22 @@ class ServerConfig:
         low=0,
         metavar="SECONDS",
     )
+    idle_account_ttl_s: float = setting(
+        0.0,
+        "--idle-account-ttl",
+        "an account with no password, not seen (no login, token use or session) for"
+        " this long, in no direct conversation and owning no room, expires and its"
+        " name is free again; 0 keeps every account",
+        low=0,
+        metavar="SECONDS",
+    )
+    admin_socket: str = setting(
+        "auto",
+        "--admin-socket",
+        "Unix socket of the admin service (chatrpc-admin), mode 0600; auto: next to"
+        " the SQLite database (DB.admin.sock), none for other stores; '' turns it off",
+        metavar="PATH",
+    )
     metrics_port: int = setting(
         0,
         "--metrics-port",
@@ -156,3 +173,18 @@ class ServerConfig:
 
     def store_url(self) -> str:
         return self.store or f"sqlite://{default_db_path()}"
+
+    def admin_socket_path(self) -> str:
+        """Where the admin service listens ("" for nowhere): ``--admin-socket``, or
+        for ``auto`` the SQLite database's path with ``.admin.sock`` added."""
+        return (
+            default_admin_socket(self.store_url())
+            if self.admin_socket == "auto"
+            else self.admin_socket
+        )
+
+
+def default_admin_socket(store_url: str) -> str:
+    """The admin socket of ``--admin-socket auto`` for a store ("" if none)."""
+    db = sqlite_path(store_url)
+    return "" if db is None else f"{db.expanduser()}.admin.sock"

@@ -12,6 +12,7 @@ No gRPC here: problems are raised as :class:`chatrpc.errors.ChatError`.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 
@@ -56,7 +57,9 @@ class Hub:
         #: Sessions whose token was revoked, until their stream ends.
         self._revoked: set[Session] = set()
         store.set_listener(self._on_commit)
-        store.set_revoke_listener(self._on_remote_revoke)
+        # Revoked tokens and disabled accounts (through other servers): sessions here end.
+        store.set_revoke_listener(self.revoke)
+        store.set_disable_listener(functools.partial(self.revoke, reason=EndReason.DISABLED))
 
     # -- sessions --------------------------------------------------------------------
 
@@ -83,10 +86,12 @@ class Hub:
         self._users.setdefault(session.user, {})[session] = None
         self._token_of[session] = token_hash
 
-    def revoke(self, user: str, token_hash: str | None = None) -> int:
+    def revoke(
+        self, user: str, token_hash: str | None = None, reason: EndReason = EndReason.REVOKED
+    ) -> int:
         """Ends ``user``'s sessions opened with ``token_hash`` (every one if None).
 
-        Their streams end with :attr:`EndReason.REVOKED`; returns how many. They
+        Their streams end with ``reason`` (REVOKED, or DISABLED); returns how many. They
         are disconnected at once and everything they ask for from now on is
         refused (UNAUTHENTICATED), even while their writer is still blocked on a
         client that does not read and has not seen the end yet.
@@ -96,13 +101,9 @@ class Hub:
             if token_hash is None or self._token_of.get(session) == token_hash:
                 self.disconnect(session)
                 self._revoked.add(session)
-                session.end(EndReason.REVOKED)
+                session.end(reason)
                 ended += 1
         return ended
-
-    def _on_remote_revoke(self, user: str, token_hash: str | None) -> None:
-        """A token was revoked through another server: its sessions here end too."""
-        self.revoke(user, token_hash)
 
     def _check_live(self, session: Session) -> None:
         if session in self._revoked:

@@ -116,6 +116,15 @@ class StatsCollector:
             buckets=s.append_seconds.cumulative(),
             sum_value=s.append_seconds.sum,
         )
+        lag = self.hub.store.feed_lag
+        if lag is not None:
+            yield HistogramMetricFamily(
+                "chatrpc_redis_feed_lag_seconds",
+                "Seconds from another server's commit to its delivery here (Redis watch"
+                " feed), per batch read",
+                buckets=lag.cumulative(),
+                sum_value=lag.sum,
+            )
 
 
 def _labelled(family: Any, counts: Counter[str]) -> Any:

@@ -16,7 +16,7 @@ from .errors import ChatError
 from .limits import Limits
 from .model import room_key
 from .store import Store
-from .subscriber import Presence, Session
+from .subscriber import Left, Presence, Session
 
 
 class RoomPresence:
@@ -27,6 +27,7 @@ class RoomPresence:
         self.limits = limits
         self._rooms: dict[str, dict[Session, None]] = {}
         store.set_presence_listener(self._on_remote)
+        store.set_room_drop_listener(self.drop)
 
     def sessions_in(self, room: str) -> list[Session]:
         """The sessions in ``room`` on this server now."""
@@ -57,6 +58,15 @@ class RoomPresence:
         if remote is None:
             return [self.users_here(room) for room in rooms]
         return [self.users_here(room) | users for room, users in zip(rooms, remote, strict=True)]
+
+    def drop(self, room: str) -> int:
+        """Takes every session here out of a deleted room (here or, told by the
+        store, on another server); each gets ``left``. Returns how many."""
+        sessions = self.sessions_in(room)
+        for session in sessions:
+            self.unsubscribe(session, room)
+            session.push(Left(room))
+        return len(sessions)
 
     def subscribe(self, session: Session, room: str) -> None:
         """Puts ``session`` in ``room``; announces its user if they just came online."""

@@ -11,7 +11,6 @@ logged with its traceback and the client sees INTERNAL.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,13 +20,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .admin import AdminServer, AdminService
 from .api import Caller, ChatApi
 from .auth import Auth, hash_token
 from .config import ServerConfig
+from .diagnostics import awaiting as awaiting  # where tests look for it
+from .diagnostics import describe
 from .errors import INTERNAL_MESSAGE, ChatError, Code
+from .housekeeping import Housekeeping
 from .hub import Hub
+from .idle import LastSeen, touch_interval
 from .metrics import MetricsServer
-from .pruning import prune_forever
 from .session import SessionRunner
 from .store import Store, open_store
 from .subscriber import Outgoing, Session
@@ -260,13 +263,28 @@ class ChatServer:
         self.config = config
         self.store = store or open_store(config.store_url(), config.store_options)
         self.hub = Hub(self.store, config.limits)
+        last_seen = LastSeen(touch_interval(config.idle_account_ttl_s))
         self.auth = Auth(
             self.store,
             login_rate=config.login_rate,
             login_burst=config.login_burst,
             registration=config.registration,
             stats=self.hub.stats,
+            last_seen=last_seen,
         )
+        #: Pruning empty rooms; last-seen times and idle accounts (background tasks).
+        self.housekeeping = Housekeeping(
+            self.store,
+            last_seen,
+            lambda: {s.user for s in self.hub.sessions()},
+            empty_room_ttl_s=config.empty_room_ttl_s,
+            idle_account_ttl_s=config.idle_account_ttl_s,
+        )
+        #: AdminService on its Unix socket (None with --admin-socket '').
+        path = config.admin_socket_path()
+        service = AdminService(self.hub, config.store_url())
+        chosen = config.admin_socket != "auto"
+        self.admin = AdminServer(service, path, chosen=chosen) if path else None
         #: Prometheus metrics (--metrics-port); made now so a missing library fails early.
         self.metrics = MetricsServer(self.hub, self.auth) if config.metrics_port else None
         #: Server credentials when TLS is configured; read now so a bad file fails early.
@@ -274,10 +292,6 @@ class ChatServer:
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
-        self._pruner: asyncio.Task[None] | None = None
-        #: Rooms pruned so far, and an event set after every sweep of empty rooms.
-        self.rooms_pruned = 0
-        self._swept = asyncio.Event()
         #: The browser adapter (None with --no-web); its port once started.
         self.web: WebServer | None = None
 
@@ -335,6 +349,12 @@ class ChatServer:
             self.web = web
         await server.start()
         self._server = server
+        if self.admin is not None:
+            try:
+                await self.admin.start()
+            except BaseException:
+                await self.stop()
+                raise
         if self.metrics is not None:
             try:
                 await self.metrics.start(self.config.host, self.config.metrics_port)
@@ -345,44 +365,31 @@ class ChatServer:
                     f"cannot serve metrics on {self.config.host}:{self.config.metrics_port}:"
                     f" {exc.strerror}",
                 ) from exc
-        if self.config.empty_room_ttl_s:
-            self._pruner = asyncio.create_task(
-                prune_forever(self.store, self.config.empty_room_ttl_s, self._on_sweep),
-                name="chatrpc-pruner",
-            )
+        self.housekeeping.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
 
-    def _on_sweep(self, removed: list[str]) -> None:
-        self.rooms_pruned += len(removed)
-        self._swept.set()
+    @property
+    def rooms_pruned(self) -> int:
+        return self.housekeeping.rooms_pruned
 
     async def next_sweep(self) -> None:
         """Waits until the background pruning of empty rooms completes its next sweep."""
-        self._swept.clear()
-        await self._swept.wait()
+        await self.housekeeping.next_sweep()
 
     def describe(self) -> str:
         """What every session and every task of the server is doing (SIGUSR1 logs it)."""
-        sessions = sorted(self.hub.sessions(), key=lambda s: s.id)
-        lines = [f"{len(sessions)} sessions", *(s.describe() for s in sessions)]
-        for task in asyncio.all_tasks():
-            where = awaiting(task.get_coro())
-            if any(not w.endswith(":None") for w in where):  # grpc's own tasks have no lines
-                lines.append(f"task {task.get_name()}: {' > '.join(where)}")
-        return "\n".join(lines)
+        return describe(self.hub)
 
     async def stop(self) -> None:
         """Stops accepting, tells sessions to reconnect, drains, closes the store."""
         if self._server is None:
             return
         server, self._server = self._server, None
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
-            self._pruner = None
+        await self.housekeeping.stop()
+        if self.admin is not None:
+            await self.admin.stop()
         await self.health.enter_graceful_shutdown()
         # server.stop refuses new calls at once and gives running ones the grace
         # period; meanwhile every session ends with UNAVAILABLE (reconnect).
@@ -403,14 +410,3 @@ class ChatServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def awaiting(coro: Any) -> list[str]:
-    """Where a suspended coroutine is, down its chain of awaits."""
-    where = []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
-        if frame is not None:
-            where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
-    return where

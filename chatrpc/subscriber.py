@@ -54,6 +54,8 @@ class EndReason(enum.Enum):
     FAILED = "failed"
     #: The token the session was opened with was revoked: UNAUTHENTICATED, log in again.
     REVOKED = "token revoked"
+    #: An operator disabled the account: PERMISSION_DENIED, do not retry.
+    DISABLED = "account disabled"
     #: The client sent bytes that are not a ClientEvent: INVALID_ARGUMENT.
     MALFORMED = "malformed event"
     #: The client went away (cancelled, disconnected, or vanished): no status to send.

@@ -496,6 +496,7 @@ def test_every_session_end_has_a_close_code_and_says_whether_to_retry():
         EndReason.SLOW_CONSUMER: 4008,
         EndReason.SHUTDOWN: 4014,
         EndReason.REVOKED: 4016,
+        EndReason.DISABLED: 4007,
         EndReason.MALFORMED: 4003,
         EndReason.FAILED: 4013,
     }

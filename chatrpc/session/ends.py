@@ -36,6 +36,7 @@ _TABLE: dict[EndReason, tuple[Code | None, str]] = {
     EndReason.SLOW_CONSUMER: (Code.RESOURCE_EXHAUSTED, "slow consumer: resume from seq"),
     EndReason.SHUTDOWN: (Code.UNAVAILABLE, "server shutting down: reconnect and resume"),
     EndReason.REVOKED: (Code.UNAUTHENTICATED, "token revoked: log in again"),
+    EndReason.DISABLED: (Code.PERMISSION_DENIED, "account disabled"),
     EndReason.MALFORMED: (Code.INVALID_ARGUMENT, "malformed ClientEvent: not valid protobuf"),
     EndReason.FAILED: (Code.INTERNAL, INTERNAL_MESSAGE),
 }

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 class Account:
     user: str
     password_hash: str | None
+    #: An operator disabled it: its Logins and tokens are refused (see admin.py).
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,12 @@ class AccountStore(abc.ABC):
     @abc.abstractmethod
     async def user_for_token(self, token_hash: str) -> str | None:
         """The user a token belongs to, or None."""
+
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        """The account a token belongs to (disabled or not), or None: what
+        authenticating a call needs, in one step where the store can."""
+        user = await self.user_for_token(token_hash)
+        return None if user is None else await self.get_account(user)
 
     @abc.abstractmethod
     async def revoke_tokens(self, user: str) -> int:

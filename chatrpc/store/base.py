@@ -17,6 +17,9 @@ docstring, so a caller can ask for only what it needs:
 * :class:`~chatrpc.store.search.MessageSearch` (``search.py``): finding messages
   by their words (``matching.py`` says what a query means; ``scan.py`` searches
   a store without an index, SQLite has FTS5).
+* :class:`~chatrpc.store.admin.AdminStore` (``admin.py``): what an operator
+  does (listings with sizes, disabled accounts, room owners, deleting and
+  pruning) and idle accounts' expiry.
 
 Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
 cannot be reached (retryable); nothing is acknowledged in that case.
@@ -27,17 +30,28 @@ from __future__ import annotations
 import abc
 
 from .accounts import Account, AccountStore, RegistrationToken, token_id
+from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
 from .messages import Listener, MessageLog
 from .options import StoreOptions
-from .presence import ClusterPresence, LocalPresence, PresenceListener, RevokeListener
+from .presence import (
+    ClusterPresence,
+    DisableListener,
+    LocalPresence,
+    PresenceListener,
+    RevokeListener,
+    RoomDropListener,
+)
 from .rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, RoomStore, next_prune_start
 from .search import MessageSearch, SearchPage
 
 __all__ = [
     "QUOTA_WINDOW_MS",
     "Account",
+    "AccountInfo",
     "AccountStore",
+    "AdminStore",
     "ClusterPresence",
+    "DisableListener",
     "Listener",
     "LocalPresence",
     "MessageLog",
@@ -46,7 +60,10 @@ __all__ = [
     "RegistrationToken",
     "RevokeListener",
     "RoomClaim",
+    "RoomDeleted",
+    "RoomDropListener",
     "RoomEntry",
+    "RoomInfo",
     "RoomStore",
     "SearchPage",
     "Store",
@@ -56,7 +73,7 @@ __all__ = [
 ]
 
 
-class Store(MessageLog, RoomStore, AccountStore, ClusterPresence, MessageSearch):
+class Store(MessageLog, RoomStore, AccountStore, AdminStore, ClusterPresence, MessageSearch):
     """Durable chat state behind one interface: the roles, opened and closed
     together; see the module docstring."""
 

@@ -19,6 +19,7 @@ from .base import (
     next_prune_start,
     token_id,
 )
+from .memory_admin import MemoryAdmin
 from .memory_members import MemoryMembers
 from .rules import retention_cutoff_ms, store_closed
 from .scan import ScanSearch
@@ -41,7 +42,7 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
-class MemoryStore(LocalPresence, MemoryMembers, ScanSearch, Store):
+class MemoryStore(MemoryAdmin, LocalPresence, MemoryMembers, ScanSearch, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
@@ -139,6 +140,7 @@ class MemoryStore(LocalPresence, MemoryMembers, ScanSearch, Store):
             mine.append(now)
         self._last_seq.setdefault(key, 0)
         self._touch(key)
+        self._owners[key] = user
         return RoomClaim(created=True)
 
     def _touch(self, key: str) -> None:
@@ -194,6 +196,7 @@ class MemoryStore(LocalPresence, MemoryMembers, ScanSearch, Store):
             return False
         self._accounts[user] = Account(user, password_hash)
         self._tokens[token_hash] = user
+        self._born[user] = self._seen[user] = _now_ms()
         return True
 
     async def get_account(self, user: str) -> Account | None:
@@ -248,7 +251,7 @@ class MemoryStore(LocalPresence, MemoryMembers, ScanSearch, Store):
         self._refuse_if_closed()
         if user not in self._accounts:
             return False
-        self._accounts[user] = Account(user, password_hash)
+        self._accounts[user] = replace(self._accounts[user], password_hash=password_hash)
         return True
 
     async def create_registration_token(

@@ -29,6 +29,7 @@ import abc
 from collections.abc import Callable, Sequence
 
 from ..model import Draft, StoredMessage
+from ..stats import Histogram
 from . import rules
 
 Listener = Callable[[Sequence[StoredMessage]], None]
@@ -39,6 +40,10 @@ class MessageLog(abc.ABC):
 
     #: Identifies this history; set by ``open``.
     epoch: str = ""
+    #: A store shared by several servers: how far behind its watch feed's reader
+    #: is, in seconds from a message's commit to its delivery here, one
+    #: observation per batch read (None: the store has no such feed).
+    feed_lag: Histogram | None = None
 
     def __init__(self) -> None:
         super().__init__()

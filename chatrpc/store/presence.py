@@ -14,7 +14,9 @@ import abc
 from collections.abc import Callable, Sequence
 
 PresenceListener = Callable[[str, str, bool], None]
-RevokeListener = Callable[[str, "str | None"], None]
+RevokeListener = Callable[[str, "str | None"], object]
+DisableListener = Callable[[str], object]
+RoomDropListener = Callable[[str], object]
 
 
 class ClusterPresence(abc.ABC):
@@ -24,6 +26,8 @@ class ClusterPresence(abc.ABC):
         super().__init__()
         self._presence_listener: PresenceListener = _no_presence
         self._revoke_listener: RevokeListener = _no_revoke
+        self._disable_listener: DisableListener = _no_disable
+        self._room_drop_listener: RoomDropListener = _no_disable
 
     def set_presence_listener(self, listener: PresenceListener) -> None:
         """Registers the callback for users other servers report online or gone:
@@ -35,6 +39,16 @@ class ClusterPresence(abc.ABC):
         ``listener(user, token_hash)``, None for every token of ``user``, on the
         event loop, so their live sessions here end too."""
         self._revoke_listener = listener
+
+    def set_disable_listener(self, listener: DisableListener) -> None:
+        """Registers the callback for accounts disabled through other servers:
+        ``listener(user)``, on the event loop, so their live sessions here end too."""
+        self._disable_listener = listener
+
+    def set_room_drop_listener(self, listener: RoomDropListener) -> None:
+        """Registers the callback for rooms deleted through other servers:
+        ``listener(room)``, on the event loop, so their sessions here leave it."""
+        self._room_drop_listener = listener
 
     @abc.abstractmethod
     def set_online(self, room: str, user: str, online: bool) -> None:
@@ -94,3 +108,7 @@ def _no_presence(room: str, user: str, online: bool) -> None:
 
 def _no_revoke(user: str, token_hash: str | None) -> None:
     del user, token_hash
+
+
+def _no_disable(name: str) -> None:
+    del name

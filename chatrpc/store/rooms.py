@@ -4,7 +4,9 @@
   created over the last :data:`QUOTA_WINDOW_MS` in the store itself, so servers
   sharing a store enforce one quota. Rooms are listed a page at a time by
   latest activity or by name (:meth:`RoomStore.rooms_page`); no answer grows
-  with the number of rooms. :meth:`RoomStore.prune_rooms` removes idle rooms
+  with the number of rooms. Every room has an owner: its creator, until an
+  operator gives it to someone else (:meth:`RoomStore.set_room_owner`); ""
+  for a room nobody created. :meth:`RoomStore.prune_rooms` removes idle rooms
   that have no members and no stored messages, keeping their seq counter so a
   seq is never reused.
 """
@@ -66,7 +68,8 @@ class RoomStore(abc.ABC):
 
     @abc.abstractmethod
     async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
-        """Creates ``room`` for ``user`` within their quota, or marks it active.
+        """Creates ``room`` for ``user`` within their quota (``user`` owns it), or
+        marks it active.
 
         An existing room is only marked active (it costs nothing). A new one is
         created unless ``user`` already created ``per_day`` rooms (0: no limit)
@@ -100,6 +103,14 @@ class RoomStore(abc.ABC):
         had messages (retention dropped them), so a room created again under
         that name goes on from it and a seq is never reused.
         """
+
+    @abc.abstractmethod
+    async def room_owner(self, room: str) -> str | None:
+        """The owner of ``room`` ("" for none), or None if there is no such room."""
+
+    @abc.abstractmethod
+    async def set_room_owner(self, room: str, owner: str) -> str | None:
+        """Gives ``room`` to ``owner``; returns the previous owner, None if no such room."""
 
     @abc.abstractmethod
     async def list_directs(self, user: str) -> list[Conversation]:

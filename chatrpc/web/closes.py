@@ -4,10 +4,11 @@ A WebSocket session ends with close code 1000 when it ends normally, else
 ``4000 + the gRPC status number`` of its end reason (see chatrpc.session.ends):
 4014 UNAVAILABLE (server shutting down: reconnect and resume), 4008
 RESOURCE_EXHAUSTED (slow consumer: reconnect and resume), 4016 UNAUTHENTICATED
-(sign in again), 4003 INVALID_ARGUMENT (a frame that is not a ClientEvent),
-4013 INTERNAL. The close reason is the end's message. A unary call's error is
-an HTTP status with a JSON body ``{"code": "unauthenticated", "message": ...}``,
-as in Connect's protocol.
+(sign in again), 4007 PERMISSION_DENIED (an operator disabled the account),
+4003 INVALID_ARGUMENT (a frame that is not a ClientEvent), 4013 INTERNAL. The
+close reason is the end's message. A unary call's error is an HTTP status with
+a JSON body ``{"code": "unauthenticated", "message": ...}``, as in Connect's
+protocol.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import cast
 
 from ..accounts import Account
 from .connection import Connection
-from .keys import PRESENCE, PRESENCE_MAXLEN, P, account_key, token_key, tokens_key
+from .keys import PRESENCE, PRESENCE_MAXLEN, SEEN, USERS, P, account_key, token_key, tokens_key
 
 
 class Accounts:
@@ -22,7 +22,7 @@ class Accounts:
         self._node = node
 
     async def create_account(self, user: str, password_hash: str | None, token_hash: str) -> bool:
-        keys = [account_key(user), token_key(token_hash), tokens_key(user)]
+        keys = [account_key(user), token_key(token_hash), tokens_key(user), USERS, SEEN]
 
         async def do() -> bool:
             args = [password_hash or "", user, token_hash]
@@ -35,7 +35,15 @@ class Accounts:
             fields = cast("dict[str, str]", await self._conn.r().hgetall(account_key(user)))
             if not fields:
                 return None
-            return Account(user, fields.get("pw"))
+            return Account(user, fields.get("pw"), "off" in fields)
+
+        return await self._conn.call(do)
+
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        async def do() -> Account | None:
+            script = self._conn.scripts["account_for_token"]
+            found = await script([token_key(token_hash)], [f"{P}account:"])
+            return None if not found else Account(str(found[0]), found[1], bool(found[2]))
 
         return await self._conn.call(do)
 

@@ -21,6 +21,7 @@ from ...errors import StoreUnavailable
 from ...urls import redact
 from ..rules import store_closed
 from . import scripts
+from .admin_scripts import ADMIN_SCRIPTS
 from .keys import BLOCK_MS, EPOCH
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,11 @@ SCRIPTS = {
     "revoke_token": scripts.REVOKE_TOKEN_LUA,
     "mint_token": scripts.MINT_TOKEN_LUA,
     "claim_room": scripts.CLAIM_ROOM_LUA,
+    "set_owner": scripts.SET_OWNER_LUA,
     "rooms_page": scripts.ROOMS_PAGE_LUA,
     "prune_rooms": scripts.PRUNE_ROOMS_LUA,
     "use_regtoken": scripts.USE_REGTOKEN_LUA,
+    **ADMIN_SCRIPTS,
 }
 
 

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 
 from ...errors import StoreUnavailable
 from ...model import StoredMessage, is_room_key
+from ...stats import Histogram
 from .connection import Connection, cancel_task
 from .history import History
 from .keys import (
@@ -77,6 +79,8 @@ class Feed:
         #: Where the reader is in the presence stream.
         self.presence_cursor = "0-0"
         self._reader: asyncio.Task[None] | None = None
+        #: Seconds from the commit of the oldest message of each batch read to now.
+        self.lag = Histogram((0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
     def start(self, epoch: str, presence_cursor: str) -> None:
         self.epoch = epoch
@@ -211,12 +215,20 @@ class Feed:
             if stream == self._wake_key:
                 self._wake_id = found[-1][0]
             elif stream in rooms:
+                self._observe_lag(int(found[0][1].get("ct", 0)))
                 await self._on_room_entries(rooms[stream], found)
             elif stream in inboxes:
+                self._observe_lag(entry_seq(found[0][0]))  # an inbox entry's id is its time
                 await self._on_inbox_entries(inboxes[stream], found)
             elif stream == PRESENCE:
                 await self._on_presence(found)
                 self.presence_cursor = found[-1][0]
+
+    def _observe_lag(self, commit_ms: int) -> None:
+        """One lag observation per batch: the fan-out path pays nothing per message.
+        Commit times are Redis's clock; a clock behind this server's counts as 0."""
+        if commit_ms:
+            self.lag.observe(max(0.0, time.time() - commit_ms / 1000))
 
     async def _on_room_entries(self, conv: str, found: list[Entry]) -> None:
         async with self.deliver_lock:

@@ -29,6 +29,11 @@ Layout (every key starts with ``chatrpc:``):
   one for every server sharing the Redis.
 * ``regtoken:{hash}``: hash ``uses``, ``expires``, ``created`` of a registration
   token (expiring with it); ``regtokens``: the set of their hashes.
+* ``rooms:owner``: hash of each room's owner (``#room`` -> user), and
+  ``owned:{user}``: the rooms a user owns.
+* ``users``: every account's name, all with score 0 (listing, ZRANGEBYLEX);
+  ``users:seen``: the same by last-seen time (ms), for idle accounts. An
+  account hash also holds ``born`` (created, ms) and ``off`` (disabled).
 * ``online:{room}``: sorted set of ``node|user`` by expiry (presence), and
   ``presence``: the stream of presence changes and revocations of every server.
 """
@@ -44,6 +49,9 @@ ROOMS = f"{P}rooms"
 ACTIVE = f"{P}rooms:active"
 NAMES = f"{P}rooms:names"
 REGTOKENS = f"{P}regtokens"
+OWNERS = f"{P}rooms:owner"
+USERS = f"{P}users"
+SEEN = f"{P}users:seen"
 EPOCH = f"{P}epoch"
 MEMBEROF_INDEXED = f"{P}memberof-indexed"  # no ":": never a user's memberof key
 
@@ -66,6 +74,10 @@ BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 2.0
 #: token hash or "" for all of the user's).
 PRESENCE = f"{P}presence"
 PRESENCE_MAXLEN = 10_000
+
+
+def owned_key(user: str) -> str:
+    return f"{P}owned:{user}"
 
 
 def created_key(user: str) -> str:

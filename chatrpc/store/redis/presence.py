@@ -35,6 +35,8 @@ class Presence:
     Args:
         on_change: told ``(room, user, online)`` for users of other servers.
         on_revoke: told ``(user, token_hash or None)`` for revocations elsewhere.
+        on_disable: told ``user`` for accounts disabled elsewhere.
+        on_drop_room: told ``room`` for rooms deleted elsewhere.
     """
 
     def __init__(
@@ -43,13 +45,17 @@ class Presence:
         watches: Watches,
         options: StoreOptions,
         on_change: Callable[[str, str, bool], None],
-        on_revoke: Callable[[str, str | None], None],
+        on_revoke: Callable[[str, str | None], object],
+        on_disable: Callable[[str], object],
+        on_drop_room: Callable[[str], object],
     ) -> None:
         self._conn = conn
         self._watches = watches
         self._options = options
         self._on_change = on_change
         self._on_revoke = on_revoke
+        self._on_disable = on_disable
+        self._on_drop_room = on_drop_room
         #: This server among the others: its id, and the (room, user) pairs it
         #: reports online.
         self.node = secrets.token_hex(6)
@@ -188,6 +194,10 @@ class Presence:
         for f in others:
             if f.get("k") == "revoke":
                 self._on_revoke(f["u"], f.get("t") or None)
+            elif f.get("k") == "disable":
+                self._on_disable(f["u"])
+            elif f.get("k") == "drop-room":
+                self._on_drop_room(f["u"])
         rooms = {f["r"] for f in others if "r" in f}
         await self._refresh_elsewhere(rooms & set(self._watches.watched_rooms()))
 

@@ -14,6 +14,7 @@ from .keys import (
     ACTIVE,
     MEMBEROF_INDEXED,
     NAMES,
+    OWNERS,
     REGTOKENS,
     ROOMS,
     P,
@@ -22,6 +23,7 @@ from .keys import (
     directs_key,
     memberof_key,
     members_key,
+    owned_key,
     regtoken_key,
     strs,
 )
@@ -60,10 +62,10 @@ class Rooms:
         return [Conversation(k, int(s or 0)) for k, s in zip(keys, seqs, strict=True)]
 
     async def claim_room(self, room: str, user: str, *, per_day: int = 0) -> RoomClaim:
-        keys = [ROOMS, ACTIVE, NAMES, created_key(user)]
+        keys = [ROOMS, ACTIVE, NAMES, created_key(user), OWNERS, owned_key(user)]
 
         async def do() -> RoomClaim:
-            args = [room_key(room), per_day, QUOTA_WINDOW_MS]
+            args = [room_key(room), per_day, QUOTA_WINDOW_MS, user]
             done, wait_ms = await self._conn.scripts["claim_room"](keys, args)
             if int(done) < 0:
                 return RoomClaim(retry_after_s=int(wait_ms) / 1000)
@@ -112,6 +114,24 @@ class Rooms:
             return [k[1:] for k in strs(result[0])], next_prune_start(examined, limit)
 
         return await self._conn.call(do, retry=False)
+
+    async def room_owner(self, room: str) -> str | None:
+        async def do() -> str | None:
+            async with self._conn.r().pipeline(transaction=False) as pipe:
+                pipe.sismember(ROOMS, room_key(room))
+                pipe.hget(OWNERS, room_key(room))
+                exists, owner = await pipe.execute()
+            return str(owner or "") if exists else None
+
+        return await self._conn.call(do)
+
+    async def set_room_owner(self, room: str, owner: str) -> str | None:
+        async def do() -> str | None:
+            args = [room_key(room), owner, P]
+            done, old = await self._conn.scripts["set_owner"]([ROOMS, OWNERS], args)
+            return str(old) if int(done) else None
+
+        return await self._conn.call(do)
 
     async def list_rooms(self) -> list[Conversation]:
         async def do() -> list[Conversation]:

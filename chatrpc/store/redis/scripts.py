@@ -54,16 +54,21 @@ end
 return {1, seq, now}
 """
 
-#: KEYS: account, token, user's token set. ARGV: password hash ('' none), user, token hash.
+#: KEYS: account, token, user's token set, the names and last-seen indexes of
+#: accounts. ARGV: password hash ('' none), user, token hash.
 CREATE_ACCOUNT_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] == '' then
-  redis.call('HSET', KEYS[1], 'user', ARGV[2])
+  redis.call('HSET', KEYS[1], 'user', ARGV[2], 'born', now)
 else
-  redis.call('HSET', KEYS[1], 'user', ARGV[2], 'pw', ARGV[1])
+  redis.call('HSET', KEYS[1], 'user', ARGV[2], 'pw', ARGV[1], 'born', now)
 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[4], 0, ARGV[2])
+redis.call('ZADD', KEYS[5], now, ARGV[2])
 return 1
 """
 
@@ -118,9 +123,10 @@ return 1
 """
 
 
-#: KEYS: rooms set, activity, names, the user's creations. ARGV: #room, quota
-#: (0: none), window ms. Returns {1, 0} created, {0, 0} existed (marked active),
-#: {-1, ms} refused: retry in ms.
+#: KEYS: rooms set, activity, names, the user's creations, the owners hash,
+#: the user's owned rooms. ARGV: #room, quota (0: none), window ms, user (''
+#: nobody: no owner). The creator owns a new room. Returns {1, 0} created,
+#: {0, 0} existed (marked active), {-1, ms} refused: retry in ms.
 CLAIM_ROOM_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -145,7 +151,22 @@ end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], act, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
+  redis.call('SADD', KEYS[6], ARGV[1])
+end
 return {1, 0}
+"""
+
+#: KEYS: rooms set, owners hash. ARGV: #room, new owner, key prefix.
+#: Returns {1, previous owner} or {0, ''} when there is no such room.
+SET_OWNER_LUA = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return {0, ''} end
+local old = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+if old ~= '' then redis.call('SREM', ARGV[3] .. 'owned:' .. old, ARGV[1]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[2] ~= '' then redis.call('SADD', ARGV[3] .. 'owned:' .. ARGV[2], ARGV[1]) end
+return {1, old}
 """
 
 #: KEYS: activity. ARGV: anchor score ('' for the first page), anchor #room, limit.
@@ -189,6 +210,11 @@ for i = 1, #idle, 2 do
     redis.call('ZREM', KEYS[2], conv)
     redis.call('SREM', KEYS[3], conv)
     redis.call('DEL', ARGV[4] .. 'conv:' .. conv)
+    local owner = redis.call('HGET', ARGV[4] .. 'rooms:owner', conv)
+    if owner then
+      redis.call('SREM', ARGV[4] .. 'owned:' .. owner, conv)
+      redis.call('HDEL', ARGV[4] .. 'rooms:owner', conv)
+    end
     local seq = redis.call('GET', ARGV[4] .. 'seq:' .. conv)
     if seq == false or tonumber(seq) == 0 then redis.call('DEL', ARGV[4] .. 'seq:' .. conv) end
     gone[#gone + 1] = conv

@@ -17,6 +17,7 @@ from ..base import (
 )
 from ..scan import ScanSearch
 from .accounts import Accounts
+from .admin import RedisAdmin
 from .connection import Connection
 from .feed import Feed
 from .history import History
@@ -28,7 +29,7 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 
-class RedisStore(ScanSearch, Store):
+class RedisStore(ScanSearch, RedisAdmin, Store):
     """Chat state in Redis, shared by every server using the same URL (see the package doc).
 
     Args:
@@ -52,6 +53,8 @@ class RedisStore(ScanSearch, Store):
             self.options,
             lambda room, user, online: self._presence_listener(room, user, online),
             lambda user, token_hash: self._revoke_listener(user, token_hash),
+            lambda user: self._disable_listener(user),
+            lambda room: self._room_drop_listener(room),
         )
         self._feed = Feed(
             self._conn,
@@ -61,6 +64,7 @@ class RedisStore(ScanSearch, Store):
             self._presence.on_entries,
             self._set_epoch,
         )
+        self.feed_lag = self._feed.lag
         self._writer = Writer(self._conn, self.options, self._history, self._feed)
         self._rooms = Rooms(self._conn)
         self._regtokens = RegistrationTokens(self._conn)
@@ -75,6 +79,7 @@ class RedisStore(ScanSearch, Store):
             presence_cursor = await self._conn.call(self._feed.last_presence_id)
             await self._conn.call(self._rooms.index_rooms)
             await self._conn.call(self._rooms.index_memberships)
+            await self._conn.call(self.index_accounts)
         except BaseException:
             await self._conn.release()
             raise
@@ -172,6 +177,12 @@ class RedisStore(ScanSearch, Store):
     async def list_rooms(self) -> list[Conversation]:
         return await self._rooms.list_rooms()
 
+    async def room_owner(self, room: str) -> str | None:
+        return await self._rooms.room_owner(room)
+
+    async def set_room_owner(self, room: str, owner: str) -> str | None:
+        return await self._rooms.set_room_owner(room, owner)
+
     async def list_directs(self, user: str) -> list[Conversation]:
         return await self._rooms.list_directs(user)
 
@@ -194,6 +205,9 @@ class RedisStore(ScanSearch, Store):
 
     async def get_account(self, user: str) -> Account | None:
         return await self._accounts.get_account(user)
+
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        return await self._accounts.account_for_token(token_hash)
 
     async def add_token(self, user: str, token_hash: str) -> None:
         await self._accounts.add_token(user, token_hash)

@@ -8,7 +8,7 @@ proceed while the writer commits.
 
 One job per module: ``schema`` (the schema and its migrations), ``engine`` (the
 writer thread with group commit, the readers, the lifecycle), ``messages``,
-``rooms`` and ``accounts`` (each role's SQL); ``store`` gathers them into
+``rooms``, ``accounts`` and ``admin`` (each role's SQL); ``store`` gathers them into
 :class:`SQLiteStore`.
 """
 

@@ -15,8 +15,9 @@ class SQLiteAccounts(SQLiteBase):
         def do(conn: sqlite3.Connection) -> bool:
             now = now_ms()
             cur = conn.execute(
-                "INSERT OR IGNORE INTO accounts (user, password_hash, created_ms) VALUES (?, ?, ?)",
-                (user, password_hash, now),
+                "INSERT OR IGNORE INTO accounts (user, password_hash, created_ms, last_seen_ms)"
+                " VALUES (?, ?, ?, ?)",
+                (user, password_hash, now, now),
             )
             if cur.rowcount == 0:
                 return False
@@ -31,9 +32,20 @@ class SQLiteAccounts(SQLiteBase):
     async def get_account(self, user: str) -> Account | None:
         def do(conn: sqlite3.Connection) -> Account | None:
             row = conn.execute(
-                "SELECT user, password_hash FROM accounts WHERE user = ?", (user,)
+                "SELECT user, password_hash, disabled FROM accounts WHERE user = ?", (user,)
             ).fetchone()
-            return Account(row[0], row[1]) if row else None
+            return Account(row[0], row[1], bool(row[2])) if row else None
+
+        return await self._read(do)
+
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        def do(conn: sqlite3.Connection) -> Account | None:
+            row = conn.execute(
+                "SELECT a.user, a.password_hash, a.disabled FROM tokens t"
+                " JOIN accounts a ON a.user = t.user WHERE t.token_hash = ?",
+                (token_hash,),
+            ).fetchone()
+            return Account(row[0], row[1], bool(row[2])) if row else None
 
         return await self._read(do)
 

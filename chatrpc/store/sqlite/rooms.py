@@ -56,6 +56,7 @@ class SQLiteRooms(SQLiteBase):
                 )
             self._conv_id(conn, key)
             self._touch_room(conn, key, now)
+            conn.execute("UPDATE rooms SET owner = ? WHERE name = ?", (user, key))
             return RoomClaim(created=True)
 
         return await self._write(do)
@@ -122,6 +123,26 @@ class SQLiteRooms(SQLiteBase):
                 "DELETE FROM room_creations WHERE created_ms < ?", (now_ms() - QUOTA_WINDOW_MS,)
             )
             return gone, next_prune_start([r[1] for r in rows], limit)
+
+        return await self._write(do)
+
+    async def room_owner(self, room: str) -> str | None:
+        def do(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT owner FROM rooms WHERE name = ?", (room_key(room),)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(do)
+
+    async def set_room_owner(self, room: str, owner: str) -> str | None:
+        def do(conn: sqlite3.Connection) -> str | None:
+            key = room_key(room)
+            row = conn.execute("SELECT owner FROM rooms WHERE name = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE rooms SET owner = ? WHERE name = ?", (owner, key))
+            return str(row[0])
 
         return await self._write(do)
 

@@ -156,6 +156,20 @@ MIGRATIONS: list[str] = [
             SELECT 'optimize' WHERE new.deleted != 0 AND old.deleted = 0;
     END;
     """,
+    # Operations: disabled accounts, each account's last-seen time (idle
+    # accounts expire by it; existing ones were last seen when created), and
+    # each room's owner (its creator, as far as the quota's records tell).
+    """
+    ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN last_seen_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE accounts SET last_seen_ms = created_ms;
+    CREATE INDEX accounts_by_seen ON accounts (last_seen_ms, user);
+    ALTER TABLE rooms ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    UPDATE rooms SET owner = COALESCE(
+        (SELECT c.user FROM room_creations c WHERE c.room = rooms.name
+            ORDER BY c.created_ms LIMIT 1), '');
+    CREATE INDEX rooms_by_owner ON rooms (owner);
+    """,
 ]
 
 

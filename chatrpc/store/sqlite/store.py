@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .accounts import SQLiteAccounts
+from .admin import SQLiteAdmin
 from .messages import SQLiteMessages
 from .rooms import SQLiteRooms
 from .search import SQLiteSearch
 
 
-class SQLiteStore(SQLiteAccounts, SQLiteRooms, SQLiteMessages, SQLiteSearch):
+class SQLiteStore(SQLiteAccounts, SQLiteAdmin, SQLiteRooms, SQLiteMessages, SQLiteSearch):
     """Chat state in one SQLite file (WAL); see the package docstring for the threads.
 
     Args:
