@@ -310,7 +310,7 @@ async def run_interactive(args: argparse.Namespace) -> int:
 
     conversation = ChatView(
         client,
-        Formatter(user, color=color),
+        Formatter(user, color=color, seqs=True),
         emit=emit,
         error=_stderr,
         interactive=True,

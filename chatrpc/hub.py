@@ -17,7 +17,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 from . import resume
-from .errors import ChatError, Code, invalid
+from .drafts import Change, Drafts
+from .errors import ChatError, Code
 from .limits import JOIN_COST
 from .limits import Limits as Limits  # the hub's settings; callers import them from here
 from .listings import Listings
@@ -47,6 +48,8 @@ class Hub:
         self.stats = Stats()
         self.presence = RoomPresence(store, self.limits)
         self.rules = SendRules(self.limits, self.stats)
+        #: What sends and changes become before they are committed.
+        self.drafts = Drafts(store, self.rules)
         #: History and the paged listings (read-only queries).
         self.listings = Listings(store, self.limits, self.presence)
         #: Sessions closed since the server started (what garbage there is to collect).
@@ -244,30 +247,25 @@ class Hub:
         room: str = "",
         to_user: str = "",
         client_msg_id: str = "",
+        reply_to: int = 0,
     ) -> Draft:
-        """Checks a send and returns what to store; raises ChatError if it is refused.
-
-        Every send, valid or not, costs one token of the user's budget
-        (``rate_limit``, ``rate_burst``).
-        """
+        """Checks a send and returns what to store; raises ChatError if it is refused
+        (see :meth:`Drafts.send`)."""
         self._check_live(session)
-        self.rules.spend(session.user, 1.0)
-        text = self.rules.text(text)
-        client_msg_id = self.rules.client_msg_id(client_msg_id)
-        now_ms = int(time.time() * 1000)
-        if room:
-            room = normalize_name(room, "room")
-            if room not in session.rooms:
-                raise ChatError(Code.FAILED_PRECONDITION, f"join #{room} before sending to it")
-            return Draft(room_key(room), session.user, text, now_ms, client_msg_id, room=room)
-        if to_user:
-            peer = normalize_name(to_user, "user")
-            if await self.store.get_account(peer) is None:
-                raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
-            return Draft(
-                dm_key(session.user, peer), session.user, text, now_ms, client_msg_id, to_user=peer
-            )
-        raise invalid("send needs a room or a to_user")
+        return await self.drafts.send(
+            session,
+            text,
+            room=room,
+            to_user=to_user,
+            client_msg_id=client_msg_id,
+            reply_to=reply_to,
+        )
+
+    async def prepare_change(self, session: Session, change: Change) -> Draft:
+        """Checks an edit, delete or reaction and returns what to store; raises
+        ChatError if it is refused (see :meth:`Drafts.change`)."""
+        self._check_live(session)
+        return await self.drafts.change(session, change)
 
     async def commit(self, session: Session, drafts: list[Draft]) -> list[StoredMessage]:
         """Stores prepared sends in order (together, where the store can) and

@@ -37,7 +37,7 @@ async def test_sends_refused_by_the_rate_limit_go_out_in_order_after_the_hinted_
             target(srv),
             "alice",
             await group.token("alice"),
-            on_held=lambda send, delay: held.append(send.text),
+            on_held=lambda send, delay: held.append(getattr(send, "text", "")),
         )
         await client.start()
         try:

@@ -521,3 +521,40 @@ def test_the_readme_grpcurl_block_runs_and_runs_again(server_process):
         )["token"],
     )
     assert [m["text"] for m in history["messages"]] == ["hello"]
+
+
+def test_the_readme_block_on_replies_edits_deletes_and_reactions_runs(server_process):
+    """README's example, after the "Driving it with grpcurl" block (which logs in
+    as carol and says hello in #general, seq 1): its message is then seq 2."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Replies, edits, deletes and reactions", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert '"seq": "12"' in block
+    script = _readme_grpcurl_block() + block.replace('"12"', '"2"')
+    script = script.replace(".venv/bin/grpcurl", GRPCURL)
+    script = script.replace("localhost:50051", server_process.address)
+    run = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=8 * RUN_TIMEOUT,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and '"error"' not in run.stdout, run.stdout
+    token = call(server_process.address, "Login", '{"user": "carol", "password": "carols-secret"}')
+    history = call(server_process.address, "History", '{"room": "general"}', token["token"])
+    # grpcurl prints the proto's field names (target_seq, reply_to).
+    items = [(m["seq"], m.get("kind", "MESSAGE"), m.get("target_seq")) for m in history["messages"]]
+    assert items == [
+        ("1", "MESSAGE", None),
+        ("2", "MESSAGE", None),
+        ("3", "MESSAGE", None),
+        ("4", "EDIT", "2"),
+        ("5", "REACTION", "2"),
+        ("6", "REACTION", "2"),
+        ("7", "DELETE", "2"),
+    ]
+    message, reply, edit = history["messages"][1:4]
+    assert message.get("deleted") and "text" not in message and "reactions" not in message
+    assert reply["reply_to"] == "2" and reply["text"] == "an answer"
+    assert "text" not in edit  # erased with the message it edited

@@ -104,6 +104,8 @@ async def test_every_echoed_message_survives_a_sigkill_of_the_server(tmp_path: P
 async def test_resume_after_drops_at_random_points_has_no_gap_and_no_duplicate(
     store_url: str,
 ) -> None:
+    """A writer sends messages, edits, reactions and deletes; a reader that drops at
+    random points and resumes sees every stored item once, in seq order."""
     rng = random.Random(7)
     async with running_server(store_url) as srv:
         group = Peers(target(srv))
@@ -111,9 +113,11 @@ async def test_resume_after_drops_at_random_points_has_no_gap_and_no_duplicate(
             writer = await group.open("writer")
             await writer.join("r")
             seen: list[int] = []
+            kinds_seen: dict[int, int] = {}
             epoch = ""
             total = 400
             sent = 0
+            changes = _Changes(random.Random(8))
             token = await group.token("reader")
             while sent < total or (seen and seen[-1] < total):
                 # Connect, resume from the last seq seen, read a random number, drop.
@@ -122,9 +126,14 @@ async def test_resume_after_drops_at_random_points_has_no_gap_and_no_duplicate(
                 await stream.join("r", seen[-1] if seen else 0, epoch)
                 burst = rng.randint(0, 60)
                 for _ in range(min(burst, total - sent)):
-                    await writer.stream.send(f"m{sent}", room="r", client_msg_id=f"c{sent}")
                     sent += 1
+                    await changes.write(writer.stream, sent)
                 want = rng.randint(1, 80)
+                if seen and seen[-1] >= sent:
+                    # Nothing new to read (an empty burst): connect again.
+                    stream.cancel()
+                    await ch.close()
+                    continue
                 got = 0
                 async for event in stream:
                     kind = event.WhichOneof("event")
@@ -132,6 +141,7 @@ async def test_resume_after_drops_at_random_points_has_no_gap_and_no_duplicate(
                         epoch = event.joined.epoch
                     elif kind == "message":
                         seen.append(event.message.seq)
+                        kinds_seen[event.message.seq] = event.message.kind
                         got += 1
                         if got >= want or event.message.seq >= sent:
                             break
@@ -140,8 +150,48 @@ async def test_resume_after_drops_at_random_points_has_no_gap_and_no_duplicate(
                 if sent >= total and seen and seen[-1] >= total:
                     break
             assert seen == list(range(1, total + 1))
+            assert kinds_seen == changes.kinds
+            assert {pb.Message.EDIT, pb.Message.REACTION, pb.Message.DELETE} < set(
+                changes.kinds.values()
+            )
+            assert not writer.of("error"), writer.of("error")[:3]
         finally:
             await group.close()
+
+
+class _Changes:
+    """What a lone writer of a room writes as seq ``n``: mostly messages, and now
+    and then a change of one of its messages (an edit, a reaction added or taken
+    back, a delete), always a valid one, so every item is stored."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.live: list[int] = []  # its messages not deleted
+        self.reacted: set[int] = set()
+        self.kinds: dict[int, int] = {}
+
+    async def write(self, stream: ChatStream, seq: int) -> None:
+        cid = f"c{seq}"
+        roll = self.rng.random()
+        if not self.live or roll < 0.7:
+            self.live.append(seq)
+            self.kinds[seq] = pb.Message.MESSAGE
+            await stream.send(f"m{seq}", room="r", client_msg_id=cid)
+            return
+        target = self.rng.choice(self.live)
+        if roll < 0.8:
+            self.kinds[seq] = pb.Message.EDIT
+            await stream.edit(target, f"m{target} edited at {seq}", room="r", client_msg_id=cid)
+        elif roll < 0.93:
+            self.kinds[seq] = pb.Message.REACTION
+            remove = target in self.reacted
+            self.reacted ^= {target}
+            await stream.react(target, "👍", remove=remove, room="r", client_msg_id=cid)
+        else:
+            self.kinds[seq] = pb.Message.DELETE
+            self.live.remove(target)
+            self.reacted.discard(target)
+            await stream.delete(target, room="r", client_msg_id=cid)
 
 
 async def test_a_slow_reader_is_cut_off_and_after_resuming_has_every_message() -> None:
@@ -314,6 +364,35 @@ async def test_loss_checker_under_dropped_connections_and_stalled_readers(tmp_pa
         await check_for_loss([srv.port])
 
 
+class _Mine:
+    """One loss-checker client's own messages, which it now and then changes: an
+    edit, a reaction added or taken back, a delete. Its changes are written in
+    order after the sends they name were answered, so each is valid and stored
+    (once, across resends), and counts as one acknowledged item."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, list[int]] = {}
+        self.reacted: set[tuple[str, int]] = set()
+
+    async def change(self, c: ChatClient, room: str, rng: random.Random) -> bool:
+        """Makes a change in ``room`` (True), or nothing (False: send a message)."""
+        own = self.live.get(room, [])
+        roll = rng.random()
+        if not own or roll < 0.75:
+            return False
+        seq = rng.choice(own)
+        if roll < 0.85:
+            await c.edit(seq, f"{c.user} edited {seq}", room=room)
+        elif roll < 0.95:
+            remove = (room, seq) in self.reacted
+            self.reacted ^= {(room, seq)}
+            await c.react(seq, "🎉", remove=remove, room=room)
+        else:
+            own.remove(seq)
+            await c.delete(seq, room=room)
+        return True
+
+
 class _StreamChecker(ChatClient):
     """A ChatClient that checks each of its sessions' raw streams (before the client's
     own filtering): per conversation, message seqs strictly increase, and an ``ack``
@@ -435,9 +514,12 @@ async def check_for_loss(
         async def chatter(c: ChatClient) -> None:
             nonlocal acked
             k = 0
+            mine = _Mine()
             while sending:
                 room = rng.choice(my_rooms[c.user])
-                await c.send(f"{c.user} {k} " + "z" * 200, room=room)
+                if not await mine.change(c, room, rng):
+                    echo = await c.send(f"{c.user} {k} " + "z" * 200, room=room)
+                    mine.live.setdefault(room, []).append(echo.seq)
                 acked += 1
                 k += 1
                 if rng.random() < 0.3:

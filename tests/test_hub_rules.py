@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from chatrpc import change_rules
 from chatrpc.errors import ChatError, Code
 from chatrpc.limits import Limits
 from chatrpc.presence import RoomPresence
@@ -84,3 +85,31 @@ async def test_a_room_past_the_presence_cap_announces_nobody() -> None:
     joined = [p.user for p in await drained(watcher) if isinstance(p, Presence)]
     assert joined == ["a"] and presence.crowded("big")
     assert presence.crowded("small", online=3) and not presence.crowded("small", online=2)
+
+
+@pytest.mark.parametrize(
+    "emoji",
+    ["👍", "❤️", "👨\u200d👩\u200d👧\u200d👦", "🏳️\u200d🌈", "🇫🇷", "👍🏽", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "✅", "☕", "🫠"],
+)
+def test_a_reaction_may_be_any_emoji_people_use_joined_flagged_or_skin_toned(emoji: str) -> None:
+    assert change_rules.emoji(emoji) == emoji
+
+
+@pytest.mark.parametrize(
+    ("emoji", "words"),
+    [
+        ("", "needs an emoji"),
+        ("+1", "not letters, digits or spaces"),
+        ("1\ufe0f\u20e3", "not letters, digits or spaces"),  # a keycap is a digit
+        ("lol", "not letters"),
+        ("👍\n", "not letters, digits or spaces"),
+        ("\u200d\ufe0f", "holds no symbol"),
+        ("é", "U+00E9"),
+        ("👍\u200b", "U+200B"),
+        ("👍" * 9, "at most 8 code points"),
+    ],
+)
+def test_a_reaction_that_is_no_emoji_is_refused_naming_why(emoji: str, words: str) -> None:
+    with pytest.raises(ChatError) as info:
+        change_rules.emoji(emoji)
+    assert info.value.code is Code.INVALID_ARGUMENT and words in info.value.message

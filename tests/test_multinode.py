@@ -466,3 +466,46 @@ async def test_loss_checker_across_two_servers_one_of_them_killed(
     finally:
         b.stop(signal.SIGKILL)
         a.stop(signal.SIGKILL)
+
+
+async def test_edits_reactions_and_deletes_cross_servers_live_and_erase_everywhere(
+    cluster: Cluster,
+) -> None:
+    alice = await cluster.on_a.open("alice")
+    bob = await cluster.on_b.open("bob")
+    await alice.join("general")
+    await bob.join("general")
+    await alice.send_and_ack("a secret typo", room="general")
+    await alice.stream.edit(1, "a secret, fixed", room="general", client_msg_id="e-1")
+    await bob.wait_for(lambda ev: len(room_messages(bob, "general")) == 2)  # then the reaction
+    await bob.stream.react(1, "👀", room="general", client_msg_id="r-1")
+    await alice.stream.send("to you", to_user="bob", client_msg_id="d-1")
+    await alice.stream.edit(1, "to you, bob", to_user="bob", client_msg_id="d-2")
+    await alice.wait_for(lambda ev: len(room_messages(alice, "general")) == 3)
+    await alice.stream.delete(1, room="general", client_msg_id="x-1")
+    await bob.wait_for(lambda ev: len(bob.messages()) == 6)
+    assert [(m.seq, m.kind) for m in room_messages(bob, "general")] == [
+        (1, pb.Message.MESSAGE),
+        (2, pb.Message.EDIT),
+        (3, pb.Message.REACTION),
+        (4, pb.Message.DELETE),
+    ]
+    dm = [m for m in bob.messages() if not m.room]
+    assert [(m.seq, m.kind, m.text) for m in dm] == [
+        (1, pb.Message.MESSAGE, "to you"),
+        (2, pb.Message.EDIT, "to you, bob"),
+    ]
+    # History through either server: the current state, the deleted text gone.
+    stub = pb_grpc.ChatServiceStub(bob.ch)
+    page = await stub.History(
+        pb.HistoryRequest(room="general"), metadata=auth_metadata(bob.token), timeout=WAIT
+    )
+    assert page.messages[0].deleted and not page.messages[0].text
+    keys = aioredis.Redis.from_url(cluster.redis.url)
+    try:
+        for key in await keys.keys("*"):
+            if await keys.type(key) == b"hash":
+                values = await keys.hvals(key)
+                assert not any(b"secret" in v for v in values), key
+    finally:
+        await keys.aclose()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chatrpc.client import ChatClient
+from chatrpc.client import ChatClient, SendError
 from chatrpc.server import ChatServer
 from chatrpc.v1 import chat_pb2 as pb
 
@@ -226,5 +226,99 @@ async def test_the_client_library_settles_a_resend_by_its_ack_and_shows_nothing_
             first.seq,
             later.seq,
         ]
+    finally:
+        await client.aclose()
+
+
+async def test_changes_repeated_in_one_session_are_acked_not_delivered_again(
+    peers: Peers,
+) -> None:
+    alice = await peers.open("alice")
+    await alice.join("r")
+    await alice.send_and_ack("one", room="r", client_msg_id="c1")
+    # Written back to back, each twice: stored once each, in order.
+    for _ in range(2):
+        await alice.stream.edit(1, "one!", room="r", client_msg_id="e1")
+    for _ in range(2):
+        await alice.stream.react(1, "👍", room="r", client_msg_id="r1")
+    for _ in range(2):
+        await alice.stream.delete(1, room="r", client_msg_id="x1")
+    await alice.wait_for(lambda ev: has_ack(alice, "x1"))
+    await alice.send_and_ack("two", room="r", client_msg_id="c2")
+    assert seqs(alice, "#r") == [1, 2, 3, 4, 5]
+    assert [m.kind for m in alice.messages()] == [
+        pb.Message.MESSAGE,
+        pb.Message.EDIT,
+        pb.Message.REACTION,
+        pb.Message.DELETE,
+        pb.Message.MESSAGE,
+    ]
+    assert sorted(acks(alice)) == [("#r", 2, "e1"), ("#r", 3, "r1"), ("#r", 4, "x1")]
+    assert not alice.of("error")
+    assert_strictly_increasing(alice)
+
+
+async def test_a_change_resent_after_a_resume_from_0_is_acked_after_the_replay(
+    peers: Peers,
+) -> None:
+    first = await peers.open("alice")
+    await first.join("r")
+    await first.send_and_ack("one", room="r", client_msg_id="c1")
+    await first.stream.react(1, "🎉", room="r", client_msg_id="r1")
+    await first.stream.delete(1, room="r", client_msg_id="x1")
+    await first.wait_for(lambda ev: len(first.messages()) == 3)
+    await first.close()
+
+    alice = await peers.open("alice")
+    joined = await alice.join("r", after_seq=0)
+    assert (joined.complete, joined.replayed) == (True, 3)
+    # Their echoes were lost: resent, though the message is deleted by now.
+    await alice.stream.react(1, "🎉", room="r", client_msg_id="r1")
+    await alice.stream.delete(1, room="r", client_msg_id="x1")
+    await alice.wait_for(lambda ev: has_ack(alice, "x1"))
+    assert [(m.seq, m.kind, m.deleted) for m in alice.messages()] == [
+        (1, pb.Message.MESSAGE, True),  # replayed from History: its current state
+        (2, pb.Message.REACTION, False),
+        (3, pb.Message.DELETE, False),
+    ]
+    assert acks(alice) == [("#r", 2, "r1"), ("#r", 3, "x1")]
+    assert not alice.of("error")
+    assert_strictly_increasing(alice)
+
+
+async def test_the_client_library_stores_each_change_once_and_refuses_a_bad_one(
+    peers: Peers,
+) -> None:
+    shown: list[pb.ServerEvent] = []
+    client = ChatClient(peers.address, "alice", await peers.token("alice"), on_event=shown.append)
+    await client.start()
+    try:
+        await client.join("r")
+        first = await client.send("hi", room="r")
+        reply = await client.send("and", room="r", reply_to=first.seq)
+        edit = await client.edit(first.seq, "hi!", room="r", client_msg_id="e1")
+        again = await asyncio.wait_for(
+            client.edit(first.seq, "hi!", room="r", client_msg_id="e1"), WAIT
+        )
+        assert (again.seq, again.kind, again.target_seq) == (edit.seq, pb.Message.EDIT, 1)
+        react = await client.react(first.seq, "👍", room="r")
+        delete = await client.delete(first.seq, room="r", client_msg_id="x1")
+        repeat = await asyncio.wait_for(
+            client.delete(first.seq, room="r", client_msg_id="x1"), WAIT
+        )
+        assert repeat.seq == delete.seq == 5 and repeat.kind == pb.Message.DELETE
+        with pytest.raises(SendError) as info:
+            await client.react(first.seq, "👍", remove=True, room="r")
+        assert info.value.error.code == pb.Error.FAILED_PRECONDITION
+        assert "ack" not in [e.WhichOneof("event") for e in shown]
+        got = [(e.message.seq, e.message.kind) for e in shown if e.WhichOneof("event") == "message"]
+        assert got == [
+            (1, pb.Message.MESSAGE),
+            (2, pb.Message.MESSAGE),
+            (3, pb.Message.EDIT),
+            (4, pb.Message.REACTION),
+            (5, pb.Message.DELETE),
+        ]
+        assert (reply.reply_to, react.emoji) == (1, "👍")
     finally:
         await client.aclose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatrpc import replay
-from chatrpc.model import StoredMessage
+from chatrpc.model import EDIT, MESSAGE, REACTION, StoredMessage
 
 
 def msgs(first: int, last: int) -> list[StoredMessage]:
@@ -39,3 +39,15 @@ def test_a_replay_missing_its_first_messages_is_incomplete() -> None:
     # Retention removed 41..59: the client cannot have everything after 40.
     assert not replay.complete(40, 40, 100, msgs(60, 100))
     assert not replay.complete(40, 40, 100, msgs(41, 90))  # and short of the newest
+
+
+def test_change_items_are_seqs_of_the_replay_like_messages() -> None:
+    # Edits, reactions and deletes are stored items: a replay holds them in their
+    # place, and one that left them out would have holes.
+    items = msgs(41, 100)
+    for m in items[1::3]:
+        m.kind, m.target_seq = EDIT, 41
+    for m in items[2::3]:
+        m.kind, m.target_seq, m.emoji = REACTION, 41, "👍"
+    assert replay.complete(40, 40, 100, items)
+    assert not replay.complete(40, 40, 100, [m for m in items if m.kind == MESSAGE])

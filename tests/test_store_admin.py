@@ -6,6 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import redis
 import redis.asyncio as aioredis
 
 from chatrpc.model import dm_key, room_key
@@ -14,6 +15,7 @@ from chatrpc.store.sqlite import MIGRATIONS, SQLiteStore
 
 from .redis_fixture import RedisServer
 from .test_store import dm_draft, make_store, room_draft, store
+from .test_store_changes import _redis_bytes
 
 __all__ = ["make_store", "store"]
 
@@ -191,4 +193,30 @@ async def test_accounts_from_before_the_redis_account_index_are_listed(
         assert [(u.user, u.has_password) for u in users] == [("old", False), ("older", True)]
         assert users[0].last_seen_ms > 0  # seen when indexed: the TTL counts from now
     finally:
+        await store.close()
+
+
+async def test_pruned_and_deleted_rooms_leave_no_text_in_any_redis_key(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    store = open_store(redis_server.url_for(0))
+    await store.open()
+    client = redis.Redis.from_url(redis_server.url_for(0))
+    try:
+        await store.claim_room("general", "alice")
+        for word in ("pruned-by-age", "pruned-by-count", "kept-text"):
+            await store.append(room_draft("general", "alice", word))
+        await store.claim_room("gone", "alice")
+        await store.append(room_draft("gone", "alice", "deleted-room-text"))
+        assert b"pruned-by-age" in _redis_bytes(client)  # the check can find it
+        assert await store.prune_history(room_key("general"), keep_last=2) == 1
+        assert await store.prune_history(room_key("general"), keep_last=1) == 1
+        assert await store.delete_room("gone") is not None
+        every = _redis_bytes(client)
+        for text in (b"pruned-by-age", b"pruned-by-count", b"deleted-room-text"):
+            assert text not in every
+        assert b"kept-text" in every
+    finally:
+        client.close()
         await store.close()

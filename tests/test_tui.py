@@ -248,10 +248,10 @@ async def test_incoming_messages_print_above_the_input_line_and_leave_the_half_t
     assert count(screen, "<alice> half a line, and the rest") == 1
     assert count(screen, "<bob> hello from bob") == 1
     lines = [ln for ln in screen.splitlines() if ln.strip()]
-    # Every message line has its time: [HH:MM].
+    # Every message line has its time and its seq (to name it): [HH:MM #12].
     for line in lines:
         if "<bob>" in line or "<alice>" in line:
-            assert re.match(r"\[\d\d:\d\d\] ", line), line
+            assert re.match(r"\[\d\d:\d\d #\d+\] ", line), line
     assert "Traceback" not in screen
 
 
@@ -687,3 +687,34 @@ async def test_password_sets_a_password_typed_unseen(
     )
     _, err = await asyncio.wait_for(proc.communicate(), WAIT)
     assert proc.returncode == 0, err.decode()
+
+
+async def test_edits_deletes_and_reactions_at_the_prompt_show_as_notices(
+    server_process, terminals, peers_of
+):
+    term = terminals()
+    await term.start("--user", "alice", "--server", server_process.address)
+    await term.wait_input(prompt("alice", "general"))
+    bob = await peers_of.open("bob")
+    await bob.join("general")
+    await term.enter("helo wrld")
+    screen = await term.wait_text("#general <alice> helo wrld")
+    assert re.search(r"\[\d\d:\d\d #1\] #general <alice> helo wrld", screen), screen
+    await term.enter("s/helo/hello/")
+    await term.wait_text("#general * alice edited #1: hello wrld")
+    await term.enter("/edit 1 hello world")
+    await term.wait_text("#general * alice edited #1: hello world")
+    await bob.stream.react(1, "👍", room="general", client_msg_id="r-1")
+    await term.wait_text("#general * bob reacted 👍 to #1")
+    await bob.send_and_ack("nice", room="general")
+    await term.enter("/reply 5 thanks")
+    await term.wait_text("#general <alice> (re #5) thanks")
+    await term.enter("/delete 1")
+    await term.wait_text("#general * alice deleted #1")
+    await term.enter("/react 5 ok")
+    screen = await term.wait_text("not changed: INVALID_ARGUMENT")
+    await term.enter("/history 7")
+    screen = await term.wait_text("<alice> (deleted)")
+    assert "Traceback" not in screen
+    await bob.wait_for(lambda ev: any(m.kind == pb.Message.DELETE for m in bob.messages()))
+    assert [m.kind for m in bob.messages()][-2:] == [pb.Message.MESSAGE, pb.Message.DELETE]

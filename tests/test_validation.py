@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import grpc
 import pytest
@@ -20,7 +21,7 @@ from .conftest import Peer, Peers, make_config, target
 E = pb.Error
 
 
-async def _refused(peer: Peer, cid: str, **send: str) -> pb.Error:
+async def _refused(peer: Peer, cid: str, **send: Any) -> pb.Error:
     await peer.stream.send(client_msg_id=cid, **send)
     return await peer.error_for(cid)
 

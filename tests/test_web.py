@@ -505,3 +505,36 @@ def test_every_session_end_has_a_close_code_and_says_whether_to_retry():
         EndReason.SLOW_CONSUMER,
         EndReason.SHUTDOWN,
     }
+
+
+async def test_edits_deletes_reactions_and_replies_travel_as_proto3_json(web_server, browsers):
+    alice = browser(web_server, browsers)
+    await alice.login("alice")
+    ws = await alice.open()
+    await ws.join("general")
+    group = Peers(target(web_server))
+    try:
+        bob = await group.open("bob")
+        await bob.join("general")
+        await ws.send({"send": {"room": "general", "text": "helo", "clientMsgId": "w-1"}})
+        await ws.send(
+            {"edit": {"room": "general", "seq": "1", "text": "hello", "clientMsgId": "w-2"}}
+        )
+        await ws.send({"react": {"room": "general", "seq": 1, "emoji": "👋", "clientMsgId": "w-3"}})
+        await ws.send(
+            {"send": {"room": "general", "text": "me", "replyTo": "1", "clientMsgId": "w-4"}}
+        )
+        await ws.send({"delete": {"room": "general", "seq": 4, "clientMsgId": "w-5"}})
+        await ws.send({"edit": {"room": "general", "seq": 4, "text": "x", "clientMsgId": "w-6"}})
+        await ws.wait_for(lambda: len(ws.of("message")) == 5 and bool(ws.of("error")))
+        edit, react, reply, delete = ws.of("message")[1:]
+        assert (edit["kind"], edit["targetSeq"], edit["text"]) == ("EDIT", "1", "hello")
+        assert (react["kind"], react["emoji"]) == ("REACTION", "👋")
+        assert reply["replyTo"] == "1" and "kind" not in reply  # MESSAGE is the default
+        assert (delete["kind"], delete["targetSeq"]) == ("DELETE", "4")
+        (error,) = ws.of("error")
+        assert error["clientMsgId"] == "w-6" and error["code"] == "FAILED_PRECONDITION"
+        await bob.wait_for(lambda ev: len(bob.messages()) == 5)
+        assert [m.kind for m in bob.messages()] == [0, 1, 3, 0, 2]
+    finally:
+        await group.close()

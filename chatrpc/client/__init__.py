@@ -9,7 +9,8 @@
   conversation where it left off, so its consumer sees each message once and in
   order. What it delivered and where to resume is the pure
   :class:`~chatrpc.client.cursor.Cursor`; its unacknowledged sends are
-  :mod:`~chatrpc.client.sends`; what it does with what a session receives is
+  :mod:`~chatrpc.client.sends` (edits, deletes and reactions go the same way:
+  :mod:`~chatrpc.client.writes`); what it does with what a session receives is
   :mod:`~chatrpc.client.events`.
 
 Nothing here imports the server; the CLI, the tests and the benchmark use it.
@@ -28,7 +29,7 @@ from .connection import (
 from .cursor import Cursor, conv_of
 from .errors import RECONNECT_ON, ClientClosed, SendError
 from .events import RESUME_RETRIES
-from .sends import SEND_RETRIES, new_client_msg_id, retry_delay
+from .sends import SEND_RETRIES, Stored, new_client_msg_id, retry_delay
 from .state import ClientState, State
 from .stream import BATCH_EVENTS, ChatStream
 
@@ -46,6 +47,7 @@ __all__ = [
     "Cursor",
     "SendError",
     "State",
+    "Stored",
     "auth_metadata",
     "channel",
     "conv_of",

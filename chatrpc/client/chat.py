@@ -26,15 +26,16 @@ from ..v1 import chat_pb2 as pb
 from .connection import ChannelSecurity, channel
 from .cursor import Cursor
 from .errors import RECONNECT_ON, ClientClosed, SendError
-from .sends import Backoff, PendingSend, Sends, new_client_msg_id
+from .sends import Backoff, PendingSend, Sends, Stored
 from .session import Sessions
 from .state import ClientState, State
 from .stream import ChatStream
+from .writes import Writes
 
 log = logging.getLogger(__name__)
 
 
-class ChatClient(Sessions):
+class ChatClient(Sessions, Writes):
     """A session that survives reconnects (see the module docstring).
 
     Args:
@@ -71,7 +72,7 @@ class ChatClient(Sessions):
         *,
         on_event: Callable[[pb.ServerEvent], None] | None = None,
         on_state: Callable[[State, str], None] | None = None,
-        on_held: Callable[[pb.Send, float], None] | None = None,
+        on_held: Callable[[Stored, float], None] | None = None,
         state: ClientState | None = None,
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
@@ -198,26 +199,20 @@ class ChatClient(Sessions):
         self._asked.append(("leave", "#" + room))
         await self._stream.leave(room)
 
-    async def send(
-        self, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
-    ) -> pb.Message:
-        """Sends and returns the echo (the acknowledgement), across reconnects if needed.
-
-        Raises :class:`SendError` if the server refuses the message.
-        """
-        send = pb.Send(text=text, client_msg_id=client_msg_id or new_client_msg_id())
-        if room:
-            send.room = room
-        else:
-            send.to_user = to_user
-        return await self._sends.send(send, ordered=self.ordered)
-
     def submit(
-        self, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
+        self,
+        text: str,
+        *,
+        room: str = "",
+        to_user: str = "",
+        client_msg_id: str = "",
+        reply_to: int = 0,
     ) -> asyncio.Future[pb.Message]:
         """Like :meth:`send` but returns at once with a future for the echo."""
         return asyncio.ensure_future(
-            self.send(text, room=room, to_user=to_user, client_msg_id=client_msg_id)
+            self.send(
+                text, room=room, to_user=to_user, client_msg_id=client_msg_id, reply_to=reply_to
+            )
         )
 
     async def wait_connected(self) -> None:
@@ -229,8 +224,8 @@ class ChatClient(Sessions):
         resumed (a call made then sees this client back in its rooms)."""
         await self._resumed.wait()
 
-    def pending_sends(self) -> list[pb.Send]:
-        """Sends not acknowledged yet, in the order they were made."""
+    def pending_sends(self) -> list[Stored]:
+        """Sends (and changes) not acknowledged yet, in the order they were made."""
         return [p.send for p in self._pending.values()]
 
     # -- the connection loop -------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Sends not acknowledged yet: answered by their echo, retried after a refusal that
-may pass (a rate limit), written in the order they were made."""
+may pass (a rate limit), written in the order they were made.
+
+Edits, deletes and reactions are stored items too: they go through the same
+queue as sends (:data:`Stored`), with the same guarantees (stored once by their
+``client_msg_id``, answered by their echo or an ``ack``, written in order)."""
 
 from __future__ import annotations
 
@@ -25,6 +29,25 @@ _RETRY_HINT = re.compile(r"retry in (\d+(?:\.\d+)?) ?s\b")
 SEND_RETRIES = 100
 
 
+#: What the queue writes: a send, or a change of a stored message.
+Stored = pb.Send | pb.Edit | pb.Delete | pb.React
+
+
+def client_event(item: Stored) -> pb.ClientEvent:
+    """The ``ClientEvent`` that carries ``item``."""
+    if isinstance(item, pb.Edit):
+        return pb.ClientEvent(edit=item)
+    if isinstance(item, pb.Delete):
+        return pb.ClientEvent(delete=item)
+    if isinstance(item, pb.React):
+        return pb.ClientEvent(react=item)
+    return pb.ClientEvent(send=item)
+
+
+#: The kind of stored item each kind of change becomes (the echo's ``kind``).
+_KINDS = {pb.Edit: pb.Message.EDIT, pb.Delete: pb.Message.DELETE, pb.React: pb.Message.REACTION}
+
+
 def retry_delay(message: str) -> float | None:
     """The wait in seconds a refusal's message hints at, if it names one."""
     match = _RETRY_HINT.search(message)
@@ -43,7 +66,7 @@ class PendingSend:
     after a refusal that may pass (a rate limit); ``refusals`` counts those.
     """
 
-    send: pb.Send
+    send: Stored
     future: asyncio.Future[pb.Message]
     held: bool = False
     retry_at: float = 0.0
@@ -78,7 +101,7 @@ class Sends:
     def __init__(
         self,
         *,
-        on_held: Callable[[pb.Send, float], None],
+        on_held: Callable[[Stored, float], None],
         backoff: Backoff,
         connected: asyncio.Event,
         stream: Callable[[], ChatStream | None],
@@ -99,7 +122,7 @@ class Sends:
         """Whether a send waits for a retry: later sends are not written before it."""
         return any(p.held and p.refusals for p in self.pending.values())
 
-    async def send(self, send: pb.Send, *, ordered: bool) -> pb.Message:
+    async def send(self, send: Stored, *, ordered: bool) -> pb.Message:
         """Writes ``send`` now, or after the sends before it; returns its echo.
 
         With ``ordered``, a send waits until the one before it was answered; without,
@@ -116,7 +139,7 @@ class Sends:
         stream = self._stream()
         if self._connected.is_set() and stream is not None:
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                await stream.write(pb.ClientEvent(send=send))
+                await stream.write(client_event(send))
         return await future
 
     def hold(self, pending: PendingSend) -> None:
@@ -146,9 +169,16 @@ class Sends:
         self._answered.set()  # sends held behind it may go now
         if pending.future.done():
             return
-        msg = pb.Message(
-            seq=ack.seq, sender=me, text=pending.send.text, client_msg_id=ack.client_msg_id
-        )
+        sent = pending.send
+        msg = pb.Message(seq=ack.seq, sender=me, client_msg_id=ack.client_msg_id)
+        if isinstance(sent, pb.Send | pb.Edit):
+            msg.text = sent.text
+        if isinstance(sent, pb.Send):
+            msg.reply_to = sent.reply_to
+        else:
+            msg.kind, msg.target_seq = _KINDS[type(sent)], sent.seq
+        if isinstance(sent, pb.React):
+            msg.emoji, msg.remove = sent.emoji, sent.remove
         if ack.WhichOneof("target") == "room":
             msg.room = ack.room
         else:
@@ -221,7 +251,7 @@ class Sends:
                 continue
             first.held = False
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                await stream.write(pb.ClientEvent(send=first.send))
+                await stream.write(client_event(first.send))
 
     async def write_unheld(self, stream: ChatStream, skip: set[str] | None = None) -> set[str]:
         """Writes the pending sends not held (but those in ``skip``) on a new stream,
@@ -229,7 +259,7 @@ class Sends:
         ids = set(self.pending)
         for cid, p in list(self.pending.items()):
             if not p.held and (skip is None or cid not in skip):
-                await stream.write(pb.ClientEvent(send=p.send))
+                await stream.write(client_event(p.send))
         return ids
 
     def fail_all(self, exc: BaseException) -> None:

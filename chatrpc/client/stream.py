@@ -49,14 +49,57 @@ class ChatStream:
         await self.write(pb.ClientEvent(leave=pb.Leave(room=room)))
 
     async def send(
-        self, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
+        self,
+        text: str,
+        *,
+        room: str = "",
+        to_user: str = "",
+        client_msg_id: str = "",
+        reply_to: int = 0,
     ) -> None:
-        send = pb.Send(text=text, client_msg_id=client_msg_id)
+        send = pb.Send(text=text, client_msg_id=client_msg_id, reply_to=reply_to)
         if room:
             send.room = room
         else:
             send.to_user = to_user
         await self.write(pb.ClientEvent(send=send))
+
+    async def edit(
+        self, seq: int, text: str, *, room: str = "", to_user: str = "", client_msg_id: str = ""
+    ) -> None:
+        edit = pb.Edit(seq=seq, text=text, client_msg_id=client_msg_id)
+        if room:
+            edit.room = room
+        else:
+            edit.to_user = to_user
+        await self.write(pb.ClientEvent(edit=edit))
+
+    async def delete(
+        self, seq: int, *, room: str = "", to_user: str = "", client_msg_id: str = ""
+    ) -> None:
+        delete = pb.Delete(seq=seq, client_msg_id=client_msg_id)
+        if room:
+            delete.room = room
+        else:
+            delete.to_user = to_user
+        await self.write(pb.ClientEvent(delete=delete))
+
+    async def react(
+        self,
+        seq: int,
+        emoji: str,
+        *,
+        remove: bool = False,
+        room: str = "",
+        to_user: str = "",
+        client_msg_id: str = "",
+    ) -> None:
+        react = pb.React(seq=seq, emoji=emoji, remove=remove, client_msg_id=client_msg_id)
+        if room:
+            react.room = room
+        else:
+            react.to_user = to_user
+        await self.write(pb.ClientEvent(react=react))
 
     async def done_writing(self) -> None:
         """Half-closes: the server ends the stream after the echoes of what was sent."""

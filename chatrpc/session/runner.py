@@ -26,11 +26,13 @@ from ..model import Draft, seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
 from .ends import Ending, ending
+from .stored import STORED, prepare, reads_state, stored_event
 
 log = logging.getLogger(__name__)
 
 #: Client events read ahead of processing, and the most sends committed together.
 INBOX_EVENTS = 256
+
 #: How long a session's end waits for its event processor to stop, in seconds.
 PROCESSOR_STOP_S = 5.0
 
@@ -212,13 +214,14 @@ class SessionRunner:
         session.end(EndReason.DONE)
 
     async def _process(self, inbox: asyncio.Queue[pb.ClientEvent | None], session: Session) -> None:
-        """Handles events in order; sends that queued up together are committed together."""
+        """Handles events in order; sends and changes that queued up together are
+        committed together."""
         received = self.hub.stats.received
         event = await inbox.get()
         while event is not None:
             kind = event.WhichOneof("event") or "empty"
             received[kind] += 1
-            if kind != "send":
+            if kind not in STORED:
                 await self._handle(event, session)
                 event = await inbox.get()
                 continue
@@ -227,10 +230,10 @@ class SessionRunner:
             follower: pb.ClientEvent | None = None
             while len(sends) < INBOX_EVENTS and not inbox.empty():
                 follower = inbox.get_nowait()
-                if follower is None or follower.WhichOneof("event") != "send":
+                if follower is None or follower.WhichOneof("event") not in STORED:
                     taken = True
                     break
-                received["send"] += 1
+                received[follower.WhichOneof("event") or "empty"] += 1
                 sends.append(follower)
             await self._send(sends, session)
             event = follower if taken else await inbox.get()
@@ -238,25 +241,23 @@ class SessionRunner:
     async def _send(self, sends: list[pb.ClientEvent], session: Session) -> None:
         drafts: list[Draft] = []
         for event in sends:
-            send = event.send
-            target = send.WhichOneof("target")
+            cid = stored_event(event).client_msg_id
+            if drafts and reads_state(event):
+                # It is checked against what the events before it stored.
+                await self._commit(drafts, session)
+                drafts = []
             try:
-                drafts.append(
-                    await self.hub.prepare(
-                        session,
-                        send.text,
-                        room=send.room if target == "room" else "",
-                        to_user=send.to_user if target == "to_user" else "",
-                        client_msg_id=send.client_msg_id,
-                    )
-                )
+                drafts.append(await prepare(self.hub, event, session))
             except ChatError as exc:
-                session.push(Notice(exc.code.name, exc.message, send.client_msg_id))
+                session.push(Notice(exc.code.name, exc.message, cid))
             except Exception:
                 # A store failure that is not a ChatError (a Redis error reply, say):
                 # this send is answered, the session goes on.
                 log.exception("session %d: checking a send failed", session.id)
-                session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, send.client_msg_id))
+                session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, cid))
+        await self._commit(drafts, session)
+
+    async def _commit(self, drafts: list[Draft], session: Session) -> None:
         if not drafts:
             return
         try:

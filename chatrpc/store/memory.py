@@ -6,7 +6,7 @@ import secrets
 import time
 from dataclasses import replace
 
-from ..model import Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
+from ..model import EDIT, Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
 from .base import (
     QUOTA_WINDOW_MS,
     Account,
@@ -19,9 +19,10 @@ from .base import (
     next_prune_start,
     token_id,
 )
+from .changes import DELETE, MESSAGE, applies, changed
 from .memory_admin import MemoryAdmin
 from .memory_members import MemoryMembers
-from .rules import retention_cutoff_ms, store_closed
+from .rules import dropped_original, retention_cutoff_ms, store_closed
 from .scan import ScanSearch
 
 
@@ -42,14 +43,65 @@ def _apply_retention(log: list[StoredMessage], options: StoreOptions) -> None:
         del log[:drop]
 
 
-class MemoryStore(MemoryAdmin, LocalPresence, MemoryMembers, ScanSearch, Store):
+class _MemoryChanges:
+    """The memory store's stored changes and retries (see chatrpc.store.changes):
+    items are found by seq, a change is applied to its message in the log."""
+
+    options: StoreOptions
+    _closed: bool
+    _messages: dict[str, list[StoredMessage]]
+    #: (sender, client_msg_id) -> (when, conversation, seq) within the window.
+    _dedup: dict[tuple[str, str], tuple[float, str, int]]
+
+    def _duplicate(
+        self, sender: str, client_msg_id: str, draft: Draft | None = None
+    ) -> StoredMessage | None:
+        """The item stored for a client_msg_id within the window, if any (a retry's
+        answer; with ``draft``, the retry itself when retention dropped it)."""
+        hit = self._dedup.get((sender, client_msg_id))
+        if hit is None or time.monotonic() - hit[0] >= self.options.idempotency_window_s:
+            return None
+        index = _index(self._messages.get(hit[1], []), hit[2])
+        if index is None:
+            return None if draft is None else dropped_original(hit[1], hit[2], draft)
+        return replace(self._messages[hit[1]][index], wire=None, json=None)
+
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        if self._closed:
+            raise store_closed()
+        return self._duplicate(sender, client_msg_id)
+
+    @staticmethod
+    def _apply(log: list[StoredMessage], item: StoredMessage) -> StoredMessage:
+        """Applies a change to its message in ``log``; returns the item as stored."""
+        if item.kind == MESSAGE:
+            return item
+        index = _index(log, item.target_seq)
+        if index is None or not applies(log[index]):
+            return replace(item, text="") if item.kind == EDIT else item
+        # A new object: the one notified before may still be queued for sessions.
+        log[index] = changed(log[index], item)
+        if item.kind == DELETE:
+            for i in range(index + 1, len(log)):
+                if log[i].kind == EDIT and log[i].target_seq == item.target_seq:
+                    log[i] = replace(log[i], text="", wire=None, json=None)
+        return item
+
+
+def _index(log: list[StoredMessage], seq: int) -> int | None:
+    """Where item ``seq`` is in a log (retention only drops from its front)."""
+    index = seq - log[0].seq if log else -1
+    return index if 0 <= index < len(log) else None
+
+
+class MemoryStore(MemoryAdmin, LocalPresence, MemoryMembers, ScanSearch, _MemoryChanges, Store):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:
         super().__init__(options)
         self._messages: dict[str, list[StoredMessage]] = {}
         self._last_seq: dict[str, int] = {}
-        self._dedup: dict[tuple[str, str], tuple[float, StoredMessage]] = {}
+        self._dedup: dict[tuple[str, str], tuple[float, str, int]] = {}
         self._members: set[tuple[str, str]] = set()
         self._accounts: dict[str, Account] = {}
         self._tokens: dict[str, str] = {}
@@ -77,19 +129,19 @@ class MemoryStore(MemoryAdmin, LocalPresence, MemoryMembers, ScanSearch, Store):
         now = time.monotonic()
         window = self.options.idempotency_window_s
         if draft.client_msg_id:
-            hit = self._dedup.get((draft.sender, draft.client_msg_id))
-            if hit is not None and now - hit[0] < window:
-                return replace(hit[1], wire=None), True
+            hit = self._duplicate(draft.sender, draft.client_msg_id, draft)
+            if hit is not None:
+                return hit, True
         seq = self._last_seq.get(draft.conv, 0) + 1
         self._last_seq[draft.conv] = seq
-        msg = draft.stored(seq)
         log = self._messages.setdefault(draft.conv, [])
+        msg = self._apply(log, draft.stored(seq))
         log.append(msg)
         if is_room_key(draft.conv):
             self._touch(draft.conv)
         _apply_retention(log, self.options)
         if draft.client_msg_id:
-            self._dedup[(draft.sender, draft.client_msg_id)] = (now, msg)
+            self._dedup[(draft.sender, draft.client_msg_id)] = (now, draft.conv, seq)
             if len(self._dedup) > 10_000:
                 self._dedup = {k: v for k, v in self._dedup.items() if now - v[0] < window}
         self._notify([msg])
@@ -109,7 +161,7 @@ class MemoryStore(MemoryAdmin, LocalPresence, MemoryMembers, ScanSearch, Store):
         picked = [m for m in log if m.seq > after_seq and (before_seq == 0 or m.seq < before_seq)]
         if descending:
             picked.reverse()
-        return [replace(m, wire=None) for m in picked[:limit]]
+        return [replace(m, wire=None, json=None) for m in picked[:limit]]
 
     async def last_seq(self, conv: str) -> int:
         self._refuse_if_closed()

@@ -21,6 +21,11 @@ What a store guarantees to its callers (the hub, the sessions):
 * **Idempotency.** An ``append`` whose ``(sender, client_msg_id)`` was stored
   within the idempotency window stores nothing and returns the original message
   with ``duplicate=True``; the listener is not called for it.
+* **Changes.** An item of kind EDIT, DELETE or REACTION is appended like a
+  message and applied to the message it names in the same atomic step, so
+  :meth:`MessageLog.history` gives every message in its current state (text,
+  ``edited``, ``deleted``, ``reactions``) and a delete leaves no copy of the
+  text; see :mod:`chatrpc.store.changes`.
 """
 
 from __future__ import annotations
@@ -85,6 +90,11 @@ class MessageLog(abc.ABC):
         how a session that sends faster than a commit takes keeps up.
         """
         return [await self.append(draft) for draft in drafts]
+
+    @abc.abstractmethod
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        """The item ``sender`` stored with ``client_msg_id`` within the idempotency
+        window (as a retry of it would be answered), None if there is none."""
 
     @abc.abstractmethod
     async def history(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ..errors import StoreUnavailable
 from ..model import Draft, StoredMessage, message_in
@@ -47,4 +48,12 @@ def retention_cutoff_ms(options: StoreOptions, now_ms: int) -> int:
 
 def dropped_original(conv: str, seq: int, draft: Draft) -> StoredMessage:
     """What a retry of a message retention dropped answers: stored once, under its seq."""
-    return message_in(conv, seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id)
+    msg = message_in(conv, seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id)
+    return replace(
+        msg,
+        kind=draft.kind,
+        target_seq=draft.target_seq,
+        reply_to=draft.reply_to,
+        emoji=draft.emoji,
+        remove=draft.remove,
+    )

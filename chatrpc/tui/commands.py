@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..names import canonical
@@ -27,6 +28,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "switch": ("/switch ROOM", "talk in ROOM, one you have joined"),
     "msg": ("/msg USER TEXT", "send a direct message to USER"),
     "me": ("/me TEXT", "say what you are doing: * you TEXT"),
+    "reply": ("/reply SEQ TEXT", "answer message #SEQ of this room"),
+    "edit": ("/edit [SEQ] TEXT", "replace your message #SEQ (default: your last one)"),
+    "subst": ("s/OLD/NEW/", "fix your last message: its first OLD becomes NEW"),
+    "delete": ("/delete [SEQ]", "delete your message #SEQ (default: your last one)"),
+    "react": ("/react SEQ EMOJI", "react to message #SEQ; /react -SEQ EMOJI takes it back"),
+    "unreact": ("/unreact SEQ EMOJI", "take back your EMOJI reaction to #SEQ"),
     "who": ("/who [ROOM]", "who is online in ROOM (default: the current room)"),
     "rooms": ("/rooms [PREFIX]", "the most active rooms, or those named PREFIX...; /rooms more"),
     "history": ("/history [N]", f"the last N messages of this room (default {HISTORY_DEFAULT})"),
@@ -41,7 +48,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 #: IRC names for the same commands.
-ALIASES = {"part": "leave", "names": "who", "list": "rooms", "exit": "quit", "query": "msg"}
+ALIASES = {
+    "part": "leave",
+    "names": "who",
+    "list": "rooms",
+    "exit": "quit",
+    "query": "msg",
+    "re": "reply",
+    "del": "delete",
+}
+
+#: The commands that change a stored message of the current room.
+CHANGES = frozenset({"edit", "subst", "delete", "react", "unreact"})
+
+#: ``s/old/new/`` (the last slash optional), as IRC users fix a typo.
+_SUBST = re.compile(r"s/((?:[^/\\]|\\.)+)/((?:[^/\\]|\\.)*)/?")
 
 HELP = [
     *(f"{usage:<16} {what}" for usage, what in COMMANDS.values()),
@@ -60,9 +81,13 @@ class Command:
     Attributes:
         name: ``say`` for plain text, else a key of :data:`COMMANDS`.
         target: the room (without ``#``) or user the command names, if any.
-        text: the text to send (``say``, ``msg``, ``me``).
+        text: the text to send (``say``, ``msg``, ``me``, ``reply``, ``edit``;
+            ``subst``: the new part).
         count: how many messages (``history``).
         flag: an option of the command (``search``: ``all`` or ``more``).
+        seq: the message a change or a reply names (0: your last one).
+        old: what ``subst`` replaces.
+        emoji: the reaction (``react``; ``remove`` takes it back).
     """
 
     name: str
@@ -70,6 +95,10 @@ class Command:
     text: str = ""
     count: int = 0
     flag: str = ""
+    seq: int = 0
+    old: str = ""
+    emoji: str = ""
+    remove: bool = False
 
 
 def parse_line(line: str) -> Command | None:
@@ -81,6 +110,10 @@ def parse_line(line: str) -> Command | None:
     text = line.rstrip("\r\n")
     if not text.strip():
         return None
+    subst = _SUBST.fullmatch(text)
+    if subst is not None:
+        old, new = (re.sub(r"\\(.)", r"\1", part) for part in subst.groups())
+        return Command("subst", old=old, text=new)
     if not text.startswith("/"):
         return Command("say", text=text)
     if text.startswith("//"):
@@ -88,7 +121,7 @@ def parse_line(line: str) -> Command | None:
     head, *more = text[1:].split(None, 1)
     rest = more[0] if more else ""
     name = ALIASES.get(head.lower(), head.lower())
-    if name not in COMMANDS:
+    if name not in COMMANDS or name == "subst":
         raise CommandError(f"unknown command /{head}: /help lists the commands")
     usage = f"usage: {COMMANDS[name][0]}"
     words = rest.split()
@@ -110,6 +143,8 @@ def parse_line(line: str) -> Command | None:
         if not rest.strip():
             raise CommandError(usage)
         return Command("me", text=rest)
+    if name in ("reply", "edit", "delete", "react", "unreact"):
+        return _change(name, rest, usage)
     if name == "history":
         if not words:
             return Command("history", count=HISTORY_DEFAULT)
@@ -139,3 +174,36 @@ def _search(words: list[str], usage: str) -> Command:
     if not query:
         raise CommandError(usage)
     return Command("search", text=query, flag=flag)
+
+
+def _seq(word: str) -> int:
+    """The seq a word names (``12`` or ``#12``), 0 if it names none."""
+    digits = word.removeprefix("#")
+    return int(digits) if digits.isdigit() and 0 < len(digits) <= 19 else 0
+
+
+def _change(name: str, rest: str, usage: str) -> Command:
+    """A reply, edit, delete or reaction command, from what follows its name."""
+    first, _, tail = rest.strip().partition(" ")
+    tail = tail.strip()
+    if name == "delete":
+        if not first:
+            return Command("delete")
+        if tail or not _seq(first):
+            raise CommandError(usage)
+        return Command("delete", seq=_seq(first))
+    if name == "edit":
+        if _seq(first) and tail:
+            return Command("edit", seq=_seq(first), text=tail)
+        if not rest.strip():
+            raise CommandError(usage)
+        return Command("edit", text=rest.strip())
+    if name == "reply":
+        if not _seq(first) or not tail:
+            raise CommandError(usage)
+        return Command("reply", seq=_seq(first), text=tail)
+    remove = name == "unreact" or first.startswith("-")
+    seq = _seq(first.removeprefix("-"))
+    if not seq or not tail or " " in tail:
+        raise CommandError(usage)
+    return Command("react", seq=seq, emoji=tail, remove=remove)

@@ -65,12 +65,17 @@ class Formatter:
         color: add ANSI colors.
         dm_arrows: show DMs as ``[dm] <alice -> bob>`` (interactive); without it
             as ``@peer <sender>`` (piped mode, as scripts read it).
+        seqs: put each message's seq in its stamp, ``[HH:MM #12]``, so that the
+            user can name it in ``/reply``, ``/edit``, ``/react`` (interactive).
     """
 
-    def __init__(self, me: str, *, color: bool = False, dm_arrows: bool = True) -> None:
+    def __init__(
+        self, me: str, *, color: bool = False, dm_arrows: bool = True, seqs: bool = False
+    ) -> None:
         self.me = me
         self.color = color
         self.dm_arrows = dm_arrows
+        self.seqs = seqs
 
     def _sgr(self, codes: str, text: str) -> str:
         return f"\x1b[{codes}m{text}\x1b[0m" if self.color else text
@@ -81,11 +86,25 @@ class Formatter:
         return self._sgr(f"1;{code}" if nick == self.me else code, nick)
 
     def message(self, m: pb.Message) -> str:
-        """``[HH:MM] #room <nick> text``, ``* nick action``, DMs marked as such."""
-        stamp = self._sgr("2", time.strftime("[%H:%M]", time.localtime(m.sent_at.seconds)))
+        """``[HH:MM] #room <nick> text``, ``* nick action``, DMs marked as such; a
+        change as an IRC-style notice (``* alice edited #12: new text``)."""
+        clock = time.strftime("%H:%M", time.localtime(m.sent_at.seconds))
+        stamp = self._sgr("2", f"[{clock} #{m.seq}]" if self.seqs else f"[{clock}]")
+        if m.kind != pb.Message.MESSAGE:
+            return f"{stamp} {self._where(m)} * {self.nick(m.sender)} {change_words(m)}"
         text = printable(m.text)
-        action = text.startswith(ACTION)
-        body = f"* {self.nick(m.sender)} {text[len(ACTION) :]}" if action else text
+        action = text.startswith(ACTION) and not m.deleted
+        if action:
+            text = text[len(ACTION) :]
+        if m.deleted:
+            text = self._sgr("2", "(deleted)")
+        elif m.edited:
+            text += self._sgr("2", " (edited)")
+        if m.reply_to:
+            text = self._sgr("2", f"(re #{m.reply_to})") + " " + text
+        if m.reactions:
+            text += "  " + " ".join(f"{printable(r.emoji)}{len(r.users)}" for r in m.reactions)
+        body = f"* {self.nick(m.sender)} {text}" if action else text
         if m.WhichOneof("target") == "room":
             where = f"#{m.room}"
             return f"{stamp} {where} {body if action else f'<{self.nick(m.sender)}> {body}'}"
@@ -96,6 +115,13 @@ class Formatter:
         if action:
             return f"{stamp} {mark} {body} (to {self.nick(m.to_user)})"
         return f"{stamp} {mark} <{self.nick(m.sender)} -> {self.nick(m.to_user)}> {body}"
+
+    def _where(self, m: pb.Message) -> str:
+        """``#room``, or the DM as this user sees it (``@peer``, ``[dm]`` interactive)."""
+        if m.WhichOneof("target") == "room":
+            return f"#{m.room}"
+        peer = m.to_user if m.sender == self.me else m.sender
+        return f"{self._sgr('1;35', '[dm]')} @{peer}" if self.dm_arrows else f"@{peer}"
 
     def info(self, text: str) -> str:
         """A dimmed ``-- text`` line: presence, joins, command output."""
@@ -128,6 +154,22 @@ class Formatter:
             e = event.error
             return self.warning(f"error: {pb.Error.Code.Name(e.code)}: {printable(e.message)}")
         return None
+
+
+def change_words(m: pb.Message) -> str:
+    """What a change item did, after its sender's name: ``edited #12: new text``."""
+    if m.kind == pb.Message.EDIT:
+        # A deleted message's edits come back from History without their text.
+        return (
+            f"edited #{m.target_seq}: {printable(m.text)}" if m.text else f"edited #{m.target_seq}"
+        )
+    if m.kind == pb.Message.DELETE:
+        return f"deleted #{m.target_seq}"
+    if m.kind == pb.Message.REACTION:
+        if m.remove:
+            return f"took back {printable(m.emoji)} on #{m.target_seq}"
+        return f"reacted {printable(m.emoji)} to #{m.target_seq}"
+    return f"changed #{m.target_seq}"
 
 
 def conv_of_event(event: pb.ServerEvent, me: str) -> str:

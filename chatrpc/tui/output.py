@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message as ProtoMessage
 
 from ..cli_errors import reconnect_reason, rpc_failure
-from ..client import ChatClient, State
+from ..client import ChatClient, State, Stored
 from ..v1 import chat_pb2 as pb
 from .commands import CALL_TIMEOUT, HELP
 from .formatter import Formatter, conv_of_event, printable
@@ -149,7 +149,7 @@ class ChatOutput:
                 line.why = line.why or "queued"
         self.on_change()
 
-    def on_held(self, send: pb.Send, delay: float) -> None:
+    def on_held(self, send: Stored, delay: float) -> None:
         """The client's callback for a send refused for now: it waits, then goes out."""
         line = self.pending.get(send.client_msg_id)
         if line is not None:

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import grpc
 
-from ..client import ChatClient, SendError, State, new_client_msg_id
+from ..client import ChatClient, SendError, State
 from ..v1 import chat_pb2 as pb
-from .commands import ACTION, CALL_TIMEOUT, Command
+from .changes import ChangeCommands
+from .commands import ACTION, CALL_TIMEOUT, CHANGES, Command
 from .formatter import Formatter, printable
 from .output import PendingLine, rpc_problem
 from .search import SearchCommand
@@ -19,7 +20,7 @@ from .search import SearchCommand
 RECONNECT_WAIT = 30.0
 
 
-class ChatView(SearchCommand):
+class ChatView(ChangeCommands, SearchCommand):
     """Runs commands against a client and shows what happens, in one of two modes.
 
     Interactive: problems and state changes are ``-- ...`` lines among the
@@ -64,6 +65,8 @@ class ChatView(SearchCommand):
         self._rooms_next: tuple[str, str] | None = None
         self.failures = 0
         self.sends: list[asyncio.Future[pb.Message]] = []
+        self._mine: dict[str, dict[int, str]] = {}
+        self._inflight: set[asyncio.Future[pb.Message]] = set()
         # Events of a room being joined are held back until its context is shown.
         self._held: dict[str, list[pb.ServerEvent]] = {}
         # Rooms whose "you joined" line was shown: a rejoin after a reconnect is quiet.
@@ -123,6 +126,8 @@ class ChatView(SearchCommand):
             self.say(ACTION + cmd.text)
         elif name == "msg":
             self._submit(cmd.text, to_user=cmd.target)
+        elif name in CHANGES or name == "reply":
+            await self.change(cmd)
         elif name == "password":
             self.problem("/password works at the prompt; a script uses --new-password-env VAR")
         elif name == "join":
@@ -162,33 +167,6 @@ class ChatView(SearchCommand):
             self.problem("you are in no room: /join ROOM first")
             return
         self._submit(text, room=self.room)
-
-    def _submit(self, text: str, *, room: str = "", to_user: str = "") -> None:
-        """Sends a line; it is pending (shown as such) until its echo comes."""
-        cid = new_client_msg_id()
-        connected = self.client.status is State.CONNECTED
-        line = PendingLine(
-            "#" + room if room else "@" + to_user, text, "" if connected else "queued"
-        )
-        self.pending[cid] = line
-        future = self.client.submit(text, room=room, to_user=to_user, client_msg_id=cid)
-        future.add_done_callback(lambda f: self._sent(cid, line, f))
-        if not self.interactive:
-            self.sends.append(future)
-        self.on_change()
-
-    def _sent(self, cid: str, line: PendingLine, future: asyncio.Future[pb.Message]) -> None:
-        """A line's outcome: echoed (shown as a message), or refused (said once)."""
-        self.pending.pop(cid, None)
-        self.on_change()
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if isinstance(exc, SendError):
-            e = exc.error
-            self.problem(
-                f"not sent to {line.where}: {pb.Error.Code.Name(e.code)}: {printable(e.message)}"
-            )
 
     async def join(self, room: str, context: int = 0, *, refusal: bool = False) -> None:
         """Joins ``room`` (or switches to it if already joined) and makes it current.

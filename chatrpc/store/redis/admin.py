@@ -21,10 +21,12 @@ from .keys import (
     USERS,
     P,
     account_key,
+    body_key,
     conv_stream,
     counter_key,
     entries,
     members_key,
+    state_key,
     strs,
 )
 from .presence import Presence
@@ -160,16 +162,31 @@ class RedisAdmin(AdminStore):
                 found = entries(await r.xrange(conv_stream(conv), "-", "+", count=PRUNE_PAGE))
                 old = [i for i, f in found if int(f.get("t", "0")) < before_ms]
                 if old:
-                    deleted += int(await r.xdel(conv_stream(conv), *old))
+                    deleted += await self._drop(conv, old)
                 if len(old) < len(found) or len(found) < PRUNE_PAGE:
                     break
             if keep_last:
-                deleted += int(
-                    await r.xtrim(conv_stream(conv), maxlen=keep_last, approximate=False)
-                )
+                excess = int(await r.xlen(conv_stream(conv))) - keep_last
+                while excess > 0:
+                    count = min(excess, PRUNE_PAGE)
+                    found = entries(await r.xrange(conv_stream(conv), "-", "+", count=count))
+                    if not found:
+                        break
+                    deleted += await self._drop(conv, [i for i, _ in found])
+                    excess -= len(found)
             return deleted
 
         return await self._conn.call(do, retry=False)
+
+    async def _drop(self, conv: str, ids: list[str]) -> int:
+        """Deletes stream entries with the texts and states kept beside them."""
+        seqs = [i.split("-", 1)[0] for i in ids]
+        async with self._conn.r().pipeline(transaction=True) as pipe:
+            pipe.xdel(conv_stream(conv), *ids)
+            pipe.hdel(body_key(conv), *seqs)
+            pipe.hdel(state_key(conv), *seqs)
+            dropped, *_ = await pipe.execute()
+        return int(dropped)
 
     async def touch_accounts(self, users: Sequence[str], now_ms: int) -> None:
         async def do() -> None:

@@ -55,7 +55,7 @@ if owner then
   redis.call('HDEL', KEYS[4], ARGV[1])
 end
 local n = redis.call('XLEN', KEYS[5])
-redis.call('DEL', KEYS[5])
+redis.call('DEL', KEYS[5], ARGV[2] .. 'body:' .. ARGV[1], ARGV[2] .. 'state:' .. ARGV[1])
 local members = redis.call('SMEMBERS', KEYS[6])
 redis.call('DEL', KEYS[6])
 local name = string.sub(ARGV[1], 2)

@@ -31,6 +31,7 @@ T = TypeVar("T")
 #: The scripts every store registers, by the name it calls them with.
 SCRIPTS = {
     "append": scripts.APPEND_LUA,
+    "read": scripts.READ_LUA,
     "create_account": scripts.CREATE_ACCOUNT_LUA,
     "set_password": scripts.SET_PASSWORD_LUA,
     "revoke_tokens": scripts.REVOKE_TOKENS_LUA,

@@ -39,7 +39,6 @@ from .keys import (
     entries,
     entry_seq,
     inbox_key,
-    message,
 )
 from .watches import Watches
 
@@ -235,7 +234,8 @@ class Feed:
             last = self._watches.notified.get(conv)
             if last is None or not self._watches.interesting(conv):
                 return  # unwatched (or restarted) while reading
-            fresh = [message(conv, entry_seq(i), f) for i, f in found if entry_seq(i) > last]
+            newer = [(i, f) for i, f in found if entry_seq(i) > last]
+            fresh = await self._history.entries(conv, newer)
             if fresh and fresh[0].seq != last + 1:
                 fresh = await self._history.fetch(conv, last, fresh[-1].seq)
             self._notify(fresh)

@@ -3,8 +3,17 @@
 Layout (every key starts with ``chatrpc:``):
 
 * ``conv:{key}``: one stream per conversation. Message ``seq`` is the entry id
-  ``{seq}-0``, so a seq range is an XRANGE. Fields: ``s`` sender, ``x`` text,
-  ``t`` sent_at_ms, ``c`` client_msg_id, ``ct`` Redis time of the commit (ms).
+  ``{seq}-0``, so a seq range is an XRANGE. Fields: ``s`` sender, ``t``
+  sent_at_ms, ``c`` client_msg_id, ``ct`` Redis time of the commit (ms); for a
+  change ``k`` kind, ``g`` target_seq, ``e`` emoji, ``m`` remove; ``r`` reply_to
+  when set. No text: a stream entry cannot be rewritten, and a delete must erase
+  it (entries of older releases hold it in ``x``).
+* ``body:{key}``: hash seq -> text of each message and edit (its current text
+  for a message), beside the stream; a delete erases the fields of the message
+  and of its edits.
+* ``state:{key}``: hash seq -> JSON state of a message that was changed: ``e``
+  edited, ``d`` deleted, ``x`` the seqs of its edits, ``r`` emoji -> users.
+  Field ``lo``: the lowest seq whose fields retention has not cleared yet.
 * ``seq:{key}``: the conversation's counter (INCR gives the next seq).
 * ``dedup:{sender}:{client_msg_id}``: ``"{seq} {conv}"`` for the idempotency
   window (SET PX), written by the same Lua script as the INCR and the XADD, so
@@ -40,6 +49,7 @@ Layout (every key starts with ``chatrpc:``):
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from ...model import StoredMessage, dm_users, is_room_key, message_in
@@ -94,6 +104,18 @@ def online_key(room: str) -> str:
 
 def conv_stream(conv: str) -> str:
     return f"{P}conv:{conv}"
+
+
+def dedup_key(sender: str, client_msg_id: str) -> str:
+    return f"{P}dedup:{sender}:{client_msg_id}"
+
+
+def body_key(conv: str) -> str:
+    return f"{P}body:{conv}"
+
+
+def state_key(conv: str) -> str:
+    return f"{P}state:{conv}"
 
 
 def counter_key(conv: str) -> str:
@@ -151,12 +173,35 @@ def entry_seq(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-def message(conv: str, seq: int, fields: dict[str, str]) -> StoredMessage:
-    return message_in(
+def message(
+    conv: str, seq: int, fields: dict[str, str], text: str = "", state: str = ""
+) -> StoredMessage:
+    """A stored item from its stream entry's fields, its text and its state (JSON)."""
+    msg = message_in(
         conv,
         seq,
         fields.get("s", ""),
-        fields.get("x", ""),
+        text or fields.get("x", ""),
         int(fields.get("t", "0")),
         fields.get("c", ""),
     )
+    msg.kind = int(fields.get("k", "0"))
+    msg.target_seq = int(fields.get("g", "0"))
+    msg.reply_to = int(fields.get("r", "0"))
+    msg.emoji = fields.get("e", "")
+    msg.remove = fields.get("m", "0") == "1"
+    if state:
+        st = json.loads(state)
+        msg.edited, msg.deleted = bool(st.get("e")), bool(st.get("d"))
+        if msg.deleted:
+            msg.text = ""
+        found = st.get("r")
+        if isinstance(found, dict):
+            msg.reactions = tuple((e, tuple(sorted(u))) for e, u in sorted(found.items()) if u)
+    return msg
+
+
+def flat_fields(raw: Any) -> dict[str, str]:
+    """A stream entry's fields as a script returns them (a flat list) as a dict."""
+    items = [str(x) for x in raw or []]
+    return dict(zip(items[::2], items[1::2], strict=True))

@@ -4,34 +4,101 @@ servers and the admin tool may run them at the same time (key names: keys.py).""
 from __future__ import annotations
 
 #: KEYS: counter, stream, dedup, index a, index b, inbox a, inbox b (for a room:
-#: the rooms set, its activity and names indexes, the rooms set).
+#: the rooms set, its activity and names indexes, the rooms set), body, state.
 #: ARGV: conv, sender, text, sent_at_ms, client_msg_id, window_ms, cap,
-#: age cutoff ms (0: none), is_dm, inbox maxlen.
-#: Returns {1, seq, commit_ms} or {0, "seq conv"} for a duplicate.
+#: age cutoff ms (0: none), is_dm, inbox maxlen, kind, target_seq, reply_to,
+#: emoji, remove ('1' or '0').
+#: Returns {1, seq, commit_ms, applied} or {0, "seq conv"} for a duplicate;
+#: applied is 0 for a change that changed nothing (its text is not kept).
+#:
+#: Texts live in the body hash (seq -> text), not in the stream, so that a
+#: delete can erase them: a stream entry cannot be rewritten. A message's
+#: state (edited, deleted, its edits' seqs, reactions) is JSON in the state
+#: hash; see chatrpc.store.changes for what each change does.
 APPEND_LUA = """
+local function field(f, name)
+  for i = 1, #f, 2 do if f[i] == name then return f[i + 1] end end
+  return nil
+end
 local cid = ARGV[5]
 if cid ~= '' then
   local hit = redis.call('GET', KEYS[3])
   if hit then return {0, hit} end
 end
+local kind = tonumber(ARGV[11])
+local target = ARGV[12]
+local text = ARGV[3]
+local st = nil
+if kind ~= 0 then
+  local found = redis.call('XRANGE', KEYS[2], target .. '-0', target .. '-0')
+  if #found == 1 then
+    if field(found[1][2], 'k') == nil then
+      local raw = redis.call('HGET', KEYS[9], target)
+      if raw then st = cjson.decode(raw) else st = {} end
+      if st.d then st = nil end
+    end
+  end
+  if st == nil then text = '' end
+end
 local seq = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id = seq .. '-0'
+local fields = {'s', ARGV[2], 't', ARGV[4], 'c', cid, 'ct', now}
+if kind ~= 0 then
+  for _, v in ipairs({'k', ARGV[11], 'g', target, 'e', ARGV[14], 'm', ARGV[15]}) do
+    fields[#fields + 1] = v
+  end
+end
+if ARGV[13] ~= '0' then fields[#fields + 1] = 'r'; fields[#fields + 1] = ARGV[13] end
 local cap = tonumber(ARGV[7])
 if cap > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', cap, id,
-    's', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'c', cid, 'ct', now)
+  redis.call('XADD', KEYS[2], 'MAXLEN', cap, seq .. '-0', unpack(fields))
 else
-  redis.call('XADD', KEYS[2], id,
-    's', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'c', cid, 'ct', now)
+  redis.call('XADD', KEYS[2], seq .. '-0', unpack(fields))
+end
+if text ~= '' then redis.call('HSET', KEYS[8], seq, text) end
+if st ~= nil then
+  if kind == 1 then
+    redis.call('HSET', KEYS[8], target, text)
+    st.e = 1
+    st.x = st.x or {}
+    st.x[#st.x + 1] = tostring(seq)
+  elseif kind == 2 then
+    redis.call('HDEL', KEYS[8], target)
+    for _, s in ipairs(st.x or {}) do redis.call('HDEL', KEYS[8], s) end
+    st = {d = 1, e = st.e}
+  elseif kind == 3 then
+    st.r = st.r or {}
+    local users = st.r[ARGV[14]] or {}
+    local kept = {}
+    for _, u in ipairs(users) do if u ~= ARGV[2] then kept[#kept + 1] = u end end
+    if ARGV[15] ~= '1' then kept[#kept + 1] = ARGV[2] end
+    if #kept > 0 then st.r[ARGV[14]] = kept else st.r[ARGV[14]] = nil end
+    if next(st.r) == nil then st.r = nil end
+  end
+  redis.call('HSET', KEYS[9], target, cjson.encode(st))
 end
 local cutoff = tonumber(ARGV[8])
 if cutoff > 0 then
   for _ = 1, 100 do
     local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-    if #first == 0 or tonumber(first[1][2][6]) >= cutoff then break end
+    if #first == 0 or tonumber(field(first[1][2], 't')) >= cutoff then break end
     redis.call('XDEL', KEYS[2], first[1][1])
+  end
+end
+if cap > 0 or cutoff > 0 then
+  -- The texts and states of the entries retention dropped go with them.
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  local top = seq + 1
+  if #first > 0 then top = tonumber(string.match(first[1][1], '^(%d+)')) end
+  local lo = tonumber(redis.call('HGET', KEYS[9], 'lo') or '1')
+  if top > lo then
+    local upto = math.min(top - 1, lo + 999)
+    for s = lo, upto do
+      redis.call('HDEL', KEYS[8], s)
+      redis.call('HDEL', KEYS[9], s)
+    end
+    redis.call('HSET', KEYS[9], 'lo', upto + 1)
   end
 end
 if cid ~= '' then
@@ -51,7 +118,27 @@ else
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', 'k', ARGV[1], 'q', seq)
   end
 end
-return {1, seq, now}
+local applied = 1
+if kind ~= 0 and st == nil then applied = 0 end
+return {1, seq, now, applied}
+"""
+
+#: KEYS: stream, body, state. ARGV: 'f' (XRANGE) or 'r' (XREVRANGE), from, to,
+#: count. Returns each entry as {id, {field, value, ...}, text, state} ('' for none).
+READ_LUA = """
+local found
+if ARGV[1] == 'r' then
+  found = redis.call('XREVRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4])
+else
+  found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4])
+end
+local out = {}
+for i, e in ipairs(found) do
+  local seq = string.match(e[1], '^(%d+)')
+  out[i] = {e[1], e[2], redis.call('HGET', KEYS[2], seq) or '',
+    redis.call('HGET', KEYS[3], seq) or ''}
+end
+return out
 """
 
 #: KEYS: account, token, user's token set, the names and last-seen indexes of
@@ -215,6 +302,8 @@ for i = 1, #idle, 2 do
       redis.call('SREM', ARGV[4] .. 'owned:' .. owner, conv)
       redis.call('HDEL', ARGV[4] .. 'rooms:owner', conv)
     end
+    redis.call('DEL', ARGV[4] .. 'body:' .. conv)
+    redis.call('DEL', ARGV[4] .. 'state:' .. conv)
     local seq = redis.call('GET', ARGV[4] .. 'seq:' .. conv)
     if seq == false or tonumber(seq) == 0 then redis.call('DEL', ARGV[4] .. 'seq:' .. conv) end
     gone[#gone + 1] = conv

@@ -137,6 +137,9 @@ class RedisStore(ScanSearch, RedisAdmin, Store):
         """Queued for the writer task, which sends queued appends in one pipeline, in order."""
         return await self._writer.append_many(drafts)
 
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        return await self._history.find_sent(sender, client_msg_id)
+
     async def history(
         self,
         conv: str,

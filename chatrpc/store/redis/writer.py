@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...errors import StoreUnavailable
@@ -23,10 +23,13 @@ from .keys import (
     NAMES,
     ROOMS,
     P,
+    body_key,
     conv_stream,
     counter_key,
+    dedup_key,
     directs_key,
     inbox_key,
+    state_key,
 )
 
 log = logging.getLogger(__name__)
@@ -111,13 +114,14 @@ class Writer:
     def _append_args(self, draft: Draft) -> tuple[list[str], list[Any]]:
         dm = not is_room_key(draft.conv)
         cid = draft.client_msg_id
-        dedup = f"{P}dedup:{draft.sender}:{cid}" if cid else f"{P}dedup:-"
+        dedup = dedup_key(draft.sender, cid) if cid else f"{P}dedup:-"
         if dm:
             a, b = dm_users(draft.conv)
             index = [directs_key(a), directs_key(b), inbox_key(a), inbox_key(b)]
         else:
             index = [ROOMS, ACTIVE, NAMES, ROOMS]
         keys = [counter_key(draft.conv), conv_stream(draft.conv), dedup, *index]
+        keys += [body_key(draft.conv), state_key(draft.conv)]
         cutoff = retention_cutoff_ms(self._options, int(time.time() * 1000))
         args: list[Any] = [
             draft.conv,
@@ -130,6 +134,11 @@ class Writer:
             cutoff,
             "1" if dm else "0",
             INBOX_MAXLEN,
+            draft.kind,
+            draft.target_seq,
+            draft.reply_to,
+            draft.emoji,
+            "1" if draft.remove else "0",
         ]
         return keys, args
 
@@ -154,6 +163,8 @@ class Writer:
             for draft, res in zip(drafts, raw, strict=True):
                 if int(res[0]) == 1:
                     msg = draft.stored(int(res[1]))
+                    if not int(res[3]):
+                        msg = replace(msg, text="")  # a change that changed nothing
                     await self._conn.unavailable_on_error(
                         self._feed.deliver(msg.conv, msg.seq, msg)
                     )

@@ -50,9 +50,19 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: The columns of ``messages`` that :func:`row_to_message` reads, in its order.
+MESSAGE_COLUMNS = (
+    "seq, sender, text, sent_at_ms, client_msg_id, kind, target_seq, reply_to, emoji,"
+    " remove, edited, deleted"
+)
+
+
 def row_to_message(key: str, row: tuple[Any, ...]) -> StoredMessage:
-    seq, sender, text, sent_at_ms, client_msg_id = row
-    return message_in(key, seq, sender, text, sent_at_ms, client_msg_id)
+    seq, sender, text, sent_at_ms, client_msg_id, kind, target, reply, emoji, remove, ed, dl = row
+    msg = message_in(key, seq, sender, text, sent_at_ms, client_msg_id)
+    msg.kind, msg.target_seq, msg.reply_to, msg.emoji = kind, target, reply, emoji
+    msg.remove, msg.edited, msg.deleted = bool(remove), bool(ed), bool(dl)
+    return msg
 
 
 class SQLiteBase(LocalPresence, Store):
@@ -216,6 +226,13 @@ class SQLiteBase(LocalPresence, Store):
                 conn.execute(
                     "DELETE FROM messages WHERE conv_id = ? AND sent_at_ms < ?", (conv_id, cutoff)
                 )
+            # The reactions of the messages dropped go with them.
+            conn.execute(
+                "DELETE FROM reactions WHERE conv_id = ? AND seq < "
+                "COALESCE((SELECT MIN(seq) FROM messages WHERE conv_id = ?), "
+                "(SELECT last_seq + 1 FROM conversations WHERE id = ?))",
+                (conv_id, conv_id, conv_id),
+            )
 
     def _sweep(self, conn: sqlite3.Connection) -> None:
         cutoff = now_ms() - int(self.options.idempotency_window_s * 1000)

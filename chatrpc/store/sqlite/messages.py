@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 
-from ...model import Draft, StoredMessage, is_room_key
+from ...model import DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, is_room_key
 from ..rules import dropped_original
-from .engine import SQLiteBase, now_ms, row_to_message
+from .engine import MESSAGE_COLUMNS, SQLiteBase, now_ms, row_to_message
 
 
 class SQLiteMessages(SQLiteBase):
@@ -18,22 +19,10 @@ class SQLiteMessages(SQLiteBase):
     ) -> tuple[StoredMessage, bool]:
         now = now_ms()
         if draft.client_msg_id:
-            row = conn.execute(
-                "SELECT c.key, d.seq, d.created_ms FROM dedup d "
-                "JOIN conversations c ON c.id = d.conv_id "
-                "WHERE d.sender = ? AND d.client_msg_id = ?",
-                (draft.sender, draft.client_msg_id),
-            ).fetchone()
-            if row is not None and now - row[2] < self.options.idempotency_window_s * 1000:
-                key, seq, _ = row
-                original = conn.execute(
-                    "SELECT seq, sender, text, sent_at_ms, client_msg_id FROM messages "
-                    "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq = ?",
-                    (key, seq),
-                ).fetchone()
-                if original is not None:
-                    return row_to_message(key, original), True
-                return dropped_original(key, seq, draft), True
+            hit = self._sent(conn, draft.sender, draft.client_msg_id, now)
+            if hit is not None:
+                key, seq, found = hit
+                return (found or dropped_original(key, seq, draft)), True
         conv_id = self._conv_id(conn, draft.conv)
         touched.append(conv_id)
         if is_room_key(draft.conv):
@@ -42,10 +31,25 @@ class SQLiteMessages(SQLiteBase):
         (seq,) = conn.execute(
             "SELECT last_seq FROM conversations WHERE id = ?", (conv_id,)
         ).fetchone()
+        stored = draft.stored(seq)
+        if draft.kind != MESSAGE and not _apply_change(conn, conv_id, draft):
+            stored = replace(stored, text="")  # it changed nothing: keep no text of it
         conn.execute(
-            "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms, client_msg_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (conv_id, seq, draft.sender, draft.text, draft.sent_at_ms, draft.client_msg_id),
+            "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms, client_msg_id,"
+            " kind, target_seq, reply_to, emoji, remove) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                conv_id,
+                seq,
+                draft.sender,
+                stored.text,
+                draft.sent_at_ms,
+                draft.client_msg_id,
+                draft.kind,
+                draft.target_seq,
+                draft.reply_to,
+                draft.emoji,
+                int(draft.remove),
+            ),
         )
         if draft.client_msg_id:
             conn.execute(
@@ -53,7 +57,37 @@ class SQLiteMessages(SQLiteBase):
                 " VALUES (?, ?, ?, ?, ?)",
                 (draft.sender, draft.client_msg_id, conv_id, seq, now),
             )
-        return draft.stored(seq), False
+        return stored, False
+
+    def _sent(
+        self, conn: sqlite3.Connection, sender: str, client_msg_id: str, now: int
+    ) -> tuple[str, int, StoredMessage | None] | None:
+        """The conversation and seq stored for a client_msg_id within the window,
+        and the item (None if retention dropped it)."""
+        row = conn.execute(
+            "SELECT c.key, d.seq, d.created_ms FROM dedup d "
+            "JOIN conversations c ON c.id = d.conv_id "
+            "WHERE d.sender = ? AND d.client_msg_id = ?",
+            (sender, client_msg_id),
+        ).fetchone()
+        if row is None or now - row[2] >= self.options.idempotency_window_s * 1000:
+            return None
+        key, seq, _ = row
+        original = conn.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages "
+            "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq = ?",
+            (key, seq),
+        ).fetchone()
+        if original is None:
+            return key, seq, None
+        return key, seq, _with_reactions(conn, key, [row_to_message(key, original)])[0]
+
+    async def find_sent(self, sender: str, client_msg_id: str) -> StoredMessage | None:
+        def do(conn: sqlite3.Connection) -> StoredMessage | None:
+            hit = self._sent(conn, sender, client_msg_id, now_ms())
+            return None if hit is None else hit[2]
+
+        return await self._read(do)
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         touched: list[int] = []
@@ -80,12 +114,12 @@ class SQLiteMessages(SQLiteBase):
 
         def do(conn: sqlite3.Connection) -> list[StoredMessage]:
             rows = conn.execute(
-                "SELECT m.seq, m.sender, m.text, m.sent_at_ms, m.client_msg_id FROM messages m "
-                "JOIN conversations c ON c.id = m.conv_id "
-                f"WHERE c.key = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq {order} LIMIT ?",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages "
+                "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?)"
+                f" AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?",
                 (conv, after_seq, upper, limit),
             ).fetchall()
-            return [row_to_message(conv, row) for row in rows]
+            return _with_reactions(conn, conv, [row_to_message(conv, row) for row in rows])
 
         return await self._read(do)
 
@@ -97,3 +131,63 @@ class SQLiteMessages(SQLiteBase):
             return int(row[0]) if row else 0
 
         return await self._read(do)
+
+
+def _apply_change(conn: sqlite3.Connection, conv_id: int, change: Draft) -> bool:
+    """Applies a change to its target row (see chatrpc.store.changes); False if
+    the target is not a live message, so it changed nothing."""
+    target = change.target_seq
+    row = conn.execute(
+        "SELECT kind, deleted FROM messages WHERE conv_id = ? AND seq = ?", (conv_id, target)
+    ).fetchone()
+    if row is None or row[0] != MESSAGE or row[1]:
+        return False
+    if change.kind == EDIT:
+        conn.execute(
+            "UPDATE messages SET text = ?, edited = 1 WHERE conv_id = ? AND seq = ?",
+            (change.text, conv_id, target),
+        )
+    elif change.kind == DELETE:
+        conn.execute(
+            "UPDATE messages SET text = '', deleted = 1 WHERE conv_id = ? AND seq = ?",
+            (conv_id, target),
+        )
+        conn.execute(
+            "UPDATE messages SET text = '' WHERE conv_id = ? AND seq > ? AND kind = ?"
+            " AND target_seq = ?",
+            (conv_id, target, EDIT, target),
+        )
+        conn.execute("DELETE FROM reactions WHERE conv_id = ? AND seq = ?", (conv_id, target))
+    elif change.kind == REACTION and change.remove:
+        conn.execute(
+            "DELETE FROM reactions WHERE conv_id = ? AND seq = ? AND emoji = ? AND user = ?",
+            (conv_id, target, change.emoji, change.sender),
+        )
+    elif change.kind == REACTION:
+        conn.execute(
+            "INSERT OR IGNORE INTO reactions (conv_id, seq, emoji, user) VALUES (?, ?, ?, ?)",
+            (conv_id, target, change.emoji, change.sender),
+        )
+    return True
+
+
+def _with_reactions(
+    conn: sqlite3.Connection, conv: str, messages: list[StoredMessage]
+) -> list[StoredMessage]:
+    """Fills in the reactions of the messages (a page of one conversation)."""
+    seqs = [m.seq for m in messages if m.kind == MESSAGE and not m.deleted]
+    if not seqs:
+        return messages
+    rows = conn.execute(
+        "SELECT seq, emoji, user FROM reactions "
+        "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?) AND seq BETWEEN ? AND ?"
+        " ORDER BY seq, emoji, user",
+        (conv, min(seqs), max(seqs)),
+    ).fetchall()
+    found: dict[int, dict[str, list[str]]] = {}
+    for seq, emoji, user in rows:
+        found.setdefault(seq, {}).setdefault(emoji, []).append(user)
+    for m in messages:
+        if m.seq in found:
+            m.reactions = tuple((e, tuple(users)) for e, users in found[m.seq].items())
+    return messages

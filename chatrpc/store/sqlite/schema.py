@@ -177,8 +177,8 @@ def connect(path: Path, synchronous: str, *, readonly: bool) -> sqlite3.Connecti
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
-    # Deleted content is overwritten with zeros, not left in free space: a
-    # deleted message's text leaves the file (see the search index's migration).
+    # What a delete or an edit frees or overwrites is zeroed, not left in free
+    # space: once the WAL is checkpointed, no page of the files keeps it.
     conn.execute("PRAGMA secure_delete = ON")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
