@@ -160,7 +160,8 @@ async def test_up_edits_the_last_message_escape_cancels_and_others_see_it_edited
     await box.press("ArrowUp")
     await box.fill("x" * 5000)
     await box.press("Enter")
-    await expect(alice.locator("#messages li.problem")).to_contain_text("Not edited: ")
+    refused = alice.locator("#messages li.problem", has_text="Not edited: ")
+    await expect(refused).to_contain_text("message text is 5000 bytes")
     await expect(shown(alice)).to_have_text(["hello world", "not yours to edit"])
     # Only the author's messages offer Edit; another's has Reply and React only.
     await open_menu(alice, 2)
@@ -480,9 +481,8 @@ async def test_a_message_deleted_from_another_session_ends_its_edit(browser, web
     await expect(shown(laptop)).to_have_text(["message deleted"])
     await expect(laptop.locator("#compose-mode")).to_be_hidden()
     await expect(box).to_have_value("")
-    await expect(laptop.locator("#messages li.problem")).to_have_text(
-        "The message you were editing was deleted."
-    )
+    ended = laptop.locator("#messages li.problem", has_text="you were editing")
+    await expect(ended).to_have_text("The message you were editing was deleted.")
     # Up finds nothing left to edit.
     await box.press("ArrowUp")
     await expect(laptop.locator("#compose-mode")).to_be_hidden()
