@@ -120,11 +120,22 @@ class ChatApi:
         return pb.SetPasswordResponse(had_password=change.had_password, changed=change.changed)
 
     async def ListRooms(self, request: pb.ListRoomsRequest, caller: Caller) -> pb.ListRoomsResponse:
-        await self.user(caller)
+        user = await self.user(caller)
         page, token = await self.hub.listings.rooms(
             limit=request.page_size, page_token=request.page_token, prefix=request.prefix
         )
-        rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in page]
+        reads = await self.hub.reads.rooms(user, [(n, s) for n, _, s in page])
+        rooms = [
+            pb.Room(
+                name=n,
+                online=o,
+                last_seq=s,
+                read_seq=mark,
+                unread=count.unread,
+                mentions=count.mentions,
+            )
+            for (n, o, s), (mark, count) in zip(page, reads, strict=True)
+        ]
         return pb.ListRoomsResponse(rooms=rooms, next_page_token=token)
 
     async def ListMembers(
@@ -143,7 +154,18 @@ class ChatApi:
         page, token = await self.hub.listings.directs(
             user, limit=request.page_size, page_token=request.page_token
         )
-        directs = [pb.Direct(with_user=u, last_seq=s) for u, s in page]
+        reads = await self.hub.reads.directs(user, page)
+        directs = [
+            pb.Direct(
+                with_user=u,
+                last_seq=s,
+                read_seq=mark,
+                peer_read_seq=peer_mark,
+                unread=count.unread,
+                mentions=count.mentions,
+            )
+            for (u, s), (mark, peer_mark, count) in zip(page, reads, strict=True)
+        ]
         return pb.ListDirectsResponse(
             directs=directs, epoch=self.hub.store.epoch, next_page_token=token
         )

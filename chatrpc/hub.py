@@ -32,10 +32,13 @@ from .model import (
     room_key,
 )
 from .presence import RoomPresence
+from .read_state import ReadState
 from .rules import SendRules, claim_room
 from .stats import Stats
-from .store import Store
+from .store import Signal, Store
+from .store.signals import TYPING
 from .subscriber import Ack, EndReason, Left, Replay, Session
+from .typing_notices import TypingRelay
 
 
 class Hub:
@@ -59,10 +62,15 @@ class Hub:
         self._token_of: dict[Session, str] = {}
         #: Sessions whose token was revoked, until their stream ends.
         self._revoked: set[Session] = set()
+        #: Who is typing, and how far each user has read (live signals).
+        found = (self._sessions_of, self._check_live)
+        self.typing = TypingRelay(store, self.limits, self.presence, *found)
+        self.reads = ReadState(store, self.rules, *found)
         store.set_listener(self._on_commit)
         # Revoked tokens and disabled accounts (through other servers): sessions here end.
         store.set_revoke_listener(self.revoke)
         store.set_disable_listener(functools.partial(self.revoke, reason=EndReason.DISABLED))
+        store.set_signal_listener(functools.partial(_on_signal, self.typing, self.reads))
 
     # -- sessions --------------------------------------------------------------------
 
@@ -157,6 +165,9 @@ class Hub:
             for session in self._recipients(msg):
                 session.push(msg)
 
+    def _sessions_of(self, user: str) -> list[Session]:
+        return list(self._users.get(user, ()))
+
     def _recipients(self, msg: StoredMessage) -> Iterable[Session]:
         if is_room_key(msg.conv):
             return self.presence.sessions_in(msg.room)
@@ -191,7 +202,7 @@ class Hub:
         session.hold(conv)
         try:
             self.presence.subscribe(session, room)
-            replay = await self._replay(conv, after_seq, epoch, room=room)
+            replay = await self._replay(conv, after_seq, epoch, room=room, user=session.user)
         except BaseException:
             session.release(conv)
             raise
@@ -209,24 +220,17 @@ class Hub:
         conv = dm_key(session.user, peer)
         session.hold(conv)
         try:
-            replay = await self._replay(conv, after_seq, epoch, with_user=peer)
+            replay = await self._replay(conv, after_seq, epoch, with_user=peer, user=session.user)
         except BaseException:
             session.release(conv)
             raise
         session.push(replay)
 
     async def _replay(
-        self, conv: str, after_seq: int | None, epoch: str, *, room: str = "", with_user: str = ""
+        self, conv: str, after_seq: int | None, epoch: str, *, user: str, **target: str
     ) -> Replay:
         return await resume.answer(
-            self.store,
-            self.presence,
-            self.limits,
-            conv,
-            after_seq,
-            epoch,
-            room=room,
-            with_user=with_user,
+            self.store, self.presence, self.limits, conv, after_seq, epoch, user=user, **target
         )
 
     async def leave(self, session: Session, room: str) -> None:
@@ -282,3 +286,11 @@ class Hub:
             else:
                 self.stats.committed += 1
         return [msg for msg, _ in results]
+
+
+def _on_signal(typing: TypingRelay, reads: ReadState, signal: Signal) -> None:
+    """The store's signal listener: someone typing, or a read marker moved, elsewhere."""
+    if signal.kind == TYPING:
+        typing.deliver(signal.conv, signal.user)
+    else:
+        reads.deliver(signal.conv, signal.user, signal.seq)

@@ -25,9 +25,11 @@ async def answer(
     *,
     room: str = "",
     with_user: str = "",
+    user: str = "",
 ) -> Replay:
     """The acknowledgement of a join of ``conv`` and what it replays after ``after_seq``
-    (None: nothing, live only), with the room's online users (see the module)."""
+    (None: nothing, live only), with the room's online users (see the module) and
+    the read markers of ``user`` and, in a DM, of ``with_user``."""
     last = await store.last_seq(conv)
     online = await presence.online(room) if room else set()
     crowded = bool(room) and presence.crowded(room, len(online))
@@ -44,6 +46,8 @@ async def answer(
             messages = await store.history(conv, limit=resume.limit, descending=True)
             messages.reverse()
         complete = replay.complete(after_seq, floor, last, messages)
+    read_seq = await store.read_marker(user, conv) if user else 0
+    peer_read_seq = await store.read_marker(with_user, conv) if user and with_user else 0
     joined = Joined(
         conv=conv,
         room=room,
@@ -54,5 +58,7 @@ async def answer(
         replayed=len(messages),
         members=members,
         online=len(online),
+        read_seq=read_seq,
+        peer_read_seq=peer_read_seq,
     )
     return Replay(joined, messages, floor if after_seq is not None else last)

@@ -8,13 +8,11 @@ acknowledged is lost that way: the client resumes from the last seq it got.
 The writer calls :meth:`Session.next_batch`, which applies the delivery rules:
 within one session, each conversation's messages go out in strictly increasing
 seq, each at most once, whatever their way in (replay, live fan-out, the answer
-to a retried send). These rules are the transport's, not gRPC's: every adapter
-writes what ``next_batch`` returns, in that order.
+to a retried send). Every adapter writes what ``next_batch`` returns, in order.
 
 * Live messages of a conversation being replayed are held back until its
   replay is queued, then only those past the replay are delivered.
-* A message at or below what the session already delivered in its
-  conversation is dropped.
+* A message at or below what the session delivered of its conversation is dropped.
 * A replay never goes below what the session delivered: a DM resumed after
   newer DMs already reached the session live replays only past them, and its
   acknowledgement says the replay is not complete (``complete`` false), so
@@ -36,6 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .live import LiveItem
 from .model import StoredMessage
 
 _ids = itertools.count(1)
@@ -89,6 +88,9 @@ class Joined:
     members: tuple[str, ...]
     #: users online in the room (``members`` may be empty past the presence cap)
     online: int = 0
+    #: the user's read marker, and in a DM the peer's (0: none)
+    read_seq: int = 0
+    peer_read_seq: int = 0
 
 
 @dataclass(slots=True, frozen=True)
@@ -142,9 +144,9 @@ class End:
     reason: EndReason
 
 
-Item = StoredMessage | Presence | Replay | Left | Notice | Ack | Acked | End
+Item = StoredMessage | Presence | LiveItem | Replay | Left | Notice | Ack | Acked | End
 #: What the writer receives: stored messages, notices and acknowledgements.
-Outgoing = StoredMessage | Presence | Joined | Left | Notice | Acked | End
+Outgoing = StoredMessage | Presence | LiveItem | Joined | Left | Notice | Acked | End
 
 
 @dataclass(slots=True)
@@ -217,6 +219,13 @@ class Session:
         self._queue.append(item)
         self._wakeup.set()
         return True
+
+    def offer(self, item: LiveItem) -> bool:
+        """Queues a droppable item (typing) only while under half the bound: never a cut."""
+        if len(self._queue) * 2 >= self.max_queue:
+            self.dropped += 1
+            return False
+        return self.push(item)
 
     def end(self, reason: EndReason) -> None:
         """Asks the writer to finish after what is queued (bypasses the bound)."""

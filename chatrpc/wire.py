@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from .live import ReadMark, TypingNotice
 from .model import StoredMessage
 from .subscriber import Acked, Joined, Left, Notice, Outgoing, Presence
 from .v1 import chat_pb2 as pb
@@ -76,6 +77,8 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
             replayed=item.replayed,
             members=item.members,
             online=item.online,
+            read_seq=item.read_seq,
+            peer_read_seq=item.peer_read_seq,
         )
         if item.room:
             joined.room = item.room
@@ -84,6 +87,20 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
         return pb.ServerEvent(joined=joined)
     if isinstance(item, Left):
         return pb.ServerEvent(left=pb.Left(room=item.room))
+    if isinstance(item, TypingNotice):
+        typing = pb.UserTyping(user=item.user)
+        if item.room:
+            typing.room = item.room
+        else:
+            typing.with_user = item.with_user
+        return pb.ServerEvent(typing=typing)
+    if isinstance(item, ReadMark):
+        mark = pb.ReadMarker(user=item.user, seq=item.seq)
+        if item.room:
+            mark.room = item.room
+        else:
+            mark.with_user = item.with_user
+        return pb.ServerEvent(read_marker=mark)
     if isinstance(item, Acked):
         msg = item.message
         ack = pb.Ack(seq=msg.seq, client_msg_id=msg.client_msg_id)
@@ -104,9 +121,9 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
 
 
 def encode(item: Outgoing) -> bytes:
-    """The serialised ``ServerEvent``; a message's or a presence change's is computed
-    once for all the sessions it goes to."""
-    if isinstance(item, (StoredMessage, Presence)):
+    """The serialised ``ServerEvent``; a message's, a presence change's or a live
+    item's is computed once for all the sessions it goes to."""
+    if isinstance(item, (StoredMessage, Presence, TypingNotice, ReadMark)):
         wire = item.wire
         if wire is None:
             wire = item.wire = event_pb(item).SerializeToString()

@@ -436,7 +436,7 @@ def test_history_returns_the_messages_sent_in_a_room_and_in_a_dm(server_process)
     assert newest["has_more"] is True
 
     directs = call(address, "ListDirects", token=bob)
-    assert directs["directs"] == [{"with_user": "alice", "last_seq": "1"}]
+    assert directs["directs"] == [{"with_user": "alice", "last_seq": "1", "unread": 1}]
 
 
 def test_list_rooms_and_list_members_show_who_is_online(server_process, open_chat):

@@ -340,6 +340,7 @@ _EVENT_BASE: dict[str, dict[str, Any]] = {
     "edit": {"edit": pb.Edit(room="numbers", seq=1, text="x")},
     "delete": {"delete": pb.Delete(room="numbers", seq=1)},
     "react": {"react": pb.React(room="numbers", seq=1, emoji="👍")},
+    "mark_read": {"mark_read": pb.MarkRead(room="numbers", seq=1)},
 }
 
 
@@ -390,6 +391,7 @@ async def test_every_numeric_field_of_every_request_at_its_extremes_gets_a_clean
             ("ClientEvent", "join", "after_seq"),
             ("ClientEvent", "edit", "seq"),
             ("ClientEvent", "send", "reply_to"),
+            ("ClientEvent", "mark_read", "seq"),
         } <= fuzzed
         for method, path, value in cases:
             request = _with(method.input_type.name, path, value)

@@ -11,7 +11,9 @@
   :class:`~chatrpc.client.cursor.Cursor`; its unacknowledged sends are
   :mod:`~chatrpc.client.sends` (edits, deletes and reactions go the same way:
   :mod:`~chatrpc.client.writes`); what it does with what a session receives is
-  :mod:`~chatrpc.client.events`.
+  :mod:`~chatrpc.client.events`; its typing notices and read markers are
+  :mod:`~chatrpc.client.signals` (the ``typing`` and ``read_marker`` events
+  that arrive go to ``on_event`` like the others).
 
 Nothing here imports the server; the CLI, the tests and the benchmark use it.
 """
@@ -30,6 +32,7 @@ from .cursor import Cursor, conv_of
 from .errors import RECONNECT_ON, ClientClosed, SendError
 from .events import RESUME_RETRIES
 from .sends import SEND_RETRIES, Stored, new_client_msg_id, retry_delay
+from .signals import TYPING_INTERVAL_S
 from .state import ClientState, State
 from .stream import BATCH_EVENTS, ChatStream
 
@@ -39,6 +42,7 @@ __all__ = [
     "RECONNECT_ON",
     "RESUME_RETRIES",
     "SEND_RETRIES",
+    "TYPING_INTERVAL_S",
     "ChannelSecurity",
     "ChatClient",
     "ChatStream",

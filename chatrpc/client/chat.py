@@ -28,6 +28,7 @@ from .cursor import Cursor
 from .errors import RECONNECT_ON, ClientClosed, SendError
 from .sends import Backoff, PendingSend, Sends, Stored
 from .session import Sessions
+from .signals import Signals
 from .state import ClientState, State
 from .stream import ChatStream
 from .writes import Writes
@@ -35,7 +36,7 @@ from .writes import Writes
 log = logging.getLogger(__name__)
 
 
-class ChatClient(Sessions, Writes):
+class ChatClient(Sessions, Writes, Signals):
     """A session that survives reconnects (see the module docstring).
 
     Args:
@@ -44,7 +45,8 @@ class ChatClient(Sessions, Writes):
         token: a token from :func:`~chatrpc.client.login`.
         on_event: called with every event to show, in order, once per message (a
             DM sent while the client resumes can come before the older ones the
-            resume fills in); also with ``None`` when the connection state changes.
+            resume fills in), ``typing`` and ``read_marker`` events included; also
+            with ``None`` when the connection state changes.
             An ``error`` event that answers a :meth:`send` or :meth:`join` is not
             passed on: that call raises :class:`SendError` with it.
         on_state: called with the new state and why, when the connection changes.

@@ -25,6 +25,7 @@ from ..hub import Hub
 from ..model import Draft, seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
+from . import signals
 from .ends import Ending, ending
 from .stored import STORED, prepare, reads_state, stored_event
 
@@ -286,7 +287,7 @@ class SessionRunner:
             elif kind == "leave":
                 await self.hub.leave(session, event.leave.room)
             else:
-                raise ChatError(Code.INVALID_ARGUMENT, "empty event: set join, leave or send")
+                await signals.handle(self.hub, session, event)
         except ChatError as exc:
             session.push(Notice(exc.code.name, exc.message))
         except Exception:

@@ -1,7 +1,7 @@
 """The store: durable history with sequence numbers, accounts and memberships.
 
 Every store (memory, SQLite, Redis) implements :class:`Store` and passes the same
-test suite (``tests/test_store.py``). :class:`Store` is the composition of five
+test suite (``tests/test_store.py``). :class:`Store` is the composition of eight
 roles, each an interface of its own with its guarantees in its module's
 docstring, so a caller can ask for only what it needs:
 
@@ -20,6 +20,11 @@ docstring, so a caller can ask for only what it needs:
 * :class:`~chatrpc.store.admin.AdminStore` (``admin.py``): what an operator
   does (listings with sizes, disabled accounts, room owners, deleting and
   pruning) and idle accounts' expiry.
+* :class:`~chatrpc.store.markers.ReadMarkers` (``markers.py``): read markers,
+  only moving forward, and the bounded unread and mention counts.
+* :class:`~chatrpc.store.signals.ClusterSignals` (``signals.py``): typing
+  notices and moved read markers told to the other servers;
+  :class:`~chatrpc.store.signals.LocalSignals` for a single-process store.
 
 Methods raise :class:`chatrpc.errors.StoreUnavailable` when the backing service
 cannot be reached (retryable); nothing is acknowledged in that case.
@@ -31,6 +36,7 @@ import abc
 
 from .accounts import Account, AccountStore, RegistrationToken, token_id
 from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
+from .markers import UNREAD_CAP, ReadMarkers, Span, Unread
 from .messages import Listener, MessageLog
 from .options import StoreOptions
 from .presence import (
@@ -43,20 +49,25 @@ from .presence import (
 )
 from .rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, RoomStore, next_prune_start
 from .search import MessageSearch, SearchPage
+from .signals import ClusterSignals, LocalSignals, Signal, SignalListener
 
 __all__ = [
     "QUOTA_WINDOW_MS",
+    "UNREAD_CAP",
     "Account",
     "AccountInfo",
     "AccountStore",
     "AdminStore",
     "ClusterPresence",
+    "ClusterSignals",
     "DisableListener",
     "Listener",
     "LocalPresence",
+    "LocalSignals",
     "MessageLog",
     "MessageSearch",
     "PresenceListener",
+    "ReadMarkers",
     "RegistrationToken",
     "RevokeListener",
     "RoomClaim",
@@ -66,15 +77,28 @@ __all__ = [
     "RoomInfo",
     "RoomStore",
     "SearchPage",
+    "Signal",
+    "SignalListener",
+    "Span",
     "Store",
     "StoreOptions",
+    "Unread",
     "next_prune_start",
     "token_id",
 ]
 
 
-class Store(MessageLog, RoomStore, AccountStore, AdminStore, ClusterPresence, MessageSearch):
-    """Durable chat state behind one interface: the roles, opened and closed
+class Store(
+    MessageLog,
+    RoomStore,
+    AccountStore,
+    AdminStore,
+    ClusterPresence,
+    MessageSearch,
+    ReadMarkers,
+    ClusterSignals,
+):
+    """Durable chat state behind one interface: the eight roles, opened and closed
     together; see the module docstring."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:

@@ -11,6 +11,7 @@ from .base import (
     QUOTA_WINDOW_MS,
     Account,
     LocalPresence,
+    LocalSignals,
     RegistrationToken,
     RoomClaim,
     RoomEntry,
@@ -21,6 +22,7 @@ from .base import (
 )
 from .changes import DELETE, MESSAGE, applies, changed
 from .memory_admin import MemoryAdmin
+from .memory_markers import MemoryMarkers
 from .memory_members import MemoryMembers
 from .rules import dropped_original, retention_cutoff_ms, store_closed
 from .scan import ScanSearch
@@ -94,7 +96,16 @@ def _index(log: list[StoredMessage], seq: int) -> int | None:
     return index if 0 <= index < len(log) else None
 
 
-class MemoryStore(MemoryAdmin, LocalPresence, MemoryMembers, ScanSearch, _MemoryChanges, Store):
+class MemoryStore(
+    MemoryAdmin,
+    LocalPresence,
+    LocalSignals,
+    MemoryMembers,
+    ScanSearch,
+    _MemoryChanges,
+    Store,
+    MemoryMarkers,
+):
     """Keeps every conversation as a list in memory; each ``open`` is a new epoch."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:

@@ -8,6 +8,7 @@ import time
 import zlib
 from typing import TextIO
 
+from ..mentions import mentions
 from ..v1 import chat_pb2 as pb
 from .commands import ACTION
 
@@ -98,8 +99,12 @@ class Formatter:
             text = text[len(ACTION) :]
         if m.deleted:
             text = self._sgr("2", "(deleted)")
-        elif m.edited:
-            text += self._sgr("2", " (edited)")
+        else:
+            if m.sender != self.me and mentions(m.text, self.me):
+                # A mention of the reader stands out.
+                text = self._sgr("1;33", text)
+            if m.edited:
+                text += self._sgr("2", " (edited)")
         if m.reply_to:
             text = self._sgr("2", f"(re #{m.reply_to})") + " " + text
         if m.reactions:

@@ -3,6 +3,7 @@ state changes, and the answers of ``/who``, ``/rooms``, ``/history`` and ``/help
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from ..client import ChatClient, State, Stored
 from ..v1 import chat_pb2 as pb
 from .commands import CALL_TIMEOUT, HELP
 from .formatter import Formatter, conv_of_event, printable
+from .signals import LiveSignals, unread_note
 
 
 def rpc_problem(exc: grpc.aio.AioRpcError, *, tls: bool = False) -> str:
@@ -61,6 +63,11 @@ class ChatOutput:
 
     # -- output ------------------------------------------------------------------------
 
+    @functools.cached_property
+    def signals(self) -> LiveSignals:
+        """Who is typing, the user's own typing, and what to mark read."""
+        return LiveSignals(lambda: self.client, lambda: self.on_change())
+
     @property
     def me(self) -> str:
         """The user's own name."""
@@ -85,6 +92,8 @@ class ChatOutput:
         self.emit(json.dumps(data, ensure_ascii=False))
 
     def _show_message(self, m: pb.Message) -> None:
+        if self.interactive:
+            self.signals.on_message(m, self.me, self.room)
         if self.as_json:
             self._emit_json("message", m)
         else:
@@ -97,6 +106,10 @@ class ChatOutput:
             self.emit(json.dumps(data, ensure_ascii=False))
             return
         kind = event.WhichOneof("event")
+        if self.interactive and kind == "typing":
+            self.signals.on_typing(event.typing)  # shown under the input line
+        elif self.interactive and kind == "message":
+            self.signals.on_message(event.message, self.me, self.room)
         if kind == "joined" and event.joined.WhichOneof("target") == "room":
             j = event.joined
             reset = bool(self._epoch) and j.epoch != self._epoch
@@ -203,7 +216,10 @@ class ChatOutput:
                 self.formatter.info(f"no rooms named {prefix}..." if prefix else "no rooms yet")
             )
         for r in listed.rooms:
-            self.emit(self.formatter.info(f"#{r.name} ({r.online} online)"))
+            # What this terminal showed is read, though its mark may still be on its way.
+            read = self.signals.read_here("#" + r.name, r.last_seq)
+            note = "" if read else unread_note(r.unread, r.mentions)
+            self.emit(self.formatter.info(f"#{r.name} ({r.online} online{note})"))
         if self._rooms_next is not None:
             self.emit(self.formatter.info("more rooms: /rooms more"))
 

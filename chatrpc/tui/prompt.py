@@ -7,6 +7,7 @@ import contextlib
 
 import grpc
 from prompt_toolkit import PromptSession
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.output import ColorDepth
@@ -16,6 +17,7 @@ from ..client import ClientClosed, State
 from .commands import CALL_TIMEOUT, Command, CommandError, parse_line
 from .formatter import PALETTE, nick_color, printable
 from .output import rpc_problem
+from .signals import describe, typing_target
 from .view import ChatView
 
 
@@ -50,6 +52,13 @@ class Prompt:
             bottom_toolbar=self.waiting,
             style=Style.from_dict({"bottom-toolbar": "noreverse"}),
         )
+        # Typing notices while a line is typed (the client sends one every few seconds).
+        self.session.default_buffer.on_text_changed += self._typed
+
+    def _typed(self, buffer: Buffer) -> None:
+        target = typing_target(buffer.text, self.conversation.room)
+        if target is not None:
+            self.conversation.signals.typed(*target)
 
     def message(self) -> FormattedText:
         """The prompt text, evaluated at every redraw.
@@ -93,6 +102,11 @@ class Prompt:
             f"… queued: {printable(_describe(cmd, self._room_after(i)))}"
             for i, cmd in enumerate(conv.waiting)
         ]
+        typists = conv.signals.typists
+        for where in typists.conversations():
+            if where.startswith("@") or where == f"#{conv.room}":
+                place = f"in {where}" if where.startswith("#") else "to you"
+                lines.append(f"… {describe(typists.typing(where))} {place}")
         return FormattedText([(dim, "\n".join(lines))])
 
     async def read_secret(self, label: str) -> str | None:

@@ -1062,6 +1062,8 @@ class Room(_message.Message):
     unread: _builtins.int
     """For the caller: messages of others after their read marker, and how many
     of those mention them (@name). Both 0 in rooms the caller is not in.
+    Counted among the 999 newest stored items after the marker, so 999 means
+    999 or more.
     """
     mentions: _builtins.int
     read_seq: _builtins.int
@@ -1211,7 +1213,9 @@ class Direct(_message.Message):
     with_user: _builtins.str
     last_seq: _builtins.int
     unread: _builtins.int
-    """Messages of the peer after the caller's read marker, and how many mention them."""
+    """Messages of the peer after the caller's read marker, and how many mention
+    them; counted as Room.unread is (999 means 999 or more).
+    """
     mentions: _builtins.int
     read_seq: _builtins.int
     """The caller's read marker and the peer's (0: none)."""

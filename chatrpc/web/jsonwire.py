@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from ..live import ReadMark, TypingNotice
 from ..model import StoredMessage
 from ..subscriber import Outgoing, Presence
 from ..wire import event_pb
@@ -33,7 +34,7 @@ def to_json(message: Message) -> str:
 
 def event_json(item: Outgoing) -> str:
     """The ``ServerEvent`` JSON of an outgoing item; shared items' once for all sessions."""
-    if not isinstance(item, (StoredMessage, Presence)):
+    if not isinstance(item, (StoredMessage, Presence, TypingNotice, ReadMark)):
         return to_json(event_pb(item))
     text = item.json
     if text is None:

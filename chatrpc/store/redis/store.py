@@ -12,8 +12,10 @@ from ..base import (
     RegistrationToken,
     RoomClaim,
     RoomEntry,
+    Span,
     Store,
     StoreOptions,
+    Unread,
 )
 from ..scan import ScanSearch
 from .accounts import Accounts
@@ -21,15 +23,37 @@ from .admin import RedisAdmin
 from .connection import Connection
 from .feed import Feed
 from .history import History
+from .keys import Entry
+from .markers import Markers
 from .presence import Presence
 from .rooms import RegistrationTokens, Rooms
+from .signals import Signals
 from .watches import Watches
 from .writer import Writer
 
 log = logging.getLogger(__name__)
 
 
-class RedisStore(ScanSearch, RedisAdmin, Store):
+class _LiveState:
+    """Typing notices and read markers, handed to their parts."""
+
+    _signals: Signals
+    _markers: Markers
+
+    def relay_typing(self, conv: str, user: str) -> None:
+        self._signals.relay_typing(conv, user)
+
+    async def mark_read(self, user: str, conv: str, seq: int) -> bool:
+        return await self._markers.mark_read(user, conv, seq)
+
+    async def read_markers(self, user: str, convs: Sequence[str]) -> list[int]:
+        return await self._markers.read_markers(user, convs)
+
+    async def unread_counts(self, user: str, spans: Sequence[Span]) -> list[Unread]:
+        return await self._markers.unread_counts(user, spans)
+
+
+class RedisStore(ScanSearch, RedisAdmin, _LiveState, Store):
     """Chat state in Redis, shared by every server using the same URL (see the package doc).
 
     Args:
@@ -61,10 +85,14 @@ class RedisStore(ScanSearch, RedisAdmin, Store):
             self._history,
             self._watches,
             self._notify,
-            self._presence.on_entries,
+            self._on_stream_entries,
             self._set_epoch,
         )
         self.feed_lag = self._feed.lag
+        self._signals = Signals(
+            self._conn, self._presence.node, lambda signal: self._signal_listener(signal)
+        )
+        self._markers = Markers(self._conn, self._presence.node)
         self._writer = Writer(self._conn, self.options, self._history, self._feed)
         self._rooms = Rooms(self._conn)
         self._regtokens = RegistrationTokens(self._conn)
@@ -92,6 +120,7 @@ class RedisStore(ScanSearch, RedisAdmin, Store):
         if self._conn.closed:
             return
         await self._presence.withdraw()
+        await self._signals.stop()
         self._conn.closed = True
         await self._writer.stop()
         await self._feed.stop()
@@ -101,6 +130,11 @@ class RedisStore(ScanSearch, RedisAdmin, Store):
 
     def _set_epoch(self, epoch: str) -> None:
         self.epoch = epoch
+
+    async def _on_stream_entries(self, found: list[Entry]) -> None:
+        """What the other servers told on the presence stream: signals, then presence."""
+        self._signals.on_entries(found)
+        await self._presence.on_entries(found)
 
     # -- watching and presence -------------------------------------------------------
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ...errors import StoreUnavailable
 from ...model import StoredMessage, dm_users, is_room_key, message_in
-from ..base import LocalPresence, Store, StoreOptions
+from ..base import LocalPresence, LocalSignals, Store, StoreOptions
 from ..rules import retention_cutoff_ms, store_closed
 from .schema import connect, migrate
 
@@ -65,7 +65,7 @@ def row_to_message(key: str, row: tuple[Any, ...]) -> StoredMessage:
     return msg
 
 
-class SQLiteBase(LocalPresence, Store):
+class SQLiteBase(LocalPresence, LocalSignals, Store):
     """The threads of the SQLite store and its lifecycle; the roles' methods are in
     the modules beside this one, and :class:`SQLiteStore` gathers them.
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from .accounts import SQLiteAccounts
 from .admin import SQLiteAdmin
+from .markers import SQLiteMarkers
 from .messages import SQLiteMessages
 from .rooms import SQLiteRooms
 from .search import SQLiteSearch
 
 
-class SQLiteStore(SQLiteAccounts, SQLiteAdmin, SQLiteRooms, SQLiteMessages, SQLiteSearch):
+class SQLiteStore(
+    SQLiteAccounts, SQLiteAdmin, SQLiteRooms, SQLiteMessages, SQLiteSearch, SQLiteMarkers
+):
     """Chat state in one SQLite file (WAL); see the package docstring for the threads.
 
     Args:
