@@ -374,6 +374,9 @@ async def test_a_dm_shows_seen_under_the_last_message_the_peer_read(browser, web
     await expect(shown(bob)).to_have_text(["are you there?", "hello?"])
     await expect(item(alice, 2).locator(".seen")).to_have_text("Seen")
     await expect(alice.locator("#messages .seen")).to_have_count(1)
+    # Typing in a DM shows in the other's DM.
+    await alice.get_by_label("Message", exact=True).press_sequentially("one more")
+    await expect(bob.locator("#typing")).to_have_text("alice is typing…")
     no_script_errors(alice, bob)
 
 
