@@ -427,7 +427,6 @@ class App {
     this.showPending(entry);
     // Offline, it waits in the outbox: sent once, with the same id, when back.
     this.connection.send(entryEvent(entry));
-    this.composer.sent(key);
   }
 
   /** An edit, delete or reaction ({kind, seq, ...}): kept like a send until its echo. */

@@ -85,9 +85,4 @@ export class Composer {
     const key = this.hooks.current();
     if (key && this.throttle.take(key, Date.now())) this.hooks.typing(key);
   }
-
-  /** The user's message went out: the next keystroke may say "typing" again at once. */
-  sent(key) {
-    this.throttle.forget(key);
-  }
 }

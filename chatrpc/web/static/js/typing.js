@@ -26,10 +26,6 @@ export class Throttle {
     this.last.set(key, now);
     return true;
   }
-
-  forget(key) {
-    this.last.delete(key);
-  }
 }
 
 /** Whether a line being typed is a message (a command like /join is not typing). */
