@@ -1,7 +1,7 @@
 // The app shell offline: the page, its styles and modules. Network first (so a new
 // version shows at once), the cache when the network fails. The API and the
 // WebSocket are never cached.
-const CACHE = "chatrpc-shell-v2";
+const CACHE = "chatrpc-shell-v3";
 const SHELL = [
   "/",
   "/static/app.css",
@@ -9,11 +9,21 @@ const SHELL = [
   "/static/js/app.js",
   "/static/js/api.js",
   "/static/js/backoff.js",
+  "/static/js/changes.js",
   "/static/js/commands.js",
+  "/static/js/composer.js",
   "/static/js/connection.js",
+  "/static/js/conversation.js",
   "/static/js/cursor.js",
+  "/static/js/menu.js",
+  "/static/js/messageview.js",
   "/static/js/protocol.js",
   "/static/js/render.js",
+  "/static/js/search.js",
+  "/static/js/searchpanel.js",
+  "/static/js/signals.js",
+  "/static/js/typing.js",
+  "/static/js/unread.js",
   "/manifest.webmanifest",
 ];
 

@@ -1,14 +1,23 @@
 // The page: sign-in, conversations, history, the composer. The DOM pieces are in
-// render.js (text always as text), the wire and the resume rules in protocol.js and
-// cursor.js, the socket's states in connection.js.
+// render.js and messageview.js (text always as text), one conversation's messages in
+// conversation.js, the wire and the resume rules in protocol.js and cursor.js, the
+// socket's states in connection.js; stored changes fold in changes.js, typing and read
+// markers in typing.js and unread.js (the page's side in signals.js), the message menu
+// in menu.js, the composer's modes in composer.js, the search box in searchpanel.js.
 
 import { ApiError, call, signInProblem, whoami } from "./api.js";
 import { CommandError, helpLines, parseLine } from "./commands.js";
 import { Connection } from "./connection.js";
-import { Cursors, Outbox, Timeline } from "./cursor.js";
+import { isChange, kindOf } from "./changes.js";
+import { Composer } from "./composer.js";
+import { Conversation } from "./conversation.js";
+import { Cursors, Outbox } from "./cursor.js";
+import { MessageMenu } from "./menu.js";
+import { flash } from "./messageview.js";
 import {
   display,
   dmKey,
+  entryEvent,
   eventKind,
   joinEvent,
   leaveEvent,
@@ -16,12 +25,17 @@ import {
   newClientMsgId,
   parseKey,
   roomKey,
-  sendEvent,
   seqOf,
 } from "./protocol.js";
-import { conversationItem, memberItem, messageItem, noticeItem, pendingItem } from "./render.js";
+import { conversationItem, memberItem, noticeItem, pendingItem } from "./render.js";
+import { windowBody } from "./search.js";
+import { SearchPanel } from "./searchpanel.js";
+import { Signals } from "./signals.js";
 
 const PAGE = 50;
+/** Most History pages read to show a message found (or answered) with what is shown. */
+const JUMP_PAGES = 20;
+const NOT_DONE = { edit: "Not edited", delete: "Not deleted", react: "Reaction not saved" };
 const $ = (id) => document.getElementById(id);
 
 /** The signed-in user's state, saved in localStorage (never the token: the cookie has it). */
@@ -53,23 +67,6 @@ class Saved {
   }
 }
 
-/** One conversation on screen. */
-class Conversation {
-  constructor(key) {
-    this.key = key;
-    this.timeline = new Timeline();
-    this.unread = 0;
-    this.members = new Set();
-    this.hasOlder = true;
-    this.historyLoaded = false;
-    this.list = document.createElement("ol");
-    this.list.className = "messages";
-    this.list.setAttribute("role", "log");
-    this.list.setAttribute("aria-live", "polite");
-    this.list.setAttribute("aria-relevant", "additions");
-  }
-}
-
 class App {
   constructor(user) {
     this.me = user;
@@ -82,6 +79,35 @@ class App {
       onState: (state, detail) => this.onState(state, detail),
       onSignedOut: () => this.signedOut("Your session ended: sign in again."),
     });
+    this.signals = new Signals(this);
+    this.menu = new MessageMenu($("message-menu"), {
+      reply: (state) => this.composer.reply(this.current, state),
+      edit: (state) => this.composer.edit(this.current, state),
+      react: (state, emoji) => this.react(state, emoji),
+      remove: (state) => this.change(this.current, { kind: "delete", seq: state.seq }),
+    });
+    this.composer = new Composer(
+      { input: $("message"), bar: $("compose-mode"), what: $("compose-what"), cancel: $("compose-cancel") },
+      {
+        current: () => this.current,
+        editLast: () => this.editLast(),
+        typing: (key) => this.signals.sendTyping(key),
+      },
+    );
+    this.search = new SearchPanel(
+      {
+        panel: $("search"),
+        form: $("search-form"),
+        input: $("search-query"),
+        scope: $("search-scope"),
+        results: $("search-results"),
+        more: $("search-more"),
+        status: $("search-status"),
+        close: $("search-close"),
+        toggle: $("search-toggle"),
+      },
+      { me: user, current: () => this.current, openAt: (key, seq) => this.openAt(key, seq), shown: (open) => open && this.showConversation() },
+    );
   }
 
   start() {
@@ -100,7 +126,7 @@ class App {
     } else {
       this.open(roomKey(this.saved.rooms[0]));
     }
-    for (const entry of this.saved.outbox.entries) this.showPending(entry);
+    for (const entry of this.saved.outbox.entries) if (!entry.change) this.showPending(entry);
     this.connection.start();
   }
 
@@ -131,10 +157,10 @@ class App {
       if (cursor) this.connection.send(joinEvent(key, cursor));
     }
     // Sent after the joins: the server handles a session's events in order.
-    for (const entry of this.saved.outbox.entries) {
-      this.connection.send(sendEvent(entry.key, entry.text, entry.clientMsgId));
-    }
+    for (const entry of this.saved.outbox.entries) this.connection.send(entryEvent(entry));
     this.discoverDirects();
+    this.signals.refreshRooms();
+    this.signals.markRead();
   }
 
   /** DMs that started while this page was away (or in another browser). */
@@ -145,6 +171,7 @@ class App {
     } catch {
       return; // the next connection tries again
     }
+    this.signals.fromDirects(reply);
     for (const direct of reply.directs || []) {
       const key = dmKey(direct.withUser);
       const lastSeq = seqOf(direct.lastSeq);
@@ -167,6 +194,9 @@ class App {
     else if (kind === "presence") this.onPresence(body);
     else if (kind === "left") this.notice(this.current, `You left #${body.room}.`);
     else if (kind === "error") this.onError(body);
+    else if (kind === "ack") this.settle(body.clientMsgId);
+    else if (kind === "typing") this.signals.onTyping(body);
+    else if (kind === "readMarker") this.signals.onReadMarker(body);
   }
 
   onJoined(joined) {
@@ -178,11 +208,9 @@ class App {
     }
     const plan = this.saved.cursors.joined(key, joined);
     this.saved.save();
+    this.signals.onJoined(key, joined);
     if (plan.action === "reset") {
-      conv.timeline.clear();
-      conv.list.replaceChildren();
-      conv.historyLoaded = false;
-      conv.hasOlder = true;
+      conv.reset();
       this.notice(key, "The server's history was reset: showing it from the start.");
     }
     if (plan.action === "fill") this.fill(key, plan.from, plan.to);
@@ -204,7 +232,8 @@ class App {
       } catch {
         return;
       }
-      for (const m of page.messages || []) this.onMessage(m, false);
+      const asOf = seqOf(page.lastSeq);
+      for (const m of page.messages || []) this.onMessage(m, false, asOf);
       const msgs = page.messages || [];
       if (!page.hasMore || msgs.length === 0) return;
       after = seqOf(msgs[msgs.length - 1].seq);
@@ -229,42 +258,56 @@ class App {
     if (entry) {
       this.saved.save();
       this.removePending(entry.clientMsgId);
-      this.notice(entry.key, `Not sent (“${entry.text}”): ${error.message}`, "problem");
+      const what = entry.change ? NOT_DONE[entry.change.kind] : `Not sent (“${entry.text}”)`;
+      this.notice(entry.key, `${what}: ${error.message}`, "problem");
     } else {
       this.notice(this.current, error.message, "problem");
     }
   }
 
-  /** A message from the stream (live) or from History; shown once, in seq order. */
-  onMessage(message, live) {
+  /**
+   * A stored item from the stream (live) or from History (its state as of `asOf`, the
+   * conversation's last seq then): a message is shown once, in seq order; a change
+   * (edit, delete, reaction) updates the message it names.
+   */
+  onMessage(message, live, asOf = 0) {
     const key = messageKey(message, this.me);
     const seq = seqOf(message.seq);
     if (!message.room) this.addDirect(parseKey(key).name);
     const conv = this.conversation(key);
-    if (live) {
-      this.saved.cursors.advance(key, seq, "");
-    }
-    if (message.sender === this.me && message.clientMsgId) {
-      if (this.saved.outbox.settle(message.clientMsgId)) this.removePending(message.clientMsgId);
-    }
+    if (live) this.saved.cursors.advance(key, seq, "");
+    if (message.sender === this.me && message.clientMsgId) this.settle(message.clientMsgId);
     this.saved.save();
-    const before = conv.timeline.add(seq, message);
-    if (before === null) return; // shown already
-    const item = messageItem(message, seq, this.me);
-    const next = before ? conv.list.querySelector(`li[data-seq="${before}"]`) : null;
-    const stick = this.atBottom();
-    if (next) conv.list.insertBefore(item, next);
-    else conv.list.insertBefore(item, conv.list.querySelector("li.pending"));
-    if (live && message.sender !== this.me) {
-      if (key !== this.current || document.hidden) {
-        if (key !== this.current) {
-          conv.unread += 1;
-          this.renderList();
-        }
-        if (!message.room && document.hidden) this.notify(message);
-      }
+    const counted = this.signals.read.onMessage(key, message, this.me);
+    const stick = key === this.current && this.atBottom();
+    const atEnd = conv.take(message, seq, live ? 0 : asOf);
+    if (atEnd && stick) this.scrollToBottom();
+    if (live && !isChange(message)) this.signals.stopped(key, message.sender);
+    if (kindOf(message) === "DELETE" && this.composer.editing(key, seqOf(message.targetSeq))) {
+      this.composer.cancel();
+      this.notice(key, "The message you were editing was deleted.", "problem");
     }
-    if (key === this.current && !next && stick) this.scrollToBottom();
+    if (counted.unread) {
+      if (key !== this.current || document.hidden) this.renderListSoon();
+      const forMe = !message.room || counted.mention;
+      if (live && document.hidden && forMe) this.notify(message, key);
+    }
+    if (key === this.current) this.signals.markSoon();
+    if (!message.room && (message.sender === this.me || isChange(message))) this.renderSeen(key);
+  }
+
+  /** In a DM: "Seen" under the user's newest message the peer has read. */
+  renderSeen(key) {
+    const conv = this.conversations.get(key);
+    if (conv && parseKey(key).kind === "dm") conv.markSeen(this.signals.read.peerReadSeq(key));
+  }
+
+  /** A send or change of the user's was stored (its echo, or an ack) or refused. */
+  settle(clientMsgId) {
+    if (clientMsgId && this.saved.outbox.settle(clientMsgId)) {
+      this.saved.save();
+      this.removePending(clientMsgId);
+    }
   }
 
   // -- conversations -----------------------------------------------------------------
@@ -272,7 +315,7 @@ class App {
   conversation(key) {
     let conv = this.conversations.get(key);
     if (!conv) {
-      conv = new Conversation(key);
+      conv = new Conversation(key, this.me);
       this.conversations.set(key, conv);
       this.renderList();
     }
@@ -300,6 +343,7 @@ class App {
     this.saved.rooms = this.saved.rooms.filter((r) => r !== room);
     this.saved.cursors.forget(key);
     this.saved.save();
+    this.signals.read.forget(key);
     this.connection.send(leaveEvent(room));
     const conv = this.conversations.get(key);
     this.conversations.delete(key);
@@ -318,7 +362,8 @@ class App {
     this.current = key;
     this.saved.current = key;
     this.saved.save();
-    conv.unread = 0;
+    this.menu.close(false);
+    this.composer.switched(key);
     $("messages").replaceWith(conv.list);
     conv.list.id = "messages";
     const { kind, name } = parseKey(key);
@@ -326,10 +371,18 @@ class App {
     $("members-toggle").hidden = kind !== "room";
     this.renderList();
     this.renderMembers();
-    document.getElementById("chat-view").classList.replace("show-list", "show-conversation");
+    this.showConversation();
     if (!conv.historyLoaded && (kind === "dm" || this.saved.cursors.get(key))) this.loadOlder(key);
     $("older").hidden = !conv.hasOlder;
     this.scrollToBottom();
+    this.signals.renderTyping();
+    this.signals.markRead();
+  }
+
+  /** On a phone: the conversation pane (with the search box) instead of the list. */
+  showConversation() {
+    $("chat-view").classList.replace("show-list", "show-conversation");
+    this.signals.markSoon();
   }
 
   /** One older page of history (before the oldest message shown, or the cursor). */
@@ -347,7 +400,8 @@ class App {
     const fromBottom = scroller.scrollHeight - scroller.scrollTop;
     try {
       const page = await call("History", body);
-      for (const m of page.messages || []) this.onMessage(m, false);
+      const asOf = seqOf(page.lastSeq);
+      for (const m of page.messages || []) this.onMessage(m, false, asOf);
       conv.hasOlder = Boolean(page.hasMore);
       conv.historyLoaded = true;
     } catch (error) {
@@ -365,13 +419,81 @@ class App {
 
   // -- sending -----------------------------------------------------------------------
 
-  send(key, text) {
+  send(key, text, replyTo = 0) {
     const entry = { key, text, clientMsgId: newClientMsgId() };
+    if (replyTo) entry.replyTo = replyTo;
     this.saved.outbox.add(entry);
     this.saved.save();
     this.showPending(entry);
     // Offline, it waits in the outbox: sent once, with the same id, when back.
-    this.connection.send(sendEvent(key, text, entry.clientMsgId));
+    this.connection.send(entryEvent(entry));
+  }
+
+  /** An edit, delete or reaction ({kind, seq, ...}): kept like a send until its echo. */
+  change(key, change) {
+    const entry = { key, clientMsgId: newClientMsgId(), change };
+    this.saved.outbox.add(entry);
+    this.saved.save();
+    this.connection.send(entryEvent(entry));
+  }
+
+  /** Adds the user's `emoji` to a message, or takes it back if it is there. */
+  react(state, emoji) {
+    const mine = (state.reactions || []).some((r) => r.emoji === emoji && (r.users || []).includes(this.me));
+    this.change(this.current, { kind: "react", seq: state.seq, emoji, remove: mine });
+  }
+
+  /** The Up key: edit the user's newest message here; false when there is none. */
+  editLast() {
+    const conv = this.conversations.get(this.current);
+    const last = conv ? conv.lastEditable() : null;
+    if (!last) return false;
+    this.composer.edit(this.current, last);
+    return true;
+  }
+
+  /** Opens `key` at its message `seq` (a search hit), loading what lies between. */
+  async openAt(key, seq) {
+    const { kind, name } = parseKey(key);
+    if (kind === "room" && !this.saved.rooms.includes(name)) this.joinRoom(name);
+    else if (kind === "dm") this.addDirect(name);
+    if (this.current !== key) this.open(key);
+    await this.jumpTo(key, seq);
+  }
+
+  /**
+   * Scrolls to the message `seq`, first loading History from a little before it up to
+   * the oldest message shown (so what is shown has no hole), a page at a time.
+   */
+  async jumpTo(key, seq) {
+    const conv = this.conversation(key);
+    const find = () => conv.item(seq);
+    if (!find() && seq) {
+      const body = windowBody(key, seq, conv.timeline.oldest);
+      for (let page = 0; page < JUMP_PAGES; page += 1) {
+        let reply;
+        try {
+          reply = await call("History", body);
+        } catch (error) {
+          this.notice(key, error.message || "Cannot load that message.", "problem");
+          return;
+        }
+        const msgs = reply.messages || [];
+        const asOf = seqOf(reply.lastSeq);
+        for (const m of msgs) this.onMessage(m, false, asOf);
+        conv.historyLoaded = true;
+        if (!reply.hasMore || msgs.length === 0) break;
+        body.afterSeq = String(seqOf(msgs[msgs.length - 1].seq));
+      }
+      if (key === this.current) $("older").hidden = !conv.hasOlder;
+    }
+    const item = find();
+    if (!item) {
+      this.notice(key, "That message is not there any more.", "problem");
+      return;
+    }
+    item.scrollIntoView({ block: "center" });
+    flash(item);
   }
 
   showPending(entry) {
@@ -401,10 +523,16 @@ class App {
     }
     if (!command) return;
     const { kind, name } = parseKey(this.current || "#general");
+    const mode = command.name === "say" || command.name === "me" ? this.composer.take(this.current) : null;
     switch (command.name) {
       case "say":
       case "me":
-        this.send(this.current, command.text);
+        if (mode && mode.kind === "edit") {
+          const state = this.conversation(this.current).folder.state(mode.seq);
+          if (!state || state.text !== command.text) {
+            this.change(this.current, { kind: "edit", seq: mode.seq, text: command.text });
+          }
+        } else this.send(this.current, command.text, mode ? mode.seq : 0);
         break;
       case "join":
       case "switch":
@@ -489,10 +617,24 @@ class App {
     if (!conv || key === this.current) this.scrollToBottom();
   }
 
+  /** One new drawing of the list for a run of arriving messages. */
+  renderListSoon() {
+    if (this.listTimer) return;
+    this.listTimer = setTimeout(() => {
+      this.listTimer = null;
+      this.renderList();
+    }, 0);
+  }
+
   renderList() {
     const make = (key) => {
-      const conv = this.conversations.get(key);
-      const state = { current: key === this.current, unread: conv ? conv.unread : 0 };
+      const current = key === this.current;
+      const counts = this.signals.read.counts(key);
+      const state = {
+        current,
+        unread: current && !document.hidden ? 0 : counts.unread,
+        mentions: current && !document.hidden ? 0 : counts.mentions,
+      };
       return conversationItem(key, state, () => this.open(key));
     };
     $("rooms").replaceChildren(...this.saved.rooms.map((r) => make(roomKey(r))));
@@ -526,12 +668,14 @@ class App {
     s.scrollTop = s.scrollHeight;
   }
 
-  notify(message) {
+  /** A browser notification of a DM or a mention (only once the user allowed them). */
+  notify(message, key) {
     if (!("Notification" in window) || Notification.permission !== "granted") return;
-    const note = new Notification(message.sender, { body: display(message).text, tag: message.sender });
+    const title = message.room ? `${message.sender} in #${message.room}` : message.sender;
+    const note = new Notification(title, { body: display(message).text, tag: key });
     note.onclick = () => {
       window.focus();
-      this.open(dmKey(message.sender));
+      this.openAt(key, seqOf(message.seq));
     };
   }
 }
@@ -603,10 +747,13 @@ function wire() {
   });
   $("older").addEventListener("click", () => app && app.loadOlder(app.current));
   $("scroller").addEventListener("scroll", () => {
-    if (!app || $("scroller").scrollTop > 0) return;
+    if (!app) return;
+    app.signals.markRead();
+    if ($("scroller").scrollTop > 0) return;
     const conv = app.conversations.get(app.current);
     if (conv && conv.hasOlder && conv.historyLoaded) app.loadOlder(app.current);
   });
+  wireMessages();
   $("back").addEventListener("click", () => {
     $("chat-view").classList.replace("show-conversation", "show-list");
   });
@@ -625,7 +772,48 @@ function wire() {
     });
   }
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && app) app.renderList();
+    if (!document.hidden && app) {
+      app.renderList();
+      app.signals.markRead();
+    }
+  });
+  window.addEventListener("focus", () => app && app.signals.markRead());
+}
+
+/**
+ * What a click on a message does: its ⋯ button (or a right click, a long press, a tap
+ * on a touch screen) opens its menu, a reaction chip toggles the user's reaction, the
+ * quote of the message answered scrolls to it.
+ */
+function wireMessages() {
+  const scroller = $("scroller");
+  const touch = window.matchMedia("(hover: none)");
+  const target = (event) => {
+    const item = event.target.closest("li.message[data-seq]");
+    if (!app || !item) return null;
+    const conv = app.conversations.get(app.current);
+    const state = conv ? conv.folder.state(Number(item.dataset.seq)) : null;
+    return state ? { item, state } : null;
+  };
+  scroller.addEventListener("click", (event) => {
+    const hit = target(event);
+    if (!hit) return;
+    const chip = event.target.closest(".chip");
+    const quote = event.target.closest(".quote");
+    if (chip) {
+      app.react(hit.state, chip.dataset.emoji);
+    } else if (quote) {
+      event.preventDefault();
+      app.jumpTo(app.current, Number(quote.dataset.replyTo));
+    } else if (event.target.closest(".menu-button") || (touch.matches && !window.getSelection().toString())) {
+      app.menu.open(hit.state, hit.item, app.me);
+    }
+  });
+  scroller.addEventListener("contextmenu", (event) => {
+    const hit = target(event);
+    if (!hit || event.target.closest("a")) return;
+    event.preventDefault();
+    app.menu.open(hit.state, hit.item, app.me);
   });
 }
 

@@ -42,6 +42,18 @@ export class Timeline {
     return lo + 1 < this.seqs.length ? this.seqs[lo + 1] : 0;
   }
 
+  /** The seqs after `seq`, in order (where a new item's neighbours are found). */
+  following(seq) {
+    let lo = 0;
+    let hi = this.seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.seqs[mid] <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.seqs.slice(lo);
+  }
+
   clear() {
     this.seqs = [];
     this.bySeq.clear();

@@ -28,6 +28,11 @@ export function messageKey(message, me) {
   return dmKey(message.sender === me ? message.toUser : message.sender);
 }
 
+/** The conversation of an event naming `room` or `withUser` (typing, readMarker, joined). */
+export function eventKey(body) {
+  return body.room ? roomKey(body.room) : dmKey(body.withUser || "");
+}
+
 /** The events of one frame, in order (a `batch` frame holds several). */
 export function decodeFrame(text) {
   const event = JSON.parse(text);
@@ -37,7 +42,7 @@ export function decodeFrame(text) {
 
 /** The kind of a ServerEvent ("message", "joined", ...) and its body. */
 export function eventKind(event) {
-  for (const kind of ["message", "presence", "joined", "left", "error"]) {
+  for (const kind of ["message", "presence", "joined", "left", "error", "ack", "typing", "readMarker"]) {
     if (event[kind] !== undefined) return [kind, event[kind]];
   }
   return ["unknown", event];
@@ -58,11 +63,53 @@ export function leaveEvent(room) {
   return { leave: { room } };
 }
 
-/** A send to a conversation key with its client_msg_id. */
-export function sendEvent(key, text, clientMsgId) {
+/** The target fields of an event sent to a conversation: {room} or {toUser}. */
+function target(key) {
   const { kind, name } = parseKey(key);
-  const send = kind === "room" ? { room: name } : { toUser: name };
-  return { send: { ...send, text, clientMsgId } };
+  return kind === "room" ? { room: name } : { toUser: name };
+}
+
+/** A send to a conversation key with its client_msg_id (answering `replyTo` when set). */
+export function sendEvent(key, text, clientMsgId, replyTo = 0) {
+  const send = { ...target(key), text, clientMsgId };
+  if (replyTo) send.replyTo = String(replyTo);
+  return { send };
+}
+
+/** A new text for the message `seq`. */
+export function editEvent(key, seq, text, clientMsgId) {
+  return { edit: { ...target(key), seq: String(seq), text, clientMsgId } };
+}
+
+export function deleteEvent(key, seq, clientMsgId) {
+  return { delete: { ...target(key), seq: String(seq), clientMsgId } };
+}
+
+/** Adds (or with `remove`, takes back) the caller's `emoji` on the message `seq`. */
+export function reactEvent(key, seq, emoji, remove, clientMsgId) {
+  const react = { ...target(key), seq: String(seq), emoji, clientMsgId };
+  if (remove) react.remove = true;
+  return { react };
+}
+
+export function typingEvent(key) {
+  return { typing: target(key) };
+}
+
+export function markReadEvent(key, seq) {
+  return { markRead: { ...target(key), seq: String(seq) } };
+}
+
+/**
+ * The ClientEvent of an outbox entry: a send ({key, text, clientMsgId, replyTo}) or a
+ * change ({key, clientMsgId, change: {kind: "edit"|"delete"|"react", seq, text, emoji, remove}}).
+ */
+export function entryEvent(entry) {
+  const change = entry.change;
+  if (!change) return sendEvent(entry.key, entry.text, entry.clientMsgId, entry.replyTo || 0);
+  if (change.kind === "edit") return editEvent(entry.key, change.seq, change.text, entry.clientMsgId);
+  if (change.kind === "delete") return deleteEvent(entry.key, change.seq, entry.clientMsgId);
+  return reactEvent(entry.key, change.seq, change.emoji, change.remove, entry.clientMsgId);
 }
 
 /** WebSocket close codes: 4000 + the gRPC status number (see README). */

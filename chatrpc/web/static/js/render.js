@@ -1,35 +1,13 @@
 // DOM pieces of the page. Text from the network always goes in with textContent,
 // never as HTML: a message reading <img onerror=...> shows as those characters.
 
-import { display, parseKey } from "./protocol.js";
+import { parseKey } from "./protocol.js";
 
 function el(tag, className = "", text = "") {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text) node.textContent = text;
   return node;
-}
-
-/** A stored message: time, sender, text (an action for /me), keyed by its seq. */
-export function messageItem(message, seq, me) {
-  const item = el("li", "message");
-  if (message.sender === me) item.classList.add("mine");
-  item.dataset.seq = String(seq);
-  const time = el("time");
-  const at = message.sentAt ? new Date(message.sentAt) : null;
-  if (at && !Number.isNaN(at.getTime())) {
-    time.dateTime = at.toISOString();
-    time.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  }
-  const shown = display(message);
-  const text = el("span", "text", shown.text);
-  if (shown.action) {
-    item.classList.add("action");
-    item.append(time, text);
-  } else {
-    item.append(time, el("span", "sender", message.sender), text);
-  }
-  return item;
 }
 
 /** A message typed but not yet acknowledged, keyed by its client_msg_id. */
@@ -45,8 +23,8 @@ export function noticeItem(text, kind = "notice") {
   return el("li", kind, text);
 }
 
-/** A conversation in the side list, with its unread count. */
-export function conversationItem(key, { current, unread }, onOpen) {
+/** A conversation in the side list, with its unread and mention counts. */
+export function conversationItem(key, { current, unread, mentions }, onOpen) {
   const { kind, name } = parseKey(key);
   const button = el("button", "conversation-button");
   button.type = "button";
@@ -56,6 +34,11 @@ export function conversationItem(key, { current, unread }, onOpen) {
   if (unread) {
     const badge = el("span", "badge", String(unread));
     badge.setAttribute("aria-label", `${unread} unread`);
+    button.append(badge);
+  }
+  if (mentions) {
+    const badge = el("span", "badge mentions", `@${mentions}`);
+    badge.setAttribute("aria-label", `${mentions} mention${mentions > 1 ? "s" : ""}`);
     button.append(badge);
   }
   button.addEventListener("click", onOpen);
