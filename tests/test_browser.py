@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from chatrpc.admin.service import AdminService
 from chatrpc.server import ChatServer
+from chatrpc.v1 import admin_pb2 as apb
 
 from .conftest import WAIT, Peers, running_server, start_server_process, target
 from .web_client import web_url
@@ -295,6 +297,24 @@ async def test_sign_in_explains_a_taken_name_and_a_wrong_password(browser, web_s
     await other.get_by_label("Password").press("Enter")
     await expect(other.locator("#me")).to_have_text("secretive")
     no_script_errors(page, other)
+
+
+async def test_a_disabled_account_is_sent_back_to_sign_in_and_told_why(browser, web_server):
+    _, page = await open_page(browser, web_url(web_server))
+    await sign_in(page, "mallory", "pw")
+    admin = AdminService(web_server.hub, "memory://")
+    await admin.DisableUser(apb.DisableUserRequest(user="mallory"))
+    # The socket closes with PERMISSION_DENIED: no retry loop, the sign-in form says why.
+    await expect(page.get_by_label("User name")).to_be_visible()
+    await expect(page.locator("#signin-problem")).to_contain_text("account disabled")
+    await page.get_by_label("User name").fill("mallory")
+    await page.get_by_label("Password").fill("pw")
+    await page.get_by_label("Password").press("Enter")
+    await expect(page.locator("#signin-problem")).to_contain_text("disabled")
+    await admin.EnableUser(apb.EnableUserRequest(user="mallory"))
+    await page.get_by_label("Password").press("Enter")
+    await expect(page.locator("#me")).to_have_text("mallory")
+    no_script_errors(page)
 
 
 async def test_the_page_cannot_read_the_token(browser, web_server):

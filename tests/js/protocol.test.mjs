@@ -56,8 +56,9 @@ test("client_msg_ids are printable ASCII and unique", () => {
   for (const id of ids) assert.match(id, /^[!-~]{1,64}$/);
 });
 
-test("only a revoked token sends the page back to sign-in", () => {
+test("only a revoked token or a disabled account sends the page back to sign-in", () => {
   assert.equal(afterClose(4016), "signin");
+  assert.equal(afterClose(4007), "signin");
   for (const code of [1000, 1006, 4003, 4008, 4013, 4014]) assert.equal(afterClose(code), "retry");
 });
 

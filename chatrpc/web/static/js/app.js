@@ -77,7 +77,8 @@ class App {
       onOpen: () => this.onOpen(),
       onEvent: (event) => this.onEvent(event),
       onState: (state, detail) => this.onState(state, detail),
-      onSignedOut: () => this.signedOut("Your session ended: sign in again."),
+      onSignedOut: (reason) =>
+        this.signedOut(reason ? `Your session ended (${reason}): sign in again.` : "Your session ended: sign in again."),
     });
     this.signals = new Signals(this);
     this.menu = new MessageMenu($("message-menu"), {

@@ -94,7 +94,7 @@ export class Connection {
       if (afterClose(close.code) === "signin") {
         this.wanted = false;
         this.setState("closed");
-        this.hooks.onSignedOut();
+        this.hooks.onSignedOut(close.reason);
         return;
       }
       this.scheduleRetry(close.reason || "connection lost");

@@ -116,15 +116,18 @@ export function entryEvent(entry) {
 export const CLOSE = {
   NORMAL: 1000,
   INVALID_ARGUMENT: 4003,
+  PERMISSION_DENIED: 4007,
   RESOURCE_EXHAUSTED: 4008,
   INTERNAL: 4013,
   UNAVAILABLE: 4014,
   UNAUTHENTICATED: 4016,
 };
 
-/** What to do after the socket closed with `code`: "signin" or "retry". */
+/** What to do after the socket closed with `code`: "signin" or "retry". A revoked
+ * token and a disabled account (PERMISSION_DENIED) both end at the sign-in form:
+ * retrying with the same credentials could never succeed. */
 export function afterClose(code) {
-  return code === CLOSE.UNAUTHENTICATED ? "signin" : "retry";
+  return code === CLOSE.UNAUTHENTICATED || code === CLOSE.PERMISSION_DENIED ? "signin" : "retry";
 }
 
 /** A fresh client_msg_id: printable ASCII, unique per user (random + counter). */
