@@ -1,7 +1,11 @@
 """History, sequence numbers and accounts behind one interface (see base.py)."""
 
 from .base import (
+    MEMBER,
+    MODERATOR,
+    OWNER,
     QUOTA_WINDOW_MS,
+    ROLES,
     Account,
     AccountInfo,
     AccountStore,
@@ -15,6 +19,8 @@ from .base import (
     RoomDeleted,
     RoomEntry,
     RoomInfo,
+    RoomModeration,
+    RoomSettings,
     RoomStore,
     Store,
     StoreOptions,
@@ -23,7 +29,11 @@ from .base import (
 from .factory import open_store
 
 __all__ = [
+    "MEMBER",
+    "MODERATOR",
+    "OWNER",
     "QUOTA_WINDOW_MS",
+    "ROLES",
     "Account",
     "AccountInfo",
     "AccountStore",
@@ -37,6 +47,8 @@ __all__ = [
     "RoomDeleted",
     "RoomEntry",
     "RoomInfo",
+    "RoomModeration",
+    "RoomSettings",
     "RoomStore",
     "Store",
     "StoreOptions",

@@ -17,6 +17,8 @@ docstring, so a caller can ask for only what it needs:
 * :class:`~chatrpc.store.search.MessageSearch` (``search.py``): finding messages
   by their words (``matching.py`` says what a query means; ``scan.py`` searches
   a store without an index, SQLite has FTS5).
+* :class:`~chatrpc.store.moderation.RoomModeration` (``moderation.py``): room
+  settings (topic, privacy), roles, invitations, bans, mutes and blocks.
 * :class:`~chatrpc.store.admin.AdminStore` (``admin.py``): what an operator
   does (listings with sizes, disabled accounts, room owners, deleting and
   pruning) and idle accounts' expiry.
@@ -32,6 +34,7 @@ import abc
 from .accounts import Account, AccountStore, RegistrationToken, token_id
 from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
 from .messages import Listener, MessageLog
+from .moderation import MEMBER, MODERATOR, OWNER, ROLES, RoomModeration, RoomSettings
 from .options import StoreOptions
 from .presence import (
     ClusterPresence,
@@ -45,7 +48,11 @@ from .rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, RoomStore, next_prune_
 from .search import MessageSearch, SearchPage
 
 __all__ = [
+    "MEMBER",
+    "MODERATOR",
+    "OWNER",
     "QUOTA_WINDOW_MS",
+    "ROLES",
     "Account",
     "AccountInfo",
     "AccountStore",
@@ -64,6 +71,8 @@ __all__ = [
     "RoomDropListener",
     "RoomEntry",
     "RoomInfo",
+    "RoomModeration",
+    "RoomSettings",
     "RoomStore",
     "SearchPage",
     "Store",
@@ -73,7 +82,15 @@ __all__ = [
 ]
 
 
-class Store(MessageLog, RoomStore, AccountStore, AdminStore, ClusterPresence, MessageSearch):
+class Store(
+    MessageLog,
+    RoomStore,
+    RoomModeration,
+    AccountStore,
+    AdminStore,
+    ClusterPresence,
+    MessageSearch,
+):
     """Durable chat state behind one interface: the roles, opened and closed
     together; see the module docstring."""
 

@@ -42,6 +42,7 @@ SCRIPTS = {
     "rooms_page": scripts.ROOMS_PAGE_LUA,
     "prune_rooms": scripts.PRUNE_ROOMS_LUA,
     "use_regtoken": scripts.USE_REGTOKEN_LUA,
+    "set_mark": scripts.SET_MARK_LUA,
     **ADMIN_SCRIPTS,
 }
 

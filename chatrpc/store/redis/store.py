@@ -21,6 +21,7 @@ from .admin import RedisAdmin
 from .connection import Connection
 from .feed import Feed
 from .history import History
+from .moderation import RedisModeration
 from .presence import Presence
 from .rooms import RegistrationTokens, Rooms
 from .watches import Watches
@@ -29,7 +30,7 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 
-class RedisStore(ScanSearch, RedisAdmin, Store):
+class RedisStore(ScanSearch, RedisAdmin, RedisModeration, Store):
     """Chat state in Redis, shared by every server using the same URL (see the package doc).
 
     Args:

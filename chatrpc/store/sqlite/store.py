@@ -5,11 +5,14 @@ from __future__ import annotations
 from .accounts import SQLiteAccounts
 from .admin import SQLiteAdmin
 from .messages import SQLiteMessages
+from .moderation import SQLiteModeration
 from .rooms import SQLiteRooms
 from .search import SQLiteSearch
 
 
-class SQLiteStore(SQLiteAccounts, SQLiteAdmin, SQLiteRooms, SQLiteMessages, SQLiteSearch):
+class SQLiteStore(
+    SQLiteAccounts, SQLiteAdmin, SQLiteRooms, SQLiteModeration, SQLiteMessages, SQLiteSearch
+):
     """Chat state in one SQLite file (WAL); see the package docstring for the threads.
 
     Args:
