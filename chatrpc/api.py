@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
 
 from .auth import Auth, hash_token
+from .caller import Caller as Caller  # where the adapters import it from
 from .hub import Hub
 from .model import seq_field
+from .moderation import Moderation
+from .moderation_api import ModerationApi
 from .search import SEARCH_COST, Searches
 from .v1 import chat_pb2 as pb
 from .wire import message_pb
@@ -26,21 +28,18 @@ from .wire import message_pb
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who makes a call: the bearer token presented (may be empty) and the client's address."""
-
-    token: str
-    address: str
+#: The proto's roles by the store's names.
+ROLES = {"member": pb.Member.MEMBER, "moderator": pb.Member.MODERATOR, "owner": pb.Member.OWNER}
 
 
-class ChatApi:
+class ChatApi(ModerationApi):
     """``ChatService``'s unary methods over a hub and auth, named as in the proto."""
 
     def __init__(self, hub: Hub, auth: Auth) -> None:
         self.hub = hub
         self.auth = auth
         self.searches = Searches(hub.store)
+        self.moderation = Moderation(hub.store, hub.rules)
 
     async def user(self, caller: Caller) -> str:
         """The caller's user, or UNAUTHENTICATED."""
@@ -120,21 +119,30 @@ class ChatApi:
         return pb.SetPasswordResponse(had_password=change.had_password, changed=change.changed)
 
     async def ListRooms(self, request: pb.ListRoomsRequest, caller: Caller) -> pb.ListRoomsResponse:
-        await self.user(caller)
+        user = await self.user(caller)
         page, token = await self.hub.listings.rooms(
             limit=request.page_size, page_token=request.page_token, prefix=request.prefix
         )
-        rooms = [pb.Room(name=n, online=o, last_seq=s) for n, o, s in page]
+        shown = await self.hub.listings.shown_rooms(user, [n for n, _, _ in page])
+        rooms = [
+            pb.Room(name=n, online=o, last_seq=s, topic=shown[n].topic, private=shown[n].private)
+            for n, o, s in page
+            if n in shown
+        ]
         return pb.ListRoomsResponse(rooms=rooms, next_page_token=token)
 
     async def ListMembers(
         self, request: pb.ListMembersRequest, caller: Caller
     ) -> pb.ListMembersResponse:
-        await self.user(caller)
+        user = await self.user(caller)
         room, members, token = await self.hub.listings.members(
-            request.room, limit=request.page_size, page_token=request.page_token
+            request.room, limit=request.page_size, page_token=request.page_token, user=user
         )
-        return pb.ListMembersResponse(room=room, members=members, next_page_token=token)
+        held = await self.hub.store.room_roles(room)
+        roles = [pb.Member(user=m, role=ROLES[held.get(m, "member")]) for m in members]
+        return pb.ListMembersResponse(
+            room=room, members=members, next_page_token=token, roles=roles
+        )
 
     async def ListDirects(
         self, request: pb.ListDirectsRequest, caller: Caller

@@ -9,6 +9,7 @@ and a reply's are chatrpc.change_rules'.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import change_rules
@@ -40,9 +41,13 @@ class Change:
 class Drafts:
     """The checks of one server's sends and changes over its store."""
 
-    def __init__(self, store: Store, rules: SendRules) -> None:
+    def __init__(
+        self, store: Store, rules: SendRules, muted: Callable[[str, str], bool] | None = None
+    ) -> None:
         self._store = store
         self._rules = rules
+        #: Whether a user is muted in a room (room, user); see chatrpc.room_guard.
+        self._muted = muted or (lambda room, user: False)
 
     async def send(
         self,
@@ -133,10 +138,14 @@ class Drafts:
             if room not in session.rooms:
                 doing = "sending to it" if what == "send" else "changing its messages"
                 raise ChatError(Code.FAILED_PRECONDITION, f"join #{room} before {doing}")
+            if self._muted(room, session.user):
+                raise ChatError(Code.PERMISSION_DENIED, f"you are muted in #{room}")
             return room_key(room), room, "", f"#{room}"
         if to_user:
             peer = normalize_name(to_user, "user")
             if await self._store.get_account(peer) is None:
                 raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
+            if peer != session.user and await self._store.has_blocked(peer, session.user):
+                raise ChatError(Code.PERMISSION_DENIED, f"{peer} does not take your messages")
             return dm_key(session.user, peer), "", peer, f"your conversation with {peer}"
         raise invalid(f"{what} needs a room or a to_user")

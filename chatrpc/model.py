@@ -90,6 +90,8 @@ class StoredMessage:
     edited: bool = False
     deleted: bool = False
     reactions: Reactions = ()
+    #: In History, for the reader: the sender is someone the reader blocked.
+    hidden: bool = False
     #: Cache for the encoded wire event, filled by the server once per message
     #: so that fan-out to many sessions does not encode it again for each.
     wire: Any = field(default=None, repr=False, compare=False)
@@ -127,6 +129,15 @@ def message_in(
         room=room,
         to_user=to_user,
     )
+
+
+@dataclass(slots=True, frozen=True)
+class Invitation:
+    """The session's user is invited to a private room (sent as an ``invitation`` event)."""
+
+    room: str
+    by: str
+    reason: str = ""
 
 
 @dataclass(slots=True, frozen=True)

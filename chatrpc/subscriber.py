@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .model import StoredMessage
+from .model import Invitation, StoredMessage
 
 _ids = itertools.count(1)
 
@@ -89,11 +89,16 @@ class Joined:
     members: tuple[str, ...]
     #: users online in the room (``members`` may be empty past the presence cap)
     online: int = 0
+    #: The room's topic, and whether it is private.
+    topic: str = ""
+    private: bool = False
 
 
 @dataclass(slots=True, frozen=True)
 class Left:
     room: str
+    #: Why, when the session did not ask to leave (kicked, banned, room deleted).
+    reason: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -142,9 +147,9 @@ class End:
     reason: EndReason
 
 
-Item = StoredMessage | Presence | Replay | Left | Notice | Ack | Acked | End
+Item = StoredMessage | Presence | Replay | Left | Notice | Ack | Acked | End | Invitation
 #: What the writer receives: stored messages, notices and acknowledgements.
-Outgoing = StoredMessage | Presence | Joined | Left | Notice | Acked | End
+Outgoing = StoredMessage | Presence | Joined | Left | Notice | Acked | End | Invitation
 
 
 @dataclass(slots=True)

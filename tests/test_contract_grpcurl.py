@@ -453,7 +453,11 @@ def test_list_rooms_and_list_members_show_who_is_online(server_process, open_cha
     rooms = call(address, "ListRooms", token=bob)["rooms"]
     assert {"name": "lobby", "online": 1, "last_seq": "1"} in rooms
     members = call(address, "ListMembers", '{"room": "lobby"}', token=bob)
-    assert members == {"room": "lobby", "members": ["alice"]}
+    assert members == {
+        "room": "lobby",
+        "members": ["alice"],
+        "roles": [{"user": "alice", "role": "OWNER"}],
+    }
 
     # stdin ends: the session ends by itself and alice is no longer online.
     assert session.end_input() == 0

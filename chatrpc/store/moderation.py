@@ -84,6 +84,12 @@ class RoomModeration(abc.ABC):
         topic = await self._mark(room, "", _TOPIC) or ""
         return RoomSettings(topic, await self._mark(room, "", _PRIVATE) == "1")
 
+    async def rooms_settings(self, rooms: list[str]) -> dict[str, RoomSettings]:
+        """:meth:`room_settings` of each of ``rooms`` (a listing page), in two reads."""
+        topics = await self._marks_of("", _TOPIC)
+        private = await self._marks_of("", _PRIVATE)
+        return {r: RoomSettings(topics.get(r, ""), private.get(r) == "1") for r in rooms}
+
     async def set_topic(self, room: str, topic: str) -> None:
         await self._set_mark(room, "", _TOPIC, topic or None)
 

@@ -1,0 +1,412 @@
+"""Private rooms, moderation and blocking, end to end on a real server (every store).
+
+"Lets no one in where they don't belong": for each way a non-member could learn
+about a private room (list, join, History, members, search, resume, a moderation
+call) a test shows it learns nothing more than about a room that does not
+exist. Kicks end delivery at once (on this server and, over Redis, on another),
+bans hold across a restart, a member's every moderation action is refused, and a
+blocked user's DM is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from chatrpc.client import auth_metadata, channel
+from chatrpc.server import ChatServer
+from chatrpc.v1 import chat_pb2 as pb
+from chatrpc.v1 import chat_pb2_grpc as pb_grpc
+
+from .conftest import Peer, Peers, running_server, target
+from .redis_fixture import RedisServer
+
+E = pb.Error.Code
+S = grpc.StatusCode
+
+
+class Calls:
+    """Unary calls of one server, as any user."""
+
+    def __init__(self, peers: Peers, ch: grpc.aio.Channel) -> None:
+        self.peers = peers
+        self.stub = pb_grpc.ChatServiceStub(ch)
+
+    async def call(self, user: str, name: str, request: Any) -> Any:
+        md = auth_metadata(await self.peers.token(user))
+        return await getattr(self.stub, name)(request, metadata=md)
+
+    async def status(self, user: str, name: str, request: Any) -> tuple[grpc.StatusCode, str]:
+        """The status code and details of a call expected to fail."""
+        try:
+            await self.call(user, name, request)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code(), exc.details() or ""
+        raise AssertionError(f"{name} by {user} succeeded")
+
+    async def moderate(self, user: str, room: str, **action: Any) -> pb.Message:
+        reply = await self.call(user, "ModerateRoom", pb.ModerateRequest(room=room, **action))
+        event: pb.Message = reply.event
+        return event
+
+
+@pytest.fixture
+async def world(server: ChatServer) -> AsyncIterator[tuple[Peers, Calls]]:
+    peers = Peers(target(server))
+    ch = channel(target(server))
+    try:
+        yield peers, Calls(peers, ch)
+    finally:
+        await peers.close()
+        await ch.close()
+
+
+async def private_room(peers: Peers, calls: Calls, room: str = "secret") -> Peer:
+    """alice's private room with one message in it; returns alice."""
+    alice = await peers.open("alice")
+    await alice.join(room)
+    await calls.moderate("alice", room, set_private=True)
+    await calls.moderate("alice", room, set_topic="plans")
+    await alice.send_and_ack("the plan", room=room)
+    return alice
+
+
+# -- what a non-member learns: nothing ---------------------------------------------------
+
+
+async def test_a_private_room_is_not_listed_to_a_non_member_but_to_its_members(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    await private_room(peers, calls)
+    await peers.token("mallory")
+    listed = await calls.call("mallory", "ListRooms", pb.ListRoomsRequest())
+    assert "secret" not in [r.name for r in listed.rooms]
+    by_prefix = await calls.call("mallory", "ListRooms", pb.ListRoomsRequest(prefix="sec"))
+    assert by_prefix.rooms == []
+    mine = await calls.call("alice", "ListRooms", pb.ListRoomsRequest())
+    (room,) = [r for r in mine.rooms if r.name == "secret"]
+    assert room.private and room.topic == "plans"
+
+
+async def test_joining_a_private_room_uninvited_answers_as_a_missing_room(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    await private_room(peers, calls)
+    mallory = await peers.open("mallory")
+    await mallory.stream.join("secret")
+    await mallory.wait_for(lambda ev: bool(mallory.of("error")))
+    (error,) = mallory.of("error")
+    assert error.code == E.NOT_FOUND and error.message == "no room named #secret"
+    # A resume (with a seq and epoch) learns nothing either.
+    await mallory.stream.join("secret", after_seq=0, epoch="x")
+    await mallory.wait_for(lambda ev: len(mallory.of("error")) == 2)
+    assert mallory.of("error")[1].code == E.NOT_FOUND
+    assert mallory.of("joined") == [] and mallory.messages() == []
+
+
+async def test_history_members_and_moderation_answer_a_non_member_as_for_no_room(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    await private_room(peers, calls)
+    await peers.token("mallory")
+    for room in ("secret", "nosuchroom"):
+        hist = await calls.status("mallory", "History", pb.HistoryRequest(room=room))
+        members = await calls.status("mallory", "ListMembers", pb.ListMembersRequest(room=room))
+        moderate = await calls.status(
+            "mallory", "ModerateRoom", pb.ModerateRequest(room=room, set_topic="mine")
+        )
+        expected = (S.NOT_FOUND, f"no room named #{room}")
+        assert hist == members == moderate == expected
+
+
+async def test_search_finds_nothing_of_a_private_room_for_a_non_member(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    await private_room(peers, calls)
+    await peers.token("mallory")
+    found = await calls.call("mallory", "Search", pb.SearchRequest(query="plan"))
+    assert list(found.hits) == []
+    scoped = await calls.status("mallory", "Search", pb.SearchRequest(query="plan", room="secret"))
+    missing = await calls.status("mallory", "Search", pb.SearchRequest(query="plan", room="nope"))
+    assert scoped[0] == missing[0] == S.NOT_FOUND
+    assert scoped[1].replace("secret", "nope") == missing[1]
+    mine = await calls.call("alice", "Search", pb.SearchRequest(query="plan"))
+    assert [h.message.text for h in mine.hits] == ["the plan"]
+
+
+async def test_an_invitee_is_told_and_may_join_and_read_then_the_invitation_is_spent(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    await private_room(peers, calls)
+    bob = await peers.open("bob")
+    event = await calls.moderate("alice", "secret", invite="bob", reason="welcome")
+    assert event.kind == pb.Message.INVITE and event.target_user == "bob"
+    await bob.wait_for(lambda ev: bool(bob.of("invitation")))
+    (invitation,) = bob.of("invitation")
+    assert (invitation.room, invitation.by, invitation.reason) == ("secret", "alice", "welcome")
+    joined = await bob.join("secret", after_seq=0)
+    assert joined.private and joined.topic == "plans"
+    assert "the plan" in bob.texts()
+    page = await calls.call("bob", "History", pb.HistoryRequest(room="secret"))
+    assert "the plan" in [m.text for m in page.messages]
+    # Accepted: a later session is not invited again.
+    again = await peers.open("bob")
+    await again.join("lobby")
+    assert again.of("invitation") == []
+
+
+async def test_an_offline_invitee_hears_of_it_when_they_connect(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    await private_room(peers, calls)
+    await peers.token("carol")
+    await calls.moderate("alice", "secret", invite="carol")
+    carol = await peers.open("carol")
+    await carol.wait_for(lambda ev: bool(carol.of("invitation")))
+    assert carol.of("invitation")[0].room == "secret"
+
+
+# -- roles -----------------------------------------------------------------------------
+
+
+async def test_a_member_may_take_no_moderation_action(world: tuple[Peers, Calls]) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    bob = await peers.open("bob")
+    await bob.join("hall")
+    actions: list[dict[str, Any]] = [
+        {"set_topic": "mine"},
+        {"set_private": True},
+        {"invite": "alice"},
+        {"kick": "alice"},
+        {"ban": pb.Ban(user="alice", duration_s=60)},
+        {"unban": "alice"},
+        {"mute": "alice"},
+        {"unmute": "alice"},
+        {"set_role": pb.SetRole(user="bob", role=pb.Member.OWNER)},
+    ]
+    for action in actions:
+        code, _ = await calls.status(
+            "bob", "ModerateRoom", pb.ModerateRequest(room="hall", **action)
+        )
+        assert code == S.PERMISSION_DENIED, action
+    page = await calls.call("alice", "History", pb.HistoryRequest(room="hall"))
+    assert [m.kind for m in page.messages] == []  # nothing was recorded
+
+
+async def test_moderators_act_on_members_only_and_the_last_owner_stays(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    for name in ("alice", "bob", "carol", "dave"):
+        peer = await peers.open(name)
+        await peer.join("hall")
+    await calls.moderate("alice", "hall", set_role=pb.SetRole(user="bob", role=pb.Member.MODERATOR))
+    await calls.moderate(
+        "alice", "hall", set_role=pb.SetRole(user="carol", role=pb.Member.MODERATOR)
+    )
+    listed = await calls.call("dave", "ListMembers", pb.ListMembersRequest(room="hall"))
+    roles = {m.user: m.role for m in listed.roles}
+    assert roles == {
+        "alice": pb.Member.OWNER,
+        "bob": pb.Member.MODERATOR,
+        "carol": pb.Member.MODERATOR,
+        "dave": pb.Member.MEMBER,
+    }
+    for victim in ("alice", "carol"):
+        code, _ = await calls.status(
+            "bob", "ModerateRoom", pb.ModerateRequest(room="hall", kick=victim)
+        )
+        assert code == S.PERMISSION_DENIED
+    code, _ = await calls.status(
+        "bob", "ModerateRoom", pb.ModerateRequest(room="hall", set_private=True)
+    )
+    assert code == S.PERMISSION_DENIED
+    event = await calls.moderate("bob", "hall", mute="dave", reason="calm down")
+    assert (event.kind, event.sender, event.target_user, event.text) == (
+        pb.Message.MUTE,
+        "bob",
+        "dave",
+        "calm down",
+    )
+    demote = pb.ModerateRequest(
+        room="hall", set_role=pb.SetRole(user="alice", role=pb.Member.MEMBER)
+    )
+    code, details = await calls.status("alice", "ModerateRoom", demote)
+    assert code == S.FAILED_PRECONDITION and "last owner" in details
+
+
+# -- kicks, bans, mutes ---------------------------------------------------------------------
+
+
+async def test_a_kicked_session_gets_left_with_the_reason_and_nothing_after(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    troll = await peers.open("troll")
+    await troll.join("hall")
+    await calls.moderate("alice", "hall", kick="troll", reason="spam")
+    await troll.wait_for(lambda ev: bool(troll.of("left")))
+    assert troll.of("left")[0].reason == "kicked by alice: spam"
+    seen = len(troll.events)
+    await alice.send_and_ack("after the kick", room="hall")
+    await alice.wait_for(lambda ev: any(m.kind == pb.Message.KICK for m in alice.messages()))
+    # troll's next event is the answer to its own send, with nothing of the room between.
+    await troll.stream.send("still here?", room="hall", client_msg_id="t-1")
+    assert (await troll.error_for("t-1")).code == E.FAILED_PRECONDITION
+    assert all(e.WhichOneof("event") == "error" for e in troll.events[seen:])
+    assert not any(m.kind == pb.Message.KICK for m in troll.messages())
+    kick = next(m for m in alice.messages() if m.kind == pb.Message.KICK)
+    assert (kick.sender, kick.target_user, kick.text) == ("alice", "troll", "spam")
+
+
+async def test_a_muted_user_reads_but_may_not_send(world: tuple[Peers, Calls]) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    bob = await peers.open("bob")
+    await bob.join("hall")
+    await calls.moderate("alice", "hall", mute="bob")
+    await bob.wait_for(lambda ev: any(m.kind == pb.Message.MUTE for m in bob.messages()))
+    await bob.stream.send("hey", room="hall", client_msg_id="b-1")
+    assert (await bob.error_for("b-1")).code == E.PERMISSION_DENIED
+    await alice.send_and_ack("you can read this", room="hall")
+    await bob.wait_for(lambda ev: "you can read this" in bob.texts())
+    await calls.moderate("alice", "hall", unmute="bob")
+    await bob.wait_for(lambda ev: any(m.kind == pb.Message.UNMUTE for m in bob.messages()))
+    await bob.send_and_ack("thanks", room="hall")
+
+
+async def test_a_banned_user_may_not_join_until_unbanned(world: tuple[Peers, Calls]) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    troll = await peers.open("troll")
+    await troll.join("hall")
+    event = await calls.moderate("alice", "hall", ban=pb.Ban(user="troll", reason="again"))
+    assert event.kind == pb.Message.BAN and not event.HasField("ban_until")
+    await troll.wait_for(lambda ev: bool(troll.of("left")))
+    assert troll.of("left")[0].reason == "banned by alice: again"
+    await troll.stream.join("hall")
+    await troll.wait_for(lambda ev: bool(troll.of("error")))
+    assert troll.of("error")[0].code == E.PERMISSION_DENIED
+    timed = await calls.moderate("alice", "hall", ban=pb.Ban(user="troll", duration_s=60))
+    assert timed.ban_until.seconds - timed.sent_at.seconds == 60
+    await calls.moderate("alice", "hall", unban="troll")
+    await troll.join("hall")
+
+
+# -- blocking --------------------------------------------------------------------------------
+
+
+async def test_a_blocked_users_dms_are_refused_and_room_messages_hidden(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    mallory = await peers.open("mallory")
+    await mallory.join("hall")
+    reply = await calls.call("alice", "Block", pb.BlockRequest(user="mallory"))
+    assert reply.changed
+    listed = await calls.call("alice", "ListBlocked", pb.ListBlockedRequest())
+    assert list(listed.users) == ["mallory"]
+    await mallory.stream.send("psst", to_user="alice", client_msg_id="m-1")
+    assert (await mallory.error_for("m-1")).code == E.PERMISSION_DENIED
+    await mallory.send_and_ack("noise", room="hall")
+    bob = await peers.open("bob")
+    await bob.join("hall")
+    await bob.send_and_ack("signal", room="hall")
+    await alice.wait_for(lambda ev: "signal" in alice.texts())
+    assert "noise" not in alice.texts()
+    page = await calls.call("alice", "History", pb.HistoryRequest(room="hall"))
+    hidden = [m for m in page.messages if m.sender == "mallory"]
+    assert hidden and all(m.hidden and not m.text for m in hidden)
+    # alice's other (new) session and a resume hide them too.
+    other = await peers.open("alice")
+    await other.join("hall", after_seq=0)
+    assert "signal" in other.texts() and "noise" not in other.texts()
+    await calls.call("alice", "Unblock", pb.UnblockRequest(user="mallory"))
+    await mallory.send_and_ack("hello again", to_user="alice")
+
+
+# -- across a restart and across servers ------------------------------------------------------
+
+
+async def test_a_ban_and_privacy_survive_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'chat.db'}"
+    async with running_server(url) as srv:
+        peers = Peers(target(srv))
+        ch = channel(target(srv))
+        try:
+            calls = Calls(peers, ch)
+            await private_room(peers, calls)
+            await peers.token("troll")
+            await calls.moderate("alice", "secret", invite="troll")
+            await calls.moderate("alice", "secret", ban=pb.Ban(user="troll"))
+            tokens = dict(peers.tokens)
+        finally:
+            await peers.close()
+            await ch.close()
+    async with running_server(url) as srv:
+        peers = Peers(target(srv))
+        peers.tokens = tokens
+        ch = channel(target(srv))
+        try:
+            calls = Calls(peers, ch)
+            troll = await peers.open("troll")
+            await troll.stream.join("secret")
+            await troll.wait_for(lambda ev: bool(troll.of("error")))
+            assert troll.of("error")[0].code == E.NOT_FOUND  # a ban also withdrew the invitation
+            listed = await calls.call("troll", "ListRooms", pb.ListRoomsRequest())
+            assert "secret" not in [r.name for r in listed.rooms]
+        finally:
+            await peers.close()
+            await ch.close()
+
+
+async def test_a_kick_through_one_server_ends_delivery_on_another_over_redis(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    url = redis_server.url_for(0)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(running_server(url))
+        b = await stack.enter_async_context(running_server(url))
+        on_a, on_b = Peers(target(a)), Peers(target(b))
+        stack.push_async_callback(on_a.close)
+        stack.push_async_callback(on_b.close)
+        ch = channel(target(a))
+        stack.push_async_callback(ch.close)
+        calls = Calls(on_a, ch)
+        alice = await on_a.open("alice")
+        await alice.join("hall")
+        on_b.tokens["troll"] = await on_a.token("troll")
+        troll = await on_b.open("troll")
+        await troll.join("hall")
+        await alice.send_and_ack("before", room="hall")
+        await troll.wait_for(lambda ev: "before" in troll.texts())
+        await calls.moderate("alice", "hall", ban=pb.Ban(user="troll", reason="bye"))
+        await troll.wait_for(lambda ev: bool(troll.of("left")))
+        assert troll.of("left")[0].reason == "banned by alice: bye"
+        await alice.send_and_ack("after", room="hall")
+        # Through server b, the ban refuses the join.
+        await troll.stream.join("hall")
+        await troll.wait_for(lambda ev: bool(troll.of("error")))
+        assert troll.of("error")[0].code == E.PERMISSION_DENIED
+        assert "after" not in troll.texts()
+        assert not any(m.kind == pb.Message.BAN for m in troll.messages())
