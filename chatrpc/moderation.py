@@ -44,12 +44,12 @@ from .store import MEMBER, MODERATOR, OWNER, ROLES, Store
 VERBS = {
     TOPIC: "set the topic of",
     PRIVACY: "make private or public",
-    INVITE: "invite to",
-    KICK: "kick from",
-    BAN: "ban from",
-    UNBAN: "unban from",
-    MUTE: "mute in",
-    UNMUTE: "unmute in",
+    INVITE: "invite users to",
+    KICK: "kick users from",
+    BAN: "ban users from",
+    UNBAN: "unban users from",
+    MUTE: "mute users in",
+    UNMUTE: "unmute users in",
     ROLE: "give roles in",
 }
 #: Actions that name a user, and those only owners take.
@@ -81,11 +81,9 @@ def refusal(action: Action, actor: str, actor_role: str, target_role: str) -> Ch
     ``target_role``, or None: the pure rules of the module docstring."""
     room, verb = action.room, VERBS[action.kind]
     if actor_role == MEMBER:
-        return ChatError(
-            Code.PERMISSION_DENIED, f"only owners and moderators of #{room} may {verb} it"
-        )
+        return ChatError(Code.PERMISSION_DENIED, f"only owners and moderators may {verb} #{room}")
     if action.kind in OWNERS_ONLY and actor_role != OWNER:
-        return ChatError(Code.PERMISSION_DENIED, f"only owners of #{room} may {verb} it")
+        return ChatError(Code.PERMISSION_DENIED, f"only owners may {verb} #{room}")
     if action.kind in (KICK, BAN, MUTE) and action.user == actor:
         return invalid(f"you cannot {verb.split()[0]} yourself")
     if action.kind in ON_USER and actor_role == MODERATOR and target_role != MEMBER:
