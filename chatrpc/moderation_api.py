@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING
 
 from .caller import Caller
 from .errors import ChatError, Code, invalid
-from .model import BAN, INVITE, KICK, MUTE, PRIVACY, ROLE, TOPIC, UNBAN, UNMUTE, normalize_name
+from .model import (
+    BAN,
+    INVITE,
+    KICK,
+    MUTE,
+    PRIVACY,
+    ROLE,
+    TOPIC,
+    UNBAN,
+    UNMUTE,
+    Invitation,
+    normalize_name,
+)
 from .moderation import Action, Moderation
 from .v1 import chat_pb2 as pb
 from .wire import message_pb
@@ -71,6 +83,10 @@ class ModerationApi:
     ) -> pb.ModerateResponse:
         user = await self.user(caller)
         event = await self.moderation.act(user, action_of(request))
+        if event.kind == INVITE:  # the invitee's sessions, here and on other servers
+            invitee, invitation = event.target_user, Invitation(event.room, user, event.text)
+            self.hub.guard.invited(invitee, invitation)
+            await self.hub.store.announce("invite", invitee, f"{event.room}\n{user}\n{event.text}")
         log.info(
             "moderation in #%s by %s: kind %d on %r",
             event.room,
@@ -89,16 +105,21 @@ class ModerationApi:
             raise ChatError(Code.NOT_FOUND, f"no user named {other!r}")
         return user, other
 
+    async def _blocks_changed(self, user: str, change: str) -> None:
+        """``user``'s sessions here and on every other server follow a block."""
+        await self.hub.guard.blocks_changed(user)
+        await self.hub.store.announce("block", user, change)
+
     async def Block(self, request: pb.BlockRequest, caller: Caller) -> pb.BlockResponse:
         user, other = await self._other_user(caller, request.user)
         changed = await self.hub.store.block(user, other)
-        await self.hub.guard.blocks_changed(user)
+        await self._blocks_changed(user, "+" + other)
         return pb.BlockResponse(changed=changed)
 
     async def Unblock(self, request: pb.UnblockRequest, caller: Caller) -> pb.UnblockResponse:
         user, other = await self._other_user(caller, request.user)
         changed = await self.hub.store.unblock(user, other)
-        await self.hub.guard.blocks_changed(user)
+        await self._blocks_changed(user, "-" + other)
         return pb.UnblockResponse(changed=changed)
 
     async def ListBlocked(

@@ -14,8 +14,10 @@ Room events arrive here as items of their room, in its order, from this
 server's commits and (Redis) from other servers' through the watch feed, so
 one rule covers both: a KICK or BAN takes the user's sessions here out of the
 room before anything after it is fanned out (each gets ``left`` with the
-reason), a MUTE or UNMUTE updates the mutes, and an INVITE reaches the
-invitee's sessions here as an ``invitation`` event.
+reason), and a MUTE or UNMUTE updates the mutes. What concerns a user rather
+than a room (a block, an invitation) other servers learn from the store's
+announcements (:meth:`ClusterPresence.announce`), since they may follow none of
+the rooms involved.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from collections.abc import Callable, Iterable
 from . import room_access
 from .model import (
     BAN,
-    INVITE,
     KICK,
     MUTE,
     ROOM_EVENTS,
@@ -59,6 +60,7 @@ class RoomGuard:
         self.blocks: dict[str, frozenset[str]] = {}
         #: (room, user) of the muted users in the rooms of this server's sessions.
         self._muted: set[tuple[str, str]] = set()
+        store.set_notice_listener(self.on_notice)
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -74,6 +76,26 @@ class RoomGuard:
         """``user`` blocked or unblocked someone: their sessions here follow it."""
         if self._sessions_of(user):
             self.set_blocks(user, await self._store.blocked(user))
+
+    def on_notice(self, kind: str, user: str, detail: str) -> None:
+        """What another server announced (chatrpc.store.presence): ``user`` blocked
+        (``+name``) or unblocked (``-name``) someone, or was invited (``room``, who,
+        why, one a line)."""
+        if kind == "invite":
+            room, by, reason = [*detail.split("\n", 2), "", ""][:3]
+            self.invited(user, Invitation(room, by, reason))
+        elif kind == "block" and detail[:1] in "+-" and self._sessions_of(user):
+            found = set(self.blocks.get(user, ()))
+            if detail[0] == "+":
+                found.add(detail[1:])
+            else:
+                found.discard(detail[1:])
+            self.set_blocks(user, found)
+
+    def invited(self, user: str, invitation: Invitation) -> None:
+        """Tells ``user``'s sessions here of an invitation."""
+        for session in self._sessions_of(user):
+            session.push(invitation)
 
     def set_blocks(self, user: str, blocked: Iterable[str]) -> None:
         """What ``user`` blocks now (after Block or Unblock, or read from the store)."""
@@ -149,6 +171,3 @@ class RoomGuard:
             self._muted.add((room, user))
         elif msg.kind == UNMUTE:
             self._muted.discard((room, user))
-        elif msg.kind == INVITE:
-            for session in self._sessions_of(user):
-                session.push(Invitation(room, msg.sender, msg.text))

@@ -410,3 +410,43 @@ async def test_a_kick_through_one_server_ends_delivery_on_another_over_redis(
         assert troll.of("error")[0].code == E.PERMISSION_DENIED
         assert "after" not in troll.texts()
         assert not any(m.kind == pb.Message.BAN for m in troll.messages())
+
+
+async def test_blocks_and_invitations_reach_sessions_on_another_server_over_redis(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    url = redis_server.url_for(0)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(running_server(url))
+        b = await stack.enter_async_context(running_server(url))
+        on_a, on_b = Peers(target(a)), Peers(target(b))
+        stack.push_async_callback(on_a.close)
+        stack.push_async_callback(on_b.close)
+        ch = channel(target(a))
+        stack.push_async_callback(ch.close)
+        calls = Calls(on_a, ch)
+        for user in ("alice", "bob", "carol"):
+            on_b.tokens[user] = await on_a.token(user)
+        mallory = await on_a.open("mallory")
+        await mallory.join("hall")
+        alice = await on_b.open("alice")
+        await alice.join("hall")
+        bob = await on_b.open("bob")
+        await bob.join("hall")
+        await calls.call("alice", "Block", pb.BlockRequest(user="mallory"))  # through a
+        await calls.moderate("mallory", "hall", invite="carol")  # mallory created #hall
+        carol = await on_b.open("carol")
+        await carol.wait_for(lambda ev: bool(carol.of("invitation")))
+        await mallory.send_and_ack("noise", room="hall")
+        await bob.wait_for(lambda ev: "noise" in bob.texts())
+        await bob.send_and_ack("signal", room="hall")
+        await alice.wait_for(lambda ev: "signal" in alice.texts())
+        assert "noise" not in alice.texts()
+        # A live invitation crosses too.
+        on_b.tokens["dave"] = await on_a.token("dave")
+        dave = await on_b.open("dave")
+        await dave.join("lobby")
+        await calls.moderate("mallory", "hall", invite="dave", reason="come")
+        await dave.wait_for(lambda ev: bool(dave.of("invitation")))
+        assert (dave.of("invitation")[0].by, dave.of("invitation")[0].reason) == ("mallory", "come")

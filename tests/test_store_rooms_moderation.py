@@ -117,7 +117,7 @@ async def test_a_room_event_item_keeps_its_reason_target_and_detail(store: Store
         emoji="bob",
     )
     stored, duplicate = await store.append(draft)
-    assert not duplicate and stored.seq == 2
+    assert not duplicate and (stored.seq, stored.text, stored.target_user) == (2, "spam", "bob")
     found = await item(store, 2)
     assert (found.kind, found.text, found.target_user, found.detail) == (BAN, "spam", "bob", 3600)
     assert (await item(store, 1)).text == "hello"  # the message is untouched

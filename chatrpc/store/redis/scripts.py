@@ -119,7 +119,7 @@ else
   end
 end
 local applied = 1
-if kind ~= 0 and st == nil then applied = 0 end
+if kind >= 1 and kind <= 3 and st == nil then applied = 0 end
 return {1, seq, now, applied}
 """
 

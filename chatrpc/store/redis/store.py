@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from ...model import Conversation, Draft, StoredMessage
 from ...urls import redact
@@ -21,6 +22,7 @@ from .admin import RedisAdmin
 from .connection import Connection
 from .feed import Feed
 from .history import History
+from .keys import PRESENCE, PRESENCE_MAXLEN
 from .moderation import RedisModeration
 from .presence import Presence
 from .rooms import RegistrationTokens, Rooms
@@ -56,6 +58,7 @@ class RedisStore(ScanSearch, RedisAdmin, RedisModeration, Store):
             lambda user, token_hash: self._revoke_listener(user, token_hash),
             lambda user: self._disable_listener(user),
             lambda room: self._room_drop_listener(room),
+            lambda kind, user, detail: self._notice_listener(kind, user, detail),
         )
         self._feed = Feed(
             self._conn,
@@ -104,6 +107,20 @@ class RedisStore(ScanSearch, RedisAdmin, RedisModeration, Store):
         self.epoch = epoch
 
     # -- watching and presence -------------------------------------------------------
+
+    async def announce(self, kind: str, user: str, detail: str = "") -> None:
+        fields: dict[Any, Any] = {
+            "n": self._presence.node,
+            "k": "notice",
+            "w": kind,
+            "u": user,
+            "d": detail,
+        }
+
+        async def do() -> None:
+            await self._conn.r().xadd(PRESENCE, fields, maxlen=PRESENCE_MAXLEN, approximate=True)
+
+        await self._conn.call(do, retry=False)
 
     def watch(self, key: str) -> None:
         if self._watches.watch(key):
