@@ -450,3 +450,66 @@ async def test_blocks_and_invitations_reach_sessions_on_another_server_over_redi
         await calls.moderate("mallory", "hall", invite="dave", reason="come")
         await dave.wait_for(lambda ev: bool(dave.of("invitation")))
         assert (dave.of("invitation")[0].by, dave.of("invitation")[0].reason) == ("mallory", "come")
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+async def test_bad_moderation_requests_get_a_clear_status(world: tuple[Peers, Calls]) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    await peers.token("bob")
+    cases: list[tuple[pb.ModerateRequest, grpc.StatusCode, str]] = [
+        (pb.ModerateRequest(room="hall"), S.INVALID_ARGUMENT, "needs an action"),
+        (pb.ModerateRequest(set_topic="x"), S.INVALID_ARGUMENT, "needs a room"),
+        (pb.ModerateRequest(room="h@ll", kick="bob"), S.INVALID_ARGUMENT, "room"),
+        (pb.ModerateRequest(room="hall", kick="nobody"), S.NOT_FOUND, "no user named"),
+        (pb.ModerateRequest(room="hall", kick="bob"), S.FAILED_PRECONDITION, "not in #hall"),
+        (pb.ModerateRequest(room="hall", kick="alice"), S.INVALID_ARGUMENT, "yourself"),
+        (pb.ModerateRequest(room="hall", unban="bob"), S.FAILED_PRECONDITION, "not banned"),
+        (pb.ModerateRequest(room="hall", unmute="bob"), S.FAILED_PRECONDITION, "not muted"),
+        (pb.ModerateRequest(room="hall", set_topic="\x1b[2J"), S.INVALID_ARGUMENT, "control"),
+        (
+            pb.ModerateRequest(room="hall", mute="bob", reason="x" * 20_000),
+            S.INVALID_ARGUMENT,
+            "bytes",
+        ),
+        (
+            pb.ModerateRequest(room="hall", set_role=pb.SetRole(user="bob", role=7)),  # type: ignore[arg-type]
+            S.INVALID_ARGUMENT,
+            "role",
+        ),
+    ]
+    for request, code, words in cases:
+        got, details = await calls.status("alice", "ModerateRoom", request)
+        assert got == code and words in details, (request, got, details)
+    for name, req in (("Block", pb.BlockRequest), ("Unblock", pb.UnblockRequest)):
+        assert (await calls.status("alice", name, req(user="alice")))[0] == S.INVALID_ARGUMENT
+        assert (await calls.status("alice", name, req(user="nobody")))[0] == S.NOT_FOUND
+    # Nothing of it was recorded, and the server still serves alice.
+    page = await calls.call("alice", "History", pb.HistoryRequest(room="hall"))
+    assert list(page.messages) == []
+
+
+async def test_moderation_is_rate_limited_like_sends(tmp_path: Path) -> None:
+    from chatrpc.hub import Limits
+
+    async with running_server(limits=Limits(rate_limit=0.1, rate_burst=3)) as srv:
+        peers = Peers(target(srv))
+        ch = channel(target(srv))
+        try:
+            calls = Calls(peers, ch)
+            alice = await peers.open("alice")
+            await alice.join("hall")  # a join costs from the same budget
+            codes = []
+            for i in range(4):
+                try:
+                    await calls.moderate("alice", "hall", set_topic=f"topic {i}")
+                    codes.append(S.OK)
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+            assert S.RESOURCE_EXHAUSTED in codes and codes[0] == S.OK
+        finally:
+            await peers.close()
+            await ch.close()
