@@ -19,6 +19,7 @@ from .model import (
     UNBAN,
     UNMUTE,
     Invitation,
+    StoredMessage,
     normalize_name,
 )
 from .moderation import Action, Moderation
@@ -69,6 +70,16 @@ def action_of(request: pb.ModerateRequest) -> Action:
     return Action(_USER_ACTIONS[which], room, getattr(request, which), reason)
 
 
+async def announce(hub: Hub, event: StoredMessage) -> None:
+    """Tells an invitee's sessions, here and on the other servers, of an INVITE
+    (every other room event reaches the servers that need it as an item of its
+    room; see chatrpc.room_guard)."""
+    if event.kind == INVITE:
+        invitee, by = event.target_user, event.sender
+        hub.guard.invited(invitee, Invitation(event.room, by, event.text))
+        await hub.store.announce("invite", invitee, f"{event.room}\n{by}\n{event.text}")
+
+
 class ModerationApi:
     """ModerateRoom, Block, Unblock and ListBlocked (a part of ChatApi)."""
 
@@ -83,10 +94,7 @@ class ModerationApi:
     ) -> pb.ModerateResponse:
         user = await self.user(caller)
         event = await self.moderation.act(user, action_of(request))
-        if event.kind == INVITE:  # the invitee's sessions, here and on other servers
-            invitee, invitation = event.target_user, Invitation(event.room, user, event.text)
-            self.hub.guard.invited(invitee, invitation)
-            await self.hub.store.announce("invite", invitee, f"{event.room}\n{user}\n{event.text}")
+        await announce(self.hub, event)
         log.info(
             "moderation in #%s by %s: kind %d on %r",
             event.room,

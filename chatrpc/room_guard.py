@@ -43,7 +43,8 @@ from .subscriber import Left, Replay, Session
 def left_reason(msg: StoredMessage) -> str:
     """What a kicked or banned user's ``left`` event says."""
     what = "kicked" if msg.kind == KICK else "banned"
-    return f"{what} by {msg.sender}" + (f": {msg.text}" if msg.text else "")
+    by = msg.sender or "the operator"  # the admin service acts with no sender
+    return f"{what} by {by}" + (f": {msg.text}" if msg.text else "")
 
 
 class RoomGuard:

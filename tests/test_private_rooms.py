@@ -513,3 +513,38 @@ async def test_moderation_is_rate_limited_like_sends(tmp_path: Path) -> None:
         finally:
             await peers.close()
             await ch.close()
+
+
+# -- the operator ---------------------------------------------------------------------------------
+
+
+async def test_the_operator_moderates_any_room_with_chatrpc_admin(tmp_path: Path) -> None:
+    from .test_admin import admin, one_error
+
+    sock = tmp_path / "admin.sock"
+    async with running_server("memory://", admin_socket=str(sock)) as srv:
+        peers = Peers(target(srv))
+        ch = channel(target(srv))
+        try:
+            calls = Calls(peers, ch)
+            await private_room(peers, calls)
+            troll = await peers.open("troll")
+            await troll.join("lobby")  # troll created it: the operator outranks him
+            base = ("--socket", str(sock))
+            kicked = await admin(*base, "moderate", "lobby", "kick", "troll", "--reason", "abuse")
+            assert kicked.code == 0, kicked
+            await troll.wait_for(lambda ev: bool(troll.of("left")))
+            assert troll.of("left")[0].reason == "kicked by the operator: abuse"
+            banned = await admin(*base, "moderate", "secret", "ban", "troll", "--duration", "1h")
+            assert banned.code == 0, banned
+            page = await calls.call("alice", "History", pb.HistoryRequest(room="secret"))
+            ban = page.messages[-1]
+            assert (ban.kind, ban.sender, ban.target_user) == (pb.Message.BAN, "", "troll")
+            assert ban.ban_until.seconds - ban.sent_at.seconds == 3600
+            role = await admin(*base, "moderate", "secret", "role", "troll", "--role", "owner")
+            assert role.code == 0
+            one_error(await admin(*base, "moderate", "nowhere", "kick", "troll"), 1, "no room")
+            one_error(await admin(*base, "moderate", "secret", "private", "maybe"), 2, "on or off")
+        finally:
+            await peers.close()
+            await ch.close()

@@ -158,3 +158,21 @@ async def test_redis_keeps_moderation_for_every_server(redis_server: RedisServer
     first = open_store(url)
     await first.open()
     await _same_backing_store_sees(first, open_store(url))
+
+
+async def test_a_forgotten_room_keeps_no_settings_roles_or_bans(store: Store) -> None:
+    await store.claim_room("general", "alice")
+    await store.set_private("general", True)
+    await store.set_topic("general", "t")
+    await store.set_role("general", "bob", MODERATOR)
+    await store.invite("general", "carol", "alice")
+    await store.ban("general", "mallory", 0)
+    await store.ban("other", "mallory", 0)
+    await store.block("alice", "mallory")
+    await store.forget_room("general")
+    assert await store.room_settings("general") == RoomSettings()
+    assert await store.room_role("general", "bob") == MEMBER
+    assert await store.invitations("carol") == []
+    assert await store.banned_until("general", "mallory", now_ms()) is None
+    assert await store.banned_until("other", "mallory", now_ms()) == 0  # other rooms keep theirs
+    assert await store.blocked("alice") == ["mallory"]

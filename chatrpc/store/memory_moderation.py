@@ -25,6 +25,11 @@ class MemoryModeration:
         marks[scope, user, what] = value
         return before
 
+    async def _clear_marks(self, scope: str) -> None:
+        self._refuse_if_closed()
+        for key in [k for k in self._mark_values if k[0] == scope]:
+            del self._mark_values[key]
+
     async def _marks(self, scope: str, what: str) -> dict[str, str]:
         self._refuse_if_closed()
         return {u: v for (s, u, w), v in self._mark_values.items() if s == scope and w == what}

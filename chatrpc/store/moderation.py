@@ -74,8 +74,17 @@ class RoomModeration(abc.ABC):
         """Every scope where ``user`` is marked ``what``, with the values."""
 
     @abc.abstractmethod
+    async def _clear_marks(self, scope: str) -> None:
+        """Removes every mark of ``scope``."""
+
+    @abc.abstractmethod
     async def room_owner(self, room: str) -> str | None:
         """The room's creator (see RoomStore); None if there is no such room."""
+
+    async def forget_room(self, room: str) -> None:
+        """Removes everything moderation kept of ``room`` (it was deleted): a room
+        created again under its name starts public, with no roles and no bans."""
+        await self._clear_marks(room)
 
     # -- settings ---------------------------------------------------------------------
 

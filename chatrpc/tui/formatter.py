@@ -90,8 +90,9 @@ class Formatter:
         change as an IRC-style notice (``* alice edited #12: new text``)."""
         clock = time.strftime("%H:%M", time.localtime(m.sent_at.seconds))
         stamp = self._sgr("2", f"[{clock} #{m.seq}]" if self.seqs else f"[{clock}]")
-        if m.kind in ROOM_EVENT_KINDS:
-            return f"{stamp} {self._where(m)} * {self.nick(m.sender)} {room_event_words(m)}"
+        if m.kind in ROOM_EVENT_KINDS:  # the server's operator acts with no sender
+            who = self.nick(m.sender) if m.sender else "the operator"
+            return f"{stamp} {self._where(m)} * {who} {room_event_words(m)}"
         if m.kind != pb.Message.MESSAGE:
             return f"{stamp} {self._where(m)} * {self.nick(m.sender)} {change_words(m)}"
         if m.hidden:

@@ -43,6 +43,7 @@ SCRIPTS = {
     "prune_rooms": scripts.PRUNE_ROOMS_LUA,
     "use_regtoken": scripts.USE_REGTOKEN_LUA,
     "set_mark": scripts.SET_MARK_LUA,
+    "clear_marks": scripts.CLEAR_MARKS_LUA,
     **ADMIN_SCRIPTS,
 }
 

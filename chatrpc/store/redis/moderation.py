@@ -39,6 +39,12 @@ class RedisModeration:
 
         return await self._conn.call(do)
 
+    async def _clear_marks(self, scope: str) -> None:
+        async def do() -> None:
+            await self._conn.scripts["clear_marks"]([_scope_key(scope)], [f"{P}markof:", scope])
+
+        await self._conn.call(do)
+
     async def _field_values(self, key: str, what: str) -> dict[str, str]:
         async def do() -> dict[str, str]:
             found = await self._conn.r().hgetall(key)

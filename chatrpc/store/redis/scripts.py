@@ -334,3 +334,15 @@ else
 end
 return before
 """
+
+#: KEYS: mark:{scope}; ARGV: the markof: key prefix, scope. Removes every mark of
+#: the scope and its entries in each user's index.
+CLEAR_MARKS_LUA = """
+local fields = redis.call('HKEYS', KEYS[1])
+for _, f in ipairs(fields) do
+  local what, user = string.match(f, '^([^:]*):(.*)$')
+  if what then redis.call('HDEL', ARGV[1] .. user, what .. ':' .. ARGV[2]) end
+end
+redis.call('DEL', KEYS[1])
+return #fields
+"""

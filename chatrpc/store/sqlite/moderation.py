@@ -38,6 +38,12 @@ class SQLiteModeration(SQLiteBase):
 
         return await self._write(do)
 
+    async def _clear_marks(self, scope: str) -> None:
+        def do(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM marks WHERE scope = ?", (scope,))
+
+        await self._write(do)
+
     async def _marks(self, scope: str, what: str) -> dict[str, str]:
         def do(conn: sqlite3.Connection) -> dict[str, str]:
             rows = conn.execute(
