@@ -14,7 +14,17 @@ from dataclasses import dataclass
 
 from . import change_rules
 from .errors import ChatError, Code, invalid
-from .model import EDIT, REACTION, Draft, dm_key, normalize_name, room_key, seq_field
+from .model import (
+    DELETE,
+    EDIT,
+    REACTION,
+    Draft,
+    StoredMessage,
+    dm_key,
+    normalize_name,
+    room_key,
+    seq_field,
+)
 from .rules import SendRules
 from .store import Store
 from .subscriber import Session
@@ -107,7 +117,10 @@ class Drafts:
         remove = change.remove and kind == REACTION
         try:
             target = await change_rules.message(self._store, conv, change.seq, where, "seq")
-            change_rules.check_change(session.user, target, kind, where, emoji=emoji, remove=remove)
+            moderator = await self._moderates(room, session.user, target, kind)
+            change_rules.check_change(
+                session.user, target, kind, where, emoji=emoji, remove=remove, moderator=moderator
+            )
         except ChatError:
             # A retry whose original changed the message since (or that retention
             # dropped) is answered by the store with that original.
@@ -126,6 +139,14 @@ class Drafts:
             emoji=emoji,
             remove=remove,
         )
+
+    async def _moderates(self, room: str, user: str, target: StoredMessage, kind: int) -> bool:
+        """Whether ``user`` deletes someone else's message of ``room`` as one who
+        moderates its author there."""
+        if kind != DELETE or not room or target.sender == user:
+            return False
+        mine = await self._store.room_role(room, user)
+        return change_rules.moderates(mine, await self._store.room_role(room, target.sender))
 
     async def _conversation(
         self, session: Session, room: str, to_user: str, what: str

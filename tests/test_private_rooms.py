@@ -548,3 +548,31 @@ async def test_the_operator_moderates_any_room_with_chatrpc_admin(tmp_path: Path
         finally:
             await peers.close()
             await ch.close()
+
+
+async def test_owners_and_moderators_delete_the_messages_of_those_they_moderate(
+    world: tuple[Peers, Calls],
+) -> None:
+    peers, calls = world
+    alice, bob, dave = [await peers.open(name) for name in ("alice", "bob", "dave")]
+    for peer in (alice, bob, dave):
+        await peer.join("hall")
+    await calls.moderate("alice", "hall", set_role=pb.SetRole(user="bob", role=pb.Member.MODERATOR))
+    by_alice = await alice.send_and_ack("owner's", room="hall")
+    by_bob = await bob.send_and_ack("moderator's", room="hall")
+    by_dave = await dave.send_and_ack("member's", room="hall")
+    await dave.stream.delete(by_bob.seq, room="hall", client_msg_id="d-1")
+    assert (await dave.error_for("d-1")).code == E.PERMISSION_DENIED
+    await bob.stream.delete(by_alice.seq, room="hall", client_msg_id="b-1")
+    assert (await bob.error_for("b-1")).code == E.PERMISSION_DENIED
+    await bob.stream.delete(by_dave.seq, room="hall", client_msg_id="b-2")
+    await alice.stream.delete(by_bob.seq, room="hall", client_msg_id="a-1")
+    await alice.wait_for(
+        lambda ev: (
+            {m.client_msg_id for m in alice.messages() if m.kind == pb.Message.DELETE}
+            == {"b-2", "a-1"}
+        )
+    )
+    page = await calls.call("dave", "History", pb.HistoryRequest(room="hall"))
+    deleted = {m.seq for m in page.messages if m.deleted}
+    assert deleted == {by_bob.seq, by_dave.seq}
