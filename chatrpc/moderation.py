@@ -143,7 +143,10 @@ class Moderation:
         if action.role not in ROLES:
             raise invalid(f"unknown role {action.role!r}")
         if not 0 <= action.duration_s <= MAX_BAN_S:
-            raise invalid(f"a ban lasts at most {MAX_BAN_S} seconds (0: until lifted)")
+            raise invalid(
+                f"duration_s {action.duration_s} is out of range: a ban lasts at most"
+                f" {MAX_BAN_S} seconds (0: until lifted)"
+            )
         return Action(
             action.kind,
             room,

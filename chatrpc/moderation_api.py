@@ -65,7 +65,7 @@ def action_of(request: pb.ModerateRequest) -> Action:
     if which == "set_role":
         role = ROLE_NAMES.get(request.set_role.role)
         if role is None:
-            raise invalid(f"unknown role {request.set_role.role}")
+            raise invalid(f"role {request.set_role.role} is out of range: no such role")
         return Action(ROLE, room, request.set_role.user, reason, role=role)
     return Action(_USER_ACTIONS[which], room, getattr(request, which), reason)
 
