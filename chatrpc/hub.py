@@ -189,10 +189,10 @@ class Hub:
                 f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
             )
         self.rules.spend(session.user, JOIN_COST)
-        settings = await self.guard.admit(room, session.user)  # private, banned?
+        standing = await self.guard.admit(room, session.user)  # private, banned?
         await claim_room(self.store, self.limits, room, session.user)
         await self.store.add_member(room, session.user)
-        await self.guard.entered(room, session.user, settings)
+        await self.guard.entered(room, session.user, standing)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)
         try:
@@ -201,7 +201,7 @@ class Hub:
         except BaseException:
             session.release(conv)
             raise
-        session.push(self.guard.screen_replay(session.user, replay, settings))
+        session.push(self.guard.screen_replay(session.user, replay, standing))
 
     async def resume_direct(
         self, session: Session, with_user: str, after_seq: int | None, epoch: str = ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from .errors import ChatError, Code
-from .store import MEMBER, RoomSettings, Store
+from .store import MEMBER, MODERATOR, OWNER, Standing, Store
 
 
 def not_found(room: str) -> ChatError:
@@ -51,17 +51,24 @@ async def check_see(store: Store, room: str, user: str) -> None:
         raise not_found(room)
 
 
-async def check_join(store: Store, room: str, user: str) -> RoomSettings:
-    """The settings of ``room`` if ``user`` may join it (a room that does not exist
-    yet may be created); else NOT_FOUND (private) or PERMISSION_DENIED (banned)."""
-    settings = await store.room_settings(room)
-    if settings.private and not await in_room(store, room, user):
+async def check_join(store: Store, room: str, user: str) -> Standing:
+    """The settings of ``room`` and where ``user`` stands in it, if they may join it
+    (a room that does not exist yet may be created); else NOT_FOUND (a private
+    room they are not in) or PERMISSION_DENIED (banned). One store read for a
+    public room."""
+    standing = await store.standing(room, user)
+    if standing.settings.private and not (
+        standing.invited
+        or standing.role in (OWNER, MODERATOR)
+        or await store.is_member(room, user)
+        or (standing.role is None and await store.room_owner(room) == user)
+    ):
         raise not_found(room)
-    until = await store.banned_until(room, user, now_ms())
-    if until is not None:
+    until = standing.banned_until
+    if until is not None and (until == 0 or until > now_ms()):
         when = "until an owner or moderator lifts it" if until == 0 else _until(until)
         raise ChatError(Code.PERMISSION_DENIED, f"you are banned from #{room} {when}")
-    return settings
+    return standing
 
 
 def _until(ms: int) -> str:

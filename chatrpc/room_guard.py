@@ -36,7 +36,7 @@ from .model import (
     StoredMessage,
 )
 from .presence import RoomPresence
-from .store import RoomSettings, Store
+from .store import Standing, Store
 from .subscriber import Left, Replay, Session
 
 
@@ -111,17 +111,18 @@ class RoomGuard:
         self.blocks.pop(user, None)
         self._muted = {(r, u) for r, u in self._muted if u != user}
 
-    async def admit(self, room: str, user: str) -> RoomSettings:
-        """Before ``user`` joins ``room``: its settings, or NOT_FOUND (a private room
-        they are not in) or PERMISSION_DENIED (banned); see chatrpc.room_access."""
+    async def admit(self, room: str, user: str) -> Standing:
+        """Before ``user`` joins ``room``: its settings and their standing in it, or
+        NOT_FOUND (a private room they are not in) or PERMISSION_DENIED (banned);
+        see chatrpc.room_access."""
         return await room_access.check_join(self._store, room, user)
 
-    async def entered(self, room: str, user: str, settings: RoomSettings) -> None:
-        """``user`` joined ``room`` here: accepts their invitation to a private
-        room, and notes whether they are muted in it."""
-        if settings.private:
+    async def entered(self, room: str, user: str, standing: Standing) -> None:
+        """``user`` joined ``room`` here: accepts their invitation, and notes
+        whether they are muted in it."""
+        if standing.invited:
             await self._store.uninvite(room, user)
-        if await self._store.is_muted(room, user):
+        if standing.muted:
             self._muted.add((room, user))
         else:
             self._muted.discard((room, user))
@@ -149,11 +150,12 @@ class RoomGuard:
             return sessions
         return [s for s in sessions if not self.hides(s.user, msg)]
 
-    def screen_replay(self, reader: str, replay: Replay, settings: RoomSettings) -> Replay:
+    def screen_replay(self, reader: str, replay: Replay, standing: Standing) -> Replay:
         """A join's replay without what is kept from ``reader``, its acknowledgement
         with the room's topic and privacy."""
         if reader in self.blocks:
             replay.messages = [m for m in replay.messages if not self.hides(reader, m)]
+        settings = standing.settings
         replay.joined = dataclasses.replace(
             replay.joined, topic=settings.topic, private=settings.private
         )

@@ -176,3 +176,22 @@ async def test_a_forgotten_room_keeps_no_settings_roles_or_bans(store: Store) ->
     assert await store.banned_until("general", "mallory", now_ms()) is None
     assert await store.banned_until("other", "mallory", now_ms()) == 0  # other rooms keep theirs
     assert await store.blocked("alice") == ["mallory"]
+
+
+async def test_a_users_standing_in_a_room_is_read_in_one_step(store: Store) -> None:
+    from chatrpc.store import Standing
+
+    await store.claim_room("general", "alice")
+    assert await store.standing("general", "bob") == Standing(
+        RoomSettings(), None, False, None, False
+    )
+    await store.set_private("general", True)
+    await store.set_topic("general", "t")
+    await store.set_role("general", "bob", MODERATOR)
+    await store.invite("general", "bob", "alice")
+    await store.ban("general", "bob", 5)
+    await store.set_muted("general", "bob", True)
+    assert await store.standing("general", "bob") == Standing(
+        RoomSettings("t", True), MODERATOR, True, 5, True
+    )
+    assert (await store.standing("general", "carol")).role is None

@@ -34,7 +34,7 @@ import abc
 from .accounts import Account, AccountStore, RegistrationToken, token_id
 from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
 from .messages import Listener, MessageLog
-from .moderation import MEMBER, MODERATOR, OWNER, ROLES, RoomModeration, RoomSettings
+from .moderation import MEMBER, MODERATOR, OWNER, ROLES, RoomModeration, RoomSettings, Standing
 from .options import StoreOptions
 from .presence import (
     ClusterPresence,
@@ -75,6 +75,7 @@ __all__ = [
     "RoomSettings",
     "RoomStore",
     "SearchPage",
+    "Standing",
     "Store",
     "StoreOptions",
     "next_prune_start",

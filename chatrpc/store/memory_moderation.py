@@ -25,6 +25,10 @@ class MemoryModeration:
         marks[scope, user, what] = value
         return before
 
+    async def _some_marks(self, scope: str, keys: list[tuple[str, str]]) -> list[str | None]:
+        self._refuse_if_closed()
+        return [self._mark_values.get((scope, user, what)) for user, what in keys]
+
     async def _clear_marks(self, scope: str) -> None:
         self._refuse_if_closed()
         for key in [k for k in self._mark_values if k[0] == scope]:

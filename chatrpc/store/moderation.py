@@ -47,6 +47,19 @@ class RoomSettings:
     private: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A room's settings and where one user stands in it, read in one step (a join)."""
+
+    settings: RoomSettings
+    #: Their role mark (None: none given; the creator is an owner then).
+    role: str | None
+    invited: bool
+    #: When their ban ends (0: never), as stored; None if never banned.
+    banned_until: int | None
+    muted: bool
+
+
 def _block_scope(user: str) -> str:
     return "@" + user
 
@@ -74,6 +87,11 @@ class RoomModeration(abc.ABC):
         """Every scope where ``user`` is marked ``what``, with the values."""
 
     @abc.abstractmethod
+    async def _some_marks(self, scope: str, keys: list[tuple[str, str]]) -> list[str | None]:
+        """The values of the marks (scope, user, what) for each (user, what) of
+        ``keys``, in one read."""
+
+    @abc.abstractmethod
     async def _clear_marks(self, scope: str) -> None:
         """Removes every mark of ``scope``."""
 
@@ -87,6 +105,19 @@ class RoomModeration(abc.ABC):
         await self._clear_marks(room)
 
     # -- settings ---------------------------------------------------------------------
+
+    async def standing(self, room: str, user: str) -> Standing:
+        """The room's settings and ``user``'s marks in it, in one read."""
+        keys = [("", _TOPIC), ("", _PRIVATE)]
+        keys += [(user, _ROLE), (user, _INVITE), (user, _BAN), (user, _MUTE)]
+        topic, private, role, invite, ban, mute = await self._some_marks(room, keys)
+        return Standing(
+            RoomSettings(topic or "", private == "1"),
+            role,
+            invite is not None,
+            None if ban is None else int(ban),
+            mute is not None,
+        )
 
     async def room_settings(self, room: str) -> RoomSettings:
         """The room's topic and privacy (the defaults for a room never set)."""

@@ -39,6 +39,14 @@ class RedisModeration:
 
         return await self._conn.call(do)
 
+    async def _some_marks(self, scope: str, keys: list[tuple[str, str]]) -> list[str | None]:
+        async def do() -> list[str | None]:
+            fields = [f"{what}:{user}" for user, what in keys]
+            values = await self._conn.r().hmget(_scope_key(scope), fields)
+            return [None if v is None else str(v) for v in values]
+
+        return await self._conn.call(do)
+
     async def _clear_marks(self, scope: str) -> None:
         async def do() -> None:
             await self._conn.scripts["clear_marks"]([_scope_key(scope)], [f"{P}markof:", scope])

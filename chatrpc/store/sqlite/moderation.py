@@ -38,6 +38,20 @@ class SQLiteModeration(SQLiteBase):
 
         return await self._write(do)
 
+    async def _some_marks(self, scope: str, keys: list[tuple[str, str]]) -> list[str | None]:
+        users = sorted({user for user, _ in keys})
+
+        def do(conn: sqlite3.Connection) -> list[str | None]:
+            rows = conn.execute(
+                "SELECT user, what, value FROM marks WHERE scope = ?"
+                f" AND user IN ({', '.join('?' * len(users))})",
+                (scope, *users),
+            ).fetchall()
+            found = {(str(u), str(w)): str(v) for u, w, v in rows}
+            return [found.get(key) for key in keys]
+
+        return await self._read(do)
+
     async def _clear_marks(self, scope: str) -> None:
         def do(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM marks WHERE scope = ?", (scope,))
