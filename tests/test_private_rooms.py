@@ -576,3 +576,35 @@ async def test_owners_and_moderators_delete_the_messages_of_those_they_moderate(
     page = await calls.call("dave", "History", pb.HistoryRequest(room="hall"))
     deleted = {m.seq for m in page.messages if m.deleted}
     assert deleted == {by_bob.seq, by_dave.seq}
+
+
+async def test_the_web_adapter_serves_moderation_and_its_events(tmp_path: Path) -> None:
+    """The browser's JSON API and WebSocket speak the same: ModerateRoom and Block
+    as POSTs, room events, invitations and a kick's reason as proto3 JSON."""
+    from .web_client import CallFailed, WebUser, web_url
+
+    async with running_server() as srv:
+        alice, bob = WebUser(web_url(srv)), WebUser(web_url(srv))
+        try:
+            await alice.login("alice")
+            await bob.login("bob")
+            a_ws, b_ws = await alice.open(), await bob.open()
+            await a_ws.join("den")
+            await b_ws.join("den")
+            topic = await alice.call("ModerateRoom", {"room": "den", "setTopic": "plans"})
+            assert topic["event"]["kind"] == "TOPIC" and topic["event"]["text"] == "plans"
+            await alice.call("ModerateRoom", {"room": "den", "kick": "bob", "reason": "spam"})
+            await b_ws.wait_for(lambda: bool(b_ws.of("left")))
+            assert b_ws.of("left")[0] == {"room": "den", "reason": "kicked by alice: spam"}
+            await alice.call("ModerateRoom", {"room": "den", "setPrivate": True})
+            await alice.call("ModerateRoom", {"room": "den", "invite": "bob"})
+            await b_ws.wait_for(lambda: bool(b_ws.of("invitation")))
+            assert b_ws.of("invitation")[0] == {"room": "den", "by": "alice"}
+            assert (await bob.call("Block", {"user": "alice"}))["changed"] is True
+            assert (await bob.call("ListBlocked"))["users"] == ["alice"]
+            with pytest.raises(CallFailed) as refused:
+                await bob.call("ModerateRoom", {"room": "den", "setTopic": "mine"})
+            assert (refused.value.status, refused.value.body["code"]) == (403, "permission_denied")
+        finally:
+            await alice.close()
+            await bob.close()
