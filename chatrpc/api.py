@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from google.protobuf.message import Message
@@ -105,7 +106,13 @@ class ChatApi(ModerationApi):
             before_seq=seq_field(request.before_seq, "before_seq"),
             page_token=request.page_token,
         )
-        hits = [pb.SearchHit(message=message_pb(h.message), snippet=h.snippet) for h in found.hits]
+        blocked = set(await self.hub.store.blocked(user)) if found.hits else set()
+        hits = []
+        for hit in found.hits:
+            msg, snippet = hit.message, hit.snippet
+            if msg.room and msg.sender in blocked:  # as History shows it: hidden
+                msg, snippet = replace(msg, text="", reactions=(), hidden=True), ""
+            hits.append(pb.SearchHit(message=message_pb(msg), snippet=snippet))
         return pb.SearchResponse(hits=hits, next_page_token=found.next_page_token)
 
     async def SetPassword(

@@ -336,6 +336,9 @@ async def test_a_blocked_users_dms_are_refused_and_room_messages_hidden(
     page = await calls.call("alice", "History", pb.HistoryRequest(room="hall"))
     hidden = [m for m in page.messages if m.sender == "mallory"]
     assert hidden and all(m.hidden and not m.text for m in hidden)
+    found = await calls.call("alice", "Search", pb.SearchRequest(query="noise", room="hall"))
+    (hit,) = found.hits
+    assert hit.message.hidden and not hit.message.text and not hit.snippet
     # alice's other (new) session and a resume hide them too.
     other = await peers.open("alice")
     await other.join("hall", after_seq=0)
