@@ -611,3 +611,45 @@ async def test_the_web_adapter_serves_moderation_and_its_events(tmp_path: Path) 
         finally:
             await alice.close()
             await bob.close()
+
+
+async def test_room_events_are_replayed_on_resume_in_order(world: tuple[Peers, Calls]) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    bob = await peers.open("bob")
+    joined = await bob.join("hall")
+    await bob.close()
+    await calls.moderate("alice", "hall", set_topic="plans")
+    await alice.send_and_ack("between", room="hall")
+    await calls.moderate("alice", "hall", mute="bob", reason="quiet")
+    back = await peers.open("bob")
+    resumed = await back.join("hall", after_seq=joined.last_seq, epoch=joined.epoch)
+    assert resumed.complete and resumed.replayed == 3 and resumed.topic == "plans"
+    kinds = [(m.kind, m.text) for m in back.messages()]
+    assert kinds == [
+        (pb.Message.TOPIC, "plans"),
+        (pb.Message.MESSAGE, "between"),
+        (pb.Message.MUTE, "quiet"),
+    ]
+    # The mute holds for the resumed session.
+    await back.stream.send("hi", room="hall", client_msg_id="b-9")
+    assert (await back.error_for("b-9")).code == E.PERMISSION_DENIED
+
+
+async def test_a_dm_naming_a_private_room_learns_nothing_of_it(
+    world: tuple[Peers, Calls],
+) -> None:
+    """Room and user names are apart: a DM to, or a DM resume with, a private
+    room's name answers exactly as for a name nobody has."""
+    peers, calls = world
+    await private_room(peers, calls)
+    mallory = await peers.open("mallory")
+    for name in ("secret", "nosuchname"):
+        await mallory.stream.send("hi", to_user=name, client_msg_id=f"m-{name}")
+        await mallory.stream.resume_direct(name, 0)
+    await mallory.wait_for(lambda ev: len(mallory.of("error")) == 4)
+    answers = [(e.code, e.message.replace("nosuchname", "secret")) for e in mallory.of("error")]
+    assert answers[:2] == answers[2:]
+    assert all(code == E.NOT_FOUND for code, _ in answers)
+    assert mallory.of("invitation") == [] and mallory.messages() == []
