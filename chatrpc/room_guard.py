@@ -69,7 +69,9 @@ class RoomGuard:
         """A new session: reads its user's blocks (if no session of theirs had) and
         tells it the invitations its user has not accepted yet."""
         user = session.user
-        self.set_blocks(user, await self._store.blocked(user))
+        blocked = await self._store.blocked(user)
+        if self._sessions_of(user):  # else it ended meanwhile: keep nothing of it
+            self.set_blocks(user, blocked)
         for room, by, reason in await self._store.invitations(user):
             session.push(Invitation(room, by, reason))
 
@@ -109,7 +111,8 @@ class RoomGuard:
     def forget(self, user: str) -> None:
         """``user``'s last session here ended."""
         self.blocks.pop(user, None)
-        self._muted = {(r, u) for r, u in self._muted if u != user}
+        if self._muted:
+            self._muted = {(r, u) for r, u in self._muted if u != user}
 
     async def admit(self, room: str, user: str) -> Standing:
         """Before ``user`` joins ``room``: its settings and their standing in it, or
