@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from google.protobuf.message import Message
 
 from .auth import Auth, hash_token
+from .caller import Caller as Caller  # where the adapters import it from
 from .hub import Hub
 from .model import seq_field
+from .moderation import Moderation
+from .moderation_api import ModerationApi
 from .search import SEARCH_COST, Searches
 from .v1 import chat_pb2 as pb
 from .wire import message_pb
@@ -26,21 +29,18 @@ from .wire import message_pb
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who makes a call: the bearer token presented (may be empty) and the client's address."""
-
-    token: str
-    address: str
+#: The proto's roles by the store's names.
+ROLES = {"member": pb.Member.MEMBER, "moderator": pb.Member.MODERATOR, "owner": pb.Member.OWNER}
 
 
-class ChatApi:
+class ChatApi(ModerationApi):
     """``ChatService``'s unary methods over a hub and auth, named as in the proto."""
 
     def __init__(self, hub: Hub, auth: Auth) -> None:
         self.hub = hub
         self.auth = auth
         self.searches = Searches(hub.store)
+        self.moderation = Moderation(hub.store, hub.rules)
 
     async def user(self, caller: Caller) -> str:
         """The caller's user, or UNAUTHENTICATED."""
@@ -106,7 +106,13 @@ class ChatApi:
             before_seq=seq_field(request.before_seq, "before_seq"),
             page_token=request.page_token,
         )
-        hits = [pb.SearchHit(message=message_pb(h.message), snippet=h.snippet) for h in found.hits]
+        blocked = set(await self.hub.store.blocked(user)) if found.hits else set()
+        hits = []
+        for hit in found.hits:
+            msg, snippet = hit.message, hit.snippet
+            if msg.room and msg.sender in blocked:  # as History shows it: hidden
+                msg, snippet = replace(msg, text="", reactions=(), hidden=True), ""
+            hits.append(pb.SearchHit(message=message_pb(msg), snippet=snippet))
         return pb.SearchResponse(hits=hits, next_page_token=found.next_page_token)
 
     async def SetPassword(
@@ -124,12 +130,16 @@ class ChatApi:
         page, token = await self.hub.listings.rooms(
             limit=request.page_size, page_token=request.page_token, prefix=request.prefix
         )
+        shown = await self.hub.listings.shown_rooms(user, [n for n, _, _ in page])
+        page = [row for row in page if row[0] in shown]
         reads = await self.hub.reads.rooms(user, [(n, s) for n, _, s in page])
         rooms = [
             pb.Room(
                 name=n,
                 online=o,
                 last_seq=s,
+                topic=shown[n].topic,
+                private=shown[n].private,
                 read_seq=mark,
                 unread=count.unread,
                 mentions=count.mentions,
@@ -141,11 +151,15 @@ class ChatApi:
     async def ListMembers(
         self, request: pb.ListMembersRequest, caller: Caller
     ) -> pb.ListMembersResponse:
-        await self.user(caller)
+        user = await self.user(caller)
         room, members, token = await self.hub.listings.members(
-            request.room, limit=request.page_size, page_token=request.page_token
+            request.room, limit=request.page_size, page_token=request.page_token, user=user
         )
-        return pb.ListMembersResponse(room=room, members=members, next_page_token=token)
+        held = await self.hub.store.room_roles(room)
+        roles = [pb.Member(user=m, role=ROLES[held.get(m, "member")]) for m in members]
+        return pb.ListMembersResponse(
+            room=room, members=members, next_page_token=token, roles=roles
+        )
 
     async def ListDirects(
         self, request: pb.ListDirectsRequest, caller: Caller

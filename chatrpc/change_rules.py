@@ -3,8 +3,9 @@
 * A change names a message of its conversation by seq: an unknown seq is
   NOT_FOUND, a seq of a change item (not a message) INVALID_ARGUMENT, and a
   deleted message FAILED_PRECONDITION (nothing is left to change).
-* Only the author edits or deletes a message (PERMISSION_DENIED otherwise);
-  :func:`may_change` is where room moderators will be allowed to delete too.
+* Only the author edits a message, and deletes it, but for the room's owners
+  and moderators, who delete the messages of those they moderate
+  (:func:`may_change`); PERMISSION_DENIED otherwise.
 * A reaction is a short emoji (:func:`emoji`); a user holds each emoji on a
   message once: adding one already there, or taking back one that is not,
   stores nothing and is answered FAILED_PRECONDITION.
@@ -20,7 +21,7 @@ import unicodedata
 
 from .errors import ChatError, Code, invalid
 from .model import DELETE, EDIT, MESSAGE, REACTION, StoredMessage, seq_field
-from .store import Store
+from .store import MEMBER, MODERATOR, OWNER, Store
 
 #: The most code points one reaction may have (a family emoji with skin tones
 #: joined by ZWJs is about that long; a word is not an emoji).
@@ -63,14 +64,19 @@ def emoji(value: str) -> str:
     return value
 
 
-def may_change(user: str, target: StoredMessage, kind: int) -> bool:
-    """Whether ``user`` may edit or delete ``target``: its author.
+def may_change(user: str, target: StoredMessage, kind: int, *, moderates: bool = False) -> bool:
+    """Whether ``user`` may edit or delete ``target``: its author, or for a delete
+    someone who ``moderates`` its author in the room (an owner, or a moderator
+    deleting a member's message; see :func:`moderates`). Reactions are open to
+    every member."""
+    return target.sender == user or (kind == DELETE and moderates)
 
-    The one place to let room moderators delete others' messages (private
-    rooms and moderation come later); reactions are open to every member.
-    """
-    del kind
-    return target.sender == user
+
+def moderates(actor_role: str, author_role: str) -> bool:
+    """Whether a user with ``actor_role`` in a room may delete the messages of one
+    with ``author_role`` there (chatrpc.moderation's rule: moderators act on
+    members only)."""
+    return actor_role == OWNER or (actor_role == MODERATOR and author_role == MEMBER)
 
 
 async def message(store: Store, conv: str, seq: int, where: str, what: str) -> StoredMessage:
@@ -95,13 +101,20 @@ async def message(store: Store, conv: str, seq: int, where: str, what: str) -> S
 
 
 def check_change(
-    user: str, target: StoredMessage, kind: int, where: str, *, emoji: str = "", remove: bool
+    user: str,
+    target: StoredMessage,
+    kind: int,
+    where: str,
+    *,
+    emoji: str = "",
+    remove: bool,
+    moderator: bool = False,
 ) -> None:
     """Raises the error a change of ``target`` by ``user`` gets, if any."""
     seq = target.seq
     if target.deleted:
         raise ChatError(Code.FAILED_PRECONDITION, f"message #{seq} in {where} was deleted")
-    if kind in (EDIT, DELETE) and not may_change(user, target, kind):
+    if kind in (EDIT, DELETE) and not may_change(user, target, kind, moderates=moderator):
         verb = "edit" if kind == EDIT else "delete"
         raise ChatError(
             Code.PERMISSION_DENIED,

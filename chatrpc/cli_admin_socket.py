@@ -26,11 +26,19 @@ from google.protobuf.message import Message
 from .cli_errors import Fatal
 from .v1 import admin_pb2 as apb
 from .v1 import admin_pb2_grpc as apb_grpc
+from .v1 import chat_pb2 as pb
 
 #: How long one call may take (an export streams for as long as it needs).
 CALL_TIMEOUT_S = 30.0
 #: The exit code of a usage error.
 USAGE = 2
+#: What ``moderate`` does (the ModerateRequest actions), and the roles it gives.
+MODERATE_ACTIONS = ("topic", "private", "invite", "kick", "ban", "unban", "mute", "unmute", "role")
+ROLE_NAMES = {
+    "owner": pb.Member.OWNER,
+    "moderator": pb.Member.MODERATOR,
+    "member": pb.Member.MEMBER,
+}
 
 COMMANDS = (
     "users",
@@ -42,6 +50,7 @@ COMMANDS = (
     "rooms",
     "delete-room",
     "set-owner",
+    "moderate",
     "prune-history",
     "export",
     "stats",
@@ -94,6 +103,12 @@ def add_commands(sub: Any, duration: Callable[[str], float], count: Callable[[st
     rooms.add_argument("prefix", nargs="?", default="", help="only names starting with this")
     c.add("delete-room", "delete a room, its messages and memberships", "room")
     c.add("set-owner", "give a room to a user", "room", "user")
+    mod = c.add("moderate", "a moderation action in any room, as its owner", "room")
+    mod.add_argument("action", choices=MODERATE_ACTIONS)
+    mod.add_argument("value", help="the user; for topic the topic, for private on or off")
+    mod.add_argument("--reason", default="", help="why (stored with the action)")
+    mod.add_argument("--duration", type=duration, help="how long a ban lasts: 3600, 30d, 2w")
+    mod.add_argument("--role", choices=ROLE_NAMES, default="moderator", help="for role")
     prune = c.add(
         "prune-history", "remove older messages of a conversation (seqs are never reused)"
     )
@@ -104,6 +119,25 @@ def add_commands(sub: Any, duration: Callable[[str], float], count: Callable[[st
     prune.add_argument("--keep-last", type=count, metavar="N", help="keep only the N newest")
     _conversation_options(c.add("export", "a conversation as JSON lines (proto3 JSON Message)"))
     c.add("stats", "what the server is and does now")
+
+
+def _moderation(args: argparse.Namespace) -> pb.ModerateRequest:
+    """The ModerateRequest of ``chatrpc-admin moderate``."""
+    request = pb.ModerateRequest(room=args.room, reason=args.reason)
+    action, value = args.action, args.value
+    if action == "topic":
+        request.set_topic = value
+    elif action == "private":
+        if value not in ("on", "off"):
+            raise Fatal("moderate ROOM private takes on or off", USAGE)
+        request.set_private = value == "on"
+    elif action == "ban":
+        request.ban.CopyFrom(pb.Ban(user=value, duration_s=int(args.duration or 0)))
+    elif action == "role":
+        request.set_role.CopyFrom(pb.SetRole(user=value, role=ROLE_NAMES[args.role]))
+    else:
+        setattr(request, action, value)
+    return request
 
 
 def _ref(args: argparse.Namespace) -> apb.ConversationRef:
@@ -222,6 +256,10 @@ class Console:
         r = await self.stub.SetRoomOwner(request, timeout=CALL_TIMEOUT_S)
         before = r.previous_owner or "nobody"
         self.show(r, f"#{args.room.removeprefix('#')} now owned by {args.user} (was {before})")
+
+    async def moderate(self, args: argparse.Namespace) -> None:
+        r = await self.stub.ModerateRoom(_moderation(args), timeout=CALL_TIMEOUT_S)
+        self.show(r, f"#{r.event.room} {args.action} {args.value}: done (#{r.event.seq})")
 
     async def prune_history(self, args: argparse.Namespace) -> None:
         request = apb.PruneHistoryRequest(

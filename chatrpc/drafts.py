@@ -9,11 +9,22 @@ and a reply's are chatrpc.change_rules'.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import change_rules
 from .errors import ChatError, Code, invalid
-from .model import EDIT, REACTION, Draft, dm_key, normalize_name, room_key, seq_field
+from .model import (
+    DELETE,
+    EDIT,
+    REACTION,
+    Draft,
+    StoredMessage,
+    dm_key,
+    normalize_name,
+    room_key,
+    seq_field,
+)
 from .rules import SendRules
 from .store import Store
 from .subscriber import Session
@@ -40,9 +51,13 @@ class Change:
 class Drafts:
     """The checks of one server's sends and changes over its store."""
 
-    def __init__(self, store: Store, rules: SendRules) -> None:
+    def __init__(
+        self, store: Store, rules: SendRules, muted: Callable[[str, str], bool] | None = None
+    ) -> None:
         self._store = store
         self._rules = rules
+        #: Whether a user is muted in a room (room, user); see chatrpc.room_guard.
+        self._muted = muted or (lambda room, user: False)
 
     async def send(
         self,
@@ -102,7 +117,10 @@ class Drafts:
         remove = change.remove and kind == REACTION
         try:
             target = await change_rules.message(self._store, conv, change.seq, where, "seq")
-            change_rules.check_change(session.user, target, kind, where, emoji=emoji, remove=remove)
+            moderator = await self._moderates(room, session.user, target, kind)
+            change_rules.check_change(
+                session.user, target, kind, where, emoji=emoji, remove=remove, moderator=moderator
+            )
         except ChatError:
             # A retry whose original changed the message since (or that retention
             # dropped) is answered by the store with that original.
@@ -122,6 +140,14 @@ class Drafts:
             remove=remove,
         )
 
+    async def _moderates(self, room: str, user: str, target: StoredMessage, kind: int) -> bool:
+        """Whether ``user`` deletes someone else's message of ``room`` as one who
+        moderates its author there."""
+        if kind != DELETE or not room or target.sender == user:
+            return False
+        mine = await self._store.room_role(room, user)
+        return change_rules.moderates(mine, await self._store.room_role(room, target.sender))
+
     async def _conversation(
         self, session: Session, room: str, to_user: str, what: str
     ) -> tuple[str, str, str, str]:
@@ -133,10 +159,14 @@ class Drafts:
             if room not in session.rooms:
                 doing = "sending to it" if what == "send" else "changing its messages"
                 raise ChatError(Code.FAILED_PRECONDITION, f"join #{room} before {doing}")
+            if self._muted(room, session.user):
+                raise ChatError(Code.PERMISSION_DENIED, f"you are muted in #{room}")
             return room_key(room), room, "", f"#{room}"
         if to_user:
             peer = normalize_name(to_user, "user")
             if await self._store.get_account(peer) is None:
                 raise ChatError(Code.NOT_FOUND, f"no user named {peer!r}")
+            if peer != session.user and await self._store.has_blocked(peer, session.user):
+                raise ChatError(Code.PERMISSION_DENIED, f"{peer} does not take your messages")
             return dm_key(session.user, peer), "", peer, f"your conversation with {peer}"
         raise invalid(f"{what} needs a room or a to_user")

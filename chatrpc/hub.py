@@ -33,6 +33,7 @@ from .model import (
 )
 from .presence import RoomPresence
 from .read_state import ReadState
+from .room_guard import RoomGuard
 from .rules import SendRules, claim_room
 from .stats import Stats
 from .store import Signal, Store
@@ -51,8 +52,10 @@ class Hub:
         self.stats = Stats()
         self.presence = RoomPresence(store, self.limits)
         self.rules = SendRules(self.limits, self.stats)
+        #: Blocks and mutes of this server's sessions; acts on room events.
+        self.guard = RoomGuard(store, self.presence, lambda u: list(self._users.get(u, ())))
         #: What sends and changes become before they are committed.
-        self.drafts = Drafts(store, self.rules)
+        self.drafts = Drafts(store, self.rules, self.guard.is_muted)
         #: History and the paged listings (read-only queries).
         self.listings = Listings(store, self.limits, self.presence)
         #: Sessions closed since the server started (what garbage there is to collect).
@@ -136,6 +139,7 @@ class Hub:
             sessions.pop(session, None)
             if not sessions:
                 del self._users[session.user]
+                self.guard.forget(session.user)
                 self.store.unwatch("@" + session.user)
 
     def park(self, session: Session) -> None:
@@ -162,7 +166,7 @@ class Hub:
     def _on_commit(self, messages: Sequence[StoredMessage]) -> None:
         self.stats.fanned_out += len(messages)
         for msg in messages:
-            for session in self._recipients(msg):
+            for session in self.guard.screened(msg, self._recipients):
                 session.push(msg)
 
     def _sessions_of(self, user: str) -> list[Session]:
@@ -196,8 +200,10 @@ class Hub:
                 f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
             )
         self.rules.spend(session.user, JOIN_COST)
+        standing = await self.guard.admit(room, session.user)  # private, banned?
         await claim_room(self.store, self.limits, room, session.user)
         await self.store.add_member(room, session.user)
+        await self.guard.entered(room, session.user, standing)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)
         try:
@@ -206,7 +212,7 @@ class Hub:
         except BaseException:
             session.release(conv)
             raise
-        session.push(replay)
+        session.push(self.guard.screen_replay(session.user, replay, standing))
 
     async def resume_direct(
         self, session: Session, with_user: str, after_seq: int | None, epoch: str = ""

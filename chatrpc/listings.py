@@ -7,12 +7,15 @@ rooms or users: every one is a page (chatrpc.listing keeps the page tokens).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from . import room_access
 from .errors import ChatError, Code, invalid
 from .limits import Limits
 from .listing import decode_token, encode_token, page_size
-from .model import StoredMessage, dm_key, dm_users, normalize_name, room_key
+from .model import ROOM_EVENTS, StoredMessage, dm_key, dm_users, normalize_name, room_key
 from .presence import RoomPresence
-from .store import Store
+from .store import RoomSettings, Store
 
 
 class Listings:
@@ -39,6 +42,8 @@ class Listings:
             room = normalize_name(room, "room")
             conv = room_key(room)
             if not await self.store.is_member(room, user):
+                # A room this user may not see is one that does not exist.
+                await room_access.check_see(self.store, room, user)
                 raise ChatError(Code.PERMISSION_DENIED, f"join #{room} to read its history")
         elif with_user:
             peer = normalize_name(with_user, "user")
@@ -52,7 +57,22 @@ class Listings:
             conv, after_seq=after_seq, before_seq=before_seq, limit=limit + 1, descending=descending
         )
         has_more = len(page) > limit
-        return page[:limit], await self.store.last_seq(conv), has_more
+        page = page[:limit]
+        if room:
+            page = await self._hide_blocked(user, page)
+        return page, await self.store.last_seq(conv), has_more
+
+    async def _hide_blocked(self, user: str, page: list[StoredMessage]) -> list[StoredMessage]:
+        """Marks the messages of users ``user`` blocked hidden, their text left out."""
+        blocked = set(await self.store.blocked(user))
+        if not blocked:
+            return page
+        return [
+            replace(m, hidden=True, text="", reactions=())
+            if m.sender in blocked and m.kind not in ROOM_EVENTS
+            else m
+            for m in page
+        ]
 
     def _page_size(self, asked: int) -> int:
         return page_size(asked, self.limits.default_list_page, self.limits.max_list_page)
@@ -95,11 +115,24 @@ class Listings:
             rows.sort(key=lambda r: -r[1])  # stable: equal counts keep the activity order
         return rows, token
 
+    async def shown_rooms(self, user: str, names: list[str]) -> dict[str, RoomSettings]:
+        """The settings of the rooms of ``names`` that ``user`` may see (a private
+        room only to those in it; see chatrpc.room_access)."""
+        found = await self.store.rooms_settings(names)
+        return {
+            name: settings
+            for name, settings in found.items()
+            if not settings.private or await room_access.in_room(self.store, name, user)
+        }
+
     async def members(
-        self, room: str, *, limit: int = 0, page_token: str = ""
+        self, room: str, *, limit: int = 0, page_token: str = "", user: str = ""
     ) -> tuple[str, list[str], str]:
-        """A page of the users online in ``room``, by name: (room, names, next token)."""
+        """A page of the users online in ``room``, by name: (room, names, next token).
+
+        NOT_FOUND for a room that does not exist or that ``user`` may not see."""
         room = normalize_name(room, "room")
+        await room_access.check_see(self.store, room, user)
         after = decode_token(page_token, "m", 1)[0] if page_token else ""
         size = self._page_size(limit)
         names = [u for u in sorted(await self.presence.online(room)) if u > after]

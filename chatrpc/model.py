@@ -23,6 +23,17 @@ MAX_SEQ = 2**63 - 1
 #: Kinds of stored items (the proto's ``Message.Kind``): a message someone sent,
 #: and the changes to one, each naming it in ``target_seq``.
 MESSAGE, EDIT, DELETE, REACTION = 0, 1, 2, 3
+#: The changes: items that apply to the message named by their ``target_seq``.
+CHANGES = frozenset({EDIT, DELETE, REACTION})
+#: Room events (moderation), stored as items of the room like messages. For
+#: these, the sender is who acted, ``text`` the reason (TOPIC: the topic), and
+#: the stores keep the user acted on in the ``emoji`` field and a number in
+#: ``target_seq``: :attr:`StoredMessage.target_user` and
+#: :attr:`StoredMessage.detail` name them (ROLE: the role's number in
+#: chatrpc.moderation.ROLE_NUMBERS; BAN: the ban's length in seconds, 0 for
+#: ever; PRIVACY: 1 for private).
+TOPIC, PRIVACY, INVITE, KICK, BAN, UNBAN, MUTE, UNMUTE, ROLE = range(4, 13)
+ROOM_EVENTS = frozenset({TOPIC, PRIVACY, INVITE, KICK, BAN, UNBAN, MUTE, UNMUTE, ROLE})
 
 #: A message's reactions: each emoji with the users who chose it, sorted.
 Reactions = tuple[tuple[str, tuple[str, ...]], ...]
@@ -79,11 +90,23 @@ class StoredMessage:
     edited: bool = False
     deleted: bool = False
     reactions: Reactions = ()
+    #: In History, for the reader: the sender is someone the reader blocked.
+    hidden: bool = False
     #: Cache for the encoded wire event, filled by the server once per message
     #: so that fan-out to many sessions does not encode it again for each.
     wire: Any = field(default=None, repr=False, compare=False)
     #: The same event as proto3 JSON, for WebSocket sessions (see chatrpc.web.jsonwire).
     json: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def target_user(self) -> str:
+        """For a room event: the user acted on (see :data:`ROOM_EVENTS`)."""
+        return self.emoji if self.kind in ROOM_EVENTS else ""
+
+    @property
+    def detail(self) -> int:
+        """For a room event: its number (see :data:`ROOM_EVENTS`)."""
+        return self.target_seq if self.kind in ROOM_EVENTS else 0
 
 
 def message_in(
@@ -106,6 +129,15 @@ def message_in(
         room=room,
         to_user=to_user,
     )
+
+
+@dataclass(slots=True, frozen=True)
+class Invitation:
+    """The session's user is invited to a private room (sent as an ``invitation`` event)."""
+
+    room: str
+    by: str
+    reason: str = ""
 
 
 @dataclass(slots=True, frozen=True)

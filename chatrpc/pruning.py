@@ -38,6 +38,8 @@ async def prune_once(store: Store, ttl_s: float, *, step: int = PRUNE_STEP) -> l
     removed: list[str] = []
     while start is not None:
         gone, start = await store.prune_rooms(idle_before, limit=step, from_ms=start)
+        for room in gone:  # a room made again under its name starts afresh
+            await store.forget_room(room)
         removed.extend(gone)
         await asyncio.sleep(0)  # sessions go first between steps
     return removed

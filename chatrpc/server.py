@@ -116,6 +116,16 @@ def _unary(
     return wrapper
 
 
+def _api_call(name: str) -> Any:  # Any: it stands in for each generated signature
+    """The handler of the unary call ``name``: :class:`ChatApi`'s method of that name."""
+
+    async def call(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await getattr(self.api, name)(request, _caller(context))
+
+    call.__name__ = call.__qualname__ = name
+    return _unary(call)
+
+
 class ChatServicer(pb_grpc.ChatServiceServicer):
     """``chatrpc.v1.ChatService`` over a :class:`Hub`."""
 
@@ -131,29 +141,19 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         return await self.auth.authenticate(_bearer(context), client=_client_address(context))
 
-    @_unary
-    async def Login(
-        self, request: pb.LoginRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.LoginResponse:
-        return await self.api.Login(request, _caller(context))
-
-    @_unary
-    async def Logout(
-        self, request: pb.LogoutRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.LogoutResponse:
-        return await self.api.Logout(request, _caller(context))
-
-    @_unary
-    async def SetPassword(
-        self, request: pb.SetPasswordRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.SetPasswordResponse:
-        return await self.api.SetPassword(request, _caller(context))
-
-    @_unary
-    async def Search(
-        self, request: pb.SearchRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.SearchResponse:
-        return await self.api.Search(request, _caller(context))
+    # The unary calls: each is ChatApi's method of the same name (see api.py).
+    Login = _api_call("Login")
+    Logout = _api_call("Logout")
+    SetPassword = _api_call("SetPassword")
+    Search = _api_call("Search")
+    History = _api_call("History")
+    ListRooms = _api_call("ListRooms")
+    ListMembers = _api_call("ListMembers")
+    ListDirects = _api_call("ListDirects")
+    ModerateRoom = _api_call("ModerateRoom")
+    Block = _api_call("Block")
+    Unblock = _api_call("Unblock")
+    ListBlocked = _api_call("ListBlocked")
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub."""
@@ -165,30 +165,6 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             transport="grpc",
             peer=context.peer() or "",
         )
-
-    @_unary
-    async def History(
-        self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HistoryResponse:
-        return await self.api.History(request, _caller(context))
-
-    @_unary
-    async def ListRooms(
-        self, request: pb.ListRoomsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ListRoomsResponse:
-        return await self.api.ListRooms(request, _caller(context))
-
-    @_unary
-    async def ListMembers(
-        self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ListMembersResponse:
-        return await self.api.ListMembers(request, _caller(context))
-
-    @_unary
-    async def ListDirects(
-        self, request: pb.ListDirectsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ListDirectsResponse:
-        return await self.api.ListDirects(request, _caller(context))
 
     async def Chat(  # type: ignore[override]  # writes with context.write, returns nothing
         self,

@@ -31,10 +31,11 @@ import enum
 import itertools
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .live import LiveItem
-from .model import StoredMessage
+from .live import Presence as Presence  # queued here like the other items
+from .model import Invitation, StoredMessage
 from .waits import Wakeup
 
 _ids = itertools.count(1)
@@ -61,19 +62,6 @@ class EndReason(enum.Enum):
     GONE = "client gone"
 
 
-@dataclass(slots=True)
-class Presence:
-    """A user came online in a room or left it; one object goes to every session."""
-
-    room: str
-    user: str
-    joined: bool
-    #: The encoded wire event, filled once by the server for all sessions.
-    wire: bytes | None = field(default=None, repr=False, compare=False)
-    #: The same event as proto3 JSON, filled once for all WebSocket sessions.
-    json: str | None = field(default=None, repr=False, compare=False)
-
-
 @dataclass(slots=True, frozen=True)
 class Joined:
     """Acknowledges a join of a room (``room``) or a DM resume (``with_user``)."""
@@ -91,11 +79,16 @@ class Joined:
     #: the user's read marker, and in a DM the peer's (0: none)
     read_seq: int = 0
     peer_read_seq: int = 0
+    #: The room's topic, and whether it is private.
+    topic: str = ""
+    private: bool = False
 
 
 @dataclass(slots=True, frozen=True)
 class Left:
     room: str
+    #: Why, when the session did not ask to leave (kicked, banned, room deleted).
+    reason: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -144,9 +137,9 @@ class End:
     reason: EndReason
 
 
-Item = StoredMessage | Presence | LiveItem | Replay | Left | Notice | Ack | Acked | End
+Item = StoredMessage | Presence | LiveItem | Replay | Left | Notice | Ack | Acked | End | Invitation
 #: What the writer receives: stored messages, notices and acknowledgements.
-Outgoing = StoredMessage | Presence | LiveItem | Joined | Left | Notice | Acked | End
+Outgoing = StoredMessage | Presence | LiveItem | Joined | Left | Notice | Acked | End | Invitation
 
 
 @dataclass(slots=True)

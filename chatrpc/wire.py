@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .live import ReadMark, TypingNotice
-from .model import StoredMessage
+from .model import BAN, PRIVACY, ROLE, ROOM_EVENTS, Invitation, StoredMessage
 from .subscriber import Acked, Joined, Left, Notice, Outgoing, Presence
 from .v1 import chat_pb2 as pb
 
@@ -39,7 +39,30 @@ def _timestamp(ms: int) -> Timestamp:
     return Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
 
 
+def _room_event_pb(msg: StoredMessage) -> pb.Message:
+    """A room event (moderation): the user acted on and its detail in their own fields."""
+    out = pb.Message(
+        seq=msg.seq,
+        room=msg.room,
+        sender=msg.sender,
+        text=msg.text,
+        sent_at=_timestamp(msg.sent_at_ms),
+        client_msg_id=msg.client_msg_id,
+        kind=msg.kind,  # type: ignore[arg-type]  # the model's kinds are the enum's numbers
+        target_user=msg.target_user,
+    )
+    if msg.kind == ROLE:
+        out.role = msg.detail  # type: ignore[assignment]  # the role's number
+    elif msg.kind == PRIVACY:
+        out.private = bool(msg.detail)
+    elif msg.kind == BAN and msg.detail:
+        out.ban_until.CopyFrom(_timestamp(msg.sent_at_ms + msg.detail * 1000))
+    return out
+
+
 def message_pb(msg: StoredMessage) -> pb.Message:
+    if msg.kind in ROOM_EVENTS:
+        return _room_event_pb(msg)
     out = pb.Message(
         seq=msg.seq,
         sender=msg.sender,
@@ -54,6 +77,7 @@ def message_pb(msg: StoredMessage) -> pb.Message:
         edited=msg.edited,
         deleted=msg.deleted,
         reactions=[pb.Reaction(emoji=e, users=users) for e, users in msg.reactions],
+        hidden=msg.hidden,
     )
     if msg.room:
         out.room = msg.room
@@ -79,6 +103,8 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
             online=item.online,
             read_seq=item.read_seq,
             peer_read_seq=item.peer_read_seq,
+            topic=item.topic,
+            private=item.private,
         )
         if item.room:
             joined.room = item.room
@@ -86,21 +112,12 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
             joined.with_user = item.with_user
         return pb.ServerEvent(joined=joined)
     if isinstance(item, Left):
-        return pb.ServerEvent(left=pb.Left(room=item.room))
-    if isinstance(item, TypingNotice):
-        typing = pb.UserTyping(user=item.user)
-        if item.room:
-            typing.room = item.room
-        else:
-            typing.with_user = item.with_user
-        return pb.ServerEvent(typing=typing)
-    if isinstance(item, ReadMark):
-        mark = pb.ReadMarker(user=item.user, seq=item.seq)
-        if item.room:
-            mark.room = item.room
-        else:
-            mark.with_user = item.with_user
-        return pb.ServerEvent(read_marker=mark)
+        return pb.ServerEvent(left=pb.Left(room=item.room, reason=item.reason))
+    if isinstance(item, Invitation):
+        invitation = pb.Invitation(room=item.room, by=item.by, reason=item.reason)
+        return pb.ServerEvent(invitation=invitation)
+    if isinstance(item, (TypingNotice, ReadMark)):
+        return _signal_pb(item)
     if isinstance(item, Acked):
         msg = item.message
         ack = pb.Ack(seq=msg.seq, client_msg_id=msg.client_msg_id)
@@ -118,6 +135,21 @@ def event_pb(item: Outgoing) -> pb.ServerEvent:
             )
         )
     raise TypeError(f"cannot encode {item!r}")
+
+
+def _signal_pb(item: TypingNotice | ReadMark) -> pb.ServerEvent:
+    """A typing notice or a moved read marker, naming its room or the DM's peer."""
+    if isinstance(item, TypingNotice):
+        signal: pb.UserTyping | pb.ReadMarker = pb.UserTyping(user=item.user)
+    else:
+        signal = pb.ReadMarker(user=item.user, seq=item.seq)
+    if item.room:
+        signal.room = item.room
+    else:
+        signal.with_user = item.with_user
+    if isinstance(signal, pb.UserTyping):
+        return pb.ServerEvent(typing=signal)
+    return pb.ServerEvent(read_marker=signal)
 
 
 def encode(item: Outgoing) -> bytes:

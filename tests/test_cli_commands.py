@@ -298,7 +298,11 @@ def test_json_mode_prints_command_results_as_json_objects(server_process, client
     assert result.returncode == 0, result.stderr
     objects = [json.loads(ln) for ln in result.stdout.splitlines()]
     by_key = {next(iter(o)): o[next(iter(o))] for o in objects}
-    assert by_key["members"] == {"room": "general", "members": ["alice"]}
+    assert by_key["members"] == {
+        "room": "general",
+        "members": ["alice"],
+        "roles": [{"user": "alice", "role": "OWNER"}],
+    }
     assert [r["name"] for r in by_key["rooms"]["rooms"]] == ["general"]
     assert [m["text"] for m in by_key["history"]["messages"]] == ["hi"]
 

@@ -453,7 +453,11 @@ def test_list_rooms_and_list_members_show_who_is_online(server_process, open_cha
     rooms = call(address, "ListRooms", token=bob)["rooms"]
     assert {"name": "lobby", "online": 1, "last_seq": "1"} in rooms
     members = call(address, "ListMembers", '{"room": "lobby"}', token=bob)
-    assert members == {"room": "lobby", "members": ["alice"]}
+    assert members == {
+        "room": "lobby",
+        "members": ["alice"],
+        "roles": [{"user": "alice", "role": "OWNER"}],
+    }
 
     # stdin ends: the session ends by itself and alice is no longer online.
     assert session.end_input() == 0
@@ -558,3 +562,32 @@ def test_the_readme_block_on_replies_edits_deletes_and_reactions_runs(server_pro
     assert message.get("deleted") and "text" not in message and "reactions" not in message
     assert reply["reply_to"] == "2" and reply["text"] == "an answer"
     assert "text" not in edit  # erased with the message it edited
+
+
+def test_the_readme_block_on_rooms_and_moderation_runs(server_process):
+    """README's "Rooms and moderation" example, after the "Driving it with grpcurl"
+    block (which logs in as carol, who creates #general)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Rooms and moderation", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    script = _readme_grpcurl_block() + block
+    script = script.replace(".venv/bin/grpcurl", GRPCURL)
+    script = script.replace("localhost:50051", server_process.address)
+    run = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=12 * RUN_TIMEOUT,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and '"error"' not in run.stdout, run.stdout
+    assert "bob sees no #plans" in run.stdout
+    assert "no room named #plans" in run.stderr
+    assert '"role": "MODERATOR"' in run.stdout and '"users": [\n    "carol"\n  ]' in run.stdout
+    token = call(server_process.address, "Login", '{"user": "carol", "password": "carols-secret"}')
+    history = call(server_process.address, "History", '{"room": "plans"}', token["token"])
+    kinds = [m.get("kind", "MESSAGE") for m in history["messages"]]
+    assert kinds == ["PRIVACY", "TOPIC", "INVITE", "ROLE"]
+    rooms = call(server_process.address, "ListRooms", token=token["token"])["rooms"]
+    (plans,) = [r for r in rooms if r["name"] == "plans"]
+    assert plans["topic"] == "the launch" and plans["private"] is True

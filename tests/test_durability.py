@@ -934,7 +934,8 @@ async def test_a_failed_history_fill_resumes_again_instead_of_stopping_the_clien
         calls += 1
         if calls == 1:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "injected: try again")
-        return await history(self, request, context)
+        response: pb.HistoryResponse = await history(self, request, context)
+        return response
 
     monkeypatch.setattr(ChatServicer, "History", failing_once)
     async with running_server(limits=Limits(rate_limit=0, max_replay=5)) as srv:

@@ -331,6 +331,11 @@ _BASE: dict[str, dict[str, Any]] = {
     "SearchRequest": {"query": "one", "room": "numbers"},
     "ClientEvent": {"join": pb.Join(room="numbers")},
 }
+#: A ModerateRequest's field: a valid action around it, on the user "target".
+_MODERATE_BASE: dict[str, dict[str, Any]] = {
+    "ban": {"room": "numbers", "ban": pb.Ban(user="target")},
+    "set_role": {"room": "numbers", "set_role": pb.SetRole(user="target")},
+}
 
 
 #: For a field of a stored event (a send or a change): a valid event around it,
@@ -348,6 +353,8 @@ def _with(type_name: str, path: tuple[str, ...], value: int) -> Any:
     base = _BASE.get(type_name, {})
     if type_name == "ClientEvent" and path[0] in _EVENT_BASE:
         base = _EVENT_BASE[path[0]]
+    if type_name == "ModerateRequest":
+        base = _MODERATE_BASE[path[0]]
     msg = getattr(pb, type_name)(**base)
     holder = msg
     for name in path[:-1]:
@@ -376,6 +383,7 @@ async def test_every_numeric_field_of_every_request_at_its_extremes_gets_a_clean
             peer = await peers.open("numbers")
             await peer.join("numbers")
             await peer.send_and_ack("one", room="numbers")
+            await peers.token("target")  # whom moderation requests act on
         finally:
             await peers.close()
         md = auth_metadata(peer.token)

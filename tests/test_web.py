@@ -172,7 +172,7 @@ async def test_unary_errors_have_connect_shapes_and_statuses(web_server, browser
     assert (call.value.status, call.value.body["code"]) == (401, "unauthenticated")
     with pytest.raises(CallFailed) as call:
         await alice.call("History", {"room": "nowhere"})
-    assert (call.value.status, call.value.body["code"]) == (403, "permission_denied")
+    assert (call.value.status, call.value.body["code"]) == (404, "not_found")
     with pytest.raises(CallFailed) as call:
         await alice.call("History", {"room": "x", "limit": "many"})
     assert (call.value.status, call.value.body["code"]) == (400, "invalid_argument")

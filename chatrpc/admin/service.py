@@ -21,7 +21,9 @@ from ..errors import ChatError, Code, invalid
 from ..hub import Hub
 from ..listing import decode_token, encode_token, page_size
 from ..model import dm_key, normalize_name, room_key
-from ..store import AccountInfo
+from ..moderation import Moderation
+from ..moderation_api import action_of, announce
+from ..store import OWNER, AccountInfo
 from ..subscriber import EndReason
 from ..urls import redact
 from ..v1 import admin_pb2 as apb
@@ -53,6 +55,7 @@ class AdminService:
         self.store = hub.store
         self.store_url = store_url
         self.started = time.monotonic()
+        self.moderation = Moderation(hub.store, hub.rules)
 
     async def ListUsers(self, request: apb.ListUsersRequest) -> apb.ListUsersResponse:
         after = decode_token(request.page_token, "users", 1)[0] if request.page_token else ""
@@ -147,6 +150,7 @@ class AdminService:
         deleted = await self.store.delete_room(room)
         if deleted is None:
             raise ChatError(Code.NOT_FOUND, f"no room named #{room}")
+        await self.store.forget_room(room)
         left = self.hub.presence.drop(room)
         log.info("admin: #%s deleted (%d sessions left it here)", room, left)
         return apb.DeleteRoomResponse(
@@ -161,8 +165,17 @@ class AdminService:
         previous = await self.store.set_room_owner(room, owner)
         if previous is None:
             raise ChatError(Code.NOT_FOUND, f"no room named #{room}")
+        await self.store.set_role(room, owner, OWNER)  # whatever role they held before
         log.info("admin: #%s now owned by %s", room, owner)
         return apb.SetRoomOwnerResponse(previous_owner=previous)
+
+    async def ModerateRoom(self, request: pb.ModerateRequest) -> pb.ModerateResponse:
+        event = await self.moderation.act("", action_of(request), operator=True)
+        await announce(self.hub, event)
+        log.info(
+            "admin: moderation in #%s: kind %d on %r", event.room, event.kind, event.target_user
+        )
+        return pb.ModerateResponse(event=message_pb(event))
 
     async def PruneHistory(self, request: apb.PruneHistoryRequest) -> apb.PruneHistoryResponse:
         if not (request.older_than_s or request.keep_last):

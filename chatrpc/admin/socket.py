@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..errors import INTERNAL_MESSAGE, ChatError, Code
 from ..v1 import admin_pb2 as apb
+from ..v1 import chat_pb2 as pb
 from .service import AdminService
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ def _streaming(method: Callable[[Any], AsyncIterator[Any]]) -> Callable[..., Asy
 def _handlers(service: AdminService) -> grpc.GenericRpcHandler:
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in SERVICE.methods:
-        request = getattr(apb, method.input_type.name)
+        # A request message of chat.proto (ModerateRequest) is chat_pb2's.
+        request = getattr(apb, method.input_type.name, None) or getattr(pb, method.input_type.name)
         fn = getattr(service, method.name)
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from ..v1 import chat_pb2 as pb
@@ -105,3 +107,35 @@ class Calls:
             request, metadata=auth_metadata(self.token), timeout=timeout
         )
         return response
+
+    async def moderate(
+        self, room: str, *, reason: str = "", timeout: float = 10.0, **action: Any
+    ) -> pb.ModerateResponse:
+        """One moderation action in ``room`` (``set_topic=``, ``kick=``, ``ban=pb.Ban(...)``...,
+        as ModerateRequest names them); returns the stored event; raises AioRpcError."""
+        response: pb.ModerateResponse = await self._stub().ModerateRoom(
+            pb.ModerateRequest(room=room, reason=reason, **action),
+            metadata=auth_metadata(self.token),
+            timeout=timeout,
+        )
+        return response
+
+    async def block(self, user: str, *, unblock: bool = False, timeout: float = 10.0) -> bool:
+        """Blocks (or unblocks) ``user``; whether that changed anything; raises AioRpcError."""
+        md = auth_metadata(self.token)
+        if unblock:
+            done: pb.UnblockResponse = await self._stub().Unblock(
+                pb.UnblockRequest(user=user), metadata=md, timeout=timeout
+            )
+            return done.changed
+        blocked: pb.BlockResponse = await self._stub().Block(
+            pb.BlockRequest(user=user), metadata=md, timeout=timeout
+        )
+        return blocked.changed
+
+    async def list_blocked(self, *, timeout: float = 10.0) -> list[str]:
+        """The users this user blocked; raises AioRpcError."""
+        response: pb.ListBlockedResponse = await self._stub().ListBlocked(
+            pb.ListBlockedRequest(), metadata=auth_metadata(self.token), timeout=timeout
+        )
+        return list(response.users)

@@ -82,6 +82,9 @@ class SessionEvents:
             self._on_joined(event.joined)
         elif kind == "left":
             self._answered(("leave", "#" + event.left.room))
+            if event.left.reason and event.left.room in self._cursor.state.rooms:
+                # Taken out by the server (kicked, banned): not to be resumed.
+                self._cursor.state.rooms.remove(event.left.room)
         elif kind == "error" and self._on_error(event.error):
             return
         self.on_event(event)

@@ -77,6 +77,7 @@ class SessionRunner:
         try:
             if await recheck() != user:  # pragma: no cover - tokens never move
                 raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
+            await self.hub.guard.greet(session)
         except BaseException:
             self.hub.disconnect(session)
             raise

@@ -1,7 +1,11 @@
 """History, sequence numbers and accounts behind one interface (see base.py)."""
 
 from .base import (
+    MEMBER,
+    MODERATOR,
+    OWNER,
     QUOTA_WINDOW_MS,
+    ROLES,
     UNREAD_CAP,
     Account,
     AccountInfo,
@@ -19,9 +23,12 @@ from .base import (
     RoomDeleted,
     RoomEntry,
     RoomInfo,
+    RoomModeration,
+    RoomSettings,
     RoomStore,
     Signal,
     Span,
+    Standing,
     Store,
     StoreOptions,
     Unread,
@@ -30,7 +37,11 @@ from .base import (
 from .factory import open_store
 
 __all__ = [
+    "MEMBER",
+    "MODERATOR",
+    "OWNER",
     "QUOTA_WINDOW_MS",
+    "ROLES",
     "UNREAD_CAP",
     "Account",
     "AccountInfo",
@@ -48,9 +59,12 @@ __all__ = [
     "RoomDeleted",
     "RoomEntry",
     "RoomInfo",
+    "RoomModeration",
+    "RoomSettings",
     "RoomStore",
     "Signal",
     "Span",
+    "Standing",
     "Store",
     "StoreOptions",
     "Unread",

@@ -17,6 +17,8 @@ docstring, so a caller can ask for only what it needs:
 * :class:`~chatrpc.store.search.MessageSearch` (``search.py``): finding messages
   by their words (``matching.py`` says what a query means; ``scan.py`` searches
   a store without an index, SQLite has FTS5).
+* :class:`~chatrpc.store.moderation.RoomModeration` (``moderation.py``): room
+  settings (topic, privacy), roles, invitations, bans, mutes and blocks.
 * :class:`~chatrpc.store.admin.AdminStore` (``admin.py``): what an operator
   does (listings with sizes, disabled accounts, room owners, deleting and
   pruning) and idle accounts' expiry.
@@ -38,6 +40,7 @@ from .accounts import Account, AccountStore, RegistrationToken, token_id
 from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
 from .markers import UNREAD_CAP, ReadMarkers, Span, Unread
 from .messages import Listener, MessageLog
+from .moderation import MEMBER, MODERATOR, OWNER, ROLES, RoomModeration, RoomSettings, Standing
 from .options import StoreOptions
 from .presence import (
     ClusterPresence,
@@ -52,7 +55,11 @@ from .search import MessageSearch, SearchPage
 from .signals import ClusterSignals, LocalSignals, Signal, SignalListener
 
 __all__ = [
+    "MEMBER",
+    "MODERATOR",
+    "OWNER",
     "QUOTA_WINDOW_MS",
+    "ROLES",
     "UNREAD_CAP",
     "Account",
     "AccountInfo",
@@ -75,11 +82,14 @@ __all__ = [
     "RoomDropListener",
     "RoomEntry",
     "RoomInfo",
+    "RoomModeration",
+    "RoomSettings",
     "RoomStore",
     "SearchPage",
     "Signal",
     "SignalListener",
     "Span",
+    "Standing",
     "Store",
     "StoreOptions",
     "Unread",
@@ -91,6 +101,7 @@ __all__ = [
 class Store(
     MessageLog,
     RoomStore,
+    RoomModeration,
     AccountStore,
     AdminStore,
     ClusterPresence,
@@ -98,7 +109,7 @@ class Store(
     ReadMarkers,
     ClusterSignals,
 ):
-    """Durable chat state behind one interface: the eight roles, opened and closed
+    """Durable chat state behind one interface: the nine roles, opened and closed
     together; see the module docstring."""
 
     def __init__(self, options: StoreOptions | None = None) -> None:

@@ -6,7 +6,16 @@ import secrets
 import time
 from dataclasses import replace
 
-from ..model import EDIT, Conversation, Draft, StoredMessage, dm_users, is_room_key, room_key
+from ..model import (
+    CHANGES,
+    EDIT,
+    Conversation,
+    Draft,
+    StoredMessage,
+    dm_users,
+    is_room_key,
+    room_key,
+)
 from .base import (
     QUOTA_WINDOW_MS,
     Account,
@@ -20,10 +29,11 @@ from .base import (
     next_prune_start,
     token_id,
 )
-from .changes import DELETE, MESSAGE, applies, changed
+from .changes import DELETE, applies, changed
 from .memory_admin import MemoryAdmin
 from .memory_markers import MemoryMarkers
 from .memory_members import MemoryMembers
+from .memory_moderation import MemoryModeration
 from .rules import dropped_original, retention_cutoff_ms, store_closed
 from .scan import ScanSearch
 
@@ -76,7 +86,7 @@ class _MemoryChanges:
     @staticmethod
     def _apply(log: list[StoredMessage], item: StoredMessage) -> StoredMessage:
         """Applies a change to its message in ``log``; returns the item as stored."""
-        if item.kind == MESSAGE:
+        if item.kind not in CHANGES:
             return item
         index = _index(log, item.target_seq)
         if index is None or not applies(log[index]):
@@ -101,6 +111,7 @@ class MemoryStore(
     LocalPresence,
     LocalSignals,
     MemoryMembers,
+    MemoryModeration,
     ScanSearch,
     _MemoryChanges,
     Store,
@@ -114,6 +125,7 @@ class MemoryStore(
         self._last_seq: dict[str, int] = {}
         self._dedup: dict[tuple[str, str], tuple[float, str, int]] = {}
         self._members: set[tuple[str, str]] = set()
+        self._mark_values: dict[tuple[str, str, str], str] = {}
         self._accounts: dict[str, Account] = {}
         self._tokens: dict[str, str] = {}
         self._generations: dict[str, int] = {}

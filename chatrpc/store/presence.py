@@ -17,6 +17,7 @@ PresenceListener = Callable[[str, str, bool], None]
 RevokeListener = Callable[[str, "str | None"], object]
 DisableListener = Callable[[str], object]
 RoomDropListener = Callable[[str], object]
+NoticeListener = Callable[[str, str, str], object]
 
 
 class ClusterPresence(abc.ABC):
@@ -28,6 +29,7 @@ class ClusterPresence(abc.ABC):
         self._revoke_listener: RevokeListener = _no_revoke
         self._disable_listener: DisableListener = _no_disable
         self._room_drop_listener: RoomDropListener = _no_disable
+        self._notice_listener: NoticeListener = _no_notice
 
     def set_presence_listener(self, listener: PresenceListener) -> None:
         """Registers the callback for users other servers report online or gone:
@@ -49,6 +51,17 @@ class ClusterPresence(abc.ABC):
         """Registers the callback for rooms deleted through other servers:
         ``listener(room)``, on the event loop, so their sessions here leave it."""
         self._room_drop_listener = listener
+
+    def set_notice_listener(self, listener: NoticeListener) -> None:
+        """Registers the callback for what other servers :meth:`announce` about a
+        user: ``listener(kind, user, detail)``, on the event loop."""
+        self._notice_listener = listener
+
+    async def announce(self, kind: str, user: str, detail: str = "") -> None:
+        """Tells the other servers something about ``user`` that their sessions of
+        that user must follow (a block, an invitation): each server's notice
+        listener gets it once, in the order told. Nothing to do without others."""
+        del kind, user, detail
 
     @abc.abstractmethod
     def set_online(self, room: str, user: str, online: bool) -> None:
@@ -112,3 +125,7 @@ def _no_revoke(user: str, token_hash: str | None) -> None:
 
 def _no_disable(name: str) -> None:
     del name
+
+
+def _no_notice(kind: str, user: str, detail: str) -> None:
+    del kind, user, detail

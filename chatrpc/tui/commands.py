@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ..names import canonical
+from .moderation_commands import MODERATION, moderation_fields
 
 #: A message whose text starts with this is an action: ``* nick rest``.
 ACTION = "/me "
@@ -42,6 +43,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "messages with all of WORDS (word* for a prefix) in this room; -a: everywhere;"
         " /search -m: more",
     ),
+    "topic": ("/topic [TEXT]", "set this room's topic (/topic - clears it; alone: shows it)"),
+    "private": ("/private on|off", "make this room invite-only, or public again (owners)"),
+    "invite": ("/invite USER [REASON]", "let USER into this private room"),
+    "kick": ("/kick USER [REASON]", "put USER out of this room (they may come back)"),
+    "ban": (
+        "/ban USER [DURATION] [REASON]",
+        "keep USER out (DURATION: 30m, 2h, 7d; none: for ever)",
+    ),
+    "unban": ("/unban USER", "let a banned USER back in"),
+    "mute": ("/mute USER [REASON]", "USER may read this room but not write"),
+    "unmute": ("/unmute USER", "USER may write again"),
+    "op": ("/op USER [ROLE]", "give USER a role here: moderator (default), owner or member"),
+    "block": ("/block USER", "stop USER's direct messages and hide their room messages"),
+    "unblock": ("/unblock USER", "undo /block; /unblock alone lists whom you blocked"),
     "password": ("/password", "set or change your password (asked for, not shown)"),
     "help": ("/help", "this list"),
     "quit": ("/quit", "leave (Ctrl-D and Ctrl-C too)"),
@@ -157,7 +172,16 @@ def parse_line(line: str) -> Command | None:
         return Command("rooms", target=canonical(words[0]) if words else "")
     if name == "search":
         return _search(words, usage)
+    if name in MODERATION:
+        return _moderation(name, rest, usage)
     return Command(name)  # help, quit: arguments are ignored
+
+
+def _moderation(name: str, rest: str, usage: str) -> Command:
+    fields = moderation_fields(name, rest)
+    if fields is None:
+        raise CommandError(usage)
+    return Command(name, **fields)
 
 
 #: The options of ``/search``.

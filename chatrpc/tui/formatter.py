@@ -91,8 +91,13 @@ class Formatter:
         change as an IRC-style notice (``* alice edited #12: new text``)."""
         clock = time.strftime("%H:%M", time.localtime(m.sent_at.seconds))
         stamp = self._sgr("2", f"[{clock} #{m.seq}]" if self.seqs else f"[{clock}]")
+        if m.kind in ROOM_EVENT_KINDS:  # the server's operator acts with no sender
+            who = self.nick(m.sender) if m.sender else "the operator"
+            return f"{stamp} {self._where(m)} * {who} {room_event_words(m)}"
         if m.kind != pb.Message.MESSAGE:
             return f"{stamp} {self._where(m)} * {self.nick(m.sender)} {change_words(m)}"
+        if m.hidden:
+            return f"{stamp} {self._where(m)} <{self.nick(m.sender)}> (hidden: you blocked them)"
         text = printable(m.text)
         action = text.startswith(ACTION) and not m.deleted
         if action:
@@ -149,16 +154,57 @@ class Formatter:
             j = event.joined
             if j.WhichOneof("target") != "room":
                 return None
+            about = (" (private)" if j.private else "") + (
+                f" topic: {printable(j.topic)}" if j.topic else ""
+            )
             if j.members or not j.online:
-                return self.info(f"you joined #{j.room} (online: {', '.join(j.members)})")
+                return self.info(f"you joined #{j.room}{about} (online: {', '.join(j.members)})")
             # A big room: the server gives the number, /who the names.
-            return self.info(f"you joined #{j.room} ({j.online} online; /who lists them)")
+            return self.info(f"you joined #{j.room}{about} ({j.online} online; /who lists them)")
         if kind == "left":
-            return self.info(f"you left #{event.left.room}")
+            why = f" ({printable(event.left.reason)})" if event.left.reason else ""
+            return self.info(f"you left #{event.left.room}{why}")
+        if kind == "invitation":
+            i = event.invitation
+            why = f": {printable(i.reason)}" if i.reason else ""
+            return self.info(f"{i.by} invited you to #{i.room}{why} (/join {i.room})")
         if kind == "error":
             e = event.error
             return self.warning(f"error: {pb.Error.Code.Name(e.code)}: {printable(e.message)}")
         return None
+
+
+#: The kinds of room events (moderation) and what each did, after its actor's name.
+ROOM_EVENT_KINDS = {
+    pb.Message.TOPIC: "set the topic",
+    pb.Message.PRIVACY: "made the room",
+    pb.Message.INVITE: "invited",
+    pb.Message.KICK: "kicked",
+    pb.Message.BAN: "banned",
+    pb.Message.UNBAN: "unbanned",
+    pb.Message.MUTE: "muted",
+    pb.Message.UNMUTE: "unmuted",
+    pb.Message.ROLE: "made",
+}
+
+
+def room_event_words(m: pb.Message) -> str:
+    """What a room event did: ``kicked bob (spam)``, ``set the topic: plans``."""
+    verb = ROOM_EVENT_KINDS[m.kind]
+    if m.kind == pb.Message.TOPIC:
+        return f"{verb}: {printable(m.text)}" if m.text else "cleared the topic"
+    if m.kind == pb.Message.PRIVACY:
+        return f"{verb} {'private (invite-only)' if m.private else 'public'}"
+    if m.kind == pb.Message.ROLE:
+        return f"{verb} {m.target_user} {pb.Member.Role.Name(m.role).lower()}"
+    words = f"{verb} {m.target_user}"
+    if m.kind == pb.Message.BAN:
+        words += " until " + _clock(m.ban_until.seconds) if m.HasField("ban_until") else " for good"
+    return words + (f" ({printable(m.text)})" if m.text else "")
+
+
+def _clock(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
 
 
 def change_words(m: pb.Message) -> str:

@@ -12,6 +12,8 @@ from ..v1 import chat_pb2 as pb
 from .changes import ChangeCommands
 from .commands import ACTION, CALL_TIMEOUT, CHANGES, Command
 from .formatter import Formatter, printable
+from .moderation import ModerationCommands
+from .moderation_commands import MODERATION
 from .output import PendingLine, rpc_problem
 from .search import SearchCommand
 
@@ -20,7 +22,7 @@ from .search import SearchCommand
 RECONNECT_WAIT = 30.0
 
 
-class ChatView(ChangeCommands, SearchCommand):
+class ChatView(ChangeCommands, SearchCommand, ModerationCommands):
     """Runs commands against a client and shows what happens, in one of two modes.
 
     Interactive: problems and state changes are ``-- ...`` lines among the
@@ -144,6 +146,8 @@ class ChatView(ChangeCommands, SearchCommand):
             await self.history(cmd.count)
         elif name == "search":
             await self.search(cmd)
+        elif name in MODERATION:
+            await self.moderate(cmd)
         elif name == "help":
             self.help()
         return True

@@ -80,6 +80,11 @@ class AdminServiceStub:
                 request_serializer=chatrpc_dot_v1_dot_admin__pb2.SetRoomOwnerRequest.SerializeToString,
                 response_deserializer=chatrpc_dot_v1_dot_admin__pb2.SetRoomOwnerResponse.FromString,
                 _registered_method=True)
+        self.ModerateRoom = channel.unary_unary(
+                '/chatrpc.v1.AdminService/ModerateRoom',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.ModerateRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.ModerateResponse.FromString,
+                _registered_method=True)
         self.PruneHistory = channel.unary_unary(
                 '/chatrpc.v1.AdminService/PruneHistory',
                 request_serializer=chatrpc_dot_v1_dot_admin__pb2.PruneHistoryRequest.SerializeToString,
@@ -165,6 +170,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModerateRoom(self, request, context):
+        """Any moderation action in any room (see ChatService.ModerateRoom), as an
+        owner of every room, never rate limited. The stored item's sender is
+        empty: the server's operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PruneHistory(self, request, context):
         """Removes the older messages of a conversation, by age or keeping the newest
         ones; seqs are never reused.
@@ -234,6 +248,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetRoomOwner,
                     request_deserializer=chatrpc_dot_v1_dot_admin__pb2.SetRoomOwnerRequest.FromString,
                     response_serializer=chatrpc_dot_v1_dot_admin__pb2.SetRoomOwnerResponse.SerializeToString,
+            ),
+            'ModerateRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModerateRoom,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.ModerateRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.ModerateResponse.SerializeToString,
             ),
             'PruneHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.PruneHistory,
@@ -494,6 +513,33 @@ class AdminService:
             '/chatrpc.v1.AdminService/SetRoomOwner',
             chatrpc_dot_v1_dot_admin__pb2.SetRoomOwnerRequest.SerializeToString,
             chatrpc_dot_v1_dot_admin__pb2.SetRoomOwnerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModerateRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.AdminService/ModerateRoom',
+            chatrpc_dot_v1_dot_chat__pb2.ModerateRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.ModerateResponse.FromString,
             options,
             channel_credentials,
             insecure,

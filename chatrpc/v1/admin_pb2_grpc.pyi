@@ -57,6 +57,11 @@ class AdminServiceStub:
     """Deletes a room, its messages and memberships; its live sessions get `left`."""
     SetRoomOwner: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetRoomOwnerRequest, _admin_pb2.SetRoomOwnerResponse]
     """Gives a room to another user (it must exist)."""
+    ModerateRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ModerateRequest, _chat_pb2.ModerateResponse]
+    """Any moderation action in any room (see ChatService.ModerateRoom), as an
+    owner of every room, never rate limited. The stored item's sender is
+    empty: the server's operator.
+    """
     PruneHistory: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PruneHistoryRequest, _admin_pb2.PruneHistoryResponse]
     """Removes the older messages of a conversation, by age or keeping the newest
     ones; seqs are never reused.
@@ -91,6 +96,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Deletes a room, its messages and memberships; its live sessions get `left`."""
     SetRoomOwner: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetRoomOwnerRequest, _admin_pb2.SetRoomOwnerResponse]  # type: ignore[assignment]
     """Gives a room to another user (it must exist)."""
+    ModerateRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.ModerateRequest, _chat_pb2.ModerateResponse]  # type: ignore[assignment]
+    """Any moderation action in any room (see ChatService.ModerateRoom), as an
+    owner of every room, never rate limited. The stored item's sender is
+    empty: the server's operator.
+    """
     PruneHistory: _aio.UnaryUnaryMultiCallable[_admin_pb2.PruneHistoryRequest, _admin_pb2.PruneHistoryResponse]  # type: ignore[assignment]
     """Removes the older messages of a conversation, by age or keeping the newest
     ones; seqs are never reused.
@@ -176,6 +186,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.SetRoomOwnerResponse, _abc.Awaitable[_admin_pb2.SetRoomOwnerResponse]]:
         """Gives a room to another user (it must exist)."""
+
+    @_abc_1.abstractmethod
+    def ModerateRoom(
+        self,
+        request: _chat_pb2.ModerateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ModerateResponse, _abc.Awaitable[_chat_pb2.ModerateResponse]]:
+        """Any moderation action in any room (see ChatService.ModerateRoom), as an
+        owner of every room, never rate limited. The stored item's sender is
+        empty: the server's operator.
+        """
 
     @_abc_1.abstractmethod
     def PruneHistory(

@@ -437,6 +437,7 @@ class ServerEvent(_message.Message):
     ACK_FIELD_NUMBER: _builtins.int
     TYPING_FIELD_NUMBER: _builtins.int
     READ_MARKER_FIELD_NUMBER: _builtins.int
+    INVITATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def message(self) -> Global___Message: ...
     @_builtins.property
@@ -472,6 +473,12 @@ class ServerEvent(_message.Message):
         of their sessions), or in a direct conversation the peer.
         """
 
+    @_builtins.property
+    def invitation(self) -> Global___Invitation:
+        """The session's user is invited to a private room: sent live, and when a
+        session opens for each invitation not yet accepted. Joining accepts it.
+        """
+
     def __init__(
         self,
         *,
@@ -484,16 +491,43 @@ class ServerEvent(_message.Message):
         ack: Global___Ack | None = ...,
         typing: Global___UserTyping | None = ...,
         read_marker: Global___ReadMarker | None = ...,
+        invitation: Global___Invitation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence", "read_marker", b"read_marker", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "invitation", b"invitation", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence", "read_marker", b"read_marker", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence", "read_marker", b"read_marker", "typing", b"typing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "batch", b"batch", "error", b"error", "event", b"event", "invitation", b"invitation", "joined", b"joined", "left", b"left", "message", b"message", "presence", b"presence", "read_marker", b"read_marker", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["message", "presence", "joined", "left", "error", "batch", "ack", "typing", "read_marker"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["message", "presence", "joined", "left", "error", "batch", "ack", "typing", "read_marker", "invitation"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___ServerEvent: _TypeAlias = ServerEvent  # noqa: Y015
+
+@_typing.final
+class Invitation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    by: _builtins.str
+    """Who invited, and why."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "reason", b"reason", "room", b"room"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Invitation: _TypeAlias = Invitation  # noqa: Y015
 
 @_typing.final
 class UserTyping(_message.Message):
@@ -634,6 +668,24 @@ class Message(_message.Message):
         """A reaction (emoji) to the message target_seq was added, or taken back
         when remove is set.
         """
+        TOPIC: Message._Kind.ValueType  # 4
+        """Room events (moderation): the sender is who acted, target_user who was
+        acted on, text the reason (TOPIC: the new topic).
+        """
+        PRIVACY: Message._Kind.ValueType  # 5
+        """The room became private (invite-only) when private is set, public if not."""
+        INVITE: Message._Kind.ValueType  # 6
+        """target_user was invited to the private room."""
+        KICK: Message._Kind.ValueType  # 7
+        """target_user was removed from the room (they may join again)."""
+        BAN: Message._Kind.ValueType  # 8
+        """target_user may not join until ban_until (unset: until unbanned)."""
+        UNBAN: Message._Kind.ValueType  # 9
+        MUTE: Message._Kind.ValueType  # 10
+        """target_user may read but not send (MUTE) or may send again (UNMUTE)."""
+        UNMUTE: Message._Kind.ValueType  # 11
+        ROLE: Message._Kind.ValueType  # 12
+        """target_user now has the role `role`."""
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     MESSAGE: Message.Kind.ValueType  # 0
@@ -646,6 +698,24 @@ class Message(_message.Message):
     """A reaction (emoji) to the message target_seq was added, or taken back
     when remove is set.
     """
+    TOPIC: Message.Kind.ValueType  # 4
+    """Room events (moderation): the sender is who acted, target_user who was
+    acted on, text the reason (TOPIC: the new topic).
+    """
+    PRIVACY: Message.Kind.ValueType  # 5
+    """The room became private (invite-only) when private is set, public if not."""
+    INVITE: Message.Kind.ValueType  # 6
+    """target_user was invited to the private room."""
+    KICK: Message.Kind.ValueType  # 7
+    """target_user was removed from the room (they may join again)."""
+    BAN: Message.Kind.ValueType  # 8
+    """target_user may not join until ban_until (unset: until unbanned)."""
+    UNBAN: Message.Kind.ValueType  # 9
+    MUTE: Message.Kind.ValueType  # 10
+    """target_user may read but not send (MUTE) or may send again (UNMUTE)."""
+    UNMUTE: Message.Kind.ValueType  # 11
+    ROLE: Message.Kind.ValueType  # 12
+    """target_user now has the role `role`."""
 
     SEQ_FIELD_NUMBER: _builtins.int
     ROOM_FIELD_NUMBER: _builtins.int
@@ -662,6 +732,11 @@ class Message(_message.Message):
     EDITED_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
     REACTIONS_FIELD_NUMBER: _builtins.int
+    TARGET_USER_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    PRIVATE_FIELD_NUMBER: _builtins.int
+    BAN_UNTIL_FIELD_NUMBER: _builtins.int
+    HIDDEN_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Per-conversation sequence number, starting at 1."""
     room: _builtins.str
@@ -685,10 +760,24 @@ class Message(_message.Message):
     with empty text too.
     """
     deleted: _builtins.bool
+    target_user: _builtins.str
+    """For a room event: the user acted on."""
+    role: Global___Member.Role.ValueType
+    """For a ROLE item: the new role."""
+    private: _builtins.bool
+    """For a PRIVACY item: whether the room is now private."""
+    hidden: _builtins.bool
+    """In History, for the caller: the sender is someone the caller blocked (the
+    text is left out).
+    """
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def reactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reaction]: ...
+    @_builtins.property
+    def ban_until(self) -> _timestamp_pb2.Timestamp:
+        """For a BAN item: when the ban ends (unset: never, until an unban)."""
+
     def __init__(
         self,
         *,
@@ -707,10 +796,15 @@ class Message(_message.Message):
         edited: _builtins.bool = ...,
         deleted: _builtins.bool = ...,
         reactions: _abc.Iterable[Global___Reaction] | None = ...,
+        target_user: _builtins.str = ...,
+        role: Global___Member.Role.ValueType = ...,
+        private: _builtins.bool = ...,
+        ban_until: _timestamp_pb2.Timestamp | None = ...,
+        hidden: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "sent_at", b"sent_at", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ban_until", b"ban_until", "room", b"room", "sent_at", b"sent_at", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "deleted", b"deleted", "edited", b"edited", "emoji", b"emoji", "kind", b"kind", "reactions", b"reactions", "remove", b"remove", "reply_to", b"reply_to", "room", b"room", "sender", b"sender", "sent_at", b"sent_at", "seq", b"seq", "target", b"target", "target_seq", b"target_seq", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_until", b"ban_until", "client_msg_id", b"client_msg_id", "deleted", b"deleted", "edited", b"edited", "emoji", b"emoji", "hidden", b"hidden", "kind", b"kind", "private", b"private", "reactions", b"reactions", "remove", b"remove", "reply_to", b"reply_to", "role", b"role", "room", b"room", "sender", b"sender", "sent_at", b"sent_at", "seq", b"seq", "target", b"target", "target_seq", b"target_seq", "target_user", b"target_user", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -805,6 +899,8 @@ class Joined(_message.Message):
     ONLINE_FIELD_NUMBER: _builtins.int
     READ_SEQ_FIELD_NUMBER: _builtins.int
     PEER_READ_SEQ_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PRIVATE_FIELD_NUMBER: _builtins.int
     room: _builtins.str
     with_user: _builtins.str
     epoch: _builtins.str
@@ -822,6 +918,9 @@ class Joined(_message.Message):
     """How far the caller has read this conversation (their read marker; 0: none)."""
     peer_read_seq: _builtins.int
     """In a direct conversation: how far the peer has read it."""
+    topic: _builtins.str
+    """The room's topic, and whether it is private (invite-only)."""
+    private: _builtins.bool
     @_builtins.property
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Users online in the room now, sorted; empty in a room past the presence cap
@@ -843,10 +942,12 @@ class Joined(_message.Message):
         online: _builtins.int = ...,
         read_seq: _builtins.int = ...,
         peer_read_seq: _builtins.int = ...,
+        topic: _builtins.str = ...,
+        private: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "epoch", b"epoch", "last_seq", b"last_seq", "members", b"members", "online", b"online", "peer_read_seq", b"peer_read_seq", "read_seq", b"read_seq", "replayed", b"replayed", "room", b"room", "target", b"target", "with_user", b"with_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "epoch", b"epoch", "last_seq", b"last_seq", "members", b"members", "online", b"online", "peer_read_seq", b"peer_read_seq", "private", b"private", "read_seq", b"read_seq", "replayed", b"replayed", "room", b"room", "target", b"target", "topic", b"topic", "with_user", b"with_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "with_user"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -859,15 +960,21 @@ class Left(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOM_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     room: _builtins.str
+    reason: _builtins.str
+    """Why the session left when it did not ask to: "kicked: <reason>",
+    "banned: <reason>", "room deleted". Empty for a Leave the client sent.
+    """
     def __init__(
         self,
         *,
         room: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "room", b"room"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1056,6 +1163,8 @@ class Room(_message.Message):
     UNREAD_FIELD_NUMBER: _builtins.int
     MENTIONS_FIELD_NUMBER: _builtins.int
     READ_SEQ_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PRIVATE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     online: _builtins.int
     last_seq: _builtins.int
@@ -1068,6 +1177,9 @@ class Room(_message.Message):
     mentions: _builtins.int
     read_seq: _builtins.int
     """The caller's read marker (0: none)."""
+    topic: _builtins.str
+    """The room's topic, and whether it is private (listed only to its members)."""
+    private: _builtins.bool
     def __init__(
         self,
         *,
@@ -1077,10 +1189,12 @@ class Room(_message.Message):
         unread: _builtins.int = ...,
         mentions: _builtins.int = ...,
         read_seq: _builtins.int = ...,
+        topic: _builtins.str = ...,
+        private: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq", "mentions", b"mentions", "name", b"name", "online", b"online", "read_seq", b"read_seq", "unread", b"unread"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq", "mentions", b"mentions", "name", b"name", "online", b"online", "private", b"private", "read_seq", b"read_seq", "topic", b"topic", "unread", b"unread"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1152,6 +1266,7 @@ class ListMembersResponse(_message.Message):
     ROOM_FIELD_NUMBER: _builtins.int
     MEMBERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
     room: _builtins.str
     next_page_token: _builtins.str
     """Pass it back as page_token for the next page; empty on the last page."""
@@ -1159,20 +1274,64 @@ class ListMembersResponse(_message.Message):
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Sorted by name."""
 
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]:
+        """Each of members with their role in the room, in the same order."""
+
     def __init__(
         self,
         *,
         room: _builtins.str = ...,
         members: _abc.Iterable[_builtins.str] | None = ...,
         next_page_token: _builtins.str = ...,
+        roles: _abc.Iterable[Global___Member] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "room", b"room"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "roles", b"roles", "room", b"room"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
+
+@_typing.final
+class Member(_message.Message):
+    """A user of a room and their role."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Role:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Member._Role.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MEMBER: Member._Role.ValueType  # 0
+        MODERATOR: Member._Role.ValueType  # 1
+        OWNER: Member._Role.ValueType  # 2
+
+    class Role(_Role, metaclass=_RoleEnumTypeWrapper): ...
+    MEMBER: Member.Role.ValueType  # 0
+    MODERATOR: Member.Role.ValueType  # 1
+    OWNER: Member.Role.ValueType  # 2
+
+    USER_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    role: Global___Member.Role.ValueType
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        role: Global___Member.Role.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Member: _TypeAlias = Member  # noqa: Y015
 
 @_typing.final
 class ListDirectsRequest(_message.Message):
@@ -1450,3 +1609,253 @@ class SearchResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchResponse: _TypeAlias = SearchResponse  # noqa: Y015
+
+@_typing.final
+class ModerateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    SET_TOPIC_FIELD_NUMBER: _builtins.int
+    SET_PRIVATE_FIELD_NUMBER: _builtins.int
+    INVITE_FIELD_NUMBER: _builtins.int
+    KICK_FIELD_NUMBER: _builtins.int
+    BAN_FIELD_NUMBER: _builtins.int
+    UNBAN_FIELD_NUMBER: _builtins.int
+    MUTE_FIELD_NUMBER: _builtins.int
+    UNMUTE_FIELD_NUMBER: _builtins.int
+    SET_ROLE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    set_topic: _builtins.str
+    """The new topic ("" clears it)."""
+    set_private: _builtins.bool
+    """Invite-only on or off (owners only)."""
+    invite: _builtins.str
+    """Lets a user into the private room: they get an `invitation` event (live,
+    and on every connect until they join) and may join it.
+    """
+    kick: _builtins.str
+    """Ends the user's membership at once on every server (they may join again)."""
+    unban: _builtins.str
+    mute: _builtins.str
+    """The user may read but not send, until unmuted."""
+    unmute: _builtins.str
+    reason: _builtins.str
+    """Why (stored with the action, shown to members)."""
+    @_builtins.property
+    def ban(self) -> Global___Ban:
+        """Kicks the user and refuses their joins until the ban ends (the reason
+        is Ban.reason, or reason when that is empty).
+        """
+
+    @_builtins.property
+    def set_role(self) -> Global___SetRole:
+        """Gives the user a role (owners only)."""
+
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        set_topic: _builtins.str = ...,
+        set_private: _builtins.bool = ...,
+        invite: _builtins.str = ...,
+        kick: _builtins.str = ...,
+        ban: Global___Ban | None = ...,
+        unban: _builtins.str = ...,
+        mute: _builtins.str = ...,
+        unmute: _builtins.str = ...,
+        set_role: Global___SetRole | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban", b"ban", "invite", b"invite", "kick", b"kick", "mute", b"mute", "set_private", b"set_private", "set_role", b"set_role", "set_topic", b"set_topic", "unban", b"unban", "unmute", b"unmute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban", b"ban", "invite", b"invite", "kick", b"kick", "mute", b"mute", "reason", b"reason", "room", b"room", "set_private", b"set_private", "set_role", b"set_role", "set_topic", b"set_topic", "unban", b"unban", "unmute", b"unmute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["set_topic", "set_private", "invite", "kick", "ban", "unban", "mute", "unmute", "set_role"]  # noqa: Y015
+    _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
+
+Global___ModerateRequest: _TypeAlias = ModerateRequest  # noqa: Y015
+
+@_typing.final
+class Ban(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    DURATION_S_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    duration_s: _builtins.int
+    """How long the ban lasts, in seconds (0: until unbanned)."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        duration_s: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_s", b"duration_s", "reason", b"reason", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Ban: _TypeAlias = Ban  # noqa: Y015
+
+@_typing.final
+class SetRole(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    role: Global___Member.Role.ValueType
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        role: Global___Member.Role.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRole: _TypeAlias = SetRole  # noqa: Y015
+
+@_typing.final
+class ModerateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___Message:
+        """The stored item that records the action."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___Message | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerateResponse: _TypeAlias = ModerateResponse  # noqa: Y015
+
+@_typing.final
+class BlockRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockRequest: _TypeAlias = BlockRequest  # noqa: Y015
+
+@_typing.final
+class BlockResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """False when the user was blocked already."""
+    def __init__(
+        self,
+        *,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockResponse: _TypeAlias = BlockResponse  # noqa: Y015
+
+@_typing.final
+class UnblockRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnblockRequest: _TypeAlias = UnblockRequest  # noqa: Y015
+
+@_typing.final
+class UnblockResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """False when the user was not blocked."""
+    def __init__(
+        self,
+        *,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnblockResponse: _TypeAlias = UnblockResponse  # noqa: Y015
+
+@_typing.final
+class ListBlockedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBlockedRequest: _TypeAlias = ListBlockedRequest  # noqa: Y015
+
+@_typing.final
+class ListBlockedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def users(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        users: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBlockedResponse: _TypeAlias = ListBlockedResponse  # noqa: Y015

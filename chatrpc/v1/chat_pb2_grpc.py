@@ -79,6 +79,26 @@ class ChatServiceStub:
                 request_serializer=chatrpc_dot_v1_dot_chat__pb2.SearchRequest.SerializeToString,
                 response_deserializer=chatrpc_dot_v1_dot_chat__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.ModerateRoom = channel.unary_unary(
+                '/chatrpc.v1.ChatService/ModerateRoom',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.ModerateRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.ModerateResponse.FromString,
+                _registered_method=True)
+        self.Block = channel.unary_unary(
+                '/chatrpc.v1.ChatService/Block',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.BlockRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.BlockResponse.FromString,
+                _registered_method=True)
+        self.Unblock = channel.unary_unary(
+                '/chatrpc.v1.ChatService/Unblock',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.UnblockRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.UnblockResponse.FromString,
+                _registered_method=True)
+        self.ListBlocked = channel.unary_unary(
+                '/chatrpc.v1.ChatService/ListBlocked',
+                request_serializer=chatrpc_dot_v1_dot_chat__pb2.ListBlockedRequest.SerializeToString,
+                response_deserializer=chatrpc_dot_v1_dot_chat__pb2.ListBlockedResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -157,6 +177,40 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModerateRoom(self, request, context):
+        """One moderation action in a room, by one of its owners or moderators (a
+        moderator acts on members only). Each action is stored as an item of the
+        room (a Message of its own kind, with the caller as sender, the user acted
+        on in target_user and the reason in text), so members see it live and on
+        resume, and History keeps the audit trail. NOT_FOUND for a room the caller
+        may not see (a private room they are not in), PERMISSION_DENIED for an
+        action their role does not allow. Rate limited like sends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Block(self, request, context):
+        """Stops DMs from another user (refused with PERMISSION_DENIED) and hides
+        their room messages from the caller's sessions (History marks them hidden).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unblock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBlocked(self, request, context):
+        """The users the caller blocked, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +258,26 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=chatrpc_dot_v1_dot_chat__pb2.SearchRequest.FromString,
                     response_serializer=chatrpc_dot_v1_dot_chat__pb2.SearchResponse.SerializeToString,
+            ),
+            'ModerateRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModerateRoom,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.ModerateRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.ModerateResponse.SerializeToString,
+            ),
+            'Block': grpc.unary_unary_rpc_method_handler(
+                    servicer.Block,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.BlockRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.BlockResponse.SerializeToString,
+            ),
+            'Unblock': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unblock,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.UnblockRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.UnblockResponse.SerializeToString,
+            ),
+            'ListBlocked': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBlocked,
+                    request_deserializer=chatrpc_dot_v1_dot_chat__pb2.ListBlockedRequest.FromString,
+                    response_serializer=chatrpc_dot_v1_dot_chat__pb2.ListBlockedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -449,6 +523,114 @@ class ChatService:
             '/chatrpc.v1.ChatService/Search',
             chatrpc_dot_v1_dot_chat__pb2.SearchRequest.SerializeToString,
             chatrpc_dot_v1_dot_chat__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModerateRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.ChatService/ModerateRoom',
+            chatrpc_dot_v1_dot_chat__pb2.ModerateRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.ModerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Block(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.ChatService/Block',
+            chatrpc_dot_v1_dot_chat__pb2.BlockRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.BlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unblock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.ChatService/Unblock',
+            chatrpc_dot_v1_dot_chat__pb2.UnblockRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.UnblockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBlocked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrpc.v1.ChatService/ListBlocked',
+            chatrpc_dot_v1_dot_chat__pb2.ListBlockedRequest.SerializeToString,
+            chatrpc_dot_v1_dot_chat__pb2.ListBlockedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,22 @@ class ChatServiceStub:
     first, from the conversations the caller may read: the rooms they are a
     member of and their own direct conversations. Deleted text is never found.
     """
+    ModerateRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ModerateRequest, _chat_pb2.ModerateResponse]
+    """One moderation action in a room, by one of its owners or moderators (a
+    moderator acts on members only). Each action is stored as an item of the
+    room (a Message of its own kind, with the caller as sender, the user acted
+    on in target_user and the reason in text), so members see it live and on
+    resume, and History keeps the audit trail. NOT_FOUND for a room the caller
+    may not see (a private room they are not in), PERMISSION_DENIED for an
+    action their role does not allow. Rate limited like sends.
+    """
+    Block: _grpc.UnaryUnaryMultiCallable[_chat_pb2.BlockRequest, _chat_pb2.BlockResponse]
+    """Stops DMs from another user (refused with PERMISSION_DENIED) and hides
+    their room messages from the caller's sessions (History marks them hidden).
+    """
+    Unblock: _grpc.UnaryUnaryMultiCallable[_chat_pb2.UnblockRequest, _chat_pb2.UnblockResponse]
+    ListBlocked: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListBlockedRequest, _chat_pb2.ListBlockedResponse]
+    """The users the caller blocked, by name."""
 
 @_typing.type_check_only
 class ChatServiceAsyncStub(ChatServiceStub):
@@ -108,6 +124,22 @@ class ChatServiceAsyncStub(ChatServiceStub):
     first, from the conversations the caller may read: the rooms they are a
     member of and their own direct conversations. Deleted text is never found.
     """
+    ModerateRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.ModerateRequest, _chat_pb2.ModerateResponse]  # type: ignore[assignment]
+    """One moderation action in a room, by one of its owners or moderators (a
+    moderator acts on members only). Each action is stored as an item of the
+    room (a Message of its own kind, with the caller as sender, the user acted
+    on in target_user and the reason in text), so members see it live and on
+    resume, and History keeps the audit trail. NOT_FOUND for a room the caller
+    may not see (a private room they are not in), PERMISSION_DENIED for an
+    action their role does not allow. Rate limited like sends.
+    """
+    Block: _aio.UnaryUnaryMultiCallable[_chat_pb2.BlockRequest, _chat_pb2.BlockResponse]  # type: ignore[assignment]
+    """Stops DMs from another user (refused with PERMISSION_DENIED) and hides
+    their room messages from the caller's sessions (History marks them hidden).
+    """
+    Unblock: _aio.UnaryUnaryMultiCallable[_chat_pb2.UnblockRequest, _chat_pb2.UnblockResponse]  # type: ignore[assignment]
+    ListBlocked: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListBlockedRequest, _chat_pb2.ListBlockedResponse]  # type: ignore[assignment]
+    """The users the caller blocked, by name."""
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -197,5 +229,45 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         first, from the conversations the caller may read: the rooms they are a
         member of and their own direct conversations. Deleted text is never found.
         """
+
+    @_abc_1.abstractmethod
+    def ModerateRoom(
+        self,
+        request: _chat_pb2.ModerateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ModerateResponse, _abc.Awaitable[_chat_pb2.ModerateResponse]]:
+        """One moderation action in a room, by one of its owners or moderators (a
+        moderator acts on members only). Each action is stored as an item of the
+        room (a Message of its own kind, with the caller as sender, the user acted
+        on in target_user and the reason in text), so members see it live and on
+        resume, and History keeps the audit trail. NOT_FOUND for a room the caller
+        may not see (a private room they are not in), PERMISSION_DENIED for an
+        action their role does not allow. Rate limited like sends.
+        """
+
+    @_abc_1.abstractmethod
+    def Block(
+        self,
+        request: _chat_pb2.BlockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.BlockResponse, _abc.Awaitable[_chat_pb2.BlockResponse]]:
+        """Stops DMs from another user (refused with PERMISSION_DENIED) and hides
+        their room messages from the caller's sessions (History marks them hidden).
+        """
+
+    @_abc_1.abstractmethod
+    def Unblock(
+        self,
+        request: _chat_pb2.UnblockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.UnblockResponse, _abc.Awaitable[_chat_pb2.UnblockResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBlocked(
+        self,
+        request: _chat_pb2.ListBlockedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ListBlockedResponse, _abc.Awaitable[_chat_pb2.ListBlockedResponse]]:
+        """The users the caller blocked, by name."""
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -42,6 +42,8 @@ SCRIPTS = {
     "rooms_page": scripts.ROOMS_PAGE_LUA,
     "prune_rooms": scripts.PRUNE_ROOMS_LUA,
     "use_regtoken": scripts.USE_REGTOKEN_LUA,
+    "set_mark": scripts.SET_MARK_LUA,
+    "clear_marks": scripts.CLEAR_MARKS_LUA,
     **ADMIN_SCRIPTS,
 }
 

@@ -37,6 +37,7 @@ class Presence:
         on_revoke: told ``(user, token_hash or None)`` for revocations elsewhere.
         on_disable: told ``user`` for accounts disabled elsewhere.
         on_drop_room: told ``room`` for rooms deleted elsewhere.
+        on_notice: told ``(kind, user, detail)`` announced elsewhere (blocks, invitations).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class Presence:
         on_revoke: Callable[[str, str | None], object],
         on_disable: Callable[[str], object],
         on_drop_room: Callable[[str], object],
+        on_notice: Callable[[str, str, str], object] | None = None,
     ) -> None:
         self._conn = conn
         self._watches = watches
@@ -56,6 +58,7 @@ class Presence:
         self._on_revoke = on_revoke
         self._on_disable = on_disable
         self._on_drop_room = on_drop_room
+        self._on_notice = on_notice
         #: This server among the others: its id, and the (room, user) pairs it
         #: reports online.
         self.node = secrets.token_hex(6)
@@ -198,6 +201,8 @@ class Presence:
                 self._on_disable(f["u"])
             elif f.get("k") == "drop-room":
                 self._on_drop_room(f["u"])
+            elif f.get("k") == "notice" and self._on_notice is not None:
+                self._on_notice(f.get("w", ""), f.get("u", ""), f.get("d", ""))
         rooms = {f["r"] for f in others if "r" in f}
         await self._refresh_elsewhere(rooms & set(self._watches.watched_rooms()))
 

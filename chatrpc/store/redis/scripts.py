@@ -29,7 +29,7 @@ local kind = tonumber(ARGV[11])
 local target = ARGV[12]
 local text = ARGV[3]
 local st = nil
-if kind ~= 0 then
+if kind >= 1 and kind <= 3 then
   local found = redis.call('XRANGE', KEYS[2], target .. '-0', target .. '-0')
   if #found == 1 then
     if field(found[1][2], 'k') == nil then
@@ -119,7 +119,7 @@ else
   end
 end
 local applied = 1
-if kind ~= 0 and st == nil then applied = 0 end
+if kind >= 1 and kind <= 3 and st == nil then applied = 0 end
 return {1, seq, now, applied}
 """
 
@@ -319,4 +319,30 @@ if not t[1] then return 0 end
 if tonumber(t[1]) <= 0 or tonumber(t[2]) <= tonumber(ARGV[1]) then return 0 end
 redis.call('HINCRBY', KEYS[1], 'uses', -1)
 return 1
+"""
+
+#: KEYS: mark:{scope}, markof:{user}; ARGV: what:user, what:scope, value, '1' to delete.
+#: Returns the value the mark had (false: none).
+SET_MARK_LUA = """
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+end
+return before
+"""
+
+#: KEYS: mark:{scope}; ARGV: the markof: key prefix, scope. Removes every mark of
+#: the scope and its entries in each user's index.
+CLEAR_MARKS_LUA = """
+local fields = redis.call('HKEYS', KEYS[1])
+for _, f in ipairs(fields) do
+  local what, user = string.match(f, '^([^:]*):(.*)$')
+  if what then redis.call('HDEL', ARGV[1] .. user, what .. ':' .. ARGV[2]) end
+end
+redis.call('DEL', KEYS[1])
+return #fields
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from ...model import Conversation, Draft, StoredMessage
 from ...urls import redact
@@ -23,8 +24,9 @@ from .admin import RedisAdmin
 from .connection import Connection
 from .feed import Feed
 from .history import History
-from .keys import Entry
+from .keys import PRESENCE, PRESENCE_MAXLEN, Entry
 from .markers import Markers
+from .moderation import RedisModeration
 from .presence import Presence
 from .rooms import RegistrationTokens, Rooms
 from .signals import Signals
@@ -35,10 +37,26 @@ log = logging.getLogger(__name__)
 
 
 class _LiveState:
-    """Typing notices and read markers, handed to their parts."""
+    """Typing notices, read markers and notices told to the other servers."""
 
+    _conn: Connection
+    _presence: Presence
     _signals: Signals
     _markers: Markers
+
+    async def announce(self, kind: str, user: str, detail: str = "") -> None:
+        fields: dict[Any, Any] = {
+            "n": self._presence.node,
+            "k": "notice",
+            "w": kind,
+            "u": user,
+            "d": detail,
+        }
+
+        async def do() -> None:
+            await self._conn.r().xadd(PRESENCE, fields, maxlen=PRESENCE_MAXLEN, approximate=True)
+
+        await self._conn.call(do, retry=False)
 
     def relay_typing(self, conv: str, user: str) -> None:
         self._signals.relay_typing(conv, user)
@@ -53,7 +71,7 @@ class _LiveState:
         return await self._markers.unread_counts(user, spans)
 
 
-class RedisStore(ScanSearch, RedisAdmin, _LiveState, Store):
+class RedisStore(ScanSearch, RedisAdmin, RedisModeration, _LiveState, Store):
     """Chat state in Redis, shared by every server using the same URL (see the package doc).
 
     Args:
@@ -79,6 +97,7 @@ class RedisStore(ScanSearch, RedisAdmin, _LiveState, Store):
             lambda user, token_hash: self._revoke_listener(user, token_hash),
             lambda user: self._disable_listener(user),
             lambda room: self._room_drop_listener(room),
+            lambda kind, user, detail: self._notice_listener(kind, user, detail),
         )
         self._feed = Feed(
             self._conn,

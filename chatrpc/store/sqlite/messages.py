@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ...model import DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, is_room_key
+from ...model import CHANGES, DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, is_room_key
 from ..rules import dropped_original
 from .engine import MESSAGE_COLUMNS, SQLiteBase, now_ms, row_to_message
 
@@ -32,7 +32,7 @@ class SQLiteMessages(SQLiteBase):
             "SELECT last_seq FROM conversations WHERE id = ?", (conv_id,)
         ).fetchone()
         stored = draft.stored(seq)
-        if draft.kind != MESSAGE and not _apply_change(conn, conv_id, draft):
+        if draft.kind in CHANGES and not _apply_change(conn, conv_id, draft):
             stored = replace(stored, text="")  # it changed nothing: keep no text of it
         conn.execute(
             "INSERT INTO messages (conv_id, seq, sender, text, sent_at_ms, client_msg_id,"

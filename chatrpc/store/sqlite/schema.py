@@ -170,6 +170,19 @@ MIGRATIONS: list[str] = [
             ORDER BY c.created_ms LIMIT 1), '');
     CREATE INDEX rooms_by_owner ON rooms (owner);
     """,
+    # Private rooms and moderation: room settings (topic, privacy), roles,
+    # invitations, bans, mutes and blocks, each a mark (see
+    # chatrpc.store.moderation).
+    """
+    CREATE TABLE marks (
+        scope TEXT NOT NULL,
+        user TEXT NOT NULL,
+        what TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (scope, user, what)
+    ) WITHOUT ROWID;
+    CREATE INDEX marks_by_user ON marks (user, what);
+    """,
 ]
 
 

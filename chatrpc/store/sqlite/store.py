@@ -6,12 +6,19 @@ from .accounts import SQLiteAccounts
 from .admin import SQLiteAdmin
 from .markers import SQLiteMarkers
 from .messages import SQLiteMessages
+from .moderation import SQLiteModeration
 from .rooms import SQLiteRooms
 from .search import SQLiteSearch
 
 
 class SQLiteStore(
-    SQLiteAccounts, SQLiteAdmin, SQLiteRooms, SQLiteMessages, SQLiteSearch, SQLiteMarkers
+    SQLiteAccounts,
+    SQLiteAdmin,
+    SQLiteRooms,
+    SQLiteModeration,
+    SQLiteMessages,
+    SQLiteSearch,
+    SQLiteMarkers,
 ):
     """Chat state in one SQLite file (WAL); see the package docstring for the threads.
 

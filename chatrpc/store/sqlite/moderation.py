@@ -1,0 +1,77 @@
+"""The SQLite store's moderation marks (table ``marks``, schema migration 7; see
+chatrpc.store.moderation)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .engine import SQLiteBase
+
+
+class SQLiteModeration(SQLiteBase):
+    """Marks as rows (scope, user, what, value)."""
+
+    async def _mark(self, scope: str, user: str, what: str) -> str | None:
+        def do(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT value FROM marks WHERE scope = ? AND user = ? AND what = ?",
+                (scope, user, what),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(do)
+
+    async def _set_mark(self, scope: str, user: str, what: str, value: str | None) -> str | None:
+        def do(conn: sqlite3.Connection) -> str | None:
+            key = (scope, user, what)
+            row = conn.execute(
+                "SELECT value FROM marks WHERE scope = ? AND user = ? AND what = ?", key
+            ).fetchone()
+            if value is None:
+                conn.execute("DELETE FROM marks WHERE scope = ? AND user = ? AND what = ?", key)
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO marks (scope, user, what, value) VALUES (?, ?, ?, ?)",
+                    (*key, value),
+                )
+            return None if row is None else str(row[0])
+
+        return await self._write(do)
+
+    async def _some_marks(self, scope: str, keys: list[tuple[str, str]]) -> list[str | None]:
+        users = sorted({user for user, _ in keys})
+
+        def do(conn: sqlite3.Connection) -> list[str | None]:
+            rows = conn.execute(
+                "SELECT user, what, value FROM marks WHERE scope = ?"
+                f" AND user IN ({', '.join('?' * len(users))})",
+                (scope, *users),
+            ).fetchall()
+            found = {(str(u), str(w)): str(v) for u, w, v in rows}
+            return [found.get(key) for key in keys]
+
+        return await self._read(do)
+
+    async def _clear_marks(self, scope: str) -> None:
+        def do(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM marks WHERE scope = ?", (scope,))
+
+        await self._write(do)
+
+    async def _marks(self, scope: str, what: str) -> dict[str, str]:
+        def do(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(
+                "SELECT user, value FROM marks WHERE scope = ? AND what = ?", (scope, what)
+            ).fetchall()
+            return {str(u): str(v) for u, v in rows}
+
+        return await self._read(do)
+
+    async def _marks_of(self, user: str, what: str) -> dict[str, str]:
+        def do(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(
+                "SELECT scope, value FROM marks WHERE user = ? AND what = ?", (user, what)
+            ).fetchall()
+            return {str(s): str(v) for s, v in rows}
+
+        return await self._read(do)
