@@ -67,7 +67,7 @@ class Hub:
         self._revoked: set[Session] = set()
         #: Who is typing, and how far each user has read (live signals).
         found = (self._sessions_of, self._check_live)
-        self.typing = TypingRelay(store, self.limits, self.presence, *found)
+        self.typing = TypingRelay(store, self.limits, self.presence, *found, self.guard.blocks)
         self.reads = ReadState(store, self.rules, *found)
         store.set_listener(self._on_commit)
         # Revoked tokens and disabled accounts (through other servers): sessions here end.

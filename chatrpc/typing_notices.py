@@ -21,7 +21,7 @@ of its conversation, never stored or replayed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from .errors import ChatError, Code, invalid
 from .limits import Limits
@@ -43,6 +43,7 @@ class TypingRelay:
         sessions_of: a user's sessions on this server.
         check_live: raises ChatError (UNAUTHENTICATED) for a session whose token
             was revoked.
+        blocks: whom each user blocked; a blocked user's typing is not shown to them.
     """
 
     def __init__(
@@ -52,11 +53,14 @@ class TypingRelay:
         presence: RoomPresence,
         sessions_of: Callable[[str], Iterable[Session]],
         check_live: Callable[[Session], None],
+        blocks: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.store = store
         self.presence = presence
         self._sessions_of = sessions_of
         self._check_live = check_live
+        #: Whom each user blocked (the hub's, kept current): they see none of their typing.
+        self._blocks: Mapping[str, frozenset[str]] = {} if blocks is None else blocks
         self._throttle = Buckets(1 / TYPING_INTERVAL_S, 1)
         self._budget = Buckets(limits.rate_limit, limits.rate_burst)
         #: Notices dropped by the throttle or the budget.
@@ -105,5 +109,5 @@ class TypingRelay:
             notice = TypingNotice(user, with_user=user)
             targets = self._sessions_of(peer)
         for session in targets:
-            if session.user != user:
+            if session.user != user and user not in self._blocks.get(session.user, ()):
                 session.offer(notice)

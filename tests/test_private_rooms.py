@@ -347,6 +347,26 @@ async def test_a_blocked_users_dms_are_refused_and_room_messages_hidden(
     await mallory.send_and_ack("hello again", to_user="alice")
 
 
+async def test_a_blocked_users_typing_is_not_shown(world: tuple[Peers, Calls]) -> None:
+    peers, calls = world
+    alice = await peers.open("alice")
+    await alice.join("hall")
+    mallory = await peers.open("mallory")
+    await mallory.join("hall")
+    bob = await peers.open("bob")
+    await bob.join("hall")
+    await calls.call("alice", "Block", pb.BlockRequest(user="mallory"))
+    # Handled in order: once bob sees the room's notice, the DM's was relayed too.
+    await mallory.stream.write(pb.ClientEvent(typing=pb.Typing(to_user="alice")))
+    await mallory.stream.write(pb.ClientEvent(typing=pb.Typing(room="hall")))
+    await bob.wait_for(lambda ev: bool(bob.of("typing")))
+    # bob's notice is queued for alice after any of mallory's.
+    await bob.stream.write(pb.ClientEvent(typing=pb.Typing(room="hall")))
+    await alice.wait_for(lambda ev: bool(alice.of("typing")))
+    assert [t.user for t in alice.of("typing")] == ["bob"]
+    assert [t.user for t in bob.of("typing")] == ["mallory"]
+
+
 # -- across a restart and across servers ------------------------------------------------------
 
 
