@@ -16,8 +16,10 @@ listings show.
   changed since it was last asked: asking again and again costs look-ups.
 * **Who may mark.** A room's member (joined in this session, or a member in the
   store, as History asks), a DM's participant; others get the error a send to
-  that room would. Each mark costs :data:`MARK_COST` of the send budget: it
-  writes to the store.
+  that room would. Marks have a budget of their own, each a tenth
+  (:data:`MARK_COST`) of a send at the send rate: a mark writes to the store,
+  but a client marking what it shows never costs its user a send (nor an error
+  while their sends wait for the rate limit).
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from typing import TypeVar
 from .errors import ChatError, Code, invalid
 from .live import ReadMark
 from .model import dm_key, dm_users, is_room_key, normalize_name, room_key, seq_field
+from .ratelimit import Buckets, retry_hint
 from .rules import SendRules
 from .store import Span, Store, Unread
 from .subscriber import Session
 
-#: What a mark_read costs from the user's send budget (a tenth of a send, as a join).
+#: What a mark_read costs, in sends (a tenth of one, as a join), from its own budget.
 MARK_COST = 0.1
 #: Store reads a listing page makes at once.
 CONCURRENT_READS = 32
@@ -65,13 +68,18 @@ class ReadState:
         self._sessions_of = sessions_of
         self._check_live = check_live
         self._counts: OrderedDict[tuple[str, str, Span], Unread] = OrderedDict()
+        limits = rules.limits
+        self._budget = Buckets(limits.rate_limit / MARK_COST, limits.rate_burst / MARK_COST)
 
     async def mark(self, session: Session, seq: int, *, room: str = "", to_user: str = "") -> None:
         """Moves ``session``'s user's marker in ``room`` (or the DM with ``to_user``)
         to ``seq`` and tells their other sessions and the DM's peer; raises ChatError."""
         self._check_live(session)
         user = session.user
-        self.rules.spend(user, MARK_COST)
+        wait = self._budget.take(user)
+        if wait:
+            self.rules.stats.rate_limited += 1
+            raise ChatError(Code.RESOURCE_EXHAUSTED, f"rate limit: retry in {retry_hint(wait)}")
         seq = seq_field(seq, "seq")
         if room:
             room = normalize_name(room, "room")

@@ -258,17 +258,25 @@ async def test_mark_read_of_a_bad_seq_an_unknown_room_or_user_or_a_room_not_join
     assert rooms["general"].read_seq == 1
 
 
-async def test_mark_read_costs_from_the_send_budget() -> None:
-    async with running_server("memory://", limits=Limits(rate_limit=1, rate_burst=2)) as srv:
+async def test_marks_have_a_budget_of_their_own_that_never_costs_a_send() -> None:
+    # A send every 10 s, two at once; marks: one a second, twenty at once.
+    async with running_server("memory://", limits=Limits(rate_limit=0.1, rate_burst=2)) as srv:
         group = Peers(target(srv))
         try:
+            bob = await group.open("bob")
+            await bob.join("general")
+            await bob.send_and_ack("zero", room="general")
             alice = await group.open("alice")
-            await alice.join("general")  # 0.1 of the budget
-            await alice.send_and_ack("one", room="general")  # 0.9 of the burst left
-            for _ in range(12):
+            await alice.join("general")
+            for _ in range(18):  # as a tenth of a send each, 1.8 of the 1.9 left
+                await mark_read(alice, 1, room="general")
+            # The marks took nothing from the send budget: its one send goes out.
+            await alice.send_and_ack("one", room="general", client_msg_id="c-1")
+            for _ in range(25):  # past the marks' own burst
                 await mark_read(alice, 1, room="general")
             err = await next_error(alice, 0)
             assert err.code == pb.Error.RESOURCE_EXHAUSTED
+            assert "rate limit" in err.message
         finally:
             await group.close()
 
