@@ -129,9 +129,9 @@ test("each action becomes its ModerateRoom request in proto3 JSON", () => {
 
 test("a left event says why the membership ended", () => {
   assert.equal(leftNotice({ room: "ops" }), "You left #ops.");
-  assert.equal(leftNotice({ room: "ops", reason: "kicked: spam: lots" }), "You were kicked from #ops: spam: lots");
-  assert.equal(leftNotice({ room: "ops", reason: "kicked: " }), "You were kicked from #ops.");
-  assert.equal(leftNotice({ room: "ops", reason: "banned: trolling" }), "You were banned from #ops: trolling");
+  assert.equal(leftNotice({ room: "ops", reason: "kicked by alice: spam: lots" }), "You were kicked from #ops by alice: spam: lots");
+  assert.equal(leftNotice({ room: "ops", reason: "kicked by alice" }), "You were kicked from #ops by alice");
+  assert.equal(leftNotice({ room: "ops", reason: "banned by the operator: trolling" }), "You were banned from #ops by the operator: trolling");
   assert.equal(leftNotice({ room: "ops", reason: "room deleted" }), "You are no longer in #ops (room deleted).");
 });
 

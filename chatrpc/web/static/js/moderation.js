@@ -127,17 +127,19 @@ export function moderateRequest(room, action, user, options = {}) {
   return body;
 }
 
-/** The notice for a `left` event: the user's own leave, or why the server ended it. */
+/**
+ * The notice for a `left` event: the user's own leave, or why the server ended it
+ * (the reason reads "kicked by alice: spam", "banned by alice", "room deleted").
+ */
 export function leftNotice(left) {
   const room = `#${left.room || ""}`;
   const reason = left.reason || "";
   if (!reason) return `You left ${room}.`;
-  const [cause, ...rest] = reason.split(": ");
-  const why = rest.join(": ").trim();
-  const tail = why ? `: ${why}` : ".";
-  if (cause === "kicked") return `You were kicked from ${room}${tail}`;
-  if (cause === "banned") return `You were banned from ${room}${tail}`;
-  return `You are no longer in ${room} (${reason}).`;
+  const match = /^(kicked|banned)(?: by ([^:]+))?(?:: ?(.*))?$/s.exec(reason);
+  if (!match) return `You are no longer in ${room} (${reason}).`;
+  const [, what, by, why] = match;
+  const who = by ? ` by ${by.trim()}` : "";
+  return `You were ${what} from ${room}${who}${because(why)}`;
 }
 
 /** The invitation banner's line. */
