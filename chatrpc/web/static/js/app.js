@@ -415,7 +415,7 @@ class App {
     if (tell) this.connection.send(leaveEvent(room));
     const conv = this.conversations.get(key);
     this.conversations.delete(key);
-    if (conv) conv.list.remove();
+    if (conv && this.current !== key) conv.list.remove(); // the current one: open() replaces it
     this.renderList();
     if (this.current === key) {
       const next = this.saved.rooms[0] ? roomKey(this.saved.rooms[0]) : null;
