@@ -46,6 +46,8 @@ test("each room event reads as a sentence naming who acted, on whom, and why", (
   assert.equal(describe(ev("ROLE", { targetUser: "carol", role: "OWNER" })), "carol is now an owner (set by alice)");
   // proto3 JSON leaves MEMBER (0) out.
   assert.equal(describe(ev("ROLE", { targetUser: "carol" })), "carol is now a member (set by alice)");
+  // The admin service acts with no sender.
+  assert.equal(describe(ev("KICK", { sender: "", targetUser: "bob" })), "bob was kicked by the operator");
 });
 
 test("markup in a topic or a reason stays the characters it is (the page sets text)", () => {

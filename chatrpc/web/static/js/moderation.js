@@ -40,7 +40,7 @@ function because(reason) {
 
 /** A room event as the line members read, e.g. "bob was kicked by alice: spam". */
 export function describe(message) {
-  const by = message.sender || "the server";
+  const by = message.sender || "the operator"; // the admin service acts with no sender
   const who = message.targetUser || "someone";
   const room = `#${message.room || ""}`;
   const reason = because(message.text);
