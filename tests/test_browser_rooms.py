@@ -10,6 +10,7 @@ take the room off the page for good, invitations, blocking; on a phone too.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -34,13 +35,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-async def join(page: Page, room: str) -> None:
-    """Joins `room` from the side list's form and waits until the server said so."""
+async def join(page: Page, room: str, shown: bool = True) -> None:
+    """Joins `room` from the side list's form (and waits until it is shown)."""
     if not await page.locator("#join-room").is_visible():
         await page.get_by_role("button", name="Conversations").click()
     await page.get_by_label("Room to join").fill(room)
     await page.get_by_label("Room to join").press("Enter")
-    await expect(page.locator("#title")).to_have_text(f"#{room}")
+    if shown:
+        await expect(page.locator("#title")).to_have_text(f"#{room}")
 
 
 def member(page: Page, user: str) -> Any:
@@ -137,6 +139,13 @@ async def test_a_private_room_invites_by_a_banner_and_join_accepts(browser, web_
     # Listed as private to its members.
     await say(alice, "/rooms")
     await expect(alice.locator("#messages li.notice").last).to_contain_text("#secret (private)")
+
+    # Uninvited, bob learns nothing of it: the page says so and drops it.
+    await join(bob, "secret", shown=False)
+    await expect(bob.locator("#messages li.problem")).to_have_text(
+        ["Cannot join #secret: no room named #secret"]
+    )
+    await expect(bob.locator("#rooms button")).to_have_text(["#general"])
 
     await alice.get_by_label("Invite a user").fill("bob")
     await alice.get_by_role("button", name="Invite", exact=True).click()
@@ -243,7 +252,11 @@ async def test_on_a_phone_members_see_no_moderation_and_owners_moderate(browser,
     for page in (owner, pat):
         wide = await page.evaluate("document.documentElement.scrollWidth > innerWidth")
         assert not wide
-    # Banned: joining again is refused, and the page says so.
-    await join(pat, "ops")
-    await expect(pat.locator("#messages li.problem").last).to_contain_text("banned")
+    # Banned: joining again is refused, the page says so and does not keep asking.
+    await join(pat, "ops", shown=False)
+    await expect(pat.locator("#messages li.problem").last).to_have_text(
+        re.compile(r"^Cannot join #ops: you are banned from #ops")
+    )
+    await expect(pat.locator("#title")).to_have_text("#general")
+    assert await saved_rooms(pat, "pat") == ["general"]
     no_script_errors(owner, pat)

@@ -9,6 +9,7 @@ import {
   invitationLine,
   isRoomEvent,
   leftNotice,
+  refusedJoin,
   memberActions,
   moderateRequest,
   roleOf,
@@ -140,4 +141,21 @@ test("a left event says why the membership ended", () => {
 test("an invitation reads as who invited to which room, and why", () => {
   assert.equal(invitationLine({ room: "ops", by: "alice", reason: "welcome" }), "alice invited you to #ops: welcome");
   assert.equal(invitationLine({ room: "ops", by: "alice" }), "alice invited you to #ops");
+});
+
+test("a refused join is told by its room's name among the joins not yet acknowledged", () => {
+  const pending = ["ops", "op"];
+  assert.equal(refusedJoin({ code: "NOT_FOUND", message: "no room named #op" }, pending), "op");
+  assert.equal(refusedJoin({ code: "NOT_FOUND", message: "no room named #ops" }, pending), "ops");
+  assert.equal(
+    refusedJoin({ code: "PERMISSION_DENIED", message: "you are banned from #ops until 14:00 UTC" }, pending),
+    "ops",
+  );
+  assert.equal(refusedJoin({ code: 5, message: "no room named #ops" }, pending), "ops");
+  // Not a join's refusal: a send's (it names its client_msg_id), another code, another room.
+  assert.equal(refusedJoin({ code: "NOT_FOUND", message: "no room named #ops", clientMsgId: "c1" }, pending), "");
+  assert.equal(refusedJoin({ code: "INVALID_ARGUMENT", message: "bad #ops" }, pending), "");
+  assert.equal(refusedJoin({ code: "NOT_FOUND", message: "no room named #opsx" }, ["ops"]), "");
+  assert.equal(refusedJoin({ code: "NOT_FOUND", message: "no room named #dev" }, pending), "");
+  assert.equal(refusedJoin({ code: "NOT_FOUND" }, pending), "");
 });

@@ -17,7 +17,7 @@ import { Cursors, Outbox } from "./cursor.js";
 import { Invitations } from "./invitations.js";
 import { MessageMenu } from "./menu.js";
 import { flash } from "./messageview.js";
-import { isRoomEvent, leftNotice } from "./moderation.js";
+import { isRoomEvent, leftNotice, refusedJoin } from "./moderation.js";
 import {
   display,
   dmKey,
@@ -77,6 +77,7 @@ class App {
     this.me = user;
     this.saved = new Saved(user);
     this.conversations = new Map();
+    this.joining = new Set(); // rooms whose join is not acknowledged yet
     this.connection = new Connection({
       check: async () => (await whoami()) === this.me,
       onOpen: () => this.onOpen(),
@@ -183,8 +184,10 @@ class App {
 
   onOpen() {
     // Every room and DM resumes from its cursor; the server replays what was missed.
+    this.joining.clear();
     for (const room of this.saved.rooms) {
       const key = roomKey(room);
+      this.joining.add(room);
       this.connection.send(joinEvent(key, this.saved.cursors.get(key)));
     }
     for (const user of this.saved.directs) {
@@ -245,6 +248,7 @@ class App {
       conv.topic = joined.topic || "";
       conv.private = Boolean(joined.private);
       this.invitations.remove(joined.room);
+      this.joining.delete(joined.room);
       if (key === this.current) {
         this.renderMembers();
         this.rooms.refresh();
@@ -319,6 +323,14 @@ class App {
   }
 
   onError(error) {
+    const refused = refusedJoin(error, this.joining);
+    if (refused && refused !== "general") {
+      // Private and not invited, or banned: the page stops asking for it.
+      this.joining.delete(refused);
+      this.leaveRoom(refused, false);
+      this.notice(this.current, `Cannot join #${refused}: ${error.message}`, "problem");
+      return;
+    }
     const entry = error.clientMsgId ? this.saved.outbox.settle(error.clientMsgId) : null;
     if (entry) {
       this.saved.save();
@@ -400,6 +412,7 @@ class App {
     if (!this.saved.rooms.includes(room)) {
       this.saved.rooms.push(room);
       this.saved.save();
+      this.joining.add(room);
       this.connection.send(joinEvent(roomKey(room), this.saved.cursors.get(roomKey(room))));
     }
     this.open(roomKey(room));

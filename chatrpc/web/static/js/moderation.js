@@ -142,6 +142,23 @@ export function leftNotice(left) {
   return `You were ${what} from ${room}${who}${because(why)}`;
 }
 
+/**
+ * The room whose join `error` (an `error` event) refused, among the rooms `pending`
+ * (joins sent, not yet acknowledged), or "": a private room the user may not see
+ * (NOT_FOUND) or one they are banned from (PERMISSION_DENIED) names itself "#room".
+ */
+export function refusedJoin(error, pending) {
+  if (error.clientMsgId) return "";
+  if (!["NOT_FOUND", "PERMISSION_DENIED", 5, 7].includes(error.code)) return "";
+  const message = error.message || "";
+  for (const room of pending) {
+    const at = message.indexOf(`#${room}`);
+    const next = message.charAt(at + room.length + 1);
+    if (at >= 0 && !/[\w-]/.test(next)) return room;
+  }
+  return "";
+}
+
 /** The invitation banner's line. */
 export function invitationLine(invitation) {
   return `${invitation.by || "Someone"} invited you to #${invitation.room}${because(invitation.reason)}`;
