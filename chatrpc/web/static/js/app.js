@@ -861,7 +861,7 @@ function wireMessages() {
   const scroller = $("scroller");
   const touch = window.matchMedia("(hover: none)");
   const target = (event) => {
-    const item = event.target.closest("li.message[data-seq]");
+    const item = event.target.closest("li.message[data-seq]:not(.hidden-message)");
     if (!app || !item) return null;
     const conv = app.conversations.get(app.current);
     const state = conv ? conv.folder.state(Number(item.dataset.seq)) : null;

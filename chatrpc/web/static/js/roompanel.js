@@ -150,19 +150,20 @@ export class RoomPanel {
     name.disabled = user === me;
     line.append(name);
     if (role !== "member") line.append(el("span", `role ${role}`, role));
-    if (user !== me) {
-      const blocked = this.blocked.has(user);
-      line.append(button(blocked ? "Unblock" : "Block", () => this.block(user, !blocked)));
-    }
-    const actions = memberActions(me, this.myRole, user, role);
     li.append(line);
+    if (user === me) return li;
+    const buttons = el("div", "member-buttons");
+    const blocked = this.blocked.has(user);
+    buttons.append(button(blocked ? "Unblock" : "Block", () => this.block(user, !blocked)));
+    const actions = memberActions(me, this.myRole, user, role);
+    li.append(buttons);
     if (actions.length) {
       const toggle = button("Moderate", () => {
         this.open = this.open === user ? "" : user;
         this.render();
       });
       toggle.setAttribute("aria-expanded", String(this.open === user));
-      line.append(toggle);
+      buttons.append(toggle);
       if (this.open === user) li.append(this.tools(user, actions));
     }
     return li;
