@@ -163,6 +163,11 @@ async def test_a_private_room_invites_by_a_banner_and_join_accepts(browser, web_
     await expect(bob.get_by_role("button", name="Moderate")).to_have_count(0)
     await say(bob, "hello")
     await expect(shown(alice)).to_have_text(["hello"])
+    # Public again: the label goes, for both.
+    await alice.get_by_label("Private (invite-only)").uncheck()
+    for page in (alice, bob):
+        await expect(events(page).last).to_have_text("#secret is now public, set by alice")
+        await expect(page.locator("#room-private")).to_be_hidden()
     no_script_errors(alice, bob)
 
 
