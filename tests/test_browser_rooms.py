@@ -28,6 +28,7 @@ from .test_browser import (  # noqa: F401  (fixtures)
     terminal,
     web_server,
 )
+from .test_browser_conversation import new_page
 from .web_client import web_url
 
 pytestmark = pytest.mark.skipif(
@@ -189,7 +190,7 @@ async def test_a_refused_action_is_shown_as_the_server_words_it(browser, web_ser
     await expect(events(alice)).to_have_text(["bob is now a moderator (set by alice)"])
     await expect(member(alice, "bob").locator(".role")).to_have_text("moderator")
     await expect(alice.locator("#room-problem")).to_have_text("")
-    no_script_errors(alice)
+    no_script_errors(alice, bob)
 
 
 async def test_blocking_hides_a_users_messages_live_and_in_history(browser, web_server, terminal):
@@ -265,3 +266,30 @@ async def test_on_a_phone_members_see_no_moderation_and_owners_moderate(browser,
     await expect(pat.locator("#title")).to_have_text("#general")
     assert await saved_rooms(pat, "pat") == ["general"]
     no_script_errors(owner, pat)
+
+
+async def test_an_invitation_made_while_away_shows_when_the_page_opens(browser, web_server):
+    url = web_url(web_server)
+    _, alice = await open_page(browser, url)
+    bob_ctx, bob = await open_page(browser, url)
+    await sign_in(alice, "alice")
+    await sign_in(bob, "bob")
+    await bob.close()  # bob is away; his cookie stays in the context
+    await join(alice, "den")
+    await alice.get_by_text("Room settings").click()
+    await alice.get_by_label("Private (invite-only)").check()
+    await alice.get_by_label("Invite a user").fill("bob")
+    await alice.get_by_label("Invite a user").press("Enter")
+    await expect(events(alice).last).to_have_text("bob was invited by alice")
+
+    bob = await new_page(bob_ctx, url)
+    await expect(bob.locator("#me")).to_have_text("bob")
+    banner = bob.get_by_role("region", name="Invitations")
+    await expect(banner.get_by_role("alert")).to_have_text(["alice invited you to #denJoinDismiss"])
+    await expect(banner.get_by_role("alert").locator("span")).to_have_text(
+        "alice invited you to #den"
+    )
+    await bob.get_by_role("button", name="Dismiss the invitation to #den").click()
+    await expect(banner).to_be_hidden()
+    await expect(bob.locator("#rooms button")).to_have_text(["#general"])
+    no_script_errors(alice, bob)
