@@ -190,7 +190,7 @@ async def test_a_refused_action_is_shown_as_the_server_words_it(browser, web_ser
     await expect(events(alice)).to_have_text(["bob is now a moderator (set by alice)"])
     await expect(member(alice, "bob").locator(".role")).to_have_text("moderator")
     await expect(alice.locator("#room-problem")).to_have_text("")
-    no_script_errors(alice, bob)
+    no_script_errors(alice)
 
 
 async def test_blocking_hides_a_users_messages_live_and_in_history(browser, web_server, terminal):
