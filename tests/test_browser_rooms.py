@@ -265,6 +265,15 @@ async def test_on_a_phone_members_see_no_moderation_and_owners_moderate(browser,
     )
     await expect(pat.locator("#title")).to_have_text("#general")
     assert await saved_rooms(pat, "pat") == ["general"]
+
+    # Pat is not online there, so not in the list: the settings unban by name.
+    await owner.get_by_text("Room settings").click()
+    await owner.get_by_label("Unban a user").fill("pat")
+    await owner.get_by_role("button", name="Unban", exact=True).click()
+    await expect(events(owner).last).to_have_text("pat was unbanned by olga")
+    await join(pat, "ops")
+    await expect(events(pat).last).to_have_text("pat was unbanned by olga")
+    await expect(member(owner, "pat")).to_be_visible()
     no_script_errors(owner, pat)
 
 

@@ -97,6 +97,8 @@ class App {
         privateInput: $("private-input"),
         inviteForm: $("invite-form"),
         inviteUser: $("invite-user"),
+        unbanForm: $("unban-form"),
+        unbanUser: $("unban-user"),
         topic: $("topic"),
         lock: $("room-private"),
       },

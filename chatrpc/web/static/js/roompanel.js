@@ -32,7 +32,7 @@ function button(text, onClick, label = "") {
 export class RoomPanel {
   /**
    * @param {object} els {list, problem, settings, topicForm, topicInput, privateInput,
-   *   inviteForm, inviteUser, topic, lock}
+   *   inviteForm, inviteUser, unbanForm, unbanUser, topic, lock}
    * @param {object} hooks {me, members(room) -> Set of users online, openDirect(user),
    *   blockedChanged()}
    */
@@ -51,14 +51,20 @@ export class RoomPanel {
     els.privateInput.addEventListener("change", () => {
       this.act("private", "", { private: els.privateInput.checked });
     });
-    els.inviteForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const user = els.inviteUser.value.trim().replace(/^@/, "").toLowerCase();
-      if (!user) return;
-      this.act("invite", user).then((done) => {
-        if (done) els.inviteUser.value = "";
+    // Invite and unban name a user who may not be online here (not in the list).
+    for (const [form, input, action] of [
+      [els.inviteForm, els.inviteUser, "invite"],
+      [els.unbanForm, els.unbanUser, "unban"],
+    ]) {
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const user = input.value.trim().replace(/^@/, "").toLowerCase();
+        if (!user) return;
+        this.act(action, user).then((done) => {
+          if (done) input.value = "";
+        });
       });
-    });
+    }
   }
 
   get myRole() {
@@ -122,11 +128,12 @@ export class RoomPanel {
   }
 
   render() {
-    const { list, settings, topicForm, inviteForm, privateInput } = this.els;
+    const { list, settings, topicForm, inviteForm, unbanForm, privateInput } = this.els;
     const can = settingsFor(this.room ? this.myRole : "member");
     settings.hidden = !(can.topic || can.private || can.invite);
     topicForm.hidden = !can.topic;
     inviteForm.hidden = !can.invite;
+    unbanForm.hidden = !can.invite; // the same staff
     privateInput.closest("label").hidden = !can.private;
     if (!this.room) {
       list.replaceChildren();
