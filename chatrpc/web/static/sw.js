@@ -1,7 +1,7 @@
 // The app shell offline: the page, its styles and modules. Network first (so a new
 // version shows at once), the cache when the network fails. The API and the
 // WebSocket are never cached.
-const CACHE = "chatrpc-shell-v3";
+const CACHE = "chatrpc-shell-v4";
 const SHELL = [
   "/",
   "/static/app.css",
@@ -15,10 +15,13 @@ const SHELL = [
   "/static/js/connection.js",
   "/static/js/conversation.js",
   "/static/js/cursor.js",
+  "/static/js/invitations.js",
   "/static/js/menu.js",
   "/static/js/messageview.js",
+  "/static/js/moderation.js",
   "/static/js/protocol.js",
   "/static/js/render.js",
+  "/static/js/roompanel.js",
   "/static/js/search.js",
   "/static/js/searchpanel.js",
   "/static/js/signals.js",

@@ -3,7 +3,9 @@
 // conversation.js, the wire and the resume rules in protocol.js and cursor.js, the
 // socket's states in connection.js; stored changes fold in changes.js, typing and read
 // markers in typing.js and unread.js (the page's side in signals.js), the message menu
-// in menu.js, the composer's modes in composer.js, the search box in searchpanel.js.
+// in menu.js, the composer's modes in composer.js, the search box in searchpanel.js;
+// room events, roles and blocks in moderation.js (the member list and the room's
+// settings in roompanel.js, invitations in invitations.js).
 
 import { ApiError, call, signInProblem, whoami } from "./api.js";
 import { CommandError, helpLines, parseLine } from "./commands.js";
@@ -12,8 +14,10 @@ import { isChange, kindOf } from "./changes.js";
 import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { Cursors, Outbox } from "./cursor.js";
+import { Invitations } from "./invitations.js";
 import { MessageMenu } from "./menu.js";
 import { flash } from "./messageview.js";
+import { isRoomEvent, leftNotice, refusedJoin } from "./moderation.js";
 import {
   display,
   dmKey,
@@ -27,7 +31,8 @@ import {
   roomKey,
   seqOf,
 } from "./protocol.js";
-import { conversationItem, memberItem, noticeItem, pendingItem } from "./render.js";
+import { conversationItem, noticeItem, pendingItem } from "./render.js";
+import { RoomPanel } from "./roompanel.js";
 import { windowBody } from "./search.js";
 import { SearchPanel } from "./searchpanel.js";
 import { Signals } from "./signals.js";
@@ -72,6 +77,7 @@ class App {
     this.me = user;
     this.saved = new Saved(user);
     this.conversations = new Map();
+    this.joining = new Set(); // rooms whose join is not acknowledged yet
     this.connection = new Connection({
       check: async () => (await whoami()) === this.me,
       onOpen: () => this.onOpen(),
@@ -81,6 +87,38 @@ class App {
         this.signedOut(reason ? `Your session ended (${reason}): sign in again.` : "Your session ended: sign in again."),
     });
     this.signals = new Signals(this);
+    this.rooms = new RoomPanel(
+      {
+        list: $("member-list"),
+        problem: $("room-problem"),
+        settings: $("room-settings"),
+        topicForm: $("topic-form"),
+        topicInput: $("topic-input"),
+        privateInput: $("private-input"),
+        inviteForm: $("invite-form"),
+        inviteUser: $("invite-user"),
+        unbanForm: $("unban-form"),
+        unbanUser: $("unban-user"),
+        topic: $("topic"),
+        lock: $("room-private"),
+      },
+      {
+        me: user,
+        members: (room) => this.conversation(roomKey(room)).members,
+        openDirect: (other) => {
+          this.addDirect(other);
+          this.open(dmKey(other));
+          $("message").focus();
+        },
+        blockedChanged: () => {
+          for (const conv of this.conversations.values()) conv.refreshAll();
+        },
+      },
+    );
+    this.invitations = new Invitations($("invitations"), {
+      joined: (room) => this.saved.rooms.includes(room),
+      join: (room) => this.joinRoom(room),
+    });
     this.menu = new MessageMenu($("message-menu"), {
       reply: (state) => this.composer.reply(this.current, state),
       edit: (state) => this.composer.edit(this.current, state),
@@ -148,8 +186,10 @@ class App {
 
   onOpen() {
     // Every room and DM resumes from its cursor; the server replays what was missed.
+    this.joining.clear();
     for (const room of this.saved.rooms) {
       const key = roomKey(room);
+      this.joining.add(room);
       this.connection.send(joinEvent(key, this.saved.cursors.get(key)));
     }
     for (const user of this.saved.directs) {
@@ -160,6 +200,7 @@ class App {
     // Sent after the joins: the server handles a session's events in order.
     for (const entry of this.saved.outbox.entries) this.connection.send(entryEvent(entry));
     this.discoverDirects();
+    this.rooms.loadBlocked();
     this.signals.refreshRooms();
     this.signals.markRead();
   }
@@ -193,7 +234,8 @@ class App {
     if (kind === "message") this.onMessage(body, true);
     else if (kind === "joined") this.onJoined(body);
     else if (kind === "presence") this.onPresence(body);
-    else if (kind === "left") this.notice(this.current, `You left #${body.room}.`);
+    else if (kind === "left") this.onLeft(body);
+    else if (kind === "invitation") this.invitations.add(body);
     else if (kind === "error") this.onError(body);
     else if (kind === "ack") this.settle(body.clientMsgId);
     else if (kind === "typing") this.signals.onTyping(body);
@@ -205,7 +247,14 @@ class App {
     const conv = this.conversation(key);
     if (joined.room) {
       conv.members = new Set(joined.members || []);
-      if (key === this.current) this.renderMembers();
+      conv.topic = joined.topic || "";
+      conv.private = Boolean(joined.private);
+      this.invitations.remove(joined.room);
+      this.joining.delete(joined.room);
+      if (key === this.current) {
+        this.renderMembers();
+        this.rooms.refresh();
+      }
     }
     const plan = this.saved.cursors.joined(key, joined);
     this.saved.save();
@@ -247,14 +296,43 @@ class App {
     if (!conv) return;
     if (presence.kind === "JOINED") conv.members.add(presence.user);
     else conv.members.delete(presence.user);
-    if (key === this.current) this.renderMembers();
+    if (key === this.current) {
+      this.renderMembers();
+      if (presence.kind === "JOINED") this.rooms.refresh(); // their role
+    }
     if (presence.user !== this.me) {
       const verb = presence.kind === "JOINED" ? "joined" : "left";
       this.notice(key, `${presence.user} ${verb} #${presence.room}`);
     }
   }
 
+  /** The session left a room: the user asked, or was kicked or banned (not rejoined). */
+  onLeft(left) {
+    if (left.reason && this.saved.rooms.includes(left.room)) this.leaveRoom(left.room, false);
+    this.notice(this.current, leftNotice(left), left.reason ? "problem" : "notice");
+  }
+
+  /** A room event as it happens: the topic and privacy shown, the roles in the panel. */
+  onRoomEvent(key, message) {
+    const conv = this.conversation(key);
+    const kind = kindOf(message);
+    if (kind === "TOPIC") conv.topic = message.text || "";
+    if (kind === "PRIVACY") conv.private = Boolean(message.private);
+    if (key === this.current) {
+      this.rooms.header(conv);
+      if (kind === "ROLE") this.rooms.refresh();
+    }
+  }
+
   onError(error) {
+    const refused = refusedJoin(error, this.joining);
+    if (refused && refused !== "general") {
+      // Private and not invited, or banned: the page stops asking for it.
+      this.joining.delete(refused);
+      this.leaveRoom(refused, false);
+      this.notice(this.current, `Cannot join #${refused}: ${error.message}`, "problem");
+      return;
+    }
     const entry = error.clientMsgId ? this.saved.outbox.settle(error.clientMsgId) : null;
     if (entry) {
       this.saved.save();
@@ -277,6 +355,7 @@ class App {
     if (!message.room) this.addDirect(parseKey(key).name);
     const conv = this.conversation(key);
     if (live) this.saved.cursors.advance(key, seq, "");
+    if (live && isRoomEvent(message)) this.onRoomEvent(key, message);
     if (message.sender === this.me && message.clientMsgId) this.settle(message.clientMsgId);
     this.saved.save();
     const counted = this.signals.read.onMessage(key, message, this.me);
@@ -317,6 +396,7 @@ class App {
     let conv = this.conversations.get(key);
     if (!conv) {
       conv = new Conversation(key, this.me);
+      conv.blocked = this.rooms.blocked;
       this.conversations.set(key, conv);
       this.renderList();
     }
@@ -334,21 +414,23 @@ class App {
     if (!this.saved.rooms.includes(room)) {
       this.saved.rooms.push(room);
       this.saved.save();
+      this.joining.add(room);
       this.connection.send(joinEvent(roomKey(room), this.saved.cursors.get(roomKey(room))));
     }
     this.open(roomKey(room));
   }
 
-  leaveRoom(room) {
+  /** Takes `room` off the page (and out of the session when `tell`: a kick ended it already). */
+  leaveRoom(room, tell = true) {
     const key = roomKey(room);
     this.saved.rooms = this.saved.rooms.filter((r) => r !== room);
     this.saved.cursors.forget(key);
     this.saved.save();
     this.signals.read.forget(key);
-    this.connection.send(leaveEvent(room));
+    if (tell) this.connection.send(leaveEvent(room));
     const conv = this.conversations.get(key);
     this.conversations.delete(key);
-    if (conv) conv.list.remove();
+    if (conv && this.current !== key) conv.list.remove(); // the current one: open() replaces it
     this.renderList();
     if (this.current === key) {
       const next = this.saved.rooms[0] ? roomKey(this.saved.rooms[0]) : null;
@@ -570,7 +652,9 @@ class App {
       case "rooms":
         try {
           const reply = await call("ListRooms");
-          const rooms = (reply.rooms || []).map((r) => `#${r.name} (${r.online || 0} online)`);
+          const rooms = (reply.rooms || []).map(
+            (r) => `#${r.name}${r.private ? " (private)" : ""} (${r.online || 0} online)`,
+          );
           this.notice(this.current, `Rooms: ${rooms.join(", ") || "none yet"}`);
         } catch (error) {
           this.notice(this.current, error.message, "problem");
@@ -643,20 +727,9 @@ class App {
   }
 
   renderMembers() {
-    const conv = this.conversations.get(this.current);
-    const list = $("member-list");
-    if (!conv || parseKey(this.current).kind !== "room") {
-      list.replaceChildren();
-      return;
-    }
-    const openDirect = (user) => () => {
-      this.addDirect(user);
-      this.open(dmKey(user));
-      $("message").focus();
-    };
-    list.replaceChildren(
-      ...[...conv.members].sort().map((user) => memberItem(user, this.me, openDirect(user))),
-    );
+    const { kind, name } = parseKey(this.current);
+    const room = kind === "room" ? name : "";
+    this.rooms.show(room, room ? this.conversations.get(this.current) : null);
   }
 
   atBottom() {
@@ -790,7 +863,7 @@ function wireMessages() {
   const scroller = $("scroller");
   const touch = window.matchMedia("(hover: none)");
   const target = (event) => {
-    const item = event.target.closest("li.message[data-seq]");
+    const item = event.target.closest("li.message[data-seq]:not(.hidden-message)");
     if (!app || !item) return null;
     const conv = app.conversations.get(app.current);
     const state = conv ? conv.folder.state(Number(item.dataset.seq)) : null;

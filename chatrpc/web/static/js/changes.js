@@ -10,7 +10,22 @@
 // applying again a change the base already holds leaves the same state.
 
 /** proto3 JSON names of Message.Kind (the enum's numbers are accepted too). */
-export const KINDS = ["MESSAGE", "EDIT", "DELETE", "REACTION"];
+export const KINDS = [
+  "MESSAGE",
+  "EDIT",
+  "DELETE",
+  "REACTION",
+  // Room events (moderation.js shows them as notices).
+  "TOPIC",
+  "PRIVACY",
+  "INVITE",
+  "KICK",
+  "BAN",
+  "UNBAN",
+  "MUTE",
+  "UNMUTE",
+  "ROLE",
+];
 
 /** The kind of a stored item: "MESSAGE" when absent (proto3 JSON leaves defaults out). */
 export function kindOf(message) {

@@ -5,6 +5,7 @@
 import { Folder, isChange, kindOf, lastEditable, quoteLine } from "./changes.js";
 import { Timeline } from "./cursor.js";
 import { fillMessage } from "./messageview.js";
+import { describe, isRoomEvent } from "./moderation.js";
 import { mentionsMe, seenSeq } from "./unread.js";
 
 export class Conversation {
@@ -16,6 +17,9 @@ export class Conversation {
     this.replies = new Map(); // seq -> seqs of the messages answering it
     this.seenSeq = 0; // in a DM: the user's message marked "Seen"
     this.members = new Set();
+    this.topic = "";
+    this.private = false;
+    this.blocked = new Set(); // the users the reader blocked (shared by the page)
     this.hasOlder = true;
     this.historyLoaded = false;
     this.list = document.createElement("ol");
@@ -38,8 +42,30 @@ export class Conversation {
       this.folder.addMessage(message, asOf || seq);
       if (added) return this.insert(seq);
       this.refresh(seq); // History's copy: its current state
+    } else if (added && isRoomEvent(message)) {
+      return this.place(this.eventItem(message, seq), seq);
     }
     return false;
+  }
+
+  /** A room event (a kick, a new topic...) as a notice line in its place. */
+  eventItem(message, seq) {
+    const item = document.createElement("li");
+    item.className = "notice room-event";
+    item.dataset.seq = String(seq);
+    item.textContent = describe(message);
+    return item;
+  }
+
+  /** Puts `item` (of `seq`) before the next item shown; returns whether it went at the end. */
+  place(item, seq) {
+    let next = null;
+    for (const s of this.timeline.following(seq)) {
+      next = this.item(s);
+      if (next) break;
+    }
+    this.list.insertBefore(item, next || this.list.querySelector("li.pending"));
+    return next === null;
   }
 
   item(seq) {
@@ -54,15 +80,10 @@ export class Conversation {
       this.replies.get(state.replyTo).add(seq);
     }
     const item = fillMessage(document.createElement("li"), state, this.view(state));
-    let next = null;
-    for (const s of this.timeline.following(seq)) {
-      next = this.item(s);
-      if (next) break;
-    }
-    this.list.insertBefore(item, next || this.list.querySelector("li.pending"));
+    const atEnd = this.place(item, seq);
     // Replies shown before the message they answer (an older page) quote it now.
     for (const reply of this.replies.get(seq) || []) this.refresh(reply);
-    return next === null;
+    return atEnd;
   }
 
   /** Shows the message `seq` (and the quotes of its replies) as it is now. */
@@ -74,12 +95,21 @@ export class Conversation {
     }
   }
 
-  /** How a message shows: whether it mentions the user, the line it answers, "Seen". */
+  /**
+   * How a message shows: whether it mentions the user, the line it answers, "Seen",
+   * hidden (its sender is blocked: History says so, or the user blocked them since).
+   */
   view(state) {
     const me = this.me;
-    const mention = Boolean(state.room) && state.sender !== me && mentionsMe(state.text, me);
+    const hidden = Boolean(state.hidden) || this.blocked.has(state.sender);
+    const mention = !hidden && Boolean(state.room) && state.sender !== me && mentionsMe(state.text, me);
     const quote = state.replyTo ? quoteLine(this.folder.state(state.replyTo)) : null;
-    return { me, mention, quote, seen: this.seenSeq === state.seq };
+    return { me, mention, quote, seen: this.seenSeq === state.seq, hidden };
+  }
+
+  /** Shows every message again (after the user blocked or unblocked someone). */
+  refreshAll() {
+    for (const s of this.timeline.seqs) if (this.folder.has(s)) this.refresh(s);
   }
 
   /** In a DM: "Seen" under the user's newest message the peer has read (up to `peerReadSeq`). */

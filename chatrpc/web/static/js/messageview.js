@@ -2,6 +2,7 @@
 // ("message deleted" once deleted, "(edited)"), its reactions as chips, its menu
 // button, and "Seen" in a DM. Text from the network always goes in as text.
 
+import { HIDDEN_TEXT } from "./moderation.js";
 import { display } from "./protocol.js";
 
 function el(tag, className = "", text = "") {
@@ -14,7 +15,7 @@ function el(tag, className = "", text = "") {
 /**
  * Fills `item` (an <li>) with the message `state` (see changes.js Folder.state).
  * @param {object} view {me, mention: bool, quote: string|null (the line answered),
- *   seen: bool}
+ *   seen: bool, hidden: bool (from a user the reader blocked: collapsed)}
  */
 export function fillMessage(item, state, view) {
   const { me } = view;
@@ -24,6 +25,7 @@ export function fillMessage(item, state, view) {
   item.classList.toggle("mine", state.sender === me);
   item.classList.toggle("mention", Boolean(view.mention) && !state.deleted);
   item.classList.toggle("deleted", state.deleted);
+  if (view.hidden && !state.deleted) return fillHidden(item, state);
   const parts = [];
   if (view.quote !== null && view.quote !== undefined) {
     const quote = el("a", "quote", `↪ ${view.quote}`);
@@ -50,6 +52,14 @@ export function fillMessage(item, state, view) {
   }
   if (view.seen) parts.push(el("span", "seen", "Seen"));
   item.replaceChildren(...parts);
+  return item;
+}
+
+/** A message from a blocked user: collapsed to one grey line, no text, no menu. */
+function fillHidden(item, state) {
+  item.classList.add("hidden-message");
+  item.classList.remove("action");
+  item.replaceChildren(timeOf(state), el("span", "sender", state.sender), el("span", "text", HIDDEN_TEXT));
   return item;
 }
 

@@ -42,7 +42,7 @@ export function decodeFrame(text) {
 
 /** The kind of a ServerEvent ("message", "joined", ...) and its body. */
 export function eventKind(event) {
-  for (const kind of ["message", "presence", "joined", "left", "error", "ack", "typing", "readMarker"]) {
+  for (const kind of ["message", "presence", "joined", "left", "error", "ack", "typing", "readMarker", "invitation"]) {
     if (event[kind] !== undefined) return [kind, event[kind]];
   }
   return ["unknown", event];

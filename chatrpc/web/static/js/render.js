@@ -46,15 +46,3 @@ export function conversationItem(key, { current, unread, mentions }, onOpen) {
   li.append(button);
   return li;
 }
-
-/** A member of the current room: a click opens a DM with them. */
-export function memberItem(user, me, onOpen) {
-  const button = el("button", "", user);
-  button.type = "button";
-  button.title = user === me ? "you" : `Message ${user}`;
-  button.disabled = user === me;
-  button.addEventListener("click", onOpen);
-  const li = el("li");
-  li.append(button);
-  return li;
-}
