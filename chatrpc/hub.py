@@ -200,9 +200,10 @@ class Hub:
                 f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
             )
         self.rules.spend(session.user, JOIN_COST)
-        standing = await self.guard.admit(room, session.user)  # private, banned?
-        await claim_room(self.store, self.limits, room, session.user)
-        await self.store.add_member(room, session.user)
+        standing, member = await self.guard.admit(room, session.user)  # private, banned?
+        if not member:  # a rejoin (a reconnect) writes nothing: see docs/BENCHMARKS.md
+            await claim_room(self.store, self.limits, room, session.user)
+            await self.store.add_member(room, session.user)
         await self.guard.entered(room, session.user, standing)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)
