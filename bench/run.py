@@ -912,7 +912,7 @@ def metrics_cost(tmp: str, args: argparse.Namespace) -> dict[str, Any]:
         / mean["off"]["cpu_us_per_delivered"],
     }
     print(
-        f"metrics on/off, blast C={subs}, {args.metrics_rounds} runs each, {scrapes} scrapes"
+        f"metrics on/off, steady C={subs}, {args.metrics_rounds} runs each, {scrapes} scrapes"
         f" of {size} B, {args.metrics_delivered:.0f} msgs/s offered: delivered/s"
         f" {out['delivered_ratio_on_off']:.3f}x, server CPU per delivered"
         f" {out['cpu_ratio_on_off']:.3f}x ({out['off_server_cpu_pct']:.1f}% ->"

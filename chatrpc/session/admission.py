@@ -1,0 +1,90 @@
+"""Admission control: a bound on sessions being opened at once.
+
+A reconnect storm (every client of a restarted server back within seconds)
+asks for more work than the server can do. Taken all at once, the calls queue
+in grpc core past the clients' and grpc's own deadlines, are cancelled after
+the server spent work on them, come back, and the storm collapses (see
+docs/BENCHMARKS.md). So past ``--max-opening`` sessions being opened, a new
+session is refused before anything is read for it (no token lookup, no store)
+with UNAVAILABLE "server busy ... retry in N s". The client library waits
+about N seconds (with jitter) instead of its own backoff.
+
+A session is *opening* from its call until it has handled the events that
+came with it (a reconnect's joins and resumes: its processor found its inbox
+empty after them), or for :data:`OPENING_HOLD_S` at most.
+
+N is how long the server needs for who is waiting: the sessions opening plus
+the refusals of the last :data:`WINDOW_S` seconds (each a client that will
+come back), over the rate sessions finished opening in that window; between
+1 and :data:`MAX_RETRY_S` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..errors import ChatError, Code
+
+#: The longest a session counts as opening.
+OPENING_HOLD_S = 1.0
+#: The window over which the open rate and the refusals are counted, in seconds.
+WINDOW_S = 5.0
+#: The longest wait a refusal names.
+MAX_RETRY_S = 30
+
+
+class Admission:
+    """Counts sessions being opened; refuses past ``limit`` (0: no limit)."""
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.opening = 0
+        self.refused = 0
+        self._clock = clock
+        self._opened: deque[float] = deque()
+        self._refusals: deque[float] = deque()
+
+    def enter(self) -> Callable[[], None]:
+        """A slot for a session to open, or ChatError(UNAVAILABLE, "... retry in N s").
+        Returns the slot's release (idempotent), called when the session has opened,
+        ended, or after :data:`OPENING_HOLD_S`."""
+        if self.limit and self.opening >= self.limit:
+            now = self._clock()
+            self._refusals.append(now)
+            self.refused += 1
+            raise ChatError(
+                Code.UNAVAILABLE,
+                f"server busy: {self.opening} sessions are being opened;"
+                f" retry in {self.retry_after(now)} s",
+            )
+        self.opening += 1
+        released = False
+        timer: asyncio.TimerHandle | None = None
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.opening -= 1
+            self._opened.append(self._clock())
+            if timer is not None:
+                timer.cancel()
+
+        timer = asyncio.get_running_loop().call_later(OPENING_HOLD_S, release)
+        return release
+
+    def retry_after(self, now: float) -> int:
+        """Seconds until the server has opened the sessions waiting now (see the
+        module docstring)."""
+        since = now - WINDOW_S
+        for times in (self._opened, self._refusals):
+            while times and times[0] < since:
+                times.popleft()
+        rate = max(len(self._opened) / WINDOW_S, 1.0)
+        waiting = self.opening + len(self._refusals)
+        return max(1, min(MAX_RETRY_S, math.ceil(waiting / rate)))
