@@ -11,7 +11,10 @@ about N seconds (with jitter) instead of its own backoff.
 
 A session is *opening* from its call until it has handled the events that
 came with it (a reconnect's joins and resumes: its processor found its inbox
-empty after them), or for :data:`OPENING_HOLD_S` at most.
+empty after them). One that sends nothing is opening for
+:data:`OPENING_HOLD_S`; one whose events wait (the server is behind) for up
+to :data:`BUSY_HOLD_S`: those are what a storm queues, and what the bound
+counts.
 
 N is how long the server needs for who is waiting: the sessions opening plus
 the refusals of the last :data:`WINDOW_S` seconds (each a client that will
@@ -29,8 +32,10 @@ from collections.abc import Callable
 
 from ..errors import ChatError, Code
 
-#: The longest a session counts as opening.
+#: How long a session that sent no event counts as opening.
 OPENING_HOLD_S = 1.0
+#: The longest a session whose events are being handled counts as opening.
+BUSY_HOLD_S = 30.0
 #: The window over which the open rate and the refusals are counted, in seconds.
 WINDOW_S = 5.0
 #: The longest wait a refusal names.
@@ -48,10 +53,8 @@ class Admission:
         self._opened: deque[float] = deque()
         self._refusals: deque[float] = deque()
 
-    def enter(self) -> Callable[[], None]:
-        """A slot for a session to open, or ChatError(UNAVAILABLE, "... retry in N s").
-        Returns the slot's release (idempotent), called when the session has opened,
-        ended, or after :data:`OPENING_HOLD_S`."""
+    def enter(self) -> Slot:
+        """A slot for a session to open, or ChatError(UNAVAILABLE, "... retry in N s")."""
         if self.limit and self.opening >= self.limit:
             now = self._clock()
             self._refusals.append(now)
@@ -62,21 +65,11 @@ class Admission:
                 f" retry in {self.retry_after(now)} s",
             )
         self.opening += 1
-        released = False
-        timer: asyncio.TimerHandle | None = None
+        return Slot(self)
 
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            self.opening -= 1
-            self._opened.append(self._clock())
-            if timer is not None:
-                timer.cancel()
-
-        timer = asyncio.get_running_loop().call_later(OPENING_HOLD_S, release)
-        return release
+    def _released(self) -> None:
+        self.opening -= 1
+        self._opened.append(self._clock())
 
     def retry_after(self, now: float) -> int:
         """Seconds until the server has opened the sessions waiting now (see the
@@ -88,3 +81,38 @@ class Admission:
         rate = max(len(self._opened) / WINDOW_S, 1.0)
         waiting = self.opening + len(self._refusals)
         return max(1, min(MAX_RETRY_S, math.ceil(waiting / rate)))
+
+
+class Slot:
+    """One session's place among those opening: call it once the session has
+    opened or ended (again: nothing); :meth:`busy` when its first event arrives."""
+
+    __slots__ = ("_admission", "_timer", "released")
+
+    def __init__(self, admission: Admission | None) -> None:
+        self._admission = admission
+        self.released = admission is None
+        self._timer: asyncio.TimerHandle | None = None
+        if admission is not None:
+            self._timer = asyncio.get_running_loop().call_later(OPENING_HOLD_S, self)
+
+    def busy(self) -> None:
+        """The session has events to handle: it stays opening until they are (or
+        :data:`BUSY_HOLD_S`)."""
+        if self._timer is not None and not self.released:
+            self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(BUSY_HOLD_S, self)
+
+    def __call__(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._admission is not None
+        self._admission._released()
+
+
+def no_slot() -> Slot:
+    """The slot of a session that was never counted."""
+    return Slot(None)

@@ -27,7 +27,7 @@ from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
 from ..waits import Inbox
 from . import signals
-from .admission import Admission
+from .admission import Admission, Slot, no_slot
 from .ends import Ending, ending
 from .linger import next_write
 from .stored import STORED, prepare, reads_state, stored_event
@@ -58,7 +58,7 @@ class SessionRunner:
         self._watchdogs: set[asyncio.Task[None]] = set()
         self.admission = Admission(hub.limits.max_opening)
 
-    def admit(self) -> Callable[[], None]:
+    def admit(self) -> Slot:
         """A slot to open a session in, or ChatError(UNAVAILABLE, "server busy ...
         retry in N s") past ``--max-opening`` (see chatrpc.session.admission); call
         before authenticating, and pass the returned release to :meth:`run`."""
@@ -96,7 +96,7 @@ class SessionRunner:
         session: Session,
         events: AsyncIterator[pb.ClientEvent],
         write: Write,
-        opened: Callable[[], None] = lambda: None,
+        opened: Slot | None = None,
     ) -> Ending:
         """Runs ``session`` until it ends; returns what to tell the client. The
         session is closed after. ``opened`` (the release of :meth:`admit`) is
@@ -107,6 +107,7 @@ class SessionRunner:
         """
         runner = asyncio.current_task()
         assert runner is not None
+        opened = opened or no_slot()
         log.info(
             "session %d of %s opened (%s %s)",
             session.id,
@@ -202,7 +203,7 @@ class SessionRunner:
         self,
         events: AsyncIterator[pb.ClientEvent],
         session: Session,
-        opened: Callable[[], None],
+        opened: Slot,
     ) -> None:
         """The reader: takes the client's events in order until it half-closes."""
         inbox: Inbox[pb.ClientEvent | None] = Inbox(INBOX_EVENTS)
@@ -217,6 +218,7 @@ class SessionRunner:
                     # rather than leave the client's events unanswered.
                     session.end(EndReason.FAILED)
                     return
+                opened.busy()
                 await inbox.put(event)
             await inbox.put(None)
             await processor
