@@ -174,7 +174,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         """A session over gRPC: the session core runs it; this maps its end to a status."""
         stats = self.hub.stats
         try:
-            opened = self.sessions.admit()  # a storm: refused before any work
+            opened = self.sessions.admit(context.peer() or "")  # a storm: refused at once
             try:
                 session = await self._open_session(context)
             except BaseException:

@@ -13,7 +13,7 @@ import grpc
 
 from chatrpc.client import ChatClient, State
 from chatrpc.hub import Limits
-from chatrpc.session.admission import MAX_RETRY_S, WINDOW_S, Admission
+from chatrpc.session.admission import MAX_RETRY_S, WAITING_S, Admission
 
 from .conftest import Peers, running_server, target
 from .web_client import WebUser, web_url
@@ -95,6 +95,22 @@ async def test_the_hint_is_the_time_to_open_who_waits_at_the_pace_sessions_opene
             last = str(exc)
     # 2 opening and 8 refused, at 2 a second: 5 s.
     assert last.endswith("retry in 5 s") and admission.refused == 8
-    now[0] += WINDOW_S + 1  # the window forgot them: at least 1 s, at most MAX_RETRY_S
+    now[0] += WAITING_S + 1  # all forgotten: at least 1 s, at most MAX_RETRY_S
     assert admission.retry_after(now[0]) == 2
     assert Admission(1).retry_after(now[0]) == 1
+
+
+async def test_a_caller_refused_again_is_counted_once_and_no_more_once_admitted() -> None:
+    now = [1000.0]
+    admission = Admission(1, clock=lambda: now[0])
+    slot = admission.enter("a")
+    for who in ("b", "c", "b", "b", "c"):
+        try:
+            admission.enter(who)
+        except Exception as exc:
+            last = str(exc)
+    assert admission.refused == 5
+    assert last.endswith("retry in 3 s")  # 1 opening, b and c waiting, at 1 a second
+    slot()
+    admission.enter("b")  # b is in: 1 opening, c waiting
+    assert admission.retry_after(now[0]) == 2

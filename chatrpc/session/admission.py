@@ -17,9 +17,10 @@ to :data:`BUSY_HOLD_S`: those are what a storm queues, and what the bound
 counts.
 
 N is how long the server needs for who is waiting: the sessions opening plus
-the refusals of the last :data:`WINDOW_S` seconds (each a client that will
-come back), over the rate sessions finished opening in that window; between
-1 and :data:`MAX_RETRY_S` seconds.
+the callers refused and not admitted since (each a client that will come
+back, counted once however often it was refused), over the rate sessions
+finished opening in the last :data:`WINDOW_S` seconds; between 1 and
+:data:`MAX_RETRY_S` seconds.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ BUSY_HOLD_S = 30.0
 WINDOW_S = 5.0
 #: The longest wait a refusal names.
 MAX_RETRY_S = 30
+#: How long a refused caller counts as waiting, unless it is admitted before (the
+#: longest a client waits after a hint, and some).
+WAITING_S = 1.5 * MAX_RETRY_S + 5
 
 
 class Admission:
@@ -51,19 +55,25 @@ class Admission:
         self.refused = 0
         self._clock = clock
         self._opened: deque[float] = deque()
-        self._refusals: deque[float] = deque()
+        #: Who was refused and not admitted since, by their last refusal (oldest first).
+        self._waiting: dict[str, float] = {}
 
-    def enter(self) -> Slot:
-        """A slot for a session to open, or ChatError(UNAVAILABLE, "... retry in N s")."""
+    def enter(self, who: str = "") -> Slot:
+        """A slot for a session to open, or ChatError(UNAVAILABLE, "... retry in N s").
+        ``who`` names the caller (its connection), so that a client refused again
+        is counted once among those waiting."""
         if self.limit and self.opening >= self.limit:
             now = self._clock()
-            self._refusals.append(now)
             self.refused += 1
+            key = who or f"#{self.refused}"
+            self._waiting.pop(key, None)
+            self._waiting[key] = now
             raise ChatError(
                 Code.UNAVAILABLE,
                 f"server busy: {self.opening} sessions are being opened;"
                 f" retry in {self.retry_after(now)} s",
             )
+        self._waiting.pop(who, None)
         self.opening += 1
         return Slot(self)
 
@@ -74,12 +84,14 @@ class Admission:
     def retry_after(self, now: float) -> int:
         """Seconds until the server has opened the sessions waiting now (see the
         module docstring)."""
-        since = now - WINDOW_S
-        for times in (self._opened, self._refusals):
-            while times and times[0] < since:
-                times.popleft()
+        while self._opened and self._opened[0] < now - WINDOW_S:
+            self._opened.popleft()
+        for key, when in list(self._waiting.items()):
+            if when >= now - WAITING_S:
+                break
+            del self._waiting[key]
         rate = max(len(self._opened) / WINDOW_S, 1.0)
-        waiting = self.opening + len(self._refusals)
+        waiting = self.opening + len(self._waiting)
         return max(1, min(MAX_RETRY_S, math.ceil(waiting / rate)))
 
 

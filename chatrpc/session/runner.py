@@ -58,11 +58,11 @@ class SessionRunner:
         self._watchdogs: set[asyncio.Task[None]] = set()
         self.admission = Admission(hub.limits.max_opening)
 
-    def admit(self) -> Slot:
+    def admit(self, who: str = "") -> Slot:
         """A slot to open a session in, or ChatError(UNAVAILABLE, "server busy ...
         retry in N s") past ``--max-opening`` (see chatrpc.session.admission); call
         before authenticating, and pass the returned release to :meth:`run`."""
-        return self.admission.enter()
+        return self.admission.enter(who)
 
     async def open(
         self,

@@ -219,7 +219,7 @@ class WebServer:
             return error_response(ChatError(Code.PERMISSION_DENIED, "origin not allowed"))
         caller = self._caller(request)
         try:
-            opened = self.sessions.admit()  # a storm: refused before any work
+            opened = self.sessions.admit(caller.address)  # a storm: refused at once
         except ChatError as exc:
             return error_response(exc)
         try:
