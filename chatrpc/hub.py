@@ -34,7 +34,7 @@ from .model import (
 from .presence import RoomPresence
 from .read_state import ReadState
 from .room_guard import RoomGuard
-from .rules import SendRules, claim_room
+from .rules import SendRules, claim_membership
 from .stats import Stats
 from .store import Signal, Store
 from .store.signals import TYPING
@@ -202,8 +202,7 @@ class Hub:
         self.rules.spend(session.user, JOIN_COST)
         standing, member = await self.guard.admit(room, session.user)  # private, banned?
         if not member:  # a rejoin (a reconnect) writes nothing: see docs/BENCHMARKS.md
-            await claim_room(self.store, self.limits, room, session.user)
-            await self.store.add_member(room, session.user)
+            await claim_membership(self.store, self.limits, room, session.user)
         await self.guard.entered(room, session.user, standing)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)

@@ -116,7 +116,7 @@ class SessionRunner:
             session.peer,
             extra=_fields(session),
         )
-        session.on_stop = functools.partial(self._watch_stalled, session, runner)
+        session.on_stop = functools.partial(_watch_stalled, self, session, runner)
         reader: asyncio.Task[None] | None = None
         reason = EndReason.GONE
         try:
@@ -170,34 +170,6 @@ class SessionRunner:
                 return EndReason.GONE
             if end is not None:
                 return end.reason
-
-    def _watch_stalled(self, session: Session, runner: asyncio.Task[Any]) -> None:
-        """Called when a session overflows or is ended. A writer blocked on a client
-        that stopped reading would never see that, so after a grace period the
-        session leaves its rooms (its presence clears) while its stream stays open:
-        the client learns why it ended once it reads again.
-
-        The stream is not cancelled: a cancelled grpc.aio handler sends the client
-        no status at all, so a client that reads again later (a suspended
-        terminal) would wait forever. The parked session still counts against its
-        user's session limit, so not reading cannot pin more than that.
-        """
-        if not session.writing:
-            return  # the writer is not blocked: it will find the end in its queue
-
-        async def watch() -> None:
-            await asyncio.sleep(self.stall_timeout_s)
-            if session.writing and not runner.done():
-                log.info(
-                    "session %d of %s: client stopped reading; it leaves its rooms",
-                    session.id,
-                    session.user,
-                )
-                self.hub.park(session)
-
-        task = asyncio.create_task(watch())
-        self._watchdogs.add(task)
-        task.add_done_callback(self._watchdogs.discard)
 
     async def _read(
         self,
@@ -323,6 +295,35 @@ class SessionRunner:
         except Exception:
             log.exception("session %d: %s event failed", session.id, kind)
             session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE))
+
+
+def _watch_stalled(owner: SessionRunner, session: Session, runner: asyncio.Task[Any]) -> None:
+    """Called when a session overflows or is ended. A writer blocked on a client
+    that stopped reading would never see that, so after a grace period the
+    session leaves its rooms (its presence clears) while its stream stays open:
+    the client learns why it ended once it reads again.
+
+    The stream is not cancelled: a cancelled grpc.aio handler sends the client
+    no status at all, so a client that reads again later (a suspended
+    terminal) would wait forever. The parked session still counts against its
+    user's session limit, so not reading cannot pin more than that.
+    """
+    if not session.writing:
+        return  # the writer is not blocked: it will find the end in its queue
+
+    async def watch() -> None:
+        await asyncio.sleep(owner.stall_timeout_s)
+        if session.writing and not runner.done():
+            log.info(
+                "session %d of %s: client stopped reading; it leaves its rooms",
+                session.id,
+                session.user,
+            )
+            owner.hub.park(session)
+
+    task = asyncio.create_task(watch())
+    owner._watchdogs.add(task)
+    task.add_done_callback(owner._watchdogs.discard)
 
 
 def _end_if_failed(session: Session, processor: asyncio.Task[None]) -> None:
