@@ -33,7 +33,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -445,8 +447,8 @@ def chat_cmd(
 ) -> list[str]:
     """chatrpc-server for the benchmarks: SQLite in ``tmp`` (or ``store``, a URL),
     send and login rates lifted; session and connection caps above ``subscribers``
-    so capacity, not a cap, is measured; ``keepalive``: seconds between the
-    server's pings (0: its default)."""
+    (and no admission control) so capacity, not a cap, is measured;
+    ``keepalive``: seconds between the server's pings (0: its default)."""
     cmd = [
         str(BIN / "chatrpc-server"),
         "--port",
@@ -465,6 +467,9 @@ def chat_cmd(
     if subscribers:
         cap = str(max(10_000, 2 * subscribers))
         cmd += ["--max-sessions", cap, "--max-connections", cap]
+        # Populations measure what connecting costs; admission control (which
+        # bench/load.py does not honour) is measured by the reconnect storm.
+        cmd += ["--max-opening", "0"]
     if keepalive:
         cmd += ["--keepalive", str(keepalive)]
     return cmd
@@ -652,6 +657,24 @@ def main() -> None:
         help="subscribers for the two-node run over Redis (0: skip; needs redis-server)",
     )
     p.add_argument(
+        "--metrics-cost",
+        type=int,
+        default=1000,
+        metavar="C",
+        help="fan-out to C subscribers with Prometheus metrics on (--metrics-port, scraped"
+        " every --scrape-interval s) against off, alternating servers (0: skip)",
+    )
+    p.add_argument(
+        "--metrics-delivered",
+        type=float,
+        default=20_000,
+        metavar="MSGS",
+        help="delivered msgs/s of the metrics on/off runs: a steady load, so the server"
+        " CPU it takes is the figure (a blast's rate swings with the shared machine)",
+    )
+    p.add_argument("--metrics-rounds", type=int, default=3, help="runs of each, metrics on and off")
+    p.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS")
+    p.add_argument(
         "--search",
         type=int,
         default=100_000,
@@ -762,6 +785,8 @@ def main() -> None:
             spy.wait(30)
         chat.stop()
         raw.stop()
+    if args.metrics_cost:
+        extra["metrics_cost"] = metrics_cost(tmp, args)
     # Idle populations last, each on a fresh server, so earlier runs' memory does not count.
     populations: list[Population] = []
     if stages:
@@ -807,6 +832,102 @@ def main() -> None:
         )
     )
     print(f"\nwrote {out}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Scraper(threading.Thread):
+    """GETs a metrics URL every ``interval`` s until stopped, as Prometheus would."""
+
+    def __init__(self, url: str, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.stopped = threading.Event()
+        self.scrapes = 0
+        self.bytes = 0
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with urllib.request.urlopen(self.url, timeout=10) as resp:
+                body = resp.read()
+            if b"chatrpc_sessions_open" not in body:
+                raise SystemExit(f"{self.url} did not answer chatrpc's metrics")
+            self.scrapes += 1
+            self.bytes = len(body)
+
+
+def metrics_cost(tmp: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The same steady fan-out on two fresh chatrpc servers, one with ``--metrics-port``
+    scraped throughout, one without; ``--metrics-rounds`` runs of each, alternating
+    (and which goes first alternating too), so drifts of a shared machine hit both."""
+    subs, port = args.metrics_cost, free_port()
+    off = Server(chat_cmd(tmp, "metrics-off"))
+    on = Server([*chat_cmd(tmp, "metrics-on"), "--metrics-port", str(port)])
+    url = f"http://127.0.0.1:{port}/metrics"
+    runs: dict[str, list[Result]] = {"off": [], "on": []}
+    scrapes = size = 0
+    try:
+        for n in range(args.metrics_rounds):
+            order = ("off", "on") if n % 2 == 0 else ("on", "off")
+            for label in order:
+                scraper = Scraper(url, args.scrape_interval) if label == "on" else None
+                if scraper:
+                    scraper.start()
+                try:
+                    server = on if label == "on" else off
+                    r = fanout(
+                        server,
+                        "chat",
+                        subs,
+                        args.metrics_delivered / subs,
+                        args.duration,
+                        f"metrics {label}",
+                        f"m{label}{n}",
+                        args.batch,
+                        sub_processes=args.sub_processes,
+                    )
+                finally:
+                    if scraper:
+                        scraper.stopped.set()
+                        scraper.join(15)
+                        scrapes, size = scrapes + scraper.scrapes, scraper.bytes
+                runs[label].append(r)
+                print(_row(r), flush=True)
+    finally:
+        off.stop()
+        on.stop()
+    if not scrapes:
+        raise SystemExit("metrics cost: no scrape succeeded")
+    mean = {k: _mean(v) for k, v in runs.items()}
+    out = {
+        "subscribers": subs,
+        "rounds": args.metrics_rounds,
+        "scrape_interval_s": args.scrape_interval,
+        "scrapes": scrapes,
+        "scrape_bytes": size,
+        **{f"{k}_{field}": value for k, m in mean.items() for field, value in m.items()},
+        "delivered_ratio_on_off": mean["on"]["delivered_per_s"] / mean["off"]["delivered_per_s"],
+        "cpu_ratio_on_off": mean["on"]["cpu_us_per_delivered"]
+        / mean["off"]["cpu_us_per_delivered"],
+    }
+    print(
+        f"metrics on/off, steady C={subs}, {args.metrics_rounds} runs each, {scrapes} scrapes"
+        f" of {size} B, {args.metrics_delivered:.0f} msgs/s offered: delivered/s"
+        f" {out['delivered_ratio_on_off']:.3f}x, server CPU per delivered"
+        f" {out['cpu_ratio_on_off']:.3f}x ({out['off_server_cpu_pct']:.1f}% ->"
+        f" {out['on_server_cpu_pct']:.1f}% of a core)",
+        flush=True,
+    )
+    return out
+
+
+def _mean(results: list[Result]) -> dict[str, float]:
+    fields = ("delivered_per_s", "p50_ms", "p99_ms", "cpu_us_per_delivered", "server_cpu_pct")
+    return {f: sum(getattr(r, f) for r in results) / len(results) for f in fields}
 
 
 def search_figures(tmp: str, messages: int) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from .model import (
 from .presence import RoomPresence
 from .read_state import ReadState
 from .room_guard import RoomGuard
-from .rules import SendRules, claim_room
+from .rules import SendRules, claim_membership
 from .stats import Stats
 from .store import Signal, Store
 from .store.signals import TYPING
@@ -200,9 +200,9 @@ class Hub:
                 f"this session is in {len(session.rooms)} rooms, the most allowed: leave one first",
             )
         self.rules.spend(session.user, JOIN_COST)
-        standing = await self.guard.admit(room, session.user)  # private, banned?
-        await claim_room(self.store, self.limits, room, session.user)
-        await self.store.add_member(room, session.user)
+        standing, member = await self.guard.admit(room, session.user)  # private, banned?
+        if not member:  # a rejoin (a reconnect) writes nothing: see docs/BENCHMARKS.md
+            await claim_membership(self.store, self.limits, room, session.user)
         await self.guard.entered(room, session.user, standing)
         self._check_live(session)  # revoked while the store worked: do not subscribe it
         session.hold(conv)

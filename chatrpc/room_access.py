@@ -51,16 +51,16 @@ async def check_see(store: Store, room: str, user: str) -> None:
         raise not_found(room)
 
 
-async def check_join(store: Store, room: str, user: str) -> Standing:
-    """The settings of ``room`` and where ``user`` stands in it, if they may join it
-    (a room that does not exist yet may be created); else NOT_FOUND (a private
-    room they are not in) or PERMISSION_DENIED (banned). One store read for a
-    public room."""
-    standing = await store.standing(room, user)
+async def check_join(store: Store, room: str, user: str) -> tuple[Standing, bool]:
+    """The settings of ``room``, where ``user`` stands in it and whether they are
+    a member of it already, if they may join it (a room that does not exist yet
+    may be created); else NOT_FOUND (a private room they are not in) or
+    PERMISSION_DENIED (banned). One store read on SQLite."""
+    standing, member = await store.join_standing(room, user)
     if standing.settings.private and not (
         standing.invited
         or standing.role in (OWNER, MODERATOR)
-        or await store.is_member(room, user)
+        or member
         or (standing.role is None and await store.room_owner(room) == user)
     ):
         raise not_found(room)
@@ -68,7 +68,7 @@ async def check_join(store: Store, room: str, user: str) -> Standing:
     if until is not None and (until == 0 or until > now_ms()):
         when = "until an owner or moderator lifts it" if until == 0 else _until(until)
         raise ChatError(Code.PERMISSION_DENIED, f"you are banned from #{room} {when}")
-    return standing
+    return standing, member
 
 
 def _until(ms: int) -> str:

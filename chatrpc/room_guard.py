@@ -114,8 +114,9 @@ class RoomGuard:
         if self._muted:
             self._muted = {(r, u) for r, u in self._muted if u != user}
 
-    async def admit(self, room: str, user: str) -> Standing:
-        """Before ``user`` joins ``room``: its settings and their standing in it, or
+    async def admit(self, room: str, user: str) -> tuple[Standing, bool]:
+        """Before ``user`` joins ``room``: its settings, their standing in it and
+        whether they are a member already, or
         NOT_FOUND (a private room they are not in) or PERMISSION_DENIED (banned);
         see chatrpc.room_access."""
         return await room_access.check_join(self._store, room, user)

@@ -69,3 +69,9 @@ async def claim_room(store: Store, limits: Limits, room: str, user: str) -> None
             f" join an existing room (/rooms lists them), or create #{room}"
             f" in {duration(claim.retry_after_s)}",
         )
+
+
+async def claim_membership(store: Store, limits: Limits, room: str, user: str) -> None:
+    """:func:`claim_room`, then ``user``'s membership of it (a first join)."""
+    await claim_room(store, limits, room, user)
+    await store.add_member(room, user)

@@ -174,7 +174,12 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         """A session over gRPC: the session core runs it; this maps its end to a status."""
         stats = self.hub.stats
         try:
-            session = await self._open_session(context)
+            opened = self.sessions.admit(context.peer() or "")  # a storm: refused at once
+            try:
+                session = await self._open_session(context)
+            except BaseException:
+                opened()
+                raise
         except ChatError as exc:
             stats.calls["Chat", exc.code.name] += 1
             await context.abort(_STATUS[exc.code], exc.message)
@@ -182,6 +187,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             # Headers now, so the client knows the session is up before any event.
             await context.send_initial_metadata(())
         except BaseException:
+            opened()
             self.hub.disconnect(session)
             raise
         max_events = _batch_size(context)
@@ -193,7 +199,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                 await context.write(frame)
                 stats.frames += 1
 
-        end = await self.sessions.run(session, request_iterator, write)
+        end = await self.sessions.run(session, request_iterator, write, opened)
         stats.calls["Chat", end.code.name if end.code else "OK"] += 1
         if end.code is not None:
             await context.abort(_STATUS[end.code], end.message)

@@ -195,3 +195,15 @@ async def test_a_users_standing_in_a_room_is_read_in_one_step(store: Store) -> N
         RoomSettings("t", True), MODERATOR, True, 5, True
     )
     assert (await store.standing("general", "carol")).role is None
+
+
+async def test_a_join_reads_the_standing_and_the_membership_together(store: Store) -> None:
+    await store.claim_room("general", "alice")
+    await store.set_muted("general", "bob", True)
+    standing, member = await store.join_standing("general", "bob")
+    assert standing == await store.standing("general", "bob") and standing.muted
+    assert not member
+    await store.add_member("general", "bob")
+    assert (await store.join_standing("general", "bob"))[1]
+    assert not (await store.join_standing("general", "carol"))[1]
+    assert not (await store.join_standing("other", "bob"))[1]

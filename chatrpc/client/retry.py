@@ -18,6 +18,11 @@ Why this shape (a reconnect storm after a server restart is the case it is for):
 * **A healthy connection keeps the full pause**: a server that refuses a session
   on a working connection (too many sessions, a slow consumer cut off) is asked
   again only after the backoff, so refusals do not turn into a busy loop.
+* **A busy server's hint replaces the backoff**: a server in a storm refuses new
+  sessions with UNAVAILABLE "server busy ... retry in N s" (N: how long it needs
+  for the clients waiting); the client waits :func:`busy_delay` (N with jitter,
+  uniform in ``[N/2, 3N/2]``: the server's pace on average, spread so the
+  refused do not come back together).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ class Backoff:
     def jittered(self, attempt: int) -> float:
         """The delay before ``attempt`` with full jitter: uniform in ``[0, delay]``."""
         return random.uniform(0.0, self.delay(attempt))
+
+
+def busy_delay(hint: float) -> float:
+    """The wait after a refusal that named one (``hint`` seconds), with jitter."""
+    return random.uniform(0.5 * hint, 1.5 * hint)
 
 
 async def pause_before_retry(ch: grpc.aio.Channel, delay: float) -> bool:

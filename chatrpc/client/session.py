@@ -18,7 +18,8 @@ import grpc
 from .calls import Calls
 from .errors import RECONNECT_ON, ClientClosed
 from .events import SessionEvents
-from .retry import pause_before_retry
+from .retry import busy_delay, pause_before_retry
+from .sends import retry_delay
 from .state import ClientState, State
 from .stream import ChatStream
 
@@ -170,6 +171,7 @@ class Sessions(SessionEvents, Calls):
         (cut short when a lost connection is back: see :mod:`.retry`)."""
         attempt = 0
         while True:
+            hint: float | None = None  # the wait a busy server asked for
             try:
                 await self._session()
                 if self._closing:
@@ -181,6 +183,8 @@ class Sessions(SessionEvents, Calls):
                 if exc.code() not in RECONNECT_ON:
                     raise ClientClosed(exc.code(), exc.details() or str(exc.code())) from None
                 detail = f"{exc.code().name}: {exc.details()}"
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    hint = retry_delay(exc.details() or "")
                 if self._connected.is_set() or self.status is State.CONNECTED:
                     attempt = 0
             self._last_failure = detail
@@ -192,6 +196,9 @@ class Sessions(SessionEvents, Calls):
                 # says why if it gives up).
                 self._set_status(State.RECONNECTING, detail)
             assert self._channel is not None
+            if hint is not None:
+                await asyncio.sleep(busy_delay(hint))  # the server's pace, not ours
+                continue
             await pause_before_retry(self._channel, self._backoff.jittered(attempt))
             attempt += 1
 

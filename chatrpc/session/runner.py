@@ -27,6 +27,7 @@ from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
 from ..waits import Inbox
 from . import signals
+from .admission import Admission, Slot, no_slot
 from .ends import Ending, ending
 from .linger import next_write
 from .stored import STORED, prepare, reads_state, stored_event
@@ -55,6 +56,13 @@ class SessionRunner:
         self.queue_size = queue_size
         self.stall_timeout_s = stall_timeout_s
         self._watchdogs: set[asyncio.Task[None]] = set()
+        self.admission = Admission(hub.limits.max_opening)
+
+    def admit(self, who: str = "") -> Slot:
+        """A slot to open a session in, or ChatError(UNAVAILABLE, "server busy ...
+        retry in N s") past ``--max-opening`` (see chatrpc.session.admission); call
+        before authenticating, and pass the returned release to :meth:`run`."""
+        return self.admission.enter(who)
 
     async def open(
         self,
@@ -84,16 +92,22 @@ class SessionRunner:
         return session
 
     async def run(
-        self, session: Session, events: AsyncIterator[pb.ClientEvent], write: Write
+        self,
+        session: Session,
+        events: AsyncIterator[pb.ClientEvent],
+        write: Write,
+        opened: Slot | None = None,
     ) -> Ending:
         """Runs ``session`` until it ends; returns what to tell the client. The
-        session is closed after.
+        session is closed after. ``opened`` (the release of :meth:`admit`) is
+        called once the events that came with the session are handled.
 
         ``events`` raises :class:`MalformedEvent` (or protobuf's ``DecodeError``)
         for a frame that is not an event; ``write`` raises when the client is gone.
         """
         runner = asyncio.current_task()
         assert runner is not None
+        opened = opened or no_slot()
         log.info(
             "session %d of %s opened (%s %s)",
             session.id,
@@ -102,11 +116,11 @@ class SessionRunner:
             session.peer,
             extra=_fields(session),
         )
-        session.on_stop = functools.partial(self._watch_stalled, session, runner)
+        session.on_stop = functools.partial(_watch_stalled, self, session, runner)
         reader: asyncio.Task[None] | None = None
         reason = EndReason.GONE
         try:
-            reader = asyncio.create_task(self._read(events, session))
+            reader = asyncio.create_task(self._read(events, session, opened))
             reason = await self._write_loop(session, write)
             # The resume points, while the session still knows them (until it closes).
             return ending(reason, session.cursors())
@@ -115,6 +129,7 @@ class SessionRunner:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
+            opened()
             self.hub.disconnect(session)
             # on_stop refers to this task, whose frame refers to the session:
             # break the cycle so the session is freed now, not by a full collection.
@@ -156,38 +171,15 @@ class SessionRunner:
             if end is not None:
                 return end.reason
 
-    def _watch_stalled(self, session: Session, runner: asyncio.Task[Any]) -> None:
-        """Called when a session overflows or is ended. A writer blocked on a client
-        that stopped reading would never see that, so after a grace period the
-        session leaves its rooms (its presence clears) while its stream stays open:
-        the client learns why it ended once it reads again.
-
-        The stream is not cancelled: a cancelled grpc.aio handler sends the client
-        no status at all, so a client that reads again later (a suspended
-        terminal) would wait forever. The parked session still counts against its
-        user's session limit, so not reading cannot pin more than that.
-        """
-        if not session.writing:
-            return  # the writer is not blocked: it will find the end in its queue
-
-        async def watch() -> None:
-            await asyncio.sleep(self.stall_timeout_s)
-            if session.writing and not runner.done():
-                log.info(
-                    "session %d of %s: client stopped reading; it leaves its rooms",
-                    session.id,
-                    session.user,
-                )
-                self.hub.park(session)
-
-        task = asyncio.create_task(watch())
-        self._watchdogs.add(task)
-        task.add_done_callback(self._watchdogs.discard)
-
-    async def _read(self, events: AsyncIterator[pb.ClientEvent], session: Session) -> None:
+    async def _read(
+        self,
+        events: AsyncIterator[pb.ClientEvent],
+        session: Session,
+        opened: Slot,
+    ) -> None:
         """The reader: takes the client's events in order until it half-closes."""
         inbox: Inbox[pb.ClientEvent | None] = Inbox(INBOX_EVENTS)
-        processor = asyncio.create_task(self._process(inbox, session))
+        processor = asyncio.create_task(self._process(inbox, session, opened))
         # A processor that fails ends the session at once (its error is logged as
         # it stops), even while the reader waits on a full inbox.
         processor.add_done_callback(functools.partial(_end_if_failed, session))
@@ -198,6 +190,7 @@ class SessionRunner:
                     # rather than leave the client's events unanswered.
                     session.end(EndReason.FAILED)
                     return
+                opened.busy()
                 await inbox.put(event)
             await inbox.put(None)
             await processor
@@ -217,9 +210,11 @@ class SessionRunner:
             await _stop_processor(processor, inbox)
         session.end(EndReason.DONE)
 
-    async def _process(self, inbox: Inbox[pb.ClientEvent | None], session: Session) -> None:
+    async def _process(
+        self, inbox: Inbox[pb.ClientEvent | None], session: Session, opened: Callable[[], None]
+    ) -> None:
         """Handles events in order; sends and changes that queued up together are
-        committed together."""
+        committed together. Calls ``opened`` once the inbox is first empty."""
         received = self.hub.stats.received
         event = await inbox.get()
         while event is not None:
@@ -227,6 +222,8 @@ class SessionRunner:
             received[kind] += 1
             if kind not in STORED:
                 await self._handle(event, session)
+                if inbox.empty():
+                    opened()
                 event = await inbox.get()
                 continue
             sends = [event]
@@ -240,6 +237,8 @@ class SessionRunner:
                 received[follower.WhichOneof("event") or "empty"] += 1
                 sends.append(follower)
             await self._send(sends, session)
+            if not taken and inbox.empty():
+                opened()
             event = follower if taken else await inbox.get()
 
     async def _send(self, sends: list[pb.ClientEvent], session: Session) -> None:
@@ -296,6 +295,35 @@ class SessionRunner:
         except Exception:
             log.exception("session %d: %s event failed", session.id, kind)
             session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE))
+
+
+def _watch_stalled(owner: SessionRunner, session: Session, runner: asyncio.Task[Any]) -> None:
+    """Called when a session overflows or is ended. A writer blocked on a client
+    that stopped reading would never see that, so after a grace period the
+    session leaves its rooms (its presence clears) while its stream stays open:
+    the client learns why it ended once it reads again.
+
+    The stream is not cancelled: a cancelled grpc.aio handler sends the client
+    no status at all, so a client that reads again later (a suspended
+    terminal) would wait forever. The parked session still counts against its
+    user's session limit, so not reading cannot pin more than that.
+    """
+    if not session.writing:
+        return  # the writer is not blocked: it will find the end in its queue
+
+    async def watch() -> None:
+        await asyncio.sleep(owner.stall_timeout_s)
+        if session.writing and not runner.done():
+            log.info(
+                "session %d of %s: client stopped reading; it leaves its rooms",
+                session.id,
+                session.user,
+            )
+            owner.hub.park(session)
+
+    task = asyncio.create_task(watch())
+    owner._watchdogs.add(task)
+    task.add_done_callback(owner._watchdogs.discard)
 
 
 def _end_if_failed(session: Session, processor: asyncio.Task[None]) -> None:

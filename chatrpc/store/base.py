@@ -116,6 +116,11 @@ class Store(
         super().__init__()
         self.options = options or StoreOptions()
 
+    async def join_standing(self, room: str, user: str) -> tuple[Standing, bool]:
+        """What a join reads: :meth:`standing` and whether ``user`` is a member of
+        ``room`` (a backend may read both at once)."""
+        return await self.standing(room, user), await self.is_member(room, user)
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connects, creates or migrates the schema and sets :attr:`epoch`."""

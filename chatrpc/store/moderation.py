@@ -60,6 +60,30 @@ class Standing:
     muted: bool
 
 
+def standing_keys(user: str) -> list[tuple[str, str]]:
+    """The marks (user, what) :class:`Standing` is read from, in :func:`standing_of`'s order."""
+    return [
+        ("", _TOPIC),
+        ("", _PRIVATE),
+        (user, _ROLE),
+        (user, _INVITE),
+        (user, _BAN),
+        (user, _MUTE),
+    ]
+
+
+def standing_of(marks: list[str | None]) -> Standing:
+    """The :class:`Standing` the values of :func:`standing_keys` make."""
+    topic, private, role, invite, ban, mute = marks
+    return Standing(
+        RoomSettings(topic or "", private == "1"),
+        role,
+        invite is not None,
+        None if ban is None else int(ban),
+        mute is not None,
+    )
+
+
 def _block_scope(user: str) -> str:
     return "@" + user
 
@@ -108,16 +132,7 @@ class RoomModeration(abc.ABC):
 
     async def standing(self, room: str, user: str) -> Standing:
         """The room's settings and ``user``'s marks in it, in one read."""
-        keys = [("", _TOPIC), ("", _PRIVATE)]
-        keys += [(user, _ROLE), (user, _INVITE), (user, _BAN), (user, _MUTE)]
-        topic, private, role, invite, ban, mute = await self._some_marks(room, keys)
-        return Standing(
-            RoomSettings(topic or "", private == "1"),
-            role,
-            invite is not None,
-            None if ban is None else int(ban),
-            mute is not None,
-        )
+        return standing_of(await self._some_marks(room, standing_keys(user)))
 
     async def room_settings(self, room: str) -> RoomSettings:
         """The room's topic and privacy (the defaults for a room never set)."""

@@ -28,7 +28,8 @@ class RoomEntry:
 
     name: str
     last_seq: int
-    #: When the room last saw a message, a join or its creation (ms since the epoch).
+    #: When the room last saw a message, a first join or its creation (ms since the
+    #: epoch); a member's rejoin (a reconnect) leaves it.
     active_ms: int
 
 

@@ -219,6 +219,10 @@ class WebServer:
             return error_response(ChatError(Code.PERMISSION_DENIED, "origin not allowed"))
         caller = self._caller(request)
         try:
+            opened = self.sessions.admit(caller.address)  # a storm: refused at once
+        except ChatError as exc:
+            return error_response(exc)
+        try:
             user = await self.api.user(caller)
             session = await self.sessions.open(
                 user,
@@ -227,8 +231,11 @@ class WebServer:
                 transport="web",
                 peer=caller.address,
             )
-        except ChatError as exc:
-            return error_response(exc)
+        except BaseException as exc:
+            opened()
+            if isinstance(exc, ChatError):
+                return error_response(exc)
+            raise
         ws = web.WebSocketResponse(
             max_msg_size=self.config.max_receive_bytes,
             heartbeat=self.config.keepalive_s,
@@ -236,6 +243,7 @@ class WebServer:
         try:
             await ws.prepare(request)
         except BaseException:
+            opened()
             self.sessions.hub.disconnect(session)
             raise
         log.info("session %d of %s opened (web, %s)", session.id, user, request.remote)
@@ -244,7 +252,7 @@ class WebServer:
             for frame in json_frames([event_json(item) for item in items]):
                 await ws.send_str(frame)
 
-        end = await self.sessions.run(session, _events(ws), write)
+        end = await self.sessions.run(session, _events(ws), write, opened)
         await ws.close(code=close_code(end.code), message=close_reason(end.message))
         return ws
 

@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import sqlite3
 
+from ..moderation import Standing, standing_keys, standing_of
 from .engine import SQLiteBase
+
+
+def _some_marks(
+    conn: sqlite3.Connection, scope: str, keys: list[tuple[str, str]]
+) -> list[str | None]:
+    users = sorted({user for user, _ in keys})
+    rows = conn.execute(
+        "SELECT user, what, value FROM marks WHERE scope = ?"
+        f" AND user IN ({', '.join('?' * len(users))})",
+        (scope, *users),
+    ).fetchall()
+    found = {(str(u), str(w)): str(v) for u, w, v in rows}
+    return [found.get(key) for key in keys]
 
 
 class SQLiteModeration(SQLiteBase):
@@ -39,16 +53,17 @@ class SQLiteModeration(SQLiteBase):
         return await self._write(do)
 
     async def _some_marks(self, scope: str, keys: list[tuple[str, str]]) -> list[str | None]:
-        users = sorted({user for user, _ in keys})
+        return await self._read(lambda conn: _some_marks(conn, scope, keys))
 
-        def do(conn: sqlite3.Connection) -> list[str | None]:
-            rows = conn.execute(
-                "SELECT user, what, value FROM marks WHERE scope = ?"
-                f" AND user IN ({', '.join('?' * len(users))})",
-                (scope, *users),
-            ).fetchall()
-            found = {(str(u), str(w)): str(v) for u, w, v in rows}
-            return [found.get(key) for key in keys]
+    async def join_standing(self, room: str, user: str) -> tuple[Standing, bool]:
+        """The standing and the membership in one read (one hop to the reader pool)."""
+
+        def do(conn: sqlite3.Connection) -> tuple[Standing, bool]:
+            marks = _some_marks(conn, room, standing_keys(user))
+            member = conn.execute(
+                "SELECT 1 FROM members WHERE room = ? AND user = ?", (room, user)
+            ).fetchone()
+            return standing_of(marks), member is not None
 
         return await self._read(do)
 
