@@ -53,11 +53,11 @@ class Limits:
         10_000, "--max-sessions", "Chat sessions open on the server at once", low=1, metavar="N"
     )
     max_opening: int = setting(
-        200,
+        0,
         "--max-opening",
         "Chat sessions being opened at once (from the call until the joins that came"
         " with it are answered); past it a new one is refused at once with UNAVAILABLE"
-        " 'server busy ... retry in N s' (0: no bound)",
+        " 'server busy ... retry in N s' (0, the default: no bound)",
         low=0,
         metavar="N",
     )
