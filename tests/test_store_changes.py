@@ -9,6 +9,7 @@ the end read the bytes a store keeps to show that a delete erases the text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -243,7 +244,8 @@ async def _write_and_delete(store: Store, secret: str, *, edit: bool) -> None:
 
 def _checkpoint(path: Path) -> int:
     """Checkpoints the WAL into the database and truncates it; 0 unless busy."""
-    with sqlite3.connect(path) as conn:
+    # closing(): a connection's own context manager ends a transaction, not the connection.
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return int(busy)
 
