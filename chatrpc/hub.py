@@ -53,7 +53,7 @@ class Hub:
         self.presence = RoomPresence(store, self.limits)
         self.rules = SendRules(self.limits, self.stats)
         #: Blocks and mutes of this server's sessions; acts on room events.
-        self.guard = RoomGuard(store, self.presence, lambda u: list(self._users.get(u, ())))
+        self.guard = RoomGuard(store, self.presence, self._sessions_of)
         #: What sends and changes become before they are committed.
         self.drafts = Drafts(store, self.rules, self.guard.is_muted)
         #: History and the paged listings (read-only queries).
