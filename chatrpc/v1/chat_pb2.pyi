@@ -686,6 +686,10 @@ class Message(_message.Message):
         UNMUTE: Message._Kind.ValueType  # 11
         ROLE: Message._Kind.ValueType  # 12
         """target_user now has the role `role`."""
+        KEEP: Message._Kind.ValueType  # 13
+        """The room is kept (when `kept` is set): pruning leaves it even when it has
+        no members and no stored messages left. Not set: it is pruned as any room.
+        """
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     MESSAGE: Message.Kind.ValueType  # 0
@@ -716,6 +720,10 @@ class Message(_message.Message):
     UNMUTE: Message.Kind.ValueType  # 11
     ROLE: Message.Kind.ValueType  # 12
     """target_user now has the role `role`."""
+    KEEP: Message.Kind.ValueType  # 13
+    """The room is kept (when `kept` is set): pruning leaves it even when it has
+    no members and no stored messages left. Not set: it is pruned as any room.
+    """
 
     SEQ_FIELD_NUMBER: _builtins.int
     ROOM_FIELD_NUMBER: _builtins.int
@@ -737,6 +745,7 @@ class Message(_message.Message):
     PRIVATE_FIELD_NUMBER: _builtins.int
     BAN_UNTIL_FIELD_NUMBER: _builtins.int
     HIDDEN_FIELD_NUMBER: _builtins.int
+    KEPT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Per-conversation sequence number, starting at 1."""
     room: _builtins.str
@@ -770,6 +779,8 @@ class Message(_message.Message):
     """In History, for the caller: the sender is someone the caller blocked (the
     text is left out).
     """
+    kept: _builtins.bool
+    """For a KEEP item: whether the room is now kept."""
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -801,10 +812,11 @@ class Message(_message.Message):
         private: _builtins.bool = ...,
         ban_until: _timestamp_pb2.Timestamp | None = ...,
         hidden: _builtins.bool = ...,
+        kept: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ban_until", b"ban_until", "room", b"room", "sent_at", b"sent_at", "target", b"target", "to_user", b"to_user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_until", b"ban_until", "client_msg_id", b"client_msg_id", "deleted", b"deleted", "edited", b"edited", "emoji", b"emoji", "hidden", b"hidden", "kind", b"kind", "private", b"private", "reactions", b"reactions", "remove", b"remove", "reply_to", b"reply_to", "role", b"role", "room", b"room", "sender", b"sender", "sent_at", b"sent_at", "seq", b"seq", "target", b"target", "target_seq", b"target_seq", "target_user", b"target_user", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_until", b"ban_until", "client_msg_id", b"client_msg_id", "deleted", b"deleted", "edited", b"edited", "emoji", b"emoji", "hidden", b"hidden", "kept", b"kept", "kind", b"kind", "private", b"private", "reactions", b"reactions", "remove", b"remove", "reply_to", b"reply_to", "role", b"role", "room", b"room", "sender", b"sender", "sent_at", b"sent_at", "seq", b"seq", "target", b"target", "target_seq", b"target_seq", "target_user", b"target_user", "text", b"text", "to_user", b"to_user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["room", "to_user"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -1165,6 +1177,7 @@ class Room(_message.Message):
     READ_SEQ_FIELD_NUMBER: _builtins.int
     TOPIC_FIELD_NUMBER: _builtins.int
     PRIVATE_FIELD_NUMBER: _builtins.int
+    KEPT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     online: _builtins.int
     last_seq: _builtins.int
@@ -1180,6 +1193,8 @@ class Room(_message.Message):
     topic: _builtins.str
     """The room's topic, and whether it is private (listed only to its members)."""
     private: _builtins.bool
+    kept: _builtins.bool
+    """The room's owners keep it: it is never pruned when empty."""
     def __init__(
         self,
         *,
@@ -1191,10 +1206,11 @@ class Room(_message.Message):
         read_seq: _builtins.int = ...,
         topic: _builtins.str = ...,
         private: _builtins.bool = ...,
+        kept: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq", "mentions", b"mentions", "name", b"name", "online", b"online", "private", b"private", "read_seq", b"read_seq", "topic", b"topic", "unread", b"unread"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kept", b"kept", "last_seq", b"last_seq", "mentions", b"mentions", "name", b"name", "online", b"online", "private", b"private", "read_seq", b"read_seq", "topic", b"topic", "unread", b"unread"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1624,6 +1640,7 @@ class ModerateRequest(_message.Message):
     MUTE_FIELD_NUMBER: _builtins.int
     UNMUTE_FIELD_NUMBER: _builtins.int
     SET_ROLE_FIELD_NUMBER: _builtins.int
+    SET_KEPT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     room: _builtins.str
     set_topic: _builtins.str
@@ -1640,6 +1657,10 @@ class ModerateRequest(_message.Message):
     mute: _builtins.str
     """The user may read but not send, until unmuted."""
     unmute: _builtins.str
+    set_kept: _builtins.bool
+    """Keeps the room (true) from being pruned once it is empty, or lets it be
+    pruned again (false) (owners only).
+    """
     reason: _builtins.str
     """Why (stored with the action, shown to members)."""
     @_builtins.property
@@ -1665,13 +1686,14 @@ class ModerateRequest(_message.Message):
         mute: _builtins.str = ...,
         unmute: _builtins.str = ...,
         set_role: Global___SetRole | None = ...,
+        set_kept: _builtins.bool = ...,
         reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban", b"ban", "invite", b"invite", "kick", b"kick", "mute", b"mute", "set_private", b"set_private", "set_role", b"set_role", "set_topic", b"set_topic", "unban", b"unban", "unmute", b"unmute"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban", b"ban", "invite", b"invite", "kick", b"kick", "mute", b"mute", "set_kept", b"set_kept", "set_private", b"set_private", "set_role", b"set_role", "set_topic", b"set_topic", "unban", b"unban", "unmute", b"unmute"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban", b"ban", "invite", b"invite", "kick", b"kick", "mute", b"mute", "reason", b"reason", "room", b"room", "set_private", b"set_private", "set_role", b"set_role", "set_topic", b"set_topic", "unban", b"unban", "unmute", b"unmute"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban", b"ban", "invite", b"invite", "kick", b"kick", "mute", b"mute", "reason", b"reason", "room", b"room", "set_kept", b"set_kept", "set_private", b"set_private", "set_role", b"set_role", "set_topic", b"set_topic", "unban", b"unban", "unmute", b"unmute"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["set_topic", "set_private", "invite", "kick", "ban", "unban", "mute", "unmute", "set_role"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["set_topic", "set_private", "invite", "kick", "ban", "unban", "mute", "unmute", "set_role", "set_kept"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
