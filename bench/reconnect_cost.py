@@ -117,7 +117,18 @@ async def _joined(stream: ChatStream, count: int) -> dict[str, int]:
     raise SystemExit("stream ended before the joins were answered")
 
 
-async def _chat(n: int, rate: float, address: str, pid: int) -> float:
+def _spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            *(str(BIN / "py-spy"), "record", "--rate", "200", "--pid", str(pid)),
+            *("-o", out, "--format", "raw"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _chat(n: int, rate: float, address: str, pid: int, profile: str = "") -> float:
     ch = channel(address)
     tokens = [(await login(ch, f"r{i}")).token for i in range(n)]
     await ch.close()
@@ -142,6 +153,7 @@ async def _chat(n: int, rate: float, address: str, pid: int) -> float:
     await asyncio.sleep(2.0)
     # Measured: reconnect and resume, paced.
     reopened = []
+    spy = _spy(pid, profile) if profile else None  # the reconnects only
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
 
     async def one(i: int) -> None:
@@ -157,6 +169,9 @@ async def _chat(n: int, rate: float, address: str, pid: int) -> float:
 
     await asyncio.gather(*(one(i) for i in range(n)))
     cpu1 = cpu_seconds(pid)
+    if spy is not None:
+        spy.send_signal(2)
+        spy.wait(60)
     for c, s in reopened:
         s.cancel()
         await c.close()
@@ -173,22 +188,9 @@ def chat_cost(n: int, rate: float, presence: bool, profile: str = "") -> float:
             *([] if presence else ["--presence-max-sessions", "1"]),
         ]
         proc, address = _server(cmd)
-        spy = None
-        if profile:
-            spy = subprocess.Popen(
-                [
-                    *(str(BIN / "py-spy"), "record", "--rate", "200", "--pid", str(proc.pid)),
-                    *("-o", profile, "--format", "raw"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
         try:
-            return asyncio.run(_chat(n, rate, address, proc.pid))
+            return asyncio.run(_chat(n, rate, address, proc.pid, profile))
         finally:
-            if spy is not None:
-                spy.send_signal(2)
-                spy.wait(60)
             _stop(proc)
 
 
@@ -198,7 +200,11 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=200.0, help="connects a second")
     p.add_argument("--presence-off", action="store_true", help="also measure without presence")
     p.add_argument("--out", default="")
-    p.add_argument("--profile", default="", help="py-spy raw stacks of the chatrpc server")
+    p.add_argument(
+        "--profile",
+        default="",
+        help="py-spy raw stacks of the chatrpc server while clients reconnect",
+    )
     args = p.parse_args()
     raw = raw_cost(args.clients, args.rate)
     chat = chat_cost(args.clients, args.rate, presence=True, profile=args.profile)

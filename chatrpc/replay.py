@@ -8,7 +8,7 @@ No store, no network: the rules are tested on their own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from .model import StoredMessage
@@ -46,3 +46,81 @@ def complete(after_seq: int, floor: int, last_seq: int, messages: Sequence[Store
     if not messages:
         return floor == last_seq
     return messages[0].seq == floor + 1 and messages[-1].seq >= last_seq
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a join's acknowledgement reads from the store: the newest seq, the
+    replay after the resume point (see :func:`plan`), and read markers."""
+
+    last_seq: int
+    messages: list[StoredMessage]
+    #: The seq the replay starts after (the newest seq when nothing is replayed).
+    floor: int
+    complete: bool
+    #: The read marker of each reader asked for, in order (0: none).
+    markers: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class LastSeq:
+    """A read :func:`window` asks for: the conversation's newest seq (an int)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A read :func:`window` asks for: ``limit`` messages after ``after_seq``
+    oldest first, or (``newest``) the newest ``limit`` oldest first."""
+
+    after_seq: int
+    limit: int
+    newest: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A read :func:`window` asks for: ``user``'s read marker (an int)."""
+
+    user: str
+
+
+Read = LastSeq | Page | Marker
+#: What a store answers to a Read: an int, or a list of messages for a Page.
+Answer = int | list[StoredMessage]
+
+
+def window(
+    after_seq: int | None, epoch: str, store_epoch: str, max_replay: int, readers: Sequence[str]
+) -> Generator[Read, Answer, Window]:
+    """The reads of a join's :class:`Window`, one after the other, as a generator:
+    it yields each :data:`Read` and is sent its answer, so a store may answer
+    them all in one step (one SQLite read) or each with its own call.
+    ``after_seq`` None: nothing is replayed."""
+    last = yield LastSeq()
+    assert isinstance(last, int)
+    messages: list[StoredMessage] = []
+    floor, done = last, False
+    if after_seq is not None:
+        resume = plan(after_seq, epoch, store_epoch, last, max_replay)
+        floor = resume.floor
+        page = yield Page(floor if resume.from_floor else 0, resume.limit, not resume.from_floor)
+        assert isinstance(page, list)
+        messages = page
+        done = complete(after_seq, floor, last, messages)
+    markers: list[int] = []
+    for user in readers:
+        seq = yield Marker(user)
+        assert isinstance(seq, int)
+        markers.append(seq)
+    return Window(last, messages, floor, done, markers)
+
+
+def drive(steps: Generator[Read, Answer, Window], answer: Callable[[Read], Answer]) -> Window:
+    """Runs :func:`window`'s reads with a synchronous ``answer`` (in one step)."""
+    try:
+        read = next(steps)
+        while True:
+            read = steps.send(answer(read))
+    except StopIteration as end:
+        result: Window = end.value
+        return result

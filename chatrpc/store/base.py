@@ -35,7 +35,9 @@ cannot be reached (retryable); nothing is acknowledged in that case.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
+from .. import replay
 from .accounts import Account, AccountStore, RegistrationToken, token_id
 from .admin import AccountInfo, AdminStore, RoomDeleted, RoomInfo
 from .markers import UNREAD_CAP, ReadMarkers, Span, Unread
@@ -120,6 +122,35 @@ class Store(
         """What a join reads: :meth:`standing` and whether ``user`` is a member of
         ``room`` (a backend may read both at once)."""
         return await self.standing(room, user), await self.is_member(room, user)
+
+    async def resume_window(
+        self,
+        conv: str,
+        after_seq: int | None,
+        epoch: str,
+        max_replay: int,
+        readers: Sequence[str] = (),
+    ) -> replay.Window:
+        """What a join's acknowledgement reads (see :func:`chatrpc.replay.window`),
+        here one call per read; a backend may answer them all in one step."""
+        steps = replay.window(after_seq, epoch, self.epoch, max_replay, readers)
+        try:
+            read = next(steps)
+            while True:
+                read = steps.send(await self._answer(conv, read))
+        except StopIteration as end:
+            window: replay.Window = end.value
+            return window
+
+    async def _answer(self, conv: str, read: replay.Read) -> replay.Answer:
+        if isinstance(read, replay.LastSeq):
+            return await self.last_seq(conv)
+        if isinstance(read, replay.Marker):
+            return await self.read_marker(read.user, conv)
+        page = await self.history(
+            conv, after_seq=read.after_seq, limit=read.limit, descending=read.newest
+        )
+        return page[::-1] if read.newest else page
 
     @abc.abstractmethod
     async def open(self) -> None:

@@ -27,6 +27,22 @@ def _like(user: str) -> str:
     return "%@" + user.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def read_markers(conn: sqlite3.Connection, user: str, convs: Sequence[str]) -> list[int]:
+    """``user``'s marker in each of ``convs`` (0: none), in order."""
+    found: dict[str, int] = {}
+    for start in range(0, len(convs), 500):
+        chunk = list(convs[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT c.key, r.seq FROM read_markers r"
+            " JOIN conversations c ON c.id = r.conv_id"
+            f" WHERE r.user = ? AND c.key IN ({marks})",
+            (user, *chunk),
+        ).fetchall()
+        found.update((key, int(seq)) for key, seq in rows)
+    return [found.get(conv, 0) for conv in convs]
+
+
 class SQLiteMarkers(SQLiteBase):
     """Read markers of the SQLite store (see chatrpc.store.markers)."""
 
@@ -48,22 +64,7 @@ class SQLiteMarkers(SQLiteBase):
     async def read_markers(self, user: str, convs: Sequence[str]) -> list[int]:
         if not convs:
             return []
-
-        def do(conn: sqlite3.Connection) -> list[int]:
-            found: dict[str, int] = {}
-            for start in range(0, len(convs), 500):
-                chunk = list(convs[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    "SELECT c.key, r.seq FROM read_markers r"
-                    " JOIN conversations c ON c.id = r.conv_id"
-                    f" WHERE r.user = ? AND c.key IN ({marks})",
-                    (user, *chunk),
-                ).fetchall()
-                found.update((key, int(seq)) for key, seq in rows)
-            return [found.get(conv, 0) for conv in convs]
-
-        return await self._read(do)
+        return await self._read(lambda conn: read_markers(conn, user, convs))
 
     async def unread_counts(self, user: str, spans: Sequence[Span]) -> list[Unread]:
         def do(conn: sqlite3.Connection) -> list[Unread]:

@@ -6,9 +6,11 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ... import replay
 from ...model import CHANGES, DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, is_room_key
 from ..rules import dropped_original
 from .engine import MESSAGE_COLUMNS, SQLiteBase, now_ms, row_to_message
+from .markers import read_markers
 
 
 class SQLiteMessages(SQLiteBase):
@@ -109,28 +111,60 @@ class SQLiteMessages(SQLiteBase):
         limit: int = 100,
         descending: bool = False,
     ) -> list[StoredMessage]:
-        order = "DESC" if descending else "ASC"
-        upper = before_seq if before_seq > 0 else 2**62
-
-        def do(conn: sqlite3.Connection) -> list[StoredMessage]:
-            rows = conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages "
-                "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?)"
-                f" AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?",
-                (conv, after_seq, upper, limit),
-            ).fetchall()
-            return _with_reactions(conn, conv, [row_to_message(conv, row) for row in rows])
-
-        return await self._read(do)
+        return await self._read(
+            lambda conn: _history(conn, conv, after_seq, before_seq, limit, descending)
+        )
 
     async def last_seq(self, conv: str) -> int:
-        def do(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT last_seq FROM conversations WHERE key = ?", (conv,)
-            ).fetchone()
-            return int(row[0]) if row else 0
+        return await self._read(lambda conn: _last_seq(conn, conv))
+
+    async def resume_window(
+        self,
+        conv: str,
+        after_seq: int | None,
+        epoch: str,
+        max_replay: int,
+        readers: Sequence[str] = (),
+    ) -> replay.Window:
+        """Every read of the window in one step on a reader thread."""
+
+        def answer(conn: sqlite3.Connection, read: replay.Read) -> replay.Answer:
+            if isinstance(read, replay.LastSeq):
+                return _last_seq(conn, conv)
+            if isinstance(read, replay.Marker):
+                return read_markers(conn, read.user, [conv])[0]
+            page = _history(conn, conv, read.after_seq, 0, read.limit, read.newest)
+            return page[::-1] if read.newest else page
+
+        def do(conn: sqlite3.Connection) -> replay.Window:
+            steps = replay.window(after_seq, epoch, self.epoch, max_replay, readers)
+            return replay.drive(steps, lambda read: answer(conn, read))
 
         return await self._read(do)
+
+
+def _history(
+    conn: sqlite3.Connection,
+    conv: str,
+    after_seq: int,
+    before_seq: int,
+    limit: int,
+    descending: bool,
+) -> list[StoredMessage]:
+    order = "DESC" if descending else "ASC"
+    upper = before_seq if before_seq > 0 else 2**62
+    rows = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages "
+        "WHERE conv_id = (SELECT id FROM conversations WHERE key = ?)"
+        f" AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?",
+        (conv, after_seq, upper, limit),
+    ).fetchall()
+    return _with_reactions(conn, conv, [row_to_message(conv, row) for row in rows])
+
+
+def _last_seq(conn: sqlite3.Connection, conv: str) -> int:
+    row = conn.execute("SELECT last_seq FROM conversations WHERE key = ?", (conv,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _apply_change(conn: sqlite3.Connection, conv_id: int, change: Draft) -> bool:
