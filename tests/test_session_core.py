@@ -253,3 +253,26 @@ async def test_a_processor_that_fails_ends_the_session_even_with_a_full_inbox(
     end = await asyncio.wait_for(running, WAIT)
     assert (end.reason, end.code) == (EndReason.FAILED, Code.INTERNAL)
     assert core.hub.sessions_open == 0
+
+
+async def test_an_idle_session_holds_no_event_processor_and_bursts_keep_their_order(
+    core: Core,
+) -> None:
+    """The processor runs while events wait and ends when the inbox is empty: an
+    idle session is its run task and its reader, and each burst after a pause
+    starts a processor again, in order."""
+    before = asyncio.all_tasks()
+    alice = MemoryTransport()
+    running = await core.start("alice", alice)
+    alice.send(join("general"))
+    await alice.until(lambda: any(isinstance(i, Joined) for i in alice.written))
+    for burst in range(3):
+        for i in range(5):
+            alice.send(send("general", f"b{burst} m{i}", f"c{burst}-{i}"))
+        await alice.until(lambda: len(alice.messages()) == 5 * (burst + 1))
+        held = asyncio.all_tasks() - before
+        assert len(held) == 2, held  # the run task and its reader: no processor
+    assert [m.seq for m in alice.messages()] == list(range(1, 16))
+    assert [m.text for m in alice.messages()][-1] == "b2 m4"
+    alice.half_close()
+    assert (await asyncio.wait_for(running, WAIT)).reason == EndReason.DONE

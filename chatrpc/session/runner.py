@@ -3,7 +3,8 @@
 The two directions are independent. A reader takes the client's events in order
 into a bounded inbox, so reading goes on while a commit is in flight and a full
 inbox holds the client back (the transport's flow control) instead of growing;
-a processor handles them, committing sends that queued up together in one go;
+a processor handles them, committing sends that queued up together in one go,
+and runs only while events wait (an idle session is two tasks: reader, writer);
 the writer drains the session's queue to the transport. The session ends with a
 named reason (:class:`~chatrpc.subscriber.EndReason`), which the transport maps
 to its wire through :func:`chatrpc.session.ending`.
@@ -177,22 +178,29 @@ class SessionRunner:
         session: Session,
         opened: Slot,
     ) -> None:
-        """The reader: takes the client's events in order until it half-closes."""
+        """The reader: takes the client's events in order until it half-closes.
+
+        A processor task handles them. It is started when an event arrives and
+        ends once the inbox is empty, so an idle session holds no processor.
+        """
         inbox: Inbox[pb.ClientEvent | None] = Inbox(INBOX_EVENTS)
-        processor = asyncio.create_task(self._process(inbox, session, opened))
-        # A processor that fails ends the session at once (its error is logged as
-        # it stops), even while the reader waits on a full inbox.
-        processor.add_done_callback(functools.partial(_end_if_failed, session))
+        processor: asyncio.Task[None] | None = None
         try:
             async for event in events:
-                if processor.done():
-                    # It failed (its error is logged as it stops): end the session
-                    # rather than leave the client's events unanswered.
-                    session.end(EndReason.FAILED)
-                    return
                 opened.busy()
                 await inbox.put(event)
+                if processor is not None and processor.done():
+                    if not processor.cancelled() and processor.exception() is not None:
+                        # It failed (its error is logged as it stops): end the session
+                        # rather than leave the client's events unanswered.
+                        session.end(EndReason.FAILED)
+                        return
+                    processor = None  # it found the inbox empty and ended
+                if processor is None:
+                    processor = self._start_processor(inbox, session, opened)
             await inbox.put(None)
+            if processor is None or processor.done():
+                processor = self._start_processor(inbox, session, opened)
             await processor
         except asyncio.CancelledError:
             raise
@@ -207,39 +215,47 @@ class SessionRunner:
             session.end(EndReason.FAILED)
             return
         finally:
-            await _stop_processor(processor, inbox)
+            if processor is not None:
+                await _stop_processor(processor, inbox)
         session.end(EndReason.DONE)
+
+    def _start_processor(
+        self, inbox: Inbox[pb.ClientEvent | None], session: Session, opened: Slot
+    ) -> asyncio.Task[None]:
+        processor = asyncio.create_task(self._process(inbox, session, opened))
+        # A processor that fails ends the session at once (its error is logged as
+        # it stops), even while the reader waits on a full inbox.
+        processor.add_done_callback(functools.partial(_end_if_failed, session))
+        return processor
 
     async def _process(
         self, inbox: Inbox[pb.ClientEvent | None], session: Session, opened: Callable[[], None]
     ) -> None:
-        """Handles events in order; sends and changes that queued up together are
-        committed together. Calls ``opened`` once the inbox is first empty."""
+        """Handles events in order until the inbox is empty (or the client
+        half-closed); sends and changes that queued up together are committed
+        together. Calls ``opened`` whenever the inbox is left empty."""
         received = self.hub.stats.received
-        event = await inbox.get()
-        while event is not None:
+        after: list[pb.ClientEvent | None] = []  # the event taken after a run of sends
+        while after or not inbox.empty():
+            event = after.pop() if after else inbox.get_nowait()
+            if event is None:
+                return
             kind = event.WhichOneof("event") or "empty"
             received[kind] += 1
             if kind not in STORED:
                 await self._handle(event, session)
-                if inbox.empty():
-                    opened()
-                event = await inbox.get()
-                continue
-            sends = [event]
-            taken = False  # whether the event after the sends was taken from the inbox
-            follower: pb.ClientEvent | None = None
-            while len(sends) < INBOX_EVENTS and not inbox.empty():
-                follower = inbox.get_nowait()
-                if follower is None or follower.WhichOneof("event") not in STORED:
-                    taken = True
-                    break
-                received[follower.WhichOneof("event") or "empty"] += 1
-                sends.append(follower)
-            await self._send(sends, session)
-            if not taken and inbox.empty():
+            else:
+                sends = [event]
+                while len(sends) < INBOX_EVENTS and not inbox.empty():
+                    follower = inbox.get_nowait()
+                    if follower is None or follower.WhichOneof("event") not in STORED:
+                        after.append(follower)
+                        break
+                    received[follower.WhichOneof("event") or "empty"] += 1
+                    sends.append(follower)
+                await self._send(sends, session)
+            if not after and inbox.empty():
                 opened()
-            event = follower if taken else await inbox.get()
 
     async def _send(self, sends: list[pb.ClientEvent], session: Session) -> None:
         drafts: list[Draft] = []
@@ -345,9 +361,10 @@ def _fields(session: Session, **more: str) -> dict[str, object]:
 async def _stop_processor(
     processor: asyncio.Task[None], inbox: Inbox[pb.ClientEvent | None]
 ) -> None:
-    """Cancels a session's event processor and waits for it. A library can lose a
-    cancellation (see chatrpc.store.redis), so the processor also finds the end
-    of its inbox, and the wait is bounded: a session never outlives its client."""
+    """Cancels a session's event processor (if it still runs) and waits for it. A
+    library can lose a cancellation (see chatrpc.store.redis), so the processor
+    also finds the end of its inbox, and the wait is bounded: a session never
+    outlives its client."""
     processor.cancel()
     while not inbox.empty():
         inbox.get_nowait()  # the client resends what was not acknowledged
