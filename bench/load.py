@@ -243,6 +243,8 @@ async def _open(
                 yield payload.decode()
 
         return raw_payloads(), call
+    if args.kind == "raw-bidi":
+        return await _open_raw_bidi(ch, args.joins)
     stream = ChatStream(ch, token, batch=args.batch)
     try:
         # The server sends its headers once the session is open; a call refused
@@ -272,6 +274,31 @@ async def _open(
                 yield event.message.text
 
     return messages(), stream.call
+
+
+async def _open_raw_bidi(ch: grpc.aio.Channel, joins: int) -> tuple[AsyncIterator[str], Any]:
+    """A raw bidirectional stream, live once its ``joins`` requests are acknowledged."""
+    bidi = ch.stream_stream(
+        "/bench.Raw/Session", request_serializer=_identity, response_deserializer=_identity
+    )()
+    try:
+        await bidi.initial_metadata()
+        if bidi.done():
+            raise Refused(f"stream ended: {(await bidi.code()).name}")
+        for j in range(joins):
+            await bidi.write(f"join{j}".encode())
+        for _ in range(joins):
+            if await bidi.read() == grpc.aio.EOF:
+                raise Refused(f"stream ended: {(await bidi.code()).name}")
+    except BaseException:
+        bidi.cancel()
+        raise
+
+    async def raw_payloads() -> AsyncIterator[str]:
+        while (payload := await bidi.read()) != grpc.aio.EOF:
+            yield payload.decode()
+
+    return raw_payloads(), bidi
 
 
 async def web_subscriber(
@@ -524,7 +551,10 @@ async def publishers(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["sub", "pub", "idle"])
-    p.add_argument("--kind", choices=["chat", "raw", "web"], required=True)
+    p.add_argument("--kind", choices=["chat", "raw", "raw-bidi", "web"], required=True)
+    p.add_argument(
+        "--joins", type=int, default=1, help="raw-bidi: requests acknowledged before live"
+    )
     p.add_argument("--target", required=True)
     p.add_argument("--web", default="", help="web: the server's web app URL")
     p.add_argument("--count", type=int, default=1)

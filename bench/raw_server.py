@@ -1,6 +1,9 @@
 """The physical limit of this stack: a raw grpcio asyncio fan-out server, no chat logic.
 
 ``/bench.Raw/Subscribe`` streams to each subscriber every payload published;
+``/bench.Raw/Session`` is the same as a bidirectional stream, the shape of a
+chat session: a task reads the client's requests (each answered with an
+acknowledgement, as a join is) while the handler writes what is queued;
 ``/bench.Raw/Publish`` takes a stream of payloads and queues each, pre-encoded
 bytes, to every subscriber (one gRPC message per event, no batching). Prints
 ``raw-server listening on HOST:PORT`` when ready; stops on SIGTERM.
@@ -38,6 +41,25 @@ class Raw:
         finally:
             self.queues.discard(queue)
 
+    async def session(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def read() -> None:
+            async for request in requests:
+                queue.put_nowait(b"ack:" + request)
+
+        reader = asyncio.create_task(read())
+        self.queues.add(queue)
+        await context.send_initial_metadata(())
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self.queues.discard(queue)
+            reader.cancel()
+
     async def publish(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> bytes:
@@ -58,6 +80,9 @@ async def main() -> None:
     handlers = {
         "Subscribe": grpc.unary_stream_rpc_method_handler(
             raw.subscribe, request_deserializer=_identity, response_serializer=_identity
+        ),
+        "Session": grpc.stream_stream_rpc_method_handler(
+            raw.session, request_deserializer=_identity, response_serializer=_identity
         ),
         "Publish": grpc.stream_unary_rpc_method_handler(
             raw.publish, request_deserializer=_identity, response_serializer=_identity

@@ -68,11 +68,14 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def raw_cost(n: int, rate: float) -> float:
+def raw_cost(n: int, rate: float, kind: str = "raw") -> float:
+    """Server CPU of a raw connection plus stream (``raw-bidi``: a bidirectional
+    stream with three requests acknowledged before it is live, a reconnect's
+    three joins without any chat)."""
     proc, address = _server([sys.executable, str(HERE / "raw_server.py"), "--port", "0"])
     load = subprocess.Popen(
         [
-            *(sys.executable, str(HERE / "load.py"), "idle", "--kind", "raw"),
+            *(sys.executable, str(HERE / "load.py"), "idle", "--kind", kind, "--joins", "3"),
             *("--target", address, "--connect-rate", str(rate), "--per-channel", "1"),
             *("--max-seconds", "300"),
         ],
@@ -90,7 +93,7 @@ def raw_cost(n: int, rate: float) -> float:
         report = json.loads(load.stdout.readline())
         cpu1 = cpu_seconds(proc.pid)
         if report["live"] != n:
-            raise SystemExit(f"raw: {report['live']} of {n} live")
+            raise SystemExit(f"{kind}: {report['live']} of {n} live")
     finally:
         load.stdin.write("exit\n")
         load.stdin.close()
@@ -207,22 +210,29 @@ def main() -> None:
     )
     args = p.parse_args()
     raw = raw_cost(args.clients, args.rate)
+    bidi = raw_cost(args.clients, args.rate, "raw-bidi")
     chat = chat_cost(args.clients, args.rate, presence=True, profile=args.profile)
     result = {
         "clients": args.clients,
         "rate": args.rate,
         "raw_ms": 1000 * raw,
+        "raw_bidi_ms": 1000 * bidi,
         "chat_ms": 1000 * chat,
     }
     line = (
         f"{args.clients} at {args.rate:g}/s: raw connection+stream {1000 * raw:.2f} ms of"
-        f" server CPU; chatrpc reconnect (Chat + three joins with after_seq, rooms of 100)"
-        f" {1000 * chat:.2f} ms ({chat / raw:.2f}x)"
+        f" server CPU; raw bidirectional stream + three acknowledged requests"
+        f" {1000 * bidi:.2f} ms ({bidi / raw:.2f}x); chatrpc reconnect (Chat + three joins"
+        f" with after_seq, rooms of 100) {1000 * chat:.2f} ms ({chat / raw:.2f}x,"
+        f" {chat / bidi:.2f}x raw bidi)"
     )
     if args.presence_off:
         quiet = chat_cost(args.clients, args.rate, presence=False)
         result["chat_no_presence_ms"] = 1000 * quiet
-        line += f"; without presence {1000 * quiet:.2f} ms ({quiet / raw:.2f}x)"
+        line += (
+            f"; without presence {1000 * quiet:.2f} ms ({quiet / raw:.2f}x,"
+            f" {quiet / bidi:.2f}x raw bidi)"
+        )
     print(line, flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
