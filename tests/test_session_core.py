@@ -269,7 +269,8 @@ async def test_an_idle_session_holds_no_event_processor_and_bursts_keep_their_or
     for burst in range(3):
         for i in range(5):
             alice.send(send("general", f"b{burst} m{i}", f"c{burst}-{i}"))
-        await alice.until(lambda: len(alice.messages()) == 5 * (burst + 1))
+        want = 5 * (burst + 1)
+        await alice.until(lambda: len(alice.messages()) == want)  # noqa: B023 (awaited here)
         held = asyncio.all_tasks() - before
         assert len(held) == 2, held  # the run task and its reader: no processor
     assert [m.seq for m in alice.messages()] == list(range(1, 16))
