@@ -85,10 +85,10 @@ def refusal(action: Action, actor: str, actor_role: str, target_role: str) -> Ch
     """Why ``actor`` (with ``actor_role``) may not take ``action`` on a user with
     ``target_role``, or None: the pure rules of the module docstring."""
     room, verb = action.room, VERBS[action.kind]
+    if action.kind in OWNERS_ONLY and actor_role != OWNER:  # members are told so too
+        return ChatError(Code.PERMISSION_DENIED, f"only owners may {verb} #{room}")
     if actor_role == MEMBER:
         return ChatError(Code.PERMISSION_DENIED, f"only owners and moderators may {verb} #{room}")
-    if action.kind in OWNERS_ONLY and actor_role != OWNER:
-        return ChatError(Code.PERMISSION_DENIED, f"only owners may {verb} #{room}")
     if action.kind in (KICK, BAN, MUTE) and action.user == actor:
         return invalid(f"you cannot {verb.split()[0]} yourself")
     if action.kind in ON_USER and actor_role == MODERATOR and target_role != MEMBER:
