@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -93,7 +94,7 @@ async def test_the_keep_item_reaches_members_live_is_in_history_and_listed(
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 async def pruning_server(
-    request: pytest.FixtureRequest, tmp_path: object
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[ChatServer]:
     """A server pruning rooms empty for :data:`TTL_S`, on each store."""
     url = "memory://"
@@ -161,3 +162,35 @@ async def test_a_kept_private_room_survives_sweeps_past_its_ttl_until_let_go(
     finally:
         await peers.close()
         await ch.close()
+
+
+# -- the operator ---------------------------------------------------------------------------
+
+
+async def test_the_operator_keeps_any_room_with_chatrpc_admin(tmp_path: Path) -> None:
+    from .test_admin import admin, one_error
+
+    sock = tmp_path / "admin.sock"
+    async with running_server("memory://", admin_socket=str(sock)) as srv:
+        peers = Peers(target(srv))
+        ch = channel(target(srv))
+        try:
+            calls = Calls(peers, ch)
+            bob = await peers.open("bob")
+            await bob.join("lobby")
+            base = ("--socket", str(sock))
+            kept = await admin(*base, "moderate", "lobby", "keep", "on", "--reason", "ours")
+            assert kept.code == 0 and "#lobby keep on: done (#1)" in kept.out, kept
+            await bob.wait_for(lambda ev: any(m.kind == pb.Message.KEEP for m in bob.messages()))
+            (event,) = bob.messages()
+            assert (event.sender, event.kept, event.text) == ("", True, "ours")
+            assert (await srv.store.room_settings("lobby")).kept
+            assert (await admin(*base, "moderate", "lobby", "keep", "off")).code == 0
+            assert not (await srv.store.room_settings("lobby")).kept
+            listed = await calls.call("bob", "ListRooms", pb.ListRoomsRequest())
+            assert [(r.name, r.kept) for r in listed.rooms] == [("lobby", False)]
+            one_error(await admin(*base, "moderate", "lobby", "keep", "maybe"), 2, "on or off")
+            one_error(await admin(*base, "moderate", "nowhere", "keep", "on"), 1, "no room")
+        finally:
+            await peers.close()
+            await ch.close()
