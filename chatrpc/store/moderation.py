@@ -144,10 +144,8 @@ class RoomModeration(abc.ABC):
     async def room_settings(self, room: str) -> RoomSettings:
         """The room's topic, privacy and whether it is kept (the defaults for a
         room never set), in one read."""
-        topic, private, kept = await self._some_marks(
-            room, [("", _TOPIC), ("", _PRIVATE), ("", KEPT)]
-        )
-        return RoomSettings(topic or "", private == "1", kept == "1")
+        marks = await self._some_marks(room, [("", _TOPIC), ("", _PRIVATE), ("", KEPT)])
+        return RoomSettings(marks[0] or "", marks[1] == "1", marks[2] == "1")
 
     async def rooms_settings(self, rooms: list[str]) -> dict[str, RoomSettings]:
         """:meth:`room_settings` of each of ``rooms`` (a listing page), in three reads."""
@@ -168,8 +166,7 @@ class RoomModeration(abc.ABC):
         return (before == "1") != private
 
     async def set_kept(self, room: str, kept: bool) -> bool:
-        """Keeps the room from pruning, or lets it be pruned again once it is empty
-        and idle; returns whether that changed it."""
+        """Keeps the room from pruning (or lets it go); returns whether that changed it."""
         before = await self._set_mark(room, "", KEPT, "1" if kept else None)
         return (before == "1") != kept
 
