@@ -250,9 +250,8 @@ class MemoryStore(
         gone: list[str] = []
         for _, key in idle:
             name = key[1:]
-            if self._messages.get(key) or any(r == name for r, _ in self._members):
-                continue
-            if (name, "", KEPT) in self._mark_values:  # its owners keep it
+            busy = self._messages.get(key) or any(r == name for r, _ in self._members)
+            if busy or (name, "", KEPT) in self._mark_values:  # or its owners keep it
                 continue
             del self._active[key]
             if not self._last_seq.get(key):
