@@ -140,6 +140,7 @@ class ChatApi(ModerationApi):
                 last_seq=s,
                 topic=shown[n].topic,
                 private=shown[n].private,
+                kept=shown[n].kept,
                 read_seq=mark,
                 unread=count.unread,
                 mentions=count.mentions,

@@ -33,7 +33,18 @@ CALL_TIMEOUT_S = 30.0
 #: The exit code of a usage error.
 USAGE = 2
 #: What ``moderate`` does (the ModerateRequest actions), and the roles it gives.
-MODERATE_ACTIONS = ("topic", "private", "invite", "kick", "ban", "unban", "mute", "unmute", "role")
+MODERATE_ACTIONS = (
+    "topic",
+    "private",
+    "keep",
+    "invite",
+    "kick",
+    "ban",
+    "unban",
+    "mute",
+    "unmute",
+    "role",
+)
 ROLE_NAMES = {
     "owner": pb.Member.OWNER,
     "moderator": pb.Member.MODERATOR,
@@ -105,7 +116,7 @@ def add_commands(sub: Any, duration: Callable[[str], float], count: Callable[[st
     c.add("set-owner", "give a room to a user", "room", "user")
     mod = c.add("moderate", "a moderation action in any room, as its owner", "room")
     mod.add_argument("action", choices=MODERATE_ACTIONS)
-    mod.add_argument("value", help="the user; for topic the topic, for private on or off")
+    mod.add_argument("value", help="the user; for topic the topic, for private and keep on or off")
     mod.add_argument("--reason", default="", help="why (stored with the action)")
     mod.add_argument("--duration", type=duration, help="how long a ban lasts: 3600, 30d, 2w")
     mod.add_argument("--role", choices=ROLE_NAMES, default="moderator", help="for role")
@@ -127,10 +138,13 @@ def _moderation(args: argparse.Namespace) -> pb.ModerateRequest:
     action, value = args.action, args.value
     if action == "topic":
         request.set_topic = value
-    elif action == "private":
+    elif action in ("private", "keep"):
         if value not in ("on", "off"):
-            raise Fatal("moderate ROOM private takes on or off", USAGE)
-        request.set_private = value == "on"
+            raise Fatal(f"moderate ROOM {action} takes on or off", USAGE)
+        if action == "private":
+            request.set_private = value == "on"
+        else:
+            request.set_kept = value == "on"
     elif action == "ban":
         request.ban.CopyFrom(pb.Ban(user=value, duration_s=int(args.duration or 0)))
     elif action == "role":

@@ -31,9 +31,9 @@ CHANGES = frozenset({EDIT, DELETE, REACTION})
 #: ``target_seq``: :attr:`StoredMessage.target_user` and
 #: :attr:`StoredMessage.detail` name them (ROLE: the role's number in
 #: chatrpc.moderation.ROLE_NUMBERS; BAN: the ban's length in seconds, 0 for
-#: ever; PRIVACY: 1 for private).
-TOPIC, PRIVACY, INVITE, KICK, BAN, UNBAN, MUTE, UNMUTE, ROLE = range(4, 13)
-ROOM_EVENTS = frozenset({TOPIC, PRIVACY, INVITE, KICK, BAN, UNBAN, MUTE, UNMUTE, ROLE})
+#: ever; PRIVACY: 1 for private; KEEP: 1 for kept).
+TOPIC, PRIVACY, INVITE, KICK, BAN, UNBAN, MUTE, UNMUTE, ROLE, KEEP = range(4, 14)
+ROOM_EVENTS = frozenset({TOPIC, PRIVACY, INVITE, KICK, BAN, UNBAN, MUTE, UNMUTE, ROLE, KEEP})
 
 #: A message's reactions: each emoji with the users who chose it, sorted.
 Reactions = tuple[tuple[str, tuple[str, ...]], ...]

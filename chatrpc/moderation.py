@@ -1,8 +1,9 @@
 """Room moderation: who may do what, what each action changes, and its stored item.
 
-* Only owners and moderators moderate; making a room private or public and
-  giving roles is for owners. A moderator acts on members only, never on an
-  owner or another moderator. Nobody kicks, bans or mutes themselves.
+* Only owners and moderators moderate; making a room private or public,
+  keeping it from pruning (or letting it go) and giving roles is for owners.
+  A moderator acts on members only, never on an owner or another moderator.
+  Nobody kicks, bans or mutes themselves.
 * An owner stays one after leaving; the last owner of a room cannot step down
   (name another owner first), so a room is never left ownerless.
 * Each action is checked against the room as the store has it now, applied to
@@ -25,6 +26,7 @@ from .errors import ChatError, Code, invalid
 from .model import (
     BAN,
     INVITE,
+    KEEP,
     KICK,
     MUTE,
     PRIVACY,
@@ -51,10 +53,11 @@ VERBS = {
     MUTE: "mute users in",
     UNMUTE: "unmute users in",
     ROLE: "give roles in",
+    KEEP: "keep or let go of",
 }
 #: Actions that name a user, and those only owners take.
 ON_USER = frozenset({INVITE, KICK, BAN, UNBAN, MUTE, UNMUTE, ROLE})
-OWNERS_ONLY = frozenset({PRIVACY, ROLE})
+OWNERS_ONLY = frozenset({PRIVACY, ROLE, KEEP})
 #: Each role's number in the stored ROLE item (the proto's Member.Role).
 ROLE_NUMBERS = {MEMBER: 0, MODERATOR: 1, OWNER: 2}
 #: The longest ban that may be given, in seconds (a ban for ever has none).
@@ -64,7 +67,8 @@ MAX_BAN_S = 10 * 365 * 24 * 3600
 @dataclass(frozen=True, slots=True)
 class Action:
     """One moderation action as asked for: its kind (TOPIC...ROLE), the room, and
-    what the kind needs (the user acted on, the topic, privacy, ban length, role)."""
+    what the kind needs (the user acted on, the topic, privacy, ban length, role,
+    whether the room is kept)."""
 
     kind: int
     room: str
@@ -74,16 +78,17 @@ class Action:
     private: bool = False
     duration_s: int = 0
     role: str = MEMBER
+    kept: bool = False
 
 
 def refusal(action: Action, actor: str, actor_role: str, target_role: str) -> ChatError | None:
     """Why ``actor`` (with ``actor_role``) may not take ``action`` on a user with
     ``target_role``, or None: the pure rules of the module docstring."""
     room, verb = action.room, VERBS[action.kind]
+    if action.kind in OWNERS_ONLY and actor_role != OWNER:  # members are told so too
+        return ChatError(Code.PERMISSION_DENIED, f"only owners may {verb} #{room}")
     if actor_role == MEMBER:
         return ChatError(Code.PERMISSION_DENIED, f"only owners and moderators may {verb} #{room}")
-    if action.kind in OWNERS_ONLY and actor_role != OWNER:
-        return ChatError(Code.PERMISSION_DENIED, f"only owners may {verb} #{room}")
     if action.kind in (KICK, BAN, MUTE) and action.user == actor:
         return invalid(f"you cannot {verb.split()[0]} yourself")
     if action.kind in ON_USER and actor_role == MODERATOR and target_role != MEMBER:
@@ -156,6 +161,7 @@ class Moderation:
             action.private,
             action.duration_s,
             action.role,
+            action.kept,
         )
 
     async def _apply(self, actor: str, action: Action, target_role: str) -> int:
@@ -166,6 +172,10 @@ class Moderation:
         elif kind == PRIVACY:
             await store.set_private(room, action.private)
             return int(action.private)
+        elif kind == KEEP:
+            # Kept again when kept already: stored all the same, as PRIVACY is.
+            await store.set_kept(room, action.kept)
+            return int(action.kept)
         elif kind == INVITE:
             if await store.is_member(room, user):
                 raise ChatError(Code.FAILED_PRECONDITION, f"{user} is in #{room} already")

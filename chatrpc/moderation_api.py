@@ -11,6 +11,7 @@ from .errors import ChatError, Code, invalid
 from .model import (
     BAN,
     INVITE,
+    KEEP,
     KICK,
     MUTE,
     PRIVACY,
@@ -59,6 +60,8 @@ def action_of(request: pb.ModerateRequest) -> Action:
         return Action(TOPIC, room, topic=request.set_topic, reason=reason)
     if which == "set_private":
         return Action(PRIVACY, room, private=request.set_private, reason=reason)
+    if which == "set_kept":
+        return Action(KEEP, room, kept=request.set_kept, reason=reason)
     if which == "ban":
         ban = request.ban
         return Action(BAN, room, ban.user, ban.reason or reason, duration_s=ban.duration_s)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .live import ReadMark, TypingNotice
-from .model import BAN, PRIVACY, ROLE, ROOM_EVENTS, Invitation, StoredMessage
+from .model import BAN, KEEP, PRIVACY, ROLE, ROOM_EVENTS, Invitation, StoredMessage
 from .subscriber import Acked, Joined, Left, Notice, Outgoing, Presence
 from .v1 import chat_pb2 as pb
 
@@ -55,6 +55,8 @@ def _room_event_pb(msg: StoredMessage) -> pb.Message:
         out.role = msg.detail  # type: ignore[assignment]  # the role's number
     elif msg.kind == PRIVACY:
         out.private = bool(msg.detail)
+    elif msg.kind == KEEP:
+        out.kept = bool(msg.detail)
     elif msg.kind == BAN and msg.detail:
         out.ban_until.CopyFrom(_timestamp(msg.sent_at_ms + msg.detail * 1000))
     return out

@@ -34,6 +34,7 @@ from .memory_admin import MemoryAdmin
 from .memory_markers import MemoryMarkers
 from .memory_members import MemoryMembers
 from .memory_moderation import MemoryModeration
+from .moderation import KEPT
 from .rules import dropped_original, retention_cutoff_ms, store_closed
 from .scan import ScanSearch
 
@@ -249,7 +250,8 @@ class MemoryStore(
         gone: list[str] = []
         for _, key in idle:
             name = key[1:]
-            if self._messages.get(key) or any(r == name for r, _ in self._members):
+            busy = self._messages.get(key) or any(r == name for r, _ in self._members)
+            if busy or (name, "", KEPT) in self._mark_values:  # or its owners keep it
                 continue
             del self._active[key]
             if not self._last_seq.get(key):

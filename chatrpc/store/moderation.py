@@ -4,7 +4,9 @@ Everything here is a *mark*: a short value the store keeps for a (scope, user,
 what) triple, durable and shared by every server using the store, so a ban set
 through one server refuses a join through another and survives a restart.
 
-* **Settings** of a room: its topic and whether it is private (invite-only).
+* **Settings** of a room: its topic, whether it is private (invite-only), and
+  whether its owners keep it (pruning leaves a kept room even when it is empty;
+  the stores' ``prune_rooms`` read this mark in the same step).
 * **Roles**: ``owner`` or ``moderator`` per room and user (anyone else is a
   member). The room's creator (:meth:`~chatrpc.store.rooms.RoomStore.room_owner`)
   is an owner unless a role given later says otherwise.
@@ -37,14 +39,19 @@ _TOPIC, _PRIVATE, _ROLE, _INVITE, _BAN, _MUTE, _BLOCK = (
     "mute",
     "block",
 )
+#: The mark (scope the room, user "") of a room its owners keep from pruning; the
+#: stores' pruning reads it under this name.
+KEPT = "kept"
 
 
 @dataclass(frozen=True, slots=True)
 class RoomSettings:
-    """What a room's owners set: its topic, and whether it is invite-only."""
+    """What a room's owners set: its topic, whether it is invite-only, and
+    whether it is kept from pruning."""
 
     topic: str = ""
     private: bool = False
+    kept: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,15 +142,20 @@ class RoomModeration(abc.ABC):
         return standing_of(await self._some_marks(room, standing_keys(user)))
 
     async def room_settings(self, room: str) -> RoomSettings:
-        """The room's topic and privacy (the defaults for a room never set)."""
-        topic = await self._mark(room, "", _TOPIC) or ""
-        return RoomSettings(topic, await self._mark(room, "", _PRIVATE) == "1")
+        """The room's topic, privacy and whether it is kept (the defaults for a
+        room never set), in one read."""
+        marks = await self._some_marks(room, [("", _TOPIC), ("", _PRIVATE), ("", KEPT)])
+        return RoomSettings(marks[0] or "", marks[1] == "1", marks[2] == "1")
 
     async def rooms_settings(self, rooms: list[str]) -> dict[str, RoomSettings]:
-        """:meth:`room_settings` of each of ``rooms`` (a listing page), in two reads."""
+        """:meth:`room_settings` of each of ``rooms`` (a listing page), in three reads."""
         topics = await self._marks_of("", _TOPIC)
         private = await self._marks_of("", _PRIVATE)
-        return {r: RoomSettings(topics.get(r, ""), private.get(r) == "1") for r in rooms}
+        kept = await self._marks_of("", KEPT)
+        return {
+            r: RoomSettings(topics.get(r, ""), private.get(r) == "1", kept.get(r) == "1")
+            for r in rooms
+        }
 
     async def set_topic(self, room: str, topic: str) -> None:
         await self._set_mark(room, "", _TOPIC, topic or None)
@@ -152,6 +164,11 @@ class RoomModeration(abc.ABC):
         """Makes the room invite-only or public; returns whether that changed it."""
         before = await self._set_mark(room, "", _PRIVATE, "1" if private else None)
         return (before == "1") != private
+
+    async def set_kept(self, room: str, kept: bool) -> bool:
+        """Keeps the room from pruning (or lets it go); returns whether that changed it."""
+        before = await self._set_mark(room, "", KEPT, "1" if kept else None)
+        return (before == "1") != kept
 
     # -- roles --------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@
   with the number of rooms. Every room has an owner: its creator, until an
   operator gives it to someone else (:meth:`RoomStore.set_room_owner`); ""
   for a room nobody created. :meth:`RoomStore.prune_rooms` removes idle rooms
-  that have no members and no stored messages, keeping their seq counter so a
-  seq is never reused.
+  that have no members and no stored messages and that their owners do not
+  keep (the moderation mark ``kept``, read in the same step), keeping their seq
+  counter so a seq is never reused.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class RoomStore(abc.ABC):
         self, idle_before_ms: int, *, limit: int, from_ms: int = 0
     ) -> tuple[list[str], int | None]:
         """Looks at up to ``limit`` rooms last active in ``[from_ms, idle_before_ms)``,
-        oldest first, and removes those with no members and no stored messages.
+        oldest first, and removes those with no members, no stored messages and
+        no ``kept`` mark (see chatrpc.store.moderation); a kept room is looked at
+        all the same, so the next start moves past it.
 
         Returns the names removed and where the next step starts (None: every
         idle room was looked at). A removed room's seq counter is kept when it

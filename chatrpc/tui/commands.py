@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "topic": ("/topic [TEXT]", "set this room's topic (/topic - clears it; alone: shows it)"),
     "private": ("/private on|off", "make this room invite-only, or public again (owners)"),
+    "keep": ("/keep on|off", "keep this room even when it is empty, or let it be pruned (owners)"),
     "invite": ("/invite USER [REASON]", "let USER into this private room"),
     "kick": ("/kick USER [REASON]", "put USER out of this room (they may come back)"),
     "ban": (

@@ -185,6 +185,7 @@ ROOM_EVENT_KINDS = {
     pb.Message.MUTE: "muted",
     pb.Message.UNMUTE: "unmuted",
     pb.Message.ROLE: "made",
+    pb.Message.KEEP: "kept the room",
 }
 
 
@@ -195,6 +196,9 @@ def room_event_words(m: pb.Message) -> str:
         return f"{verb}: {printable(m.text)}" if m.text else "cleared the topic"
     if m.kind == pb.Message.PRIVACY:
         return f"{verb} {'private (invite-only)' if m.private else 'public'}"
+    if m.kind == pb.Message.KEEP:
+        words = verb if m.kept else "let the room be pruned when empty"
+        return words + (f" ({printable(m.text)})" if m.text else "")
     if m.kind == pb.Message.ROLE:
         return f"{verb} {m.target_user} {pb.Member.Role.Name(m.role).lower()}"
     words = f"{verb} {m.target_user}"

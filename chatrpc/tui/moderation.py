@@ -1,4 +1,4 @@
-"""``/topic``, ``/private``, ``/invite``, ``/kick``, ``/ban``, ``/unban``, ``/mute``,
+"""``/topic``, ``/private``, ``/keep``, ``/invite``, ``/kick``, ``/ban``, ``/unban``, ``/mute``,
 ``/unmute``, ``/op``, ``/block`` and ``/unblock``: the ModerateRoom, Block and
 Unblock calls from the prompt and piped mode. What a moderation action records
 comes back as an event of the room and is shown as a notice like any other."""
@@ -23,6 +23,8 @@ def moderation_action(cmd: Command) -> dict[str, Any]:
         return {"set_topic": cmd.text}
     if name == "private":
         return {"set_private": cmd.flag == "on"}
+    if name == "keep":
+        return {"set_kept": cmd.flag == "on"}
     if name == "ban":
         return {"ban": pb.Ban(user=user, duration_s=cmd.count, reason=cmd.text)}
     if name == "op":

@@ -9,7 +9,7 @@ from ..names import canonical
 
 #: The commands of this module: moderation of the current room, and blocking.
 MODERATION = frozenset(
-    {"topic", "private", "invite", "kick", "ban", "unban", "mute", "unmute", "op"}
+    {"topic", "private", "keep", "invite", "kick", "ban", "unban", "mute", "unmute", "op"}
     | {"block", "unblock"}
 )
 #: Commands that name a user and take a reason after it.
@@ -38,7 +38,7 @@ def moderation_fields(name: str, rest: str) -> dict[str, Any] | None:
     if name == "topic":
         text = rest.strip()
         return {"text": "" if text == "-" else text, "flag": "set" if text else ""}
-    if name == "private":
+    if name in ("private", "keep"):
         if len(words) != 1 or words[0].lower() not in ("on", "off"):
             return None
         return {"flag": words[0].lower()}

@@ -219,7 +219,8 @@ class ChatOutput:
             # What this terminal showed is read, though its mark may still be on its way.
             read = self.signals.read_here("#" + r.name, r.last_seq)
             note = "" if read else unread_note(r.unread, r.mentions)
-            self.emit(self.formatter.info(f"#{r.name} ({r.online} online{note})"))
+            kept = ", kept" if r.kept else ""
+            self.emit(self.formatter.info(f"#{r.name} ({r.online} online{note}{kept})"))
         if self._rooms_next is not None:
             self.emit(self.formatter.info("more rooms: /rooms more"))
 

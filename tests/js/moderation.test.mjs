@@ -47,6 +47,9 @@ test("each room event reads as a sentence naming who acted, on whom, and why", (
   assert.equal(describe(ev("ROLE", { targetUser: "carol", role: "OWNER" })), "carol is now an owner (set by alice)");
   // proto3 JSON leaves MEMBER (0) out.
   assert.equal(describe(ev("ROLE", { targetUser: "carol" })), "carol is now a member (set by alice)");
+  assert.equal(describe(ev("KEEP", { kept: true })), "alice kept the room");
+  assert.equal(describe(ev("KEEP", { text: "done" })), "alice let the room be pruned when empty: done");
+  assert.equal(isRoomEvent(ev(13)), true); // KEEP by number
   // The admin service acts with no sender.
   assert.equal(describe(ev("KICK", { sender: "", targetUser: "bob" })), "bob was kicked by the operator");
 });
@@ -92,9 +95,9 @@ test("owners act on anyone but themselves and give roles; moderators on members 
 });
 
 test("the settings a role may change: privacy is for owners", () => {
-  assert.deepEqual(settingsFor("owner"), { topic: true, invite: true, private: true });
-  assert.deepEqual(settingsFor("moderator"), { topic: true, invite: true, private: false });
-  assert.deepEqual(settingsFor("member"), { topic: false, invite: false, private: false });
+  assert.deepEqual(settingsFor("owner"), { topic: true, invite: true, private: true, keep: true });
+  assert.deepEqual(settingsFor("moderator"), { topic: true, invite: true, private: false, keep: false });
+  assert.deepEqual(settingsFor("member"), { topic: false, invite: false, private: false, keep: false });
 });
 
 test("action labels", () => {
@@ -107,6 +110,8 @@ test("each action becomes its ModerateRoom request in proto3 JSON", () => {
   assert.deepEqual(moderateRequest("ops", "topic", ""), { room: "ops", setTopic: "" });
   assert.deepEqual(moderateRequest("ops", "private", "", { private: false }), { room: "ops", setPrivate: false });
   assert.deepEqual(moderateRequest("ops", "private", "", { private: true }), { room: "ops", setPrivate: true });
+  assert.deepEqual(moderateRequest("ops", "keep", "", { kept: true }), { room: "ops", setKept: true });
+  assert.deepEqual(moderateRequest("ops", "keep", ""), { room: "ops", setKept: false });
   assert.deepEqual(moderateRequest("ops", "invite", "dave"), { room: "ops", invite: "dave" });
   assert.deepEqual(moderateRequest("ops", "kick", "bob", { reason: " spam " }), {
     room: "ops",

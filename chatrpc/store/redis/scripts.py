@@ -278,8 +278,9 @@ return redis.call('ZREVRANGE', KEYS[1], idx, idx + limit - 1, 'WITHSCORES')
 
 #: KEYS: activity, names, rooms set. ARGV: from ms, idle-before ms, limit, key
 #: prefix, now ms. Looks at up to ``limit`` rooms last active in [from, idle)
-#: and removes those with no members, no stored messages and nobody online,
-#: keeping the seq counter of a room that had messages. Returns {removed #rooms,
+#: and removes those with no members, no stored messages, nobody online and no
+#: ``kept`` mark (its owners keep it: field ``kept:`` of ``mark:{room}``, see
+#: moderation.py), keeping the seq counter of a room that had messages. Returns {removed #rooms,
 #: the activity times looked at}.
 PRUNE_ROOMS_LUA = """
 local idle = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '(' .. ARGV[2],
@@ -292,7 +293,8 @@ for i = 1, #idle, 2 do
   local name = string.sub(conv, 2)
   if redis.call('SCARD', ARGV[4] .. 'members:' .. name) == 0
     and redis.call('XLEN', ARGV[4] .. 'conv:' .. conv) == 0
-    and redis.call('ZCOUNT', ARGV[4] .. 'online:' .. name, ARGV[5], '+inf') == 0 then
+    and redis.call('ZCOUNT', ARGV[4] .. 'online:' .. name, ARGV[5], '+inf') == 0
+    and redis.call('HEXISTS', ARGV[4] .. 'mark:' .. name, 'kept:') == 0 then
     redis.call('ZREM', KEYS[1], conv)
     redis.call('ZREM', KEYS[2], conv)
     redis.call('SREM', KEYS[3], conv)

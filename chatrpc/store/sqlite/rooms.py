@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from ...model import Conversation, room_key
+from ..moderation import KEPT
 from ..rooms import QUOTA_WINDOW_MS, RoomClaim, RoomEntry, next_prune_start
 from .engine import SQLiteBase, now_ms
 
@@ -110,8 +111,9 @@ class SQLiteRooms(SQLiteBase):
             for name, _, conv_id, last_seq in rows:
                 busy = conn.execute(
                     "SELECT EXISTS (SELECT 1 FROM members WHERE room = ?)"
-                    " OR EXISTS (SELECT 1 FROM messages WHERE conv_id = ?)",
-                    (name[1:], conv_id),
+                    " OR EXISTS (SELECT 1 FROM messages WHERE conv_id = ?)"
+                    " OR EXISTS (SELECT 1 FROM marks WHERE scope = ? AND user = '' AND what = ?)",
+                    (name[1:], conv_id, name[1:], KEPT),
                 ).fetchone()[0]
                 if busy:
                     continue

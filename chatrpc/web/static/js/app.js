@@ -95,6 +95,7 @@ class App {
         topicForm: $("topic-form"),
         topicInput: $("topic-input"),
         privateInput: $("private-input"),
+        keepInput: $("keep-input"),
         inviteForm: $("invite-form"),
         inviteUser: $("invite-user"),
         unbanForm: $("unban-form"),
@@ -312,7 +313,7 @@ class App {
     this.notice(this.current, leftNotice(left), left.reason ? "problem" : "notice");
   }
 
-  /** A room event as it happens: the topic and privacy shown, the roles in the panel. */
+  /** A room event as it happens: the topic and privacy shown, the roles and keeping in the panel. */
   onRoomEvent(key, message) {
     const conv = this.conversation(key);
     const kind = kindOf(message);
@@ -321,6 +322,7 @@ class App {
     if (key === this.current) {
       this.rooms.header(conv);
       if (kind === "ROLE") this.rooms.refresh();
+      if (kind === "KEEP") this.rooms.setKept(Boolean(message.kept));
     }
   }
 
@@ -653,7 +655,7 @@ class App {
         try {
           const reply = await call("ListRooms");
           const rooms = (reply.rooms || []).map(
-            (r) => `#${r.name}${r.private ? " (private)" : ""} (${r.online || 0} online)`,
+            (r) => `#${r.name}${r.private ? " (private)" : ""}${r.kept ? " (kept)" : ""} (${r.online || 0} online)`,
           );
           this.notice(this.current, `Rooms: ${rooms.join(", ") || "none yet"}`);
         } catch (error) {

@@ -25,6 +25,7 @@ export const KINDS = [
   "MUTE",
   "UNMUTE",
   "ROLE",
+  "KEEP",
 ];
 
 /** The kind of a stored item: "MESSAGE" when absent (proto3 JSON leaves defaults out). */

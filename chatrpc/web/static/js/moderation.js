@@ -1,11 +1,11 @@
-// Rooms and moderation, the pure part: a room event (TOPIC ... ROLE) as a notice line,
+// Rooms and moderation, the pure part: a room event (TOPIC ... KEEP) as a notice line,
 // who may do what given the roles, the ModerateRoom request of an action, why the
 // server ended a session's membership. No DOM, no network: tested with node --test.
 
 import { kindOf } from "./changes.js";
 
-/** The stored items that record a moderation action (Message.Kind 4..12). */
-export const ROOM_EVENTS = ["TOPIC", "PRIVACY", "INVITE", "KICK", "BAN", "UNBAN", "MUTE", "UNMUTE", "ROLE"];
+/** The stored items that record a moderation action (Message.Kind 4..13). */
+export const ROOM_EVENTS = ["TOPIC", "PRIVACY", "INVITE", "KICK", "BAN", "UNBAN", "MUTE", "UNMUTE", "ROLE", "KEEP"];
 
 /** Member.Role by number, as proto3 JSON may also send it. */
 const ROLE_NAMES = ["member", "moderator", "owner"];
@@ -67,6 +67,10 @@ export function describe(message) {
       return `${who} was unmuted by ${by}${reason}`;
     case "ROLE":
       return `${who} is now ${withArticle(roleOf(message.role))} (set by ${by})${reason}`;
+    case "KEEP":
+      return message.kept
+        ? `${by} kept the room${reason}`
+        : `${by} let the room be pruned when empty${reason}`;
     default:
       return `${by} changed ${room}`;
   }
@@ -78,7 +82,7 @@ export const HIDDEN_TEXT = "hidden message from a blocked user";
 /** What a user with `myRole` may change in the room's settings. */
 export function settingsFor(myRole) {
   const staff = myRole === "owner" || myRole === "moderator";
-  return { topic: staff, invite: staff, private: myRole === "owner" };
+  return { topic: staff, invite: staff, private: myRole === "owner", keep: myRole === "owner" };
 }
 
 /**
@@ -105,8 +109,8 @@ export function actionLabel(action) {
 
 /**
  * The ModerateRoom request (proto3 JSON) for `action` in `room`: "topic", "private",
- * "invite", or one of memberActions on `user`; `options` {reason, topic, private,
- * durationS}.
+ * "keep", "invite", or one of memberActions on `user`; `options` {reason, topic,
+ * private, kept, durationS}.
  */
 export function moderateRequest(room, action, user, options = {}) {
   const body = { room };
@@ -114,6 +118,7 @@ export function moderateRequest(room, action, user, options = {}) {
   if (reason) body.reason = reason;
   if (action === "topic") body.setTopic = options.topic || "";
   else if (action === "private") body.setPrivate = Boolean(options.private);
+  else if (action === "keep") body.setKept = Boolean(options.kept);
   else if (action === "ban") {
     body.ban = { user, durationS: Math.max(0, Math.floor(Number(options.durationS) || 0)) };
     if (reason) body.ban.reason = reason;

@@ -1,6 +1,6 @@
 // The current room's side panel: who is online with their role and, for owners and
 // moderators, what they may do to each (kick, ban, mute, roles); block and unblock for
-// everyone; the room's settings (topic, private, invite). The rules are moderation.js's,
+// everyone; the room's settings (topic, private, keep, invite). The rules are moderation.js's,
 // the server has the last word: a refusal is shown as the server worded it.
 
 import { ApiError, call } from "./api.js";
@@ -32,7 +32,7 @@ function button(text, onClick, label = "") {
 export class RoomPanel {
   /**
    * @param {object} els {list, problem, settings, topicForm, topicInput, privateInput,
-   *   inviteForm, inviteUser, unbanForm, unbanUser, topic, lock}
+   *   keepInput, inviteForm, inviteUser, unbanForm, unbanUser, topic, lock}
    * @param {object} hooks {me, members(room) -> Set of users online, openDirect(user),
    *   blockedChanged()}
    */
@@ -44,12 +44,16 @@ export class RoomPanel {
     this.blocked = new Set(); // shared with the conversations
     this.open = ""; // the member whose moderation tools are shown
     this.asked = 0; // the newest ListMembers asked for (older answers are dropped)
+    this.kept = false; // whether this.room is kept from pruning (ListRooms, then KEEP events)
     els.topicForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.act("topic", "", { topic: els.topicInput.value.trim() });
     });
     els.privateInput.addEventListener("change", () => {
       this.act("private", "", { private: els.privateInput.checked });
+    });
+    els.keepInput.addEventListener("change", () => {
+      this.act("keep", "", { kept: els.keepInput.checked });
     });
     // Invite and unban name a user who may not be online here (not in the list).
     for (const [form, input, action] of [
@@ -76,6 +80,7 @@ export class RoomPanel {
     if (room !== this.room) {
       this.room = room;
       this.roles = new Map();
+      this.kept = false;
       this.open = "";
       this.problem("");
     }
@@ -101,11 +106,21 @@ export class RoomPanel {
     let reply;
     try {
       reply = await call("ListMembers", { room });
+      // Whether the room is kept: only ListRooms says (a live KEEP event then does).
+      const listed = await call("ListRooms", { prefix: room, pageSize: 1 });
+      const found = (listed.rooms || []).find((r) => r.name === room);
+      if (asked === this.asked && room === this.room) this.kept = Boolean(found && found.kept);
     } catch {
       return; // offline, or no longer in it: the next change asks again
     }
     if (asked !== this.asked || room !== this.room) return;
     this.roles = new Map((reply.roles || []).map((m) => [m.user, roleOf(m.role)]));
+    this.render();
+  }
+
+  /** The room shown was kept or let go of (a live KEEP event). */
+  setKept(kept) {
+    this.kept = kept;
     this.render();
   }
 
@@ -128,13 +143,15 @@ export class RoomPanel {
   }
 
   render() {
-    const { list, settings, topicForm, inviteForm, unbanForm, privateInput } = this.els;
+    const { list, settings, topicForm, inviteForm, unbanForm, privateInput, keepInput } = this.els;
     const can = settingsFor(this.room ? this.myRole : "member");
-    settings.hidden = !(can.topic || can.private || can.invite);
+    settings.hidden = !(can.topic || can.private || can.keep || can.invite);
     topicForm.hidden = !can.topic;
     inviteForm.hidden = !can.invite;
     unbanForm.hidden = !can.invite; // the same staff
     privateInput.closest("label").hidden = !can.private;
+    keepInput.closest("label").hidden = !can.keep;
+    keepInput.checked = Boolean(this.room) && this.kept;
     if (!this.room) {
       list.replaceChildren();
       return;
@@ -210,9 +227,11 @@ export class RoomPanel {
     } catch (error) {
       this.problem(error instanceof ApiError ? `Refused: ${error.message}` : "Cannot reach the server: try again.");
       if (action === "private") this.els.privateInput.checked = !options.private;
+      if (action === "keep") this.els.keepInput.checked = !options.kept;
       return false;
     }
     if (user && this.open === user) this.open = "";
+    if (action === "keep") this.kept = Boolean(options.kept);
     this.render();
     return true;
   }
