@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import INTERNAL_MESSAGE, ChatError, Code
 from ..hub import Hub
-from ..model import Draft, seq_field
+from ..model import seq_field
 from ..subscriber import End, EndReason, Notice, Outgoing, Session
 from ..v1 import chat_pb2 as pb
 from ..waits import Inbox
@@ -31,7 +31,7 @@ from . import signals
 from .admission import Admission, Slot, no_slot
 from .ends import Ending, ending
 from .linger import next_write
-from .stored import STORED, prepare, reads_state, stored_event
+from .stored import STORED, commit_group
 
 log = logging.getLogger(__name__)
 
@@ -253,41 +253,9 @@ class SessionRunner:
                         break
                     received[follower.WhichOneof("event") or "empty"] += 1
                     sends.append(follower)
-                await self._send(sends, session)
+                await commit_group(self.hub, sends, session)
             if not after and inbox.empty():
                 opened()
-
-    async def _send(self, sends: list[pb.ClientEvent], session: Session) -> None:
-        drafts: list[Draft] = []
-        for event in sends:
-            cid = stored_event(event).client_msg_id
-            if drafts and reads_state(event):
-                # It is checked against what the events before it stored.
-                await self._commit(drafts, session)
-                drafts = []
-            try:
-                drafts.append(await prepare(self.hub, event, session))
-            except ChatError as exc:
-                session.push(Notice(exc.code.name, exc.message, cid))
-            except Exception:
-                # A store failure that is not a ChatError (a Redis error reply, say):
-                # this send is answered, the session goes on.
-                log.exception("session %d: checking a send failed", session.id)
-                session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, cid))
-        await self._commit(drafts, session)
-
-    async def _commit(self, drafts: list[Draft], session: Session) -> None:
-        if not drafts:
-            return
-        try:
-            await self.hub.commit(session, drafts)
-        except ChatError as exc:
-            for d in drafts:
-                session.push(Notice(exc.code.name, exc.message, d.client_msg_id))
-        except Exception:
-            log.exception("session %d: storing %d messages failed", session.id, len(drafts))
-            for d in drafts:
-                session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, d.client_msg_id))
 
     async def _handle(self, event: pb.ClientEvent, session: Session) -> None:
         """Handles one event other than a send (sends go through :meth:`_send`)."""

@@ -5,15 +5,20 @@ queued up together in one go, in order; each becomes a draft the hub checked
 
 from __future__ import annotations
 
+import logging
+
 from ..drafts import Change
+from ..errors import INTERNAL_MESSAGE, ChatError, Code
 from ..hub import Hub
 from ..model import DELETE, EDIT, REACTION, Draft, seq_field
-from ..subscriber import Session
+from ..subscriber import Notice, Session
 from ..v1 import chat_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 #: The change events, with the kind each is stored as.
 CHANGES = {"edit": EDIT, "delete": DELETE, "react": REACTION}
-#: The events committed together (see SessionRunner._process).
+#: The events committed together (see SessionRunner._process and :func:`commit_group`).
 STORED = frozenset({"send", *CHANGES})
 
 
@@ -65,3 +70,39 @@ async def prepare(hub: Hub, event: pb.ClientEvent, session: Session) -> Draft:
         client_msg_id=body.client_msg_id,
     )
     return await hub.prepare_change(session, change)
+
+
+async def commit_group(hub: Hub, sends: list[pb.ClientEvent], session: Session) -> None:
+    """Checks and commits a group of :data:`STORED` events that queued up together,
+    in order; each refusal is answered with a notice and the group goes on."""
+    drafts: list[Draft] = []
+    for event in sends:
+        cid = stored_event(event).client_msg_id
+        if drafts and reads_state(event):
+            # It is checked against what the events before it stored.
+            await _commit(hub, drafts, session)
+            drafts = []
+        try:
+            drafts.append(await prepare(hub, event, session))
+        except ChatError as exc:
+            session.push(Notice(exc.code.name, exc.message, cid))
+        except Exception:
+            # A store failure that is not a ChatError (a Redis error reply, say):
+            # this send is answered, the session goes on.
+            log.exception("session %d: checking a send failed", session.id)
+            session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, cid))
+    await _commit(hub, drafts, session)
+
+
+async def _commit(hub: Hub, drafts: list[Draft], session: Session) -> None:
+    if not drafts:
+        return
+    try:
+        await hub.commit(session, drafts)
+    except ChatError as exc:
+        for d in drafts:
+            session.push(Notice(exc.code.name, exc.message, d.client_msg_id))
+    except Exception:
+        log.exception("session %d: storing %d messages failed", session.id, len(drafts))
+        for d in drafts:
+            session.push(Notice(Code.INTERNAL.name, INTERNAL_MESSAGE, d.client_msg_id))
