@@ -26,6 +26,9 @@ class RoomPresence:
         self.store = store
         self.limits = limits
         self._rooms: dict[str, dict[Session, None]] = {}
+        #: Per room, each user here and how many of their sessions are in it: who
+        #: is here, and whether a join or leave changes that, without a scan.
+        self._users: dict[str, dict[str, int]] = {}
         store.set_presence_listener(self._on_remote)
         store.set_room_drop_listener(self.drop)
 
@@ -35,10 +38,10 @@ class RoomPresence:
 
     def users_here(self, room: str) -> set[str]:
         """Users with a session in ``room`` on this server now."""
-        return {s.user for s in self._rooms.get(room, ())}
+        return set(self._users.get(room, ()))
 
     def user_here(self, room: str, user: str) -> bool:
-        return any(s.user == user for s in self._rooms.get(room, ()))
+        return user in self._users.get(room, ())
 
     async def online(self, room: str) -> set[str]:
         """Users online in ``room`` on this server or, with a shared store, any other."""
@@ -73,9 +76,13 @@ class RoomPresence:
         if room not in self._rooms:
             self.store.watch(room_key(room))  # its messages from other servers
         subs = self._rooms.setdefault(room, {})
-        first = all(s.user != session.user for s in subs)
-        subs[session] = None
         session.rooms.add(room)
+        if session in subs:
+            return
+        subs[session] = None
+        users = self._users.setdefault(room, {})
+        first = session.user not in users
+        users[session.user] = users.get(session.user, 0) + 1
         if first:
             if not self.store.online_elsewhere(room, session.user):
                 self._announce(room, Presence(room, session.user, joined=True), skip=session)
@@ -91,10 +98,15 @@ class RoomPresence:
         if subs is None or session not in subs:
             return
         del subs[session]
+        users = self._users[room]
+        users[session.user] -= 1
+        last = users[session.user] == 0
+        if last:
+            del users[session.user]
         if not subs:
-            del self._rooms[room]
+            del self._rooms[room], self._users[room]
             self.store.unwatch(room_key(room))
-        if all(s.user != session.user for s in subs):
+        if last:
             if not self.store.online_elsewhere(room, session.user):
                 self._announce(room, Presence(room, session.user, joined=False), skip=session)
             self.store.set_online(room, session.user, False)
