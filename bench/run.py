@@ -792,6 +792,8 @@ def main() -> None:
     if stages:
         raw_cmd = [sys.executable, str(HERE / "raw_server.py"), "--port", "0"]
         populations.append(population("raw", raw_cmd, stages, "population", args, 0))
+        # The shape of a chat session in raw grpcio: a bidirectional stream.
+        populations.append(population("raw-bidi", raw_cmd, stages, "population", args, 0))
         chat_pop = chat_cmd(tmp, "population", stages[-1], args.keepalive)
         populations.append(population("chat", chat_pop, stages, "population", args, args.room_size))
     if args.storm:
@@ -1023,7 +1025,7 @@ def population_table(pops: list[Population]) -> str:
         marginal = f"{p.marginal_kib_per_subscriber:.1f}" if len(p.stages) > 1 else "-"
         lines.append(
             f"| {p.server} | {p.scenario} | {p.stages[-1].subscribers}"
-            f" | {p.room_size or ('-' if p.server == 'raw' else 'all')}"
+            f" | {p.room_size or ('-' if p.server.startswith('raw') else 'all')}"
             f" | {p.idle_cpu_pct:.2f} | {marginal} |"
         )
     return "\n".join(lines)

@@ -405,12 +405,15 @@ def run_storm(
         sampler = Sampler([server.pid, *(w.pid for w in workers)])
         sampler.start()
         spy = _profile(server.pid, args.profile) if getattr(args, "profile", None) else None
+        worker_out = getattr(args, "profile_worker", None)
+        worker_spy = _profile(workers[0].pid, worker_out) if worker_out else None
         reports = tell(f"wait {args.max_seconds}")
         sampler.stopped.set()
         sampler.join()
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
+        for recording in (spy, worker_spy):
+            if recording is not None:
+                recording.send_signal(signal.SIGINT)
+                recording.wait(60)
     finally:
         for w in workers:
             try:
@@ -487,6 +490,11 @@ def main() -> None:
         "--down", type=float, default=0.0, help="seconds the server stays down before its restart"
     )
     p.add_argument("--server-args", default="", metavar="ARGS", help="more chatrpc-server options")
+    p.add_argument(
+        "--profile-worker",
+        metavar="FILE",
+        help="record the first worker (the client library) with py-spy over the storm",
+    )
     p.add_argument(
         "--profile",
         metavar="FILE",

@@ -6,7 +6,13 @@ from __future__ import annotations
 import asyncio
 
 from chatrpc.model import StoredMessage
-from chatrpc.session.linger import LINGER_EVENTS, PRESENCE_LINGER_S, next_write
+from chatrpc.session.linger import (
+    LINGER_EVENTS,
+    PRESENCE_INTERVAL_S,
+    PRESENCE_LINGER_S,
+    PresencePace,
+    next_write,
+)
 from chatrpc.subscriber import End, EndReason, Presence, Session
 
 WAIT = 10.0
@@ -75,3 +81,25 @@ async def test_the_end_of_a_session_ends_the_wait() -> None:
     items = await asyncio.wait_for(writing, WAIT)
     assert items[0] == presence("bob")
     assert isinstance(items[-1], End) and items[-1].reason is EndReason.SHUTDOWN
+
+
+async def test_presence_after_a_presence_write_waits_for_the_pace_but_a_message_does_not() -> None:
+    session = Session("alice")
+    pace = PresencePace()
+    loop = asyncio.get_running_loop()
+    session.push(presence("u0"))
+    began = loop.time()
+    assert await asyncio.wait_for(next_write(session, pace), WAIT) == [presence("u0")]
+    assert loop.time() - began < PRESENCE_INTERVAL_S  # the first goes after the linger
+    session.push(presence("u1"))
+    first_written = pace.last
+    assert await asyncio.wait_for(next_write(session, pace), WAIT) == [presence("u1")]
+    assert loop.time() - first_written >= PRESENCE_INTERVAL_S * 0.9
+    session.push(presence("u2"))
+    writing = asyncio.create_task(next_write(session, pace))
+    await asyncio.sleep(0)
+    message = StoredMessage("#general", 1, "bob", "hi", 1_000, room="general")
+    before_message = loop.time()
+    session.push(message)
+    assert await asyncio.wait_for(writing, WAIT) == [presence("u2"), message]
+    assert loop.time() - before_message < PRESENCE_LINGER_S

@@ -8,6 +8,12 @@ most of the server's CPU per reconnect. A writer holding only presence events
 now waits up to :data:`PRESENCE_LINGER_S` for more (or a batch frame's worth),
 so they go out together. Presence is live-only and never ordered against
 messages; anything else queued ends the wait at once.
+
+While a room refills, presence keeps coming for seconds: a writer that waited
+50 ms each time still wrote ~20 times a second per session. So presence-only
+writes of a session are also paced (:class:`PresencePace`): after one, the next
+waits until :data:`PRESENCE_INTERVAL_S` has passed. A lone arrival is still
+seen within 50 ms; a storm costs each session at most a few writes a second.
 """
 
 from __future__ import annotations
@@ -20,24 +26,43 @@ from ..subscriber import Outgoing, Presence, Session
 #: The longest a writer holding only presence events waits for more (seconds).
 PRESENCE_LINGER_S = 0.05
 
+#: The shortest time between two presence-only writes of a session (seconds).
+PRESENCE_INTERVAL_S = 0.5
+
 #: Events past which a writer stops waiting (a batch frame's worth).
 LINGER_EVENTS = 64
+
+
+class PresencePace:
+    """When a session's writer last wrote presence alone (its loop's clock)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = -PRESENCE_INTERVAL_S
 
 
 def _only_presence(items: list[Outgoing]) -> bool:
     return all(isinstance(item, Presence) for item in items)
 
 
-async def next_write(session: Session) -> list[Outgoing]:
+async def next_write(session: Session, pace: PresencePace | None = None) -> list[Outgoing]:
     """The session's next batch (see :meth:`Session.next_batch`), gathered for a
-    moment when it is presence alone."""
+    moment when it is presence alone: :data:`PRESENCE_LINGER_S`, or with ``pace``
+    until :data:`PRESENCE_INTERVAL_S` after its last presence-only write."""
     items = await session.next_batch()
     if not _only_presence(items):
         return items
+    loop = asyncio.get_running_loop()
+    wait = PRESENCE_LINGER_S
+    if pace is not None:
+        wait = max(wait, pace.last + PRESENCE_INTERVAL_S - loop.time())
     # next_batch takes items off the queue only after its wait: a timeout that
     # cancels the wait loses nothing.
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(PRESENCE_LINGER_S):
+        async with asyncio.timeout(wait):
             while len(items) < LINGER_EVENTS and _only_presence(items):
                 items.extend(await session.next_batch())
+    if pace is not None and _only_presence(items):
+        pace.last = loop.time()
     return items

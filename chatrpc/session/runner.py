@@ -30,7 +30,7 @@ from ..waits import Inbox
 from . import signals
 from .admission import Admission, Slot, no_slot
 from .ends import Ending, ending
-from .linger import next_write
+from .linger import PresencePace, next_write
 from .stored import STORED, commit_group
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,9 @@ class SessionRunner:
         Whatever queued up while a write was in flight goes out together.
         """
         stats = self.hub.stats
+        pace = PresencePace()
         while True:
-            items = await next_write(session)
+            items = await next_write(session, pace)
             end = items[-1] if isinstance(items[-1], End) else None
             if end is not None:
                 items = items[:-1]
