@@ -181,10 +181,25 @@ async def _chat(n: int, rate: float, address: str, pid: int, profile: str = "") 
     return (cpu1 - cpu0) / n
 
 
-def chat_cost(n: int, rate: float, presence: bool, profile: str = "") -> float:
+#: Runs chatrpc-server from the package in the directory argv[1] (``--server-from``),
+#: with the editable install's finder out of the way.
+FROM_DIR = (
+    "import sys; d = sys.argv.pop(1);"
+    " sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+    " sys.path.insert(0, d); from chatrpc.cli_server import main; main()"
+)
+
+
+def chat_cost(
+    n: int, rate: float, presence: bool, profile: str = "", server_from: str = ""
+) -> float:
     with tempfile.TemporaryDirectory(prefix="chatrpc-reconnect-") as tmp:
         cmd = [
-            str(BIN / "chatrpc-server"),
+            *(
+                [sys.executable, "-c", FROM_DIR, str(Path(server_from).resolve())]
+                if server_from
+                else [str(BIN / "chatrpc-server")]
+            ),
             *("--host", "127.0.0.1", "--port", "0", "--web-port", "0"),
             *("--store", f"sqlite://{tmp}/r.db", "--rate-limit", "0", "--login-rate", "0"),
             *("--log-level", "warning"),
@@ -204,6 +219,12 @@ def main() -> None:
     p.add_argument("--presence-off", action="store_true", help="also measure without presence")
     p.add_argument("--out", default="")
     p.add_argument(
+        "--server-from",
+        default="",
+        metavar="DIR",
+        help="run the server from the chatrpc package in DIR (`git archive COMMIT chatrpc`)",
+    )
+    p.add_argument(
         "--profile",
         default="",
         help="py-spy raw stacks of the chatrpc server while clients reconnect",
@@ -211,7 +232,7 @@ def main() -> None:
     args = p.parse_args()
     raw = raw_cost(args.clients, args.rate)
     bidi = raw_cost(args.clients, args.rate, "raw-bidi")
-    chat = chat_cost(args.clients, args.rate, presence=True, profile=args.profile)
+    chat = chat_cost(args.clients, args.rate, True, args.profile, args.server_from)
     result = {
         "clients": args.clients,
         "rate": args.rate,
@@ -227,7 +248,7 @@ def main() -> None:
         f" {chat / bidi:.2f}x raw bidi)"
     )
     if args.presence_off:
-        quiet = chat_cost(args.clients, args.rate, presence=False)
+        quiet = chat_cost(args.clients, args.rate, False, server_from=args.server_from)
         result["chat_no_presence_ms"] = 1000 * quiet
         line += (
             f"; without presence {1000 * quiet:.2f} ms ({quiet / raw:.2f}x,"
