@@ -69,10 +69,10 @@ class RoomGuard:
         """A new session: reads its user's blocks (if no session of theirs had) and
         tells it the invitations its user has not accepted yet."""
         user = session.user
-        blocked = await self._store.blocked(user)
+        blocked, invitations = await self._store.greeting(user)
         if self._sessions_of(user):  # else it ended meanwhile: keep nothing of it
             self.set_blocks(user, blocked)
-        for room, by, reason in await self._store.invitations(user):
+        for room, by, reason in invitations:
             session.push(Invitation(room, by, reason))
 
     async def blocks_changed(self, user: str) -> None:

@@ -1,4 +1,5 @@
-"""What a join's acknowledgement reads (``Store.resume_window``), on every store
+"""What a join's acknowledgement reads (``Store.resume_window``) and what a new
+session reads (``Store.greeting``), on every store
 (memory, SQLite, and Redis on a real redis-server).
 
 SQLite answers every read of the window in one step on a reader thread; the
@@ -80,3 +81,19 @@ async def test_a_window_of_a_dm_reads_both_markers_and_of_an_unknown_conversatio
     assert window.complete
     empty = await store.resume_window(room_key("nowhere"), 0, "", MAX_REPLAY, ["alice"])
     assert (empty.last_seq, empty.messages, empty.complete, empty.markers) == (0, [], True, [0])
+
+
+async def test_a_greeting_is_the_blocks_and_invitations_read_one_by_one(store: Store) -> None:
+    assert await store.greeting("alice") == ([], [])
+    await store.block("alice", "mallory")
+    await store.block("alice", "eve")
+    await store.block("bob", "carol")  # someone else's
+    await store.invite("secret", "alice", "bob", "come in")
+    await store.invite("attic", "alice", "carol", "")
+    await store.invite("secret", "dave", "bob", "")
+    greeting = await store.greeting("alice")
+    assert greeting == (await store.blocked("alice"), await store.invitations("alice"))
+    assert greeting == (
+        ["eve", "mallory"],
+        [("attic", "carol", ""), ("secret", "bob", "come in")],
+    )

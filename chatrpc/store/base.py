@@ -123,6 +123,11 @@ class Store(
         ``room`` (a backend may read both at once)."""
         return await self.standing(room, user), await self.is_member(room, user)
 
+    async def greeting(self, user: str) -> tuple[list[str], list[tuple[str, str, str]]]:
+        """What a new session of ``user`` reads: :meth:`blocked` and
+        :meth:`invitations` (a backend may read both at once)."""
+        return await self.blocked(user), await self.invitations(user)
+
     async def resume_window(
         self,
         conv: str,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 MEMBER, MODERATOR, OWNER = "member", "moderator", "owner"
 ROLES = (MEMBER, MODERATOR, OWNER)
 
-_TOPIC, _PRIVATE, _ROLE, _INVITE, _BAN, _MUTE, _BLOCK = (
+_TOPIC, _PRIVATE, _ROLE, INVITE, _BAN, _MUTE, BLOCK = (
     "topic",
     "private",
     "role",
@@ -73,7 +73,7 @@ def standing_keys(user: str) -> list[tuple[str, str]]:
         ("", _TOPIC),
         ("", _PRIVATE),
         (user, _ROLE),
-        (user, _INVITE),
+        (user, INVITE),
         (user, _BAN),
         (user, _MUTE),
     ]
@@ -91,7 +91,7 @@ def standing_of(marks: list[str | None]) -> Standing:
     )
 
 
-def _block_scope(user: str) -> str:
+def block_scope(user: str) -> str:
     return "@" + user
 
 
@@ -200,18 +200,17 @@ class RoomModeration(abc.ABC):
 
     async def invite(self, room: str, user: str, by: str, reason: str = "") -> bool:
         """Invites ``user`` to ``room``; returns False if they were invited already."""
-        return await self._set_mark(room, user, _INVITE, f"{by}\n{reason}") is None
+        return await self._set_mark(room, user, INVITE, f"{by}\n{reason}") is None
 
     async def uninvite(self, room: str, user: str) -> bool:
-        return await self._set_mark(room, user, _INVITE, None) is not None
+        return await self._set_mark(room, user, INVITE, None) is not None
 
     async def is_invited(self, room: str, user: str) -> bool:
-        return await self._mark(room, user, _INVITE) is not None
+        return await self._mark(room, user, INVITE) is not None
 
     async def invitations(self, user: str) -> list[tuple[str, str, str]]:
         """``user``'s open invitations: (room, by, reason), by room."""
-        found = await self._marks_of(user, _INVITE)
-        return [(room, *_split(value)) for room, value in sorted(found.items())]
+        return invitations_of(await self._marks_of(user, INVITE))
 
     # -- bans and mutes ----------------------------------------------------------------
 
@@ -242,17 +241,23 @@ class RoomModeration(abc.ABC):
 
     async def block(self, user: str, other: str) -> bool:
         """``user`` blocks ``other``; returns False if they had already."""
-        return await self._set_mark(_block_scope(user), other, _BLOCK, "1") is None
+        return await self._set_mark(block_scope(user), other, BLOCK, "1") is None
 
     async def unblock(self, user: str, other: str) -> bool:
-        return await self._set_mark(_block_scope(user), other, _BLOCK, None) is not None
+        return await self._set_mark(block_scope(user), other, BLOCK, None) is not None
 
     async def blocked(self, user: str) -> list[str]:
         """The users ``user`` blocked, by name."""
-        return sorted(await self._marks(_block_scope(user), _BLOCK))
+        return sorted(await self._marks(block_scope(user), BLOCK))
 
     async def has_blocked(self, user: str, other: str) -> bool:
-        return await self._mark(_block_scope(user), other, _BLOCK) is not None
+        return await self._mark(block_scope(user), other, BLOCK) is not None
+
+
+def invitations_of(found: dict[str, str]) -> list[tuple[str, str, str]]:
+    """The invitations (room, by, reason), by room, of the INVITE marks of a user
+    (room -> value)."""
+    return [(room, *_split(value)) for room, value in sorted(found.items())]
 
 
 def _split(value: str) -> tuple[str, str]:

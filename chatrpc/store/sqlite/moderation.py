@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..moderation import Standing, standing_keys, standing_of
+from ..moderation import (
+    BLOCK,
+    INVITE,
+    Standing,
+    block_scope,
+    invitations_of,
+    standing_keys,
+    standing_of,
+)
 from .engine import SQLiteBase
 
 
@@ -20,6 +28,20 @@ def _some_marks(
     ).fetchall()
     found = {(str(u), str(w)): str(v) for u, w, v in rows}
     return [found.get(key) for key in keys]
+
+
+def _marks_in(conn: sqlite3.Connection, scope: str, what: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT user, value FROM marks WHERE scope = ? AND what = ?", (scope, what)
+    ).fetchall()
+    return {str(u): str(v) for u, v in rows}
+
+
+def _marks_of(conn: sqlite3.Connection, user: str, what: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT scope, value FROM marks WHERE user = ? AND what = ?", (user, what)
+    ).fetchall()
+    return {str(s): str(v) for s, v in rows}
 
 
 class SQLiteModeration(SQLiteBase):
@@ -74,19 +96,16 @@ class SQLiteModeration(SQLiteBase):
         await self._write(do)
 
     async def _marks(self, scope: str, what: str) -> dict[str, str]:
-        def do(conn: sqlite3.Connection) -> dict[str, str]:
-            rows = conn.execute(
-                "SELECT user, value FROM marks WHERE scope = ? AND what = ?", (scope, what)
-            ).fetchall()
-            return {str(u): str(v) for u, v in rows}
-
-        return await self._read(do)
+        return await self._read(lambda conn: _marks_in(conn, scope, what))
 
     async def _marks_of(self, user: str, what: str) -> dict[str, str]:
-        def do(conn: sqlite3.Connection) -> dict[str, str]:
-            rows = conn.execute(
-                "SELECT scope, value FROM marks WHERE user = ? AND what = ?", (user, what)
-            ).fetchall()
-            return {str(s): str(v) for s, v in rows}
+        return await self._read(lambda conn: _marks_of(conn, user, what))
 
-        return await self._read(do)
+    async def greeting(self, user: str) -> tuple[list[str], list[tuple[str, str, str]]]:
+        """Both reads in one step on a reader thread."""
+
+        def do(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
+            return _marks_in(conn, block_scope(user), BLOCK), _marks_of(conn, user, INVITE)
+
+        blocks, invites = await self._read(do)
+        return sorted(blocks), invitations_of(invites)
