@@ -59,6 +59,15 @@ def rooms_of(i: int, n: int) -> list[str]:
     return [f"a{i // ROOM}", f"b{i % r}", f"c{(i * 7919) % r}"]
 
 
+#: Runs chatrpc-server from the package in the directory argv[1] (``--server-from``),
+#: with the editable install's finder out of the way.
+FROM_DIR = (
+    "import sys; d = sys.argv.pop(1);"
+    " sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+    " sys.path.insert(0, d); from chatrpc.cli_server import main; main()"
+)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
@@ -339,8 +348,13 @@ def run_storm(
     """One reconnect storm (see the module docstring); returns its figures."""
     port = _free_port()
     cap = str(max(10_000, 2 * clients))
+    server_from = getattr(args, "server_from", None)
     cmd = [
-        str(BIN / "chatrpc-server"),
+        *(
+            [sys.executable, "-c", FROM_DIR, str(Path(server_from).resolve())]
+            if server_from
+            else [str(BIN / "chatrpc-server")]
+        ),
         *("--host", "127.0.0.1", "--port", str(port), "--web-port", "0"),
         *("--store", f"sqlite://{tmp}/reconnect-storm.db"),
         *("--rate-limit", "0", "--login-rate", "0", "--log-level", "warning"),
@@ -490,6 +504,11 @@ def main() -> None:
         "--down", type=float, default=0.0, help="seconds the server stays down before its restart"
     )
     p.add_argument("--server-args", default="", metavar="ARGS", help="more chatrpc-server options")
+    p.add_argument(
+        "--server-from",
+        metavar="DIR",
+        help="run the server from the chatrpc package in DIR (`git archive COMMIT chatrpc`)",
+    )
     p.add_argument(
         "--profile-worker",
         metavar="FILE",
