@@ -16,9 +16,10 @@ from chatrpc.errors import Code
 from chatrpc.hub import Hub, Limits
 from chatrpc.model import StoredMessage
 from chatrpc.session import INBOX_EVENTS, Ending, MalformedEvent, SessionRunner, ending
+from chatrpc.session.runner import JOINS_AT_ONCE
 from chatrpc.store import Account
 from chatrpc.store.memory import MemoryStore
-from chatrpc.subscriber import EndReason, Joined, Notice, Outgoing, Presence
+from chatrpc.subscriber import EndReason, Joined, Notice, Outgoing, Presence, Session
 from chatrpc.v1 import chat_pb2 as pb
 
 WAIT = 10.0
@@ -277,3 +278,45 @@ async def test_an_idle_session_holds_no_event_processor_and_bursts_keep_their_or
     assert [m.text for m in alice.messages()][-1] == "b2 m4"
     alice.half_close()
     assert (await asyncio.wait_for(running, WAIT)).reason == EndReason.DONE
+
+
+async def test_joins_past_the_bound_wait_their_turn_and_all_are_answered(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most JOINS_AT_ONCE joins are handled at a time on a server (a reconnect
+    storm's joins never crowd out new sessions); the others wait, in order."""
+    inside, most, entered = 0, 0, []
+    full, release = asyncio.Event(), asyncio.Event()
+    real_join = Hub.join
+
+    async def held(
+        self: Hub, session: Session, room: str, after_seq: int | None = None, epoch: str = ""
+    ) -> None:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        entered.append(session.user)
+        if inside == JOINS_AT_ONCE:
+            full.set()
+        try:
+            await release.wait()
+            await real_join(self, session, room, after_seq, epoch)
+        finally:
+            inside -= 1
+
+    monkeypatch.setattr(Hub, "join", held)
+    n = JOINS_AT_ONCE + 8
+    clients = [MemoryTransport() for _ in range(n)]
+    for i, client in enumerate(clients):
+        await core.start(f"u{i}", client)
+        client.send(join(f"room{i}"))  # a room each: no presence to overflow the queues
+    await asyncio.wait_for(full.wait(), WAIT)
+    for _ in range(100):  # every other processor gets its turn to try
+        await asyncio.sleep(0)
+    assert (inside, most) == (JOINS_AT_ONCE, JOINS_AT_ONCE)
+    release.set()
+    for client in clients:
+        written = client.written
+        await client.until(lambda: any(isinstance(i, Joined) for i in written))  # noqa: B023
+    assert most == JOINS_AT_ONCE
+    assert entered == [f"u{i}" for i in range(n)]

@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 #: Client events read ahead of processing, and the most sends committed together.
 INBOX_EVENTS = 256
 
+#: Joins (and DM resumes) handled at once on this server; the others wait their
+#: turn, in order. A reconnect storm's joins (store reads, presence) then take
+#: the event loop a few at a time and never crowd out the opening of the new
+#: sessions, whose clients wait for the call's headers (see docs/BENCHMARKS.md).
+JOINS_AT_ONCE = 32
+
 #: How long a session's end waits for its event processor to stop, in seconds.
 PROCESSOR_STOP_S = 5.0
 
@@ -58,6 +64,7 @@ class SessionRunner:
         self.stall_timeout_s = stall_timeout_s
         self._watchdogs: set[asyncio.Task[None]] = set()
         self.admission = Admission(hub.limits.max_opening)
+        self._joins = asyncio.Semaphore(JOINS_AT_ONCE)
 
     def admit(self, who: str = "") -> Slot:
         """A slot to open a session in, or ChatError(UNAVAILABLE, "server busy ...
@@ -259,7 +266,8 @@ class SessionRunner:
                 opened()
 
     async def _handle(self, event: pb.ClientEvent, session: Session) -> None:
-        """Handles one event other than a send (sends go through :meth:`_send`)."""
+        """Handles one event other than a send (sends go through
+        :func:`~chatrpc.session.stored.commit_group`)."""
         kind = event.WhichOneof("event")
         try:
             if kind == "join":
@@ -267,10 +275,11 @@ class SessionRunner:
                 after = (
                     seq_field(join.after_seq, "after_seq") if join.HasField("after_seq") else None
                 )
-                if join.WhichOneof("target") == "with_user":
-                    await self.hub.resume_direct(session, join.with_user, after, join.epoch)
-                else:
-                    await self.hub.join(session, join.room, after, join.epoch)
+                async with self._joins:
+                    if join.WhichOneof("target") == "with_user":
+                        await self.hub.resume_direct(session, join.with_user, after, join.epoch)
+                    else:
+                        await self.hub.join(session, join.room, after, join.epoch)
             elif kind == "leave":
                 await self.hub.leave(session, event.leave.room)
             else:
