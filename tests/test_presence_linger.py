@@ -10,6 +10,7 @@ from chatrpc.session.linger import (
     LINGER_EVENTS,
     PRESENCE_INTERVAL_S,
     PRESENCE_LINGER_S,
+    PRESENCE_MAX_INTERVAL_S,
     PresencePace,
     next_write,
 )
@@ -103,3 +104,16 @@ async def test_presence_after_a_presence_write_waits_for_the_pace_but_a_message_
     session.push(message)
     assert await asyncio.wait_for(writing, WAIT) == [presence("u2"), message]
     assert loop.time() - before_message < PRESENCE_LINGER_S
+
+
+def test_the_pace_widens_while_presence_keeps_coming_and_falls_back_after_a_pause() -> None:
+    pace = PresencePace()
+    assert pace.wait(100.0) == PRESENCE_LINGER_S  # the first in a while: the linger only
+    waits = []
+    for written in (100.05, 101.05, 103.05, 105.05):  # each write followed at once by more
+        pace.last = written
+        waits.append(round(pace.wait(written + 0.05), 6))
+    assert waits == [0.95, 1.95, 1.95, 1.95]  # 1 s, then 2 s (the most) after each write
+    assert pace.interval == PRESENCE_MAX_INTERVAL_S
+    assert pace.wait(pace.last + 10.0) == PRESENCE_LINGER_S  # quiet again
+    assert pace.interval == PRESENCE_INTERVAL_S

@@ -9,11 +9,15 @@ now waits up to :data:`PRESENCE_LINGER_S` for more (or a batch frame's worth),
 so they go out together. Presence is live-only and never ordered against
 messages; anything else queued ends the wait at once.
 
-While a room refills, presence keeps coming for seconds: a writer that waited
-50 ms each time still wrote ~20 times a second per session. So presence-only
-writes of a session are also paced (:class:`PresencePace`): after one, the next
-waits until :data:`PRESENCE_INTERVAL_S` has passed. A lone arrival is still
-seen within 50 ms; a storm costs each session at most a few writes a second.
+While rooms refill after a restart, presence keeps coming for as long as the
+storm lasts: a writer that waited 50 ms each time still wrote ~20 times a
+second per session. So presence-only writes of a session are also paced
+(:class:`PresencePace`): after one, the next waits until the session's
+interval has passed. The interval starts at :data:`PRESENCE_INTERVAL_S`,
+doubles (up to :data:`PRESENCE_MAX_INTERVAL_S`) each time presence arrives
+while the last interval still runs, and falls back once presence arrives after
+it. A lone arrival is still seen within 50 ms; a storm costs each session a
+write every two seconds.
 """
 
 from __future__ import annotations
@@ -28,18 +32,30 @@ PRESENCE_LINGER_S = 0.05
 
 #: The shortest time between two presence-only writes of a session (seconds).
 PRESENCE_INTERVAL_S = 0.5
+#: How far that grows while presence keeps coming (seconds).
+PRESENCE_MAX_INTERVAL_S = 2.0
 
 #: Events past which a writer stops waiting (a batch frame's worth).
 LINGER_EVENTS = 64
 
 
 class PresencePace:
-    """When a session's writer last wrote presence alone (its loop's clock)."""
+    """When a session's writer last wrote presence alone (its loop's clock), and
+    how long it waits after that for the next (see the module docstring)."""
 
-    __slots__ = ("last",)
+    __slots__ = ("interval", "last")
 
     def __init__(self) -> None:
-        self.last = -PRESENCE_INTERVAL_S
+        self.last = -PRESENCE_MAX_INTERVAL_S
+        self.interval = PRESENCE_INTERVAL_S
+
+    def wait(self, now: float) -> float:
+        """How long presence that arrived at ``now`` waits for more."""
+        if now - self.last < self.interval:  # still coming: pace it further apart
+            self.interval = min(self.interval * 2, PRESENCE_MAX_INTERVAL_S)
+        else:
+            self.interval = PRESENCE_INTERVAL_S
+        return max(PRESENCE_LINGER_S, self.last + self.interval - now)
 
 
 def _only_presence(items: list[Outgoing]) -> bool:
@@ -49,14 +65,12 @@ def _only_presence(items: list[Outgoing]) -> bool:
 async def next_write(session: Session, pace: PresencePace | None = None) -> list[Outgoing]:
     """The session's next batch (see :meth:`Session.next_batch`), gathered for a
     moment when it is presence alone: :data:`PRESENCE_LINGER_S`, or with ``pace``
-    until :data:`PRESENCE_INTERVAL_S` after its last presence-only write."""
+    until its interval after its last presence-only write has passed."""
     items = await session.next_batch()
     if not _only_presence(items):
         return items
     loop = asyncio.get_running_loop()
-    wait = PRESENCE_LINGER_S
-    if pace is not None:
-        wait = max(wait, pace.last + PRESENCE_INTERVAL_S - loop.time())
+    wait = PRESENCE_LINGER_S if pace is None else pace.wait(loop.time())
     # next_batch takes items off the queue only after its wait: a timeout that
     # cancels the wait loses nothing.
     with contextlib.suppress(TimeoutError):
