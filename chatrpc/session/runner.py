@@ -42,7 +42,7 @@ INBOX_EVENTS = 256
 #: turn, in order. A reconnect storm's joins (store reads, presence) then take
 #: the event loop a few at a time and never crowd out the opening of the new
 #: sessions, whose clients wait for the call's headers (see docs/BENCHMARKS.md).
-JOINS_AT_ONCE = 32
+JOINS_AT_ONCE = 8
 
 #: How long a session's end waits for its event processor to stop, in seconds.
 PROCESSOR_STOP_S = 5.0
