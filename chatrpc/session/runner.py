@@ -192,24 +192,28 @@ class SessionRunner:
         ends once the inbox is empty, so an idle session holds no processor.
         """
         inbox: Inbox[pb.ClientEvent | None] = Inbox(INBOX_EVENTS)
-        processor: asyncio.Task[None] | None = None
+        # The processor while it runs: it takes itself out when done, so an idle
+        # session keeps no finished task either.
+        running: list[asyncio.Task[None]] = []
         try:
             async for event in events:
                 opened.busy()
                 await inbox.put(event)
-                if processor is not None and processor.done():
-                    if not processor.cancelled() and processor.exception() is not None:
+                if running and running[0].done():
+                    failed = running[0]
+                    if not failed.cancelled() and failed.exception() is not None:
                         # It failed (its error is logged as it stops): end the session
                         # rather than leave the client's events unanswered.
                         session.end(EndReason.FAILED)
                         return
-                    processor = None  # it found the inbox empty and ended
-                if processor is None:
-                    processor = self._start_processor(inbox, session, opened)
+                    running.clear()  # it found the inbox empty and ended
+                if not running:
+                    self._start_processor(inbox, session, opened, running)
             await inbox.put(None)
-            if processor is None or processor.done():
-                processor = self._start_processor(inbox, session, opened)
-            await processor
+            if not running or running[0].done():
+                running.clear()
+                self._start_processor(inbox, session, opened, running)
+            await running[0]
         except asyncio.CancelledError:
             raise
         except (DecodeError, MalformedEvent):
@@ -223,18 +227,23 @@ class SessionRunner:
             session.end(EndReason.FAILED)
             return
         finally:
-            if processor is not None:
-                await _stop_processor(processor, inbox)
+            if running:
+                await _stop_processor(running[0], inbox)
         session.end(EndReason.DONE)
 
     def _start_processor(
-        self, inbox: Inbox[pb.ClientEvent | None], session: Session, opened: Slot
-    ) -> asyncio.Task[None]:
+        self,
+        inbox: Inbox[pb.ClientEvent | None],
+        session: Session,
+        opened: Slot,
+        running: list[asyncio.Task[None]],
+    ) -> None:
         processor = asyncio.create_task(self._process(inbox, session, opened))
+        running.append(processor)
         # A processor that fails ends the session at once (its error is logged as
         # it stops), even while the reader waits on a full inbox.
         processor.add_done_callback(functools.partial(_end_if_failed, session))
-        return processor
+        processor.add_done_callback(functools.partial(_forget, running))
 
     async def _process(
         self, inbox: Inbox[pb.ClientEvent | None], session: Session, opened: Callable[[], None]
@@ -318,6 +327,11 @@ def _watch_stalled(owner: SessionRunner, session: Session, runner: asyncio.Task[
     task = asyncio.create_task(watch())
     owner._watchdogs.add(task)
     task.add_done_callback(owner._watchdogs.discard)
+
+
+def _forget(running: list[asyncio.Task[None]], processor: asyncio.Task[None]) -> None:
+    if running and running[0] is processor:
+        running.clear()
 
 
 def _end_if_failed(session: Session, processor: asyncio.Task[None]) -> None:
