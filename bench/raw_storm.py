@@ -160,18 +160,7 @@ def run_raw_storm(clients: int, processes: int, rate: float, limit: float) -> di
     ]
 
     def tell(line: str) -> list[dict[str, Any]]:
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write(line + "\n")
-            w.stdin.flush()
-        out = []
-        for w in workers:
-            assert w.stdout is not None
-            got = w.stdout.readline()
-            if not got:
-                raise SystemExit("raw storm: a worker ended early")
-            out.append(json.loads(got))
-        return out
+        return storm.tell_workers(workers, line, "raw storm")
 
     try:
         ready = sum(r["ready"] for r in tell("setup"))
@@ -186,19 +175,7 @@ def run_raw_storm(clients: int, processes: int, rate: float, limit: float) -> di
         sampler.stopped.set()
         sampler.join()
     finally:
-        for w in workers:
-            try:
-                assert w.stdin is not None
-                w.stdin.write("exit\n")
-                w.stdin.close()
-            except (BrokenPipeError, ValueError):
-                pass
-        for w in workers:
-            try:
-                w.wait(60)
-            except subprocess.TimeoutExpired:
-                w.kill()
-                w.wait()
+        storm.stop_workers(workers)
         server.terminate()
         server.wait(60)
     times = sorted(t - t_up for r in reports for t in r["times"])

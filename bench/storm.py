@@ -330,6 +330,41 @@ def _profile(pid: int, out: str) -> subprocess.Popen[bytes]:
     )
 
 
+def tell_workers(
+    workers: list[subprocess.Popen[str]], line: str, what: str
+) -> list[dict[str, Any]]:
+    """Sends ``line`` to every worker and returns each one's JSON answer."""
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.write(line + "\n")
+        w.stdin.flush()
+    out = []
+    for w in workers:
+        assert w.stdout is not None
+        got = w.stdout.readline()
+        if not got:
+            raise SystemExit(f"{what}: a worker ended early")
+        out.append(json.loads(got))
+    return out
+
+
+def stop_workers(workers: list[subprocess.Popen[str]]) -> None:
+    """Tells every worker to exit and waits for it (kills one that does not)."""
+    for w in workers:
+        try:
+            assert w.stdin is not None
+            w.stdin.write("exit\n")
+            w.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+    for w in workers:
+        try:
+            w.wait(120)
+        except subprocess.TimeoutExpired:
+            w.kill()
+            w.wait()
+
+
 def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for c in counts:
@@ -387,18 +422,7 @@ def run_storm(
     ]
 
     def tell(line: str) -> list[dict[str, Any]]:
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write(line + "\n")
-            w.stdin.flush()
-        out = []
-        for w in workers:
-            assert w.stdout is not None
-            got = w.stdout.readline()
-            if not got:
-                raise SystemExit("reconnect storm: a worker ended early")
-            out.append(json.loads(got))
-        return out
+        return tell_workers(workers, line, "reconnect storm")
 
     try:
         setup = tell("setup")
@@ -429,19 +453,7 @@ def run_storm(
                 recording.send_signal(signal.SIGINT)
                 recording.wait(60)
     finally:
-        for w in workers:
-            try:
-                assert w.stdin is not None
-                w.stdin.write("exit\n")
-                w.stdin.close()
-            except (BrokenPipeError, ValueError):
-                pass
-        for w in workers:
-            try:
-                w.wait(120)
-            except subprocess.TimeoutExpired:
-                w.kill()
-                w.wait()
+        stop_workers(workers)
         server.terminate()
         server.wait(60)
     times = sorted(t - t_up for r in reports for t in r["times"])
