@@ -603,6 +603,13 @@ def main() -> None:
         " of their server (bench/storm.py; 0: skip)",
     )
     p.add_argument(
+        "--raw-storm",
+        type=int,
+        default=1,
+        metavar="0|1",
+        help="after --reconnect-storm, the same storm with raw grpcio (bench/raw_storm.py)",
+    )
+    p.add_argument(
         "--storm-processes", type=int, default=4, help="worker processes of --reconnect-storm"
     )
     p.add_argument(
@@ -809,6 +816,8 @@ def main() -> None:
     storm: dict[str, Any] | None = None
     if args.reconnect_storm:
         storm = reconnect_storm(args, tmp)
+        if args.raw_storm:
+            storm["raw"] = raw_storm(args)
     print()
     print(table(results))
     if populations:
@@ -944,6 +953,18 @@ def search_figures(tmp: str, messages: int) -> dict[str, Any]:
         subprocess.run(cmd, check=True, timeout=1800)
         out[store] = json.loads(path.read_text())
     return out
+
+
+def raw_storm(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/raw_storm.py with the reconnect storm's size: raw grpcio's floor for it."""
+    sys.path.insert(0, str(HERE))
+    import raw_storm as raw
+
+    try:
+        return raw.run_raw_storm(args.reconnect_storm, args.storm_processes, 150.0, 180.0)
+    except SystemExit as exc:
+        print(f"raw storm failed: {exc}", flush=True)
+        return {"failed": str(exc)}
 
 
 def reconnect_storm(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
