@@ -162,33 +162,16 @@ class _Delivered:
         return cls(seq, seq, seq)
 
 
+#: A session's attributes, as slots (a server holds many sessions, most of them idle).
+_SESSION_ATTRIBUTES = """_delivered _ended _held _parked _queue _wakeup dropped id max_queue
+    on_stop overflowed peer rooms transport user writing"""
+
+
 class Session:
-    """A connected client session of one user (see the module docstring).
+    """A connected client session of one user (see the module docstring). Many are
+    idle: slots, and a list for the queue (a deque's first block is ~0.7 KiB)."""
 
-    A server holds one per connected user, most of them idle: the queue is a
-    list, not a deque (whose first block alone is ~0.7 KiB; it is only ever
-    appended to, drained whole and rarely prepended to), and the attributes are
-    slots.
-    """
-
-    __slots__ = (
-        "_delivered",
-        "_ended",
-        "_held",
-        "_parked",
-        "_queue",
-        "_wakeup",
-        "dropped",
-        "id",
-        "max_queue",
-        "on_stop",
-        "overflowed",
-        "peer",
-        "rooms",
-        "transport",
-        "user",
-        "writing",
-    )
+    __slots__ = tuple(_SESSION_ATTRIBUTES.split())
 
     def __init__(
         self, user: str, max_queue: int = 2048, *, transport: str = "", peer: str = ""
@@ -212,8 +195,8 @@ class Session:
         self._parked: dict[str, list[Ack]] = {}
         #: Set by the writer while a write is in flight (the client may not be reading).
         self.writing = False
-        #: Called once when the session overflows or is ended, so the server can
-        #: end a session whose writer is stuck on a client that stopped reading.
+        #: Called once when the session overflows or is ended (a writer stuck on a
+        #: client that stopped reading never sees that).
         self.on_stop: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
