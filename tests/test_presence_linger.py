@@ -110,10 +110,10 @@ def test_the_pace_widens_while_presence_keeps_coming_and_falls_back_after_a_paus
     pace = PresencePace()
     assert pace.wait(100.0) == PRESENCE_LINGER_S  # the first in a while: the linger only
     waits = []
-    for written in (100.05, 101.05, 103.05, 105.05):  # each write followed at once by more
+    for written in (100.05, 101.05, 103.05, 107.05, 111.05):  # each followed at once by more
         pace.last = written
         waits.append(round(pace.wait(written + 0.05), 6))
-    assert waits == [0.95, 1.95, 1.95, 1.95]  # 1 s, then 2 s (the most) after each write
+    assert waits == [0.95, 1.95, 3.95, 3.95, 3.95]  # 1 s, 2 s, then 4 s (the most)
     assert pace.interval == PRESENCE_MAX_INTERVAL_S
     assert pace.wait(pace.last + 10.0) == PRESENCE_LINGER_S  # quiet again
     assert pace.interval == PRESENCE_INTERVAL_S

@@ -17,7 +17,7 @@ interval has passed. The interval starts at :data:`PRESENCE_INTERVAL_S`,
 doubles (up to :data:`PRESENCE_MAX_INTERVAL_S`) each time presence arrives
 while the last interval still runs, and falls back once presence arrives after
 it. A lone arrival is still seen within 50 ms; a storm costs each session a
-write every two seconds.
+write every four seconds.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ PRESENCE_LINGER_S = 0.05
 #: The shortest time between two presence-only writes of a session (seconds).
 PRESENCE_INTERVAL_S = 0.5
 #: How far that grows while presence keeps coming (seconds).
-PRESENCE_MAX_INTERVAL_S = 2.0
+PRESENCE_MAX_INTERVAL_S = 4.0
 
 #: Events past which a writer stops waiting (a batch frame's worth).
 LINGER_EVENTS = 64
