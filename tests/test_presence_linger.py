@@ -106,14 +106,24 @@ async def test_presence_after_a_presence_write_waits_for_the_pace_but_a_message_
     assert loop.time() - before_message < PRESENCE_LINGER_S
 
 
-def test_the_pace_widens_while_presence_keeps_coming_and_falls_back_after_a_pause() -> None:
+def test_the_pace_widens_while_presence_comes_in_bursts_and_falls_back_after() -> None:
     pace = PresencePace()
     assert pace.wait(100.0) == PRESENCE_LINGER_S  # the first in a while: the linger only
     waits = []
-    for written in (100.05, 101.05, 103.05, 107.05, 111.05):  # each followed at once by more
-        pace.last = written
+    for written in (100.05, 101.05, 103.05, 107.05, 111.05):  # bursts, each followed by more
+        pace.wrote(written, 20)
         waits.append(round(pace.wait(written + 0.05), 6))
     assert waits == [0.95, 1.95, 3.95, 3.95, 3.95]  # 1 s, 2 s, then 4 s (the most)
     assert pace.interval == PRESENCE_MAX_INTERVAL_S
     assert pace.wait(pace.last + 10.0) == PRESENCE_LINGER_S  # quiet again
     assert pace.interval == PRESENCE_INTERVAL_S
+
+
+def test_single_arrivals_in_quick_succession_keep_the_shortest_pace() -> None:
+    """Someone joining, leaving and joining again is announced within half a second
+    each time: one event a write is no burst."""
+    pace = PresencePace()
+    for written in (100.0, 100.5, 101.0, 101.5):
+        pace.wrote(written, 1)
+        assert round(pace.wait(written + 0.1), 6) == 0.4
+        assert pace.interval == PRESENCE_INTERVAL_S

@@ -13,11 +13,13 @@ While rooms refill after a restart, presence keeps coming for as long as the
 storm lasts: a writer that waited 50 ms each time still wrote ~20 times a
 second per session. So presence-only writes of a session are also paced
 (:class:`PresencePace`): after one, the next waits until the session's
-interval has passed. The interval starts at :data:`PRESENCE_INTERVAL_S`,
-doubles (up to :data:`PRESENCE_MAX_INTERVAL_S`) each time presence arrives
-while the last interval still runs, and falls back once presence arrives after
-it. A lone arrival is still seen within 50 ms; a storm costs each session a
-write every four seconds.
+interval has passed. The interval starts at :data:`PRESENCE_INTERVAL_S` and
+doubles (up to :data:`PRESENCE_MAX_INTERVAL_S`) while presence comes in
+bursts: when the last presence-only write carried several events and more
+arrived before its interval ran out. Otherwise it falls back, so a user
+coming and going is announced within half a second each time. A lone arrival
+is still seen within 50 ms; a storm costs each session a write every four
+seconds.
 """
 
 from __future__ import annotations
@@ -43,19 +45,25 @@ class PresencePace:
     """When a session's writer last wrote presence alone (its loop's clock), and
     how long it waits after that for the next (see the module docstring)."""
 
-    __slots__ = ("interval", "last")
+    __slots__ = ("interval", "last", "size")
 
     def __init__(self) -> None:
         self.last = -PRESENCE_MAX_INTERVAL_S
         self.interval = PRESENCE_INTERVAL_S
+        #: How many events the last presence-only write carried.
+        self.size = 0
 
     def wait(self, now: float) -> float:
         """How long presence that arrived at ``now`` waits for more."""
-        if now - self.last < self.interval:  # still coming: pace it further apart
+        if self.size > 1 and now - self.last < self.interval:  # a burst: pace it further
             self.interval = min(self.interval * 2, PRESENCE_MAX_INTERVAL_S)
         else:
             self.interval = PRESENCE_INTERVAL_S
         return max(PRESENCE_LINGER_S, self.last + self.interval - now)
+
+    def wrote(self, now: float, size: int) -> None:
+        """A presence-only write of ``size`` events went out at ``now``."""
+        self.last, self.size = now, size
 
 
 def _only_presence(items: list[Outgoing]) -> bool:
@@ -78,5 +86,5 @@ async def next_write(session: Session, pace: PresencePace | None = None) -> list
             while len(items) < LINGER_EVENTS and _only_presence(items):
                 items.extend(await session.next_batch())
     if pace is not None and _only_presence(items):
-        pace.last = loop.time()
+        pace.wrote(loop.time(), len(items))
     return items
