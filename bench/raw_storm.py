@@ -126,17 +126,8 @@ async def _back(client: RawClient) -> None:
 
 
 def _raw_server(port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "raw_server.py"), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    if "listening on" not in proc.stdout.readline():
-        proc.kill()
-        raise SystemExit("raw server did not start")
-    return proc
+    cmd = [sys.executable, str(HERE / "raw_server.py"), "--port", str(port)]
+    return storm.start_server(cmd, dict(os.environ))[0]
 
 
 def run_raw_storm(clients: int, processes: int, rate: float, limit: float) -> dict[str, Any]:

@@ -30,17 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from storm import FROM_DIR, cpu_seconds, start_server
+from storm import profile as storm_profile
+
 from chatrpc import SERVER_GRPC_EXPERIMENTS
 from chatrpc.client import ChatStream, channel, login
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _server(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
@@ -48,15 +45,7 @@ def _server(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
         **os.environ,
         "GRPC_EXPERIMENTS": os.environ.get("GRPC_EXPERIMENTS", SERVER_GRPC_EXPERIMENTS),
     }
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, line.split("listening on ")[1].split()[0]
+    return start_server(cmd, env)
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -120,17 +109,6 @@ async def _joined(stream: ChatStream, count: int) -> dict[str, int]:
     raise SystemExit("stream ended before the joins were answered")
 
 
-def _spy(pid: int, out: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            *(str(BIN / "py-spy"), "record", "--rate", "200", "--pid", str(pid)),
-            *("-o", out, "--format", "raw"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def _chat(n: int, rate: float, address: str, pid: int, profile: str = "") -> float:
     ch = channel(address)
     tokens = [(await login(ch, f"r{i}")).token for i in range(n)]
@@ -156,7 +134,7 @@ async def _chat(n: int, rate: float, address: str, pid: int, profile: str = "") 
     await asyncio.sleep(2.0)
     # Measured: reconnect and resume, paced.
     reopened = []
-    spy = _spy(pid, profile) if profile else None  # the reconnects only
+    spy = storm_profile(pid, profile) if profile else None  # the reconnects only
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
 
     async def one(i: int) -> None:
@@ -179,15 +157,6 @@ async def _chat(n: int, rate: float, address: str, pid: int, profile: str = "") 
         s.cancel()
         await c.close()
     return (cpu1 - cpu0) / n
-
-
-#: Runs chatrpc-server from the package in the directory argv[1] (``--server-from``),
-#: with the editable install's finder out of the way.
-FROM_DIR = (
-    "import sys; d = sys.argv.pop(1);"
-    " sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
-    " sys.path.insert(0, d); from chatrpc.cli_server import main; main()"
-)
 
 
 def chat_cost(

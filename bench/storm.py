@@ -276,7 +276,9 @@ def _free_port() -> int:
         return port
 
 
-def _server(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def start_server(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """Starts a server (chatrpc-server or bench/raw_server.py) and waits for its
+    ready line; returns it and the address it listens on."""
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
     )
@@ -285,7 +287,7 @@ def _server(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     if "listening on" not in line:
         proc.kill()
         raise SystemExit(f"server did not start: {line!r}")
-    return proc
+    return proc, line.split("listening on ")[1].split()[0]
 
 
 class Sampler(threading.Thread):
@@ -309,7 +311,7 @@ class Sampler(threading.Thread):
         return (before[-1] if before else self.samples[0])[1]
 
 
-def _profile(pid: int, out: str) -> subprocess.Popen[bytes]:
+def profile(pid: int, out: str) -> subprocess.Popen[bytes]:
     """py-spy recording ``pid`` (raw stacks for a .txt, else a flame graph) until SIGINT."""
     fmt = "raw" if out.endswith(".txt") else "flamegraph"
     return subprocess.Popen(
@@ -396,7 +398,7 @@ def run_storm(
         *("--max-sessions", cap, "--max-connections", cap),
         *(getattr(args, "server_args", "") or "").split(),
     ]
-    server = _server(cmd, env)
+    server, _ = start_server(cmd, env)
     per = -(-clients // processes)
     load_env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
     if getattr(args, "client_from", None):
@@ -438,13 +440,13 @@ def run_storm(
         server.wait(60)
         t_down = time.time()
         time.sleep(getattr(args, "down", 0.0))
-        server = _server(cmd, env)
+        server, _ = start_server(cmd, env)
         t_up = time.time()
         sampler = Sampler([server.pid, *(w.pid for w in workers)])
         sampler.start()
-        spy = _profile(server.pid, args.profile) if getattr(args, "profile", None) else None
+        spy = profile(server.pid, args.profile) if getattr(args, "profile", None) else None
         worker_out = getattr(args, "profile_worker", None)
-        worker_spy = _profile(workers[0].pid, worker_out) if worker_out else None
+        worker_spy = profile(workers[0].pid, worker_out) if worker_out else None
         reports = tell(f"wait {args.max_seconds}")
         sampler.stopped.set()
         sampler.join()
