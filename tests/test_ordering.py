@@ -188,7 +188,8 @@ async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(
     await alice.wait_for(lambda ev: len(alice.of("joined")) == 1)
     [joined] = alice.of("joined")
     assert (joined.with_user, joined.last_seq) == ("bob", 2)
-    if every_store.startswith("redis") and joined.complete:
+    shared = every_store.startswith("redis")
+    if shared and joined.complete:
         # A store shared by servers may hand a new watch the DMs committed just
         # before it, live: both reached the session before the resume, which then
         # has nothing to replay and is complete.
@@ -197,7 +198,9 @@ async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(
     else:
         assert (joined.complete, joined.replayed) == (False, 0)
         assert seqs(alice, "@bob") == [2]
-        assert acks(alice) == []
+        # There the watch may hand over only the newer DM, live, before the
+        # resend is answered: the session is then past it, so the resend is acked.
+        assert acks(alice) in (([], [("@bob", 2, "d2")]) if shared else ([],))
     assert_strictly_increasing(alice)
 
     # Resumed first, then resent: the replay has it, and the resend is acked.
