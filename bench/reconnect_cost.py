@@ -10,8 +10,12 @@ servers on 127.0.0.1, each paced at ``--rate`` a second so neither server queues
   disconnect. Then, measured, each reconnects as a client with a saved token does:
   a new connection, a ``Chat`` call, three joins with ``after_seq`` (the last seq
   it saw, so nothing is replayed but the resume is checked), live once the three
-  ``joined`` arrive. No Login. Rooms fill up again as their members come back,
-  so a join announces the user to the members already back (about 50 on average).
+  ``joined`` arrive. No Login. The clients dropped their calls (no goodbye) two
+  seconds before, within the presence grace: nobody is announced, as after a
+  network blip or a restart.
+* **chatrpc, every return announced** (``--presence-grace 0``): rooms fill up
+  again as their members come back, so a join announces the user to the members
+  already back (about 50 on average), as when users return after the grace.
 
 Server CPU (user+system from /proc) over the N connects, divided by N. Also with
 ``--presence-off`` (``--presence-max-sessions 1``: no join announced) to show what
@@ -160,7 +164,7 @@ async def _chat(n: int, rate: float, address: str, pid: int, profile: str = "") 
 
 
 def chat_cost(
-    n: int, rate: float, presence: bool, profile: str = "", server_from: str = ""
+    n: int, rate: float, options: list[str], profile: str = "", server_from: str = ""
 ) -> float:
     with tempfile.TemporaryDirectory(prefix="chatrpc-reconnect-") as tmp:
         cmd = [
@@ -172,7 +176,7 @@ def chat_cost(
             *("--host", "127.0.0.1", "--port", "0", "--web-port", "0"),
             *("--store", f"sqlite://{tmp}/r.db", "--rate-limit", "0", "--login-rate", "0"),
             *("--log-level", "warning"),
-            *([] if presence else ["--presence-max-sessions", "1"]),
+            *options,
         ]
         proc, address = _server(cmd)
         try:
@@ -201,23 +205,27 @@ def main() -> None:
     args = p.parse_args()
     raw = raw_cost(args.clients, args.rate)
     bidi = raw_cost(args.clients, args.rate, "raw-bidi")
-    chat = chat_cost(args.clients, args.rate, True, args.profile, args.server_from)
+    chat = chat_cost(args.clients, args.rate, [], args.profile, args.server_from)
+    announced = chat_cost(args.clients, args.rate, ["--presence-grace", "0"], "", args.server_from)
     result = {
         "clients": args.clients,
         "rate": args.rate,
         "raw_ms": 1000 * raw,
         "raw_bidi_ms": 1000 * bidi,
         "chat_ms": 1000 * chat,
+        "chat_announced_ms": 1000 * announced,
     }
     line = (
         f"{args.clients} at {args.rate:g}/s: raw connection+stream {1000 * raw:.2f} ms of"
         f" server CPU; raw bidirectional stream + three acknowledged requests"
         f" {1000 * bidi:.2f} ms ({bidi / raw:.2f}x); chatrpc reconnect (Chat + three joins"
-        f" with after_seq, rooms of 100) {1000 * chat:.2f} ms ({chat / raw:.2f}x,"
-        f" {chat / bidi:.2f}x raw bidi)"
+        f" with after_seq, rooms of 100) back within the presence grace {1000 * chat:.2f} ms"
+        f" ({chat / raw:.2f}x, {chat / bidi:.2f}x raw bidi); every return announced"
+        f" {1000 * announced:.2f} ms ({announced / raw:.2f}x, {announced / bidi:.2f}x raw bidi)"
     )
     if args.presence_off:
-        quiet = chat_cost(args.clients, args.rate, False, server_from=args.server_from)
+        options = ["--presence-max-sessions", "1"]
+        quiet = chat_cost(args.clients, args.rate, options, server_from=args.server_from)
         result["chat_no_presence_ms"] = 1000 * quiet
         line += (
             f"; without presence {1000 * quiet:.2f} ms ({quiet / raw:.2f}x,"

@@ -127,13 +127,13 @@ class Hub:
     def sessions_open(self) -> int:
         return len(self._token_of)
 
-    def disconnect(self, session: Session) -> None:
-        """Removes a session everywhere; announces users who went offline."""
+    def disconnect(self, session: Session, *, linger: bool = False) -> None:
+        """Removes a session everywhere; announces users gone (or ``linger``s them)."""
         self._revoked.discard(session)
         if self._token_of.pop(session, None) is not None:
             self.sessions_closed += 1
         for room in list(session.rooms):
-            self.presence.unsubscribe(session, room)
+            self.presence.unsubscribe(session, room, linger=linger)
         sessions = self._users.get(session.user)
         if sessions is not None:
             sessions.pop(session, None)

@@ -86,6 +86,17 @@ class Limits:
         low=0,
         metavar="N",
     )
+    #: A reconnect storm announces nothing to rooms whose members come back within it.
+    presence_grace_s: float = setting(
+        30.0,
+        "--presence-grace",
+        "a user whose connection dropped, or whose server stopped, stays online in"
+        " their rooms this long, so coming back announces nothing; one who quits"
+        " is gone at once (0: announce every drop)",
+        low=0,
+        high=3600,
+        metavar="SECONDS",
+    )
     rooms_per_user_per_day: int = setting(
         20,
         "--rooms-per-user-per-day",

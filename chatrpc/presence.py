@@ -8,9 +8,21 @@ other servers' reports alike. Presence is live only: never stored, never replaye
 Rooms past the presence cap (``presence_max_sessions``) announce no joins and
 leaves (each announcement costs one event per member: quadratic in a join
 storm), and their joins name nobody, only how many are online.
+
+A user whose connection dropped (or whose server stopped) stays online in their
+rooms for the presence grace (``presence_grace_s``): coming back within it
+announces nothing, so a network blip or a restart does not flap every member of
+every room offline and online again (N returns would cost N^2/2 events). A user
+who quits or leaves a room is announced gone at once; one who does not come
+back is announced gone when the grace runs out. Who was online when the server
+stopped is kept in the store (:meth:`~chatrpc.store.Store.keep_online`) and
+lingers for the grace after it starts again.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections import deque
 
 from .errors import ChatError
 from .limits import Limits
@@ -29,6 +41,11 @@ class RoomPresence:
         #: Per room, each user here and how many of their sessions are in it: who
         #: is here, and whether a join or leave changes that, without a scan.
         self._users: dict[str, dict[str, int]] = {}
+        #: Per room, users gone without a word and still shown online, and until
+        #: when (the loop's clock); in order of those times (one grace for all).
+        self._lingering: dict[str, dict[str, float]] = {}
+        self._expiries: deque[tuple[float, str, str]] = deque()
+        self._expiry: asyncio.TimerHandle | None = None
         store.set_presence_listener(self._on_remote)
         store.set_room_drop_listener(self.drop)
 
@@ -37,11 +54,11 @@ class RoomPresence:
         return list(self._rooms.get(room, ()))
 
     def users_here(self, room: str) -> set[str]:
-        """Users with a session in ``room`` on this server now."""
-        return set(self._users.get(room, ()))
+        """Users with a session in ``room`` on this server now, or lingering in it."""
+        return set(self._users.get(room, ())).union(self._lingering.get(room, ()))
 
     def user_here(self, room: str, user: str) -> bool:
-        return user in self._users.get(room, ())
+        return user in self._users.get(room, ()) or user in self._lingering.get(room, ())
 
     async def online(self, room: str) -> set[str]:
         """Users online in ``room`` on this server or, with a shared store, any other."""
@@ -69,6 +86,8 @@ class RoomPresence:
         for session in sessions:
             self.unsubscribe(session, room)
             session.push(Left(room))
+        for user in self._lingering.pop(room, ()):
+            self.store.set_online(room, user, False)
         return len(sessions)
 
     def subscribe(self, session: Session, room: str) -> None:
@@ -84,13 +103,21 @@ class RoomPresence:
         first = session.user not in users
         users[session.user] = users.get(session.user, 0) + 1
         if first:
+            lingering = self._lingering.get(room)
+            if lingering is not None and lingering.pop(session.user, None) is not None:
+                if not lingering:
+                    del self._lingering[room]
+                return  # back within the grace: still online to everyone
             if not self.store.online_elsewhere(room, session.user):
                 self._announce(room, Presence(room, session.user, joined=True), skip=session)
             self.store.set_online(room, session.user, True)
 
-    def unsubscribe(self, session: Session, room: str, *, forget: bool = True) -> None:
+    def unsubscribe(
+        self, session: Session, room: str, *, forget: bool = True, linger: bool = False
+    ) -> None:
         """Takes ``session`` out of ``room`` (forgetting what it delivered there, unless
-        ``forget`` is False); announces its user if they are now gone."""
+        ``forget`` is False); announces its user if they are now gone, or with
+        ``linger`` (gone without a word) keeps them online for the grace."""
         session.rooms.discard(room)
         if forget:
             session.forget(room_key(room))
@@ -106,10 +133,67 @@ class RoomPresence:
         if not subs:
             del self._rooms[room], self._users[room]
             self.store.unwatch(room_key(room))
-        if last:
-            if not self.store.online_elsewhere(room, session.user):
-                self._announce(room, Presence(room, session.user, joined=False), skip=session)
-            self.store.set_online(room, session.user, False)
+        if not last:
+            return
+        if linger and self.limits.presence_grace_s > 0:
+            self._linger(room, session.user)
+        else:
+            self._gone(room, session.user, skip=session)
+
+    def lingering(self) -> dict[str, list[str]]:
+        """Who is online in each room here, sessions and lingering alike (what a
+        stopping server keeps in the store)."""
+        rooms = {room: set(users) for room, users in self._users.items()}
+        for room, users in self._lingering.items():
+            rooms.setdefault(room, set()).update(users)
+        return {room: sorted(users) for room, users in rooms.items() if users}
+
+    def stop(self) -> dict[str, list[str]]:
+        """The server stops: no more expiries. Returns :meth:`lingering`."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        return self.lingering()
+
+    def restore(self, rooms: dict[str, list[str]]) -> None:
+        """Users online when the server last stopped: they linger for the grace."""
+        if self.limits.presence_grace_s <= 0:
+            return
+        for room, users in rooms.items():
+            for user in users:
+                if not self.user_here(room, user):
+                    self._linger(room, user)
+                    self.store.set_online(room, user, True)
+
+    def _linger(self, room: str, user: str) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.limits.presence_grace_s
+        self._lingering.setdefault(room, {})[user] = until
+        self._expiries.append((until, room, user))
+        if self._expiry is None:
+            self._expiry = loop.call_at(until, self._expire)
+
+    def _expire(self) -> None:
+        """Announces the lingering users whose grace ran out; waits for the next."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._expiries and self._expiries[0][0] <= now:
+            until, room, user = self._expiries.popleft()
+            lingering = self._lingering.get(room)
+            if lingering is None or lingering.get(user) != until:
+                continue  # came back (or lingers again, until later)
+            del lingering[user]
+            if not lingering:
+                del self._lingering[room]
+            self._gone(room, user, skip=None)
+        if self._expiries:
+            self._expiry = loop.call_at(self._expiries[0][0], self._expire)
+
+    def _gone(self, room: str, user: str, skip: Session | None) -> None:
+        if not self.store.online_elsewhere(room, user):
+            self._announce(room, Presence(room, user, joined=False), skip=skip)
+        self.store.set_online(room, user, False)
 
     def _on_remote(self, room: str, user: str, online: bool) -> None:
         """A user came online in ``room`` on another server, or left it there."""

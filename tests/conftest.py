@@ -186,7 +186,16 @@ class Peer:
         err: pb.Error = next(e for e in self.of("error") if e.client_msg_id == client_msg_id)
         return err
 
+    async def quit(self) -> None:
+        """Ends the session as a client quitting does: half-closes, and reads to
+        the end of the stream (the server's OK)."""
+        await self.stream.done_writing()
+        if self.reader is not None:
+            await self.reader
+        await self.ch.close()
+
     async def close(self) -> None:
+        """Drops the connection without a word (the server sees the client gone)."""
         self.stream.cancel()
         if self.reader is not None:
             with contextlib.suppress(asyncio.CancelledError):

@@ -30,6 +30,9 @@ async def test_a_vanished_client_leaves_the_room(
         "1",
         "--keepalive-timeout",
         "1",
+        # Gone without a word: online for the grace, then announced gone.
+        "--presence-grace",
+        "1",
         "--log-level",
         "warning",
         log_dir=tmp_path,

@@ -136,7 +136,7 @@ async def test_presence_is_announced_and_members_listed(server: ChatServer, peer
         await bob.wait_for(lambda ev: bool(bob.of("left")))
         listed = await stub.ListMembers(pb.ListMembersRequest(room="general"), metadata=md)
         assert list(listed.members) == ["alice", "bob"]
-        await bob2.close()
+        await bob2.quit()
         await alice.wait_for(
             lambda ev: any(
                 p.user == "bob" and p.kind == pb.Presence.LEFT for p in alice.of("presence")

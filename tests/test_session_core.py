@@ -162,7 +162,9 @@ async def test_a_write_that_fails_ends_the_session_as_gone_and_closes_it(core: C
     alice.send(join("general"))
     end = await asyncio.wait_for(running, WAIT)
     assert (end.reason, end.code) == (EndReason.GONE, None)
-    assert core.hub.sessions_open == 0 and core.hub.online("general") == []
+    assert core.hub.sessions_open == 0 and core.hub.presence.sessions_in("general") == []
+    # Gone without a word: online for the presence grace (see test_presence_grace).
+    assert core.hub.online("general") == ["alice"]
 
 
 async def test_a_session_that_stops_reading_leaves_its_rooms_then_learns_why(core: Core) -> None:

@@ -10,6 +10,14 @@ here imports grpc or aiohttp.
 """
 
 from .ends import Ending, ending
-from .runner import INBOX_EVENTS, MalformedEvent, SessionRunner, Write
+from .runner import INBOX_EVENTS, ClientGone, MalformedEvent, SessionRunner, Write
 
-__all__ = ["INBOX_EVENTS", "Ending", "MalformedEvent", "SessionRunner", "Write", "ending"]
+__all__ = [
+    "INBOX_EVENTS",
+    "ClientGone",
+    "Ending",
+    "MalformedEvent",
+    "SessionRunner",
+    "Write",
+    "ending",
+]

@@ -47,12 +47,21 @@ JOINS_AT_ONCE = 8
 #: How long a session's end waits for its event processor to stop, in seconds.
 PROCESSOR_STOP_S = 5.0
 
+#: Ends after which the user stays online for the presence grace: they did not
+#: say goodbye and their client reconnects (see chatrpc.presence).
+LINGERING = frozenset({EndReason.GONE, EndReason.SHUTDOWN, EndReason.SLOW_CONSUMER})
+
 #: Writes outgoing items to the client, in order; raises if the client is gone.
 Write = Callable[[list[Outgoing]], Awaitable[None]]
 
 
 class MalformedEvent(Exception):
     """A transport's frame that is not a ``ClientEvent`` (the client's fault)."""
+
+
+class ClientGone(Exception):
+    """Raised by a transport's events when the client vanished rather than said
+    goodbye (its user lingers for the presence grace; see chatrpc.presence)."""
 
 
 class SessionRunner:
@@ -138,7 +147,7 @@ class SessionRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
             opened()
-            self.hub.disconnect(session)
+            self.hub.disconnect(session, linger=reason in LINGERING)
             # on_stop refers to this task, whose frame refers to the session:
             # break the cycle so the session is freed now, not by a full collection.
             session.on_stop = None
@@ -216,6 +225,9 @@ class SessionRunner:
             await running[0]
         except asyncio.CancelledError:
             raise
+        except ClientGone:
+            session.end(EndReason.GONE)
+            return
         except (DecodeError, MalformedEvent):
             # Bytes that are not a ClientEvent: the client's fault, not worth a traceback.
             log.info("session %d: malformed event, ending it", session.id)

@@ -63,6 +63,17 @@ class ClusterPresence(abc.ABC):
         listener gets it once, in the order told. Nothing to do without others."""
         del kind, user, detail
 
+    async def keep_online(self, rooms: dict[str, list[str]]) -> None:
+        """Keeps who was online in each room as this server stops, for
+        :meth:`take_online` when it starts again (see chatrpc.presence). A
+        store that keeps nothing across a restart does nothing."""
+        del rooms
+
+    async def take_online(self) -> dict[str, list[str]]:
+        """What :meth:`keep_online` kept at the last stop (empty if nothing), once:
+        it is forgotten as it is read."""
+        return {}
+
     @abc.abstractmethod
     def set_online(self, room: str, user: str, online: bool) -> None:
         """Reports that ``user`` has (or no longer has) a session in ``room`` on this

@@ -21,14 +21,14 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiohttp import WebSocketError, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from google.protobuf import json_format
 
 from ..api import UNARY, Caller, ChatApi
 from ..auth import hash_token
 from ..config import ServerConfig
 from ..errors import INTERNAL_MESSAGE, ChatError, Code
-from ..session import MalformedEvent, SessionRunner
+from ..session import ClientGone, MalformedEvent, SessionRunner
 from ..subscriber import Outgoing
 from ..v1 import chat_pb2 as pb
 from . import security
@@ -266,9 +266,12 @@ async def _events(ws: web.WebSocketResponse) -> AsyncIterator[pb.ClientEvent]:
             if isinstance(msg.data, WebSocketError):
                 # A frame past max_msg_size, or one that breaks the protocol: the client's fault.
                 raise MalformedEvent(f"bad WebSocket frame: {msg.data}")
-            return  # the connection was lost (e.g. no answer to a heartbeat): the client is gone
+            # The connection was lost (e.g. no answer to a heartbeat): the client is gone.
+            raise ClientGone(str(msg.data))
         else:
             raise MalformedEvent("send ClientEvents as JSON text frames")
+    if ws.close_code == WSCloseCode.ABNORMAL_CLOSURE:
+        raise ClientGone("the connection closed without a close frame")
 
 
 def _parse_event(text: str) -> pb.ClientEvent:

@@ -7,6 +7,7 @@ from .admin import SQLiteAdmin
 from .markers import SQLiteMarkers
 from .messages import SQLiteMessages
 from .moderation import SQLiteModeration
+from .online import SQLiteOnline
 from .rooms import SQLiteRooms
 from .search import SQLiteSearch
 
@@ -19,6 +20,7 @@ class SQLiteStore(
     SQLiteMessages,
     SQLiteSearch,
     SQLiteMarkers,
+    SQLiteOnline,
 ):
     """Chat state in one SQLite file (WAL); see the package docstring for the threads.
 
