@@ -43,6 +43,16 @@ async def arrives(peer: Peer, user: str) -> None:
     await peer.wait_for(lambda ev: "JOINED" in presence(peer, user))
 
 
+async def alice_and_bob(peers: Peers) -> tuple[Peer, Peer]:
+    """alice, then bob, in #general; alice saw bob arrive."""
+    alice = await peers.open("alice")
+    await alice.join("general")
+    bob = await peers.open("bob")
+    await bob.join("general")
+    await arrives(alice, "bob")
+    return alice, bob
+
+
 def grace(seconds: float) -> Limits:
     return Limits(rate_limit=0, presence_grace_s=seconds)
 
@@ -50,11 +60,7 @@ def grace(seconds: float) -> Limits:
 async def test_a_dropped_user_back_within_the_grace_is_never_announced(server: ChatServer) -> None:
     peers = Peers(target(server))
     try:
-        alice = await peers.open("alice")
-        await alice.join("general")
-        bob = await peers.open("bob")
-        await bob.join("general")
-        await arrives(alice, "bob")
+        alice, bob = await alice_and_bob(peers)
         await bob.close()  # the connection drops: no goodbye
         assert await members(server, alice.token, "general") == ["alice", "bob"]
         back = await peers.open("bob")
@@ -76,11 +82,7 @@ async def test_a_dropped_user_who_stays_away_is_announced_when_the_grace_ends() 
     async with running_server(limits=grace(0.5)) as server:
         peers = Peers(target(server))
         try:
-            alice = await peers.open("alice")
-            await alice.join("general")
-            bob = await peers.open("bob")
-            await bob.join("general")
-            await arrives(alice, "bob")
+            alice, bob = await alice_and_bob(peers)
             await bob.close()
             await alice.wait_for(lambda ev: presence(alice, "bob") == ["JOINED", "LEFT"], 10)
             assert await members(server, alice.token, "general") == ["alice"]
@@ -100,11 +102,7 @@ async def test_quitting_or_leaving_is_announced_at_once_whatever_the_grace(how: 
     async with running_server(limits=grace(3600)) as server:
         peers = Peers(target(server))
         try:
-            alice = await peers.open("alice")
-            await alice.join("general")
-            bob = await peers.open("bob")
-            await bob.join("general")
-            await arrives(alice, "bob")
+            alice, bob = await alice_and_bob(peers)
             if how == "quit":
                 await bob.quit()
             else:
@@ -119,11 +117,7 @@ async def test_without_a_grace_a_drop_is_announced_at_once() -> None:
     async with running_server(limits=grace(0)) as server:
         peers = Peers(target(server))
         try:
-            alice = await peers.open("alice")
-            await alice.join("general")
-            bob = await peers.open("bob")
-            await bob.join("general")
-            await arrives(alice, "bob")
+            alice, bob = await alice_and_bob(peers)
             await bob.close()
             await alice.wait_for(lambda ev: presence(alice, "bob") == ["JOINED", "LEFT"], 10)
         finally:
