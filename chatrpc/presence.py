@@ -140,20 +140,13 @@ class RoomPresence:
         else:
             self._gone(room, session.user, skip=session)
 
-    def lingering(self) -> dict[str, list[str]]:
-        """Who is online in each room here, sessions and lingering alike (what a
-        stopping server keeps in the store)."""
-        rooms = {room: set(users) for room, users in self._users.items()}
-        for room, users in self._lingering.items():
-            rooms.setdefault(room, set()).update(users)
-        return {room: sorted(users) for room, users in rooms.items() if users}
-
     def stop(self) -> dict[str, list[str]]:
-        """The server stops: no more expiries. Returns :meth:`lingering`."""
+        """The server stops: no more expiries. Returns who is online in each room
+        here, with a session or lingering (what the store keeps for the restart)."""
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        return self.lingering()
+        return {room: sorted(self.users_here(room)) for room in {*self._users, *self._lingering}}
 
     def restore(self, rooms: dict[str, list[str]]) -> None:
         """Users online when the server last stopped: they linger for the grace."""
@@ -209,7 +202,10 @@ class RoomPresence:
             return False
         if online > cap or len(self._rooms.get(room, ())) > cap:
             return True
-        return len(self.users_here(room)) + self.store.count_elsewhere(room) > cap
+        # Counted, not gathered (every announcement asks): nobody is both here
+        # and lingering, as a return ends the linger.
+        here = len(self._users.get(room, ())) + len(self._lingering.get(room, ()))
+        return here + self.store.count_elsewhere(room) > cap
 
     def _announce(self, room: str, presence: Presence, skip: Session | None) -> None:
         if self.crowded(room):
