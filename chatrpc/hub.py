@@ -63,8 +63,10 @@ class Hub:
         self._users: dict[str, dict[Session, None]] = {}
         #: The hash of the token each session was opened with, to end it on revocation.
         self._token_of: dict[Session, str] = {}
-        #: Sessions whose token was revoked, until their stream ends.
+        #: Sessions whose token was revoked, until their stream ends; how many
+        #: revocations this server acted on (see SessionRunner.open).
         self._revoked: set[Session] = set()
+        self.revocations = 0
         #: Who is typing, and how far each user has read (live signals).
         found = (self._sessions_of, self._check_live)
         self.typing = TypingRelay(store, self.limits, self.presence, *found, self.guard.blocks)
@@ -105,11 +107,11 @@ class Hub:
     ) -> int:
         """Ends ``user``'s sessions opened with ``token_hash`` (every one if None).
 
-        Their streams end with ``reason`` (REVOKED, or DISABLED); returns how many. They
-        are disconnected at once and everything they ask for from now on is
-        refused (UNAUTHENTICATED), even while their writer is still blocked on a
-        client that does not read and has not seen the end yet.
-        """
+        Their streams end with ``reason`` (REVOKED, or DISABLED); returns how many.
+        They are disconnected at once and all they ask for from now on is refused
+        (UNAUTHENTICATED), even while their writer is blocked on a client that
+        does not read and has not seen the end yet."""
+        self.revocations += 1
         ended = 0
         for session in list(self._users.get(user, ())):
             if token_hash is None or self._token_of.get(session) == token_hash:
@@ -134,8 +136,7 @@ class Hub:
             self.sessions_closed += 1
         for room in list(session.rooms):
             self.presence.unsubscribe(session, room, linger=linger)
-        sessions = self._users.get(session.user)
-        if sessions is not None:
+        if (sessions := self._users.get(session.user)) is not None:
             sessions.pop(session, None)
             if not sessions:
                 del self._users[session.user]
@@ -143,9 +144,8 @@ class Hub:
                 self.store.unwatch("@" + session.user)
 
     def park(self, session: Session) -> None:
-        """Takes an ended session whose client stopped reading out of its rooms
-        (announcing it gone), while it stays registered, and so counted against
-        its user's and the server's session limits, until its stream ends."""
+        """Takes an ended session whose client stopped reading out of its rooms (it
+        is announced gone) while it stays registered, counted against the limits."""
         for room in list(session.rooms):
             self.presence.unsubscribe(session, room, forget=False)  # its end: where to resume
 

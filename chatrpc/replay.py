@@ -115,12 +115,40 @@ def window(
     return Window(last, messages, floor, done, markers)
 
 
-def drive(steps: Generator[Read, Answer, Window], answer: Callable[[Read], Answer]) -> Window:
-    """Runs :func:`window`'s reads with a synchronous ``answer`` (in one step)."""
-    try:
-        read = next(steps)
-        while True:
-            read = steps.send(answer(read))
-    except StopIteration as end:
-        result: Window = end.value
-        return result
+def page_rows(read: Read, last_seq: int) -> int:
+    """At most how many rows ``read`` returns once the newest seq is known (a
+    LastSeq or a Marker: one)."""
+    if not isinstance(read, Page):
+        return 1
+    return read.limit if read.newest else min(read.limit, max(0, last_seq - read.after_seq))
+
+
+class Driver:
+    """Answers :func:`window`'s reads with a synchronous ``answer``, in one step or
+    several: a store can answer the small reads where it is and leave a large
+    page to a thread. A read whose answer raised is asked again by the next run.
+    """
+
+    def __init__(self, steps: Generator[Read, Answer, Window]) -> None:
+        self._steps = steps
+        self._read: Read = next(steps)
+        self._last_seq = 0
+        #: The window, once every read is answered.
+        self.result: Window | None = None
+
+    def run(self, answer: Callable[[Read], Answer], max_rows: int | None = None) -> bool:
+        """Answers reads until the window is complete (True), or until one that
+        may return more than ``max_rows`` rows (False: run again to go on)."""
+        while self.result is None:
+            read = self._read
+            if max_rows is not None and page_rows(read, self._last_seq) > max_rows:
+                return False
+            got = answer(read)
+            if isinstance(read, LastSeq):
+                assert isinstance(got, int)
+                self._last_seq = got
+            try:
+                self._read = self._steps.send(got)
+            except StopIteration as end:
+                self.result = end.value
+        return True

@@ -161,11 +161,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
 
     async def _open_session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Session:
         """Authenticates a Chat call and registers its session with the hub."""
-        user = await self._user(context)
         return await self.sessions.open(
-            user,
-            hash_token(_bearer(context)),
             functools.partial(self._user, context),
+            hash_token(_bearer(context)),
             transport="grpc",
             peer=context.peer() or "",
         )

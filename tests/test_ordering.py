@@ -173,8 +173,8 @@ async def test_a_resend_racing_the_replay_and_live_messages_keeps_the_order(
 async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(
     peers: Peers, every_store: str
 ) -> None:
-    """The resend comes first (nothing of the DM delivered yet): its original goes out
-    at once, and the resume from 0 then replays nothing below it but says it is not
+    """The resend comes first (nothing of the DM delivered yet) and its original
+    goes out: the resume from 0 then replays nothing below it but says it is not
     complete, so the client reads the older DM from History."""
     await peers.token("bob")
     first = await peers.open("alice")
@@ -184,6 +184,7 @@ async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(
 
     alice = await peers.open("alice")
     await alice.stream.send("d two", to_user="bob", client_msg_id="d2")
+    await alice.wait_for(lambda ev: has_message(alice, "d2") or has_ack(alice, "d2"))
     await alice.stream.resume_direct("bob", 0)
     await alice.wait_for(lambda ev: len(alice.of("joined")) == 1)
     [joined] = alice.of("joined")
@@ -201,6 +202,36 @@ async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(
         # There the watch may hand over only the newer DM, live, before the
         # resend is answered: the session is then past it, so the resend is acked.
         assert acks(alice) in (([], [("@bob", 2, "d2")]) if shared else ([],))
+    assert_strictly_increasing(alice)
+
+
+async def test_a_dm_resend_and_its_resume_together_give_each_dm_once(
+    peers: Peers, every_store: str
+) -> None:
+    """The resend and the resume from 0 back to back: the resume may be answered
+    before the resend's original goes out (it then replays both DMs, complete,
+    and the resend is acked) or after (as above); either way each DM once, in order."""
+    await peers.token("bob")
+    first = await peers.open("alice")
+    await first.send_and_ack("d one", to_user="bob", client_msg_id="d1")
+    await first.send_and_ack("d two", to_user="bob", client_msg_id="d2")
+    await first.close()
+
+    alice = await peers.open("alice")
+    await alice.stream.send("d two", to_user="bob", client_msg_id="d2")
+    await alice.stream.resume_direct("bob", 0)
+    await alice.wait_for(
+        lambda ev: (
+            len(alice.of("joined")) == 1 and (has_message(alice, "d2") or has_ack(alice, "d2"))
+        )
+    )
+    [joined] = alice.of("joined")
+    assert (joined.with_user, joined.last_seq) == ("bob", 2)
+    if joined.complete:
+        assert seqs(alice, "@bob") == [1, 2]
+        assert acks(alice) in ([], [("@bob", 2, "d2")])
+    else:
+        assert (joined.replayed, seqs(alice, "@bob")) == (0, [2])
     assert_strictly_increasing(alice)
 
     # Resumed first, then resent: the replay has it, and the resend is acked.

@@ -2,9 +2,10 @@
 session reads (``Store.greeting``), on every store
 (memory, SQLite, and Redis on a real redis-server).
 
-SQLite answers every read of the window in one step on a reader thread; the
-other stores make one call per read (the base class's driver). Either way the
-window must be what the reads one by one give, for every kind of resume point.
+SQLite answers the reads of the window in one step (in place, or on a reader
+thread for a long replay); the other stores make one call per read (the base
+class's driver). Either way the window must be what the reads one by one give,
+for every kind of resume point.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from chatrpc import replay
 from chatrpc.model import REACTION, dm_key, room_key
 from chatrpc.store import Store
+from chatrpc.store.sqlite.messages import IN_PLACE_ROWS
 
 from . import test_store as contract
 from .test_store import dm_draft, room_draft
@@ -97,3 +99,40 @@ async def test_a_greeting_is_the_blocks_and_invitations_read_one_by_one(store: S
         ["eve", "mallory"],
         [("attic", "carol", ""), ("secret", "bob", "come in")],
     )
+
+
+async def test_a_replay_longer_than_sqlite_reads_in_place_is_the_same_window(store: Store) -> None:
+    general = room_key("general")
+    big = IN_PLACE_ROWS + 50
+    await store.append_many([room_draft("general", "bob", f"m{i}") for i in range(big + 10)])
+    # A gap of `big` (read by a reader thread on SQLite), the newest `big` of a
+    # longer gap (likewise), and a short gap (read in place).
+    for after_seq, count in ((10, big), (0, big), (big + 5, 5)):
+        window = await store.resume_window(general, after_seq, "", big, ["alice"])
+        assert window == await Store.resume_window(store, general, after_seq, "", big, ["alice"])
+        assert len(window.messages) == count
+
+
+def test_a_driver_stops_before_a_large_page_and_asks_again_for_a_read_that_failed() -> None:
+    asked: list[replay.Read] = []
+    failures = [RuntimeError("the database is busy")]
+
+    def answer(read: replay.Read) -> replay.Answer:
+        asked.append(read)
+        if isinstance(read, replay.LastSeq):
+            return 300
+        if isinstance(read, replay.Page):
+            if failures:
+                raise failures.pop()
+            return []
+        return 7
+
+    reads = replay.Driver(replay.window(100, "", "epoch", 500, ["alice"]))
+    assert reads.run(answer, max_rows=100) is False  # 200 messages to replay: not here
+    assert asked == [replay.LastSeq()] and reads.result is None
+    with pytest.raises(RuntimeError):
+        reads.run(answer)
+    assert reads.run(answer) is True
+    page = replay.Page(100, 500, False)
+    assert asked == [replay.LastSeq(), page, page, replay.Marker("alice")]
+    assert reads.result == replay.Window(300, [], 100, False, [7])

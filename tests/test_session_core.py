@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from chatrpc.errors import Code
+from chatrpc.errors import ChatError, Code
 from chatrpc.hub import Hub, Limits
 from chatrpc.model import StoredMessage
 from chatrpc.session import INBOX_EVENTS, Ending, MalformedEvent, SessionRunner, ending
@@ -92,7 +92,7 @@ class Core:
         async def same_user() -> str:
             return user
 
-        session = await self.runner.open(user, f"token-of-{user}", same_user)
+        session = await self.runner.open(same_user, f"token-of-{user}")
         return asyncio.create_task(self.runner.run(session, transport.events(), transport.write))
 
 
@@ -157,7 +157,7 @@ async def test_a_write_that_fails_ends_the_session_as_gone_and_closes_it(core: C
     async def same_user() -> str:
         return "alice"
 
-    session = await core.runner.open("alice", "t", same_user)
+    session = await core.runner.open(same_user, "t")
     running = asyncio.create_task(core.runner.run(session, alice.events(), broken))
     alice.send(join("general"))
     end = await asyncio.wait_for(running, WAIT)
@@ -165,6 +165,34 @@ async def test_a_write_that_fails_ends_the_session_as_gone_and_closes_it(core: C
     assert core.hub.sessions_open == 0 and core.hub.presence.sessions_in("general") == []
     # Gone without a word: online for the presence grace (see test_presence_grace).
     assert core.hub.online("general") == ["alice"]
+
+
+async def test_a_session_reads_its_credential_once_unless_a_revocation_came_between(
+    core: Core,
+) -> None:
+    reads: list[str] = []
+
+    async def credential() -> str:
+        reads.append("alice")
+        return "alice"
+
+    session = await core.runner.open(credential, "t1")
+    assert reads == ["alice"] and core.hub.sessions_open == 1
+    core.hub.disconnect(session)
+
+    # A Logout lands after the token was read, before the session is registered:
+    # its revocation ends no session yet, so the token is read again, and refused.
+    async def revoked_meanwhile() -> str:
+        reads.append("bob")
+        if len(reads) == 2:
+            assert core.hub.revoke("bob", "t2") == 0
+            return "bob"
+        raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
+
+    with pytest.raises(ChatError) as refused:
+        await core.runner.open(revoked_meanwhile, "t2")
+    assert refused.value.code is Code.UNAUTHENTICATED
+    assert reads == ["alice", "bob", "bob"] and core.hub.sessions_open == 0
 
 
 async def test_a_session_that_stops_reading_leaves_its_rooms_then_learns_why(core: Core) -> None:

@@ -83,25 +83,28 @@ class SessionRunner:
 
     async def open(
         self,
-        user: str,
+        authenticate: Callable[[], Awaitable[str]],
         token_hash: str,
-        recheck: Callable[[], Awaitable[str]],
         *,
         transport: str = "",
         peer: str = "",
     ) -> Session:
-        """Registers a new session of ``user`` with the hub.
+        """Authenticates a new session (``authenticate`` returns its user or raises
+        ChatError) and registers it with the hub.
 
-        ``recheck`` authenticates the session's credential again once the session
-        is registered (returning its user): a Logout that revoked it in between
-        either is seen by that check or finds the session registered and ends it,
-        so no session outlives its token.
-        """
+        No session outlives its token. A Logout (or a revocation through another
+        server) lands before the token is read, which fails; or after the session
+        is registered, and ends it (:meth:`Hub.revoke`); or in between, and then
+        the token is read again. Else it is read once."""
+        revocations = self.hub.revocations
+        user = await authenticate()
         session = Session(user, self.queue_size, transport=transport, peer=peer)
         self.hub.connect(session, token_hash)
         try:
-            if await recheck() != user:  # pragma: no cover - tokens never move
-                raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
+            if self.hub.revocations != revocations and await authenticate() != user:
+                raise ChatError(  # pragma: no cover - tokens never move
+                    Code.UNAUTHENTICATED, "invalid or revoked token: log in again"
+                )
             await self.hub.guard.greet(session)
         except BaseException:
             self.hub.disconnect(session)

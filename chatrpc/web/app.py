@@ -223,11 +223,9 @@ class WebServer:
         except ChatError as exc:
             return error_response(exc)
         try:
-            user = await self.api.user(caller)
             session = await self.sessions.open(
-                user,
-                hash_token(caller.token),
                 functools.partial(self.api.user, caller),
+                hash_token(caller.token),
                 transport="web",
                 peer=caller.address,
             )
@@ -246,7 +244,7 @@ class WebServer:
             opened()
             self.sessions.hub.disconnect(session)
             raise
-        log.info("session %d of %s opened (web, %s)", session.id, user, request.remote)
+        log.info("session %d of %s opened (web, %s)", session.id, session.user, request.remote)
 
         async def write(items: list[Outgoing]) -> None:
             for frame in json_frames([event_json(item) for item in items]):

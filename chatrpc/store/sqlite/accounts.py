@@ -36,7 +36,7 @@ class SQLiteAccounts(SQLiteBase):
             ).fetchone()
             return Account(row[0], row[1], bool(row[2])) if row else None
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def account_for_token(self, token_hash: str) -> Account | None:
         def do(conn: sqlite3.Connection) -> Account | None:
@@ -47,7 +47,7 @@ class SQLiteAccounts(SQLiteBase):
             ).fetchone()
             return Account(row[0], row[1], bool(row[2])) if row else None
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def add_token(self, user: str, token_hash: str) -> None:
         def do(conn: sqlite3.Connection) -> None:
@@ -94,7 +94,7 @@ class SQLiteAccounts(SQLiteBase):
             ).fetchone()
             return int(row[0]) if row else 0
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def user_for_token(self, token_hash: str) -> str | None:
         def do(conn: sqlite3.Connection) -> str | None:
@@ -103,7 +103,7 @@ class SQLiteAccounts(SQLiteBase):
             ).fetchone()
             return str(row[0]) if row else None
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def revoke_tokens(self, user: str) -> int:
         def do(conn: sqlite3.Connection) -> int:

@@ -58,7 +58,7 @@ class SQLiteAdmin(SQLiteBase):
             row = conn.execute(f"{_ACCOUNT} WHERE user = ?", (user,)).fetchone()
             return None if row is None else _account(row)
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def count_accounts(self) -> int:
         return await self._read(

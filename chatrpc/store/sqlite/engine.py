@@ -4,20 +4,20 @@ One writer thread owns the only writing connection. Writes queue up while a
 transaction commits and the next transaction takes them all (group commit), so
 durability costs one fsync per batch, not per message, and the event loop never
 waits on disk. Reads run on a small pool of read-only connections, which WAL lets
-proceed while the writer commits.
+proceed while the writer commits (chatrpc.store.sqlite.readers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from ...errors import StoreUnavailable
 from ...model import StoredMessage, dm_users, is_room_key, message_in
 from ..base import LocalPresence, LocalSignals, Store, StoreOptions
 from ..rules import retention_cutoff_ms, store_closed
+from .readers import Readers
 from .schema import connect, migrate
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,7 @@ class SQLiteBase(LocalPresence, LocalSignals, Store):
         self._synchronous = synchronous.upper()
         self._requests: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._readers: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
+        self._readers: Readers | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -116,7 +114,7 @@ class SQLiteBase(LocalPresence, LocalSignals, Store):
             target=self._write_loop, args=(conn,), name="chatrpc-sqlite-writer", daemon=True
         )
         self._writer.start()
-        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chatrpc-sqlite-read")
+        self._readers = Readers(functools.partial(self._connect, readonly=True))
         log.info("SQLite store at %s (epoch %s)", self.path, self.epoch)
 
     async def close(self) -> None:
@@ -127,11 +125,7 @@ class SQLiteBase(LocalPresence, LocalSignals, Store):
             self._requests.put(None)
             await asyncio.to_thread(self._writer.join)
         if self._readers is not None:
-            self._readers.shutdown(wait=True)
-        with self._conns_lock:
-            for conn in self._reader_conns:
-                conn.close()
-            self._reader_conns.clear()
+            self._readers.close()
 
     # -- the writer thread -----------------------------------------------------------
 
@@ -258,22 +252,17 @@ class SQLiteBase(LocalPresence, LocalSignals, Store):
         return await future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs ``fn`` on a reader thread."""
         if self._closed or self._readers is None:
             raise store_closed()
+        return await self._readers.read(fn)
 
-        def run() -> T:
-            conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-            if conn is None:
-                conn = self._connect(readonly=True)
-                self._local.conn = conn
-                with self._conns_lock:
-                    self._reader_conns.append(conn)
-            return fn(conn)
-
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the database could not be read: {exc}") from exc
+    async def _read_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs ``fn``, a read of a few rows found by key, in place (see
+        :meth:`Readers.read_now`)."""
+        if self._closed or self._readers is None:
+            raise store_closed()
+        return await self._readers.read_now(fn)
 
     # -- helpers of the roles ----------------------------------------------------
 

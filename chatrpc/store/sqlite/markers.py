@@ -64,7 +64,7 @@ class SQLiteMarkers(SQLiteBase):
     async def read_markers(self, user: str, convs: Sequence[str]) -> list[int]:
         if not convs:
             return []
-        return await self._read(lambda conn: read_markers(conn, user, convs))
+        return await self._read_now(lambda conn: read_markers(conn, user, convs))
 
     async def unread_counts(self, user: str, spans: Sequence[Span]) -> list[Unread]:
         def do(conn: sqlite3.Connection) -> list[Unread]:

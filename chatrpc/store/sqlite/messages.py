@@ -5,12 +5,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 from ... import replay
 from ...model import CHANGES, DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, is_room_key
 from ..rules import dropped_original
 from .engine import MESSAGE_COLUMNS, SQLiteBase, now_ms, row_to_message
 from .markers import read_markers
+
+#: The most messages a resume reads in place, on the event loop (see engine.py).
+IN_PLACE_ROWS = 100
 
 
 class SQLiteMessages(SQLiteBase):
@@ -89,7 +93,7 @@ class SQLiteMessages(SQLiteBase):
             hit = self._sent(conn, sender, client_msg_id, now_ms())
             return None if hit is None else hit[2]
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def append(self, draft: Draft) -> tuple[StoredMessage, bool]:
         touched: list[int] = []
@@ -116,7 +120,7 @@ class SQLiteMessages(SQLiteBase):
         )
 
     async def last_seq(self, conv: str) -> int:
-        return await self._read(lambda conn: _last_seq(conn, conv))
+        return await self._read_now(lambda conn: _last_seq(conn, conv))
 
     async def resume_window(
         self,
@@ -126,7 +130,8 @@ class SQLiteMessages(SQLiteBase):
         max_replay: int,
         readers: Sequence[str] = (),
     ) -> replay.Window:
-        """Every read of the window in one step on a reader thread."""
+        """The window's reads in place (see ``_read_now``), but for a replay of
+        more than :data:`IN_PLACE_ROWS` messages, which a reader thread reads."""
 
         def answer(conn: sqlite3.Connection, read: replay.Read) -> replay.Answer:
             if isinstance(read, replay.LastSeq):
@@ -136,11 +141,12 @@ class SQLiteMessages(SQLiteBase):
             page = _history(conn, conv, read.after_seq, 0, read.limit, read.newest)
             return page[::-1] if read.newest else page
 
-        def do(conn: sqlite3.Connection) -> replay.Window:
-            steps = replay.window(after_seq, epoch, self.epoch, max_replay, readers)
-            return replay.drive(steps, lambda read: answer(conn, read))
-
-        return await self._read(do)
+        reads = replay.Driver(replay.window(after_seq, epoch, self.epoch, max_replay, readers))
+        small = await self._read_now(lambda conn: reads.run(partial(answer, conn), IN_PLACE_ROWS))
+        if not small:
+            await self._read(lambda conn: reads.run(partial(answer, conn)))
+        assert reads.result is not None
+        return reads.result
 
 
 def _history(

@@ -55,7 +55,7 @@ class SQLiteModeration(SQLiteBase):
             ).fetchone()
             return None if row is None else str(row[0])
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def _set_mark(self, scope: str, user: str, what: str, value: str | None) -> str | None:
         def do(conn: sqlite3.Connection) -> str | None:
@@ -75,7 +75,7 @@ class SQLiteModeration(SQLiteBase):
         return await self._write(do)
 
     async def _some_marks(self, scope: str, keys: list[tuple[str, str]]) -> list[str | None]:
-        return await self._read(lambda conn: _some_marks(conn, scope, keys))
+        return await self._read_now(lambda conn: _some_marks(conn, scope, keys))
 
     async def join_standing(self, room: str, user: str) -> tuple[Standing, bool]:
         """The standing and the membership in one read (one hop to the reader pool)."""
@@ -87,7 +87,7 @@ class SQLiteModeration(SQLiteBase):
             ).fetchone()
             return standing_of(marks), member is not None
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def _clear_marks(self, scope: str) -> None:
         def do(conn: sqlite3.Connection) -> None:
@@ -99,7 +99,7 @@ class SQLiteModeration(SQLiteBase):
         return await self._read(lambda conn: _marks_in(conn, scope, what))
 
     async def _marks_of(self, user: str, what: str) -> dict[str, str]:
-        return await self._read(lambda conn: _marks_of(conn, user, what))
+        return await self._read_now(lambda conn: _marks_of(conn, user, what))
 
     async def greeting(self, user: str) -> tuple[list[str], list[tuple[str, str, str]]]:
         """Both reads in one step on a reader thread."""
@@ -107,5 +107,5 @@ class SQLiteModeration(SQLiteBase):
         def do(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
             return _marks_in(conn, block_scope(user), BLOCK), _marks_of(conn, user, INVITE)
 
-        blocks, invites = await self._read(do)
+        blocks, invites = await self._read_now(do)
         return sorted(blocks), invitations_of(invites)

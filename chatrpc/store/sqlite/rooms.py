@@ -135,7 +135,7 @@ class SQLiteRooms(SQLiteBase):
             ).fetchone()
             return None if row is None else str(row[0])
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def set_room_owner(self, room: str, owner: str) -> str | None:
         def do(conn: sqlite3.Connection) -> str | None:
@@ -190,4 +190,4 @@ class SQLiteRooms(SQLiteBase):
             ).fetchone()
             return row is not None
 
-        return await self._read(do)
+        return await self._read_now(do)
