@@ -312,14 +312,18 @@ class Sampler(threading.Thread):
 
 
 def profile(pid: int, out: str) -> subprocess.Popen[bytes]:
-    """py-spy recording ``pid`` (raw stacks for a .txt, else a flame graph) until SIGINT."""
+    """py-spy recording ``pid`` (raw stacks for a .txt, else a flame graph) until SIGINT.
+
+    Without pausing it: py-spy's default stops the process for each sample,
+    which slows a busy server enough to turn a storm into a collapse."""
     fmt = "raw" if out.endswith(".txt") else "flamegraph"
     return subprocess.Popen(
         [
             str(BIN / "py-spy"),
             "record",
+            "--nonblocking",
             "--rate",
-            "200",
+            "100",
             "--pid",
             str(pid),
             "-o",

@@ -26,6 +26,7 @@ from .auth import Auth, hash_token
 from .config import ServerConfig
 from .diagnostics import awaiting as awaiting  # where tests look for it
 from .diagnostics import describe
+from .directs_summary import headers
 from .errors import INTERNAL_MESSAGE, ChatError, Code
 from .housekeeping import Housekeeping
 from .hub import Hub
@@ -187,7 +188,8 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             await context.abort(_STATUS[exc.code], exc.message)
         try:
             # Headers now, so the client knows the session is up before any event.
-            await context.send_initial_metadata(())
+            asked = context.invocation_metadata() or ()
+            await context.send_initial_metadata(await headers(self.hub.store, session.user, asked))
         except BaseException:
             opened()
             self.hub.disconnect(session)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatrpc.client import ClientState, Cursor, conv_of
+from chatrpc.directs_summary import summary
 from chatrpc.v1 import chat_pb2 as pb
 
 
@@ -211,3 +212,21 @@ def test_every_dm_resume_shows_each_message_once_and_ends_contiguous(
     assert sorted(shown) == list(range(start + 1, n + 1))
     assert cursor.state.cursors["@bob"] == n
     assert cursor.state.ahead == {}
+
+
+def test_the_dm_summary_a_client_expects_is_the_servers_while_nothing_changed() -> None:
+    assert summary("e", [("bob", 2), ("carol", 1)]) == summary("e", [("carol", 1), ("bob", 2)])
+    assert summary("e", [("bob", 2)]) != summary("e", [("bob", 3)])
+    assert summary("e", [("bob", 2)]) != summary("f", [("bob", 2)])
+    assert summary("e", [("bob", 2)]) != summary("e", [("bob", 2), ("carol", 0)])
+
+    cursor = Cursor(ClientState(epoch="e"))
+    assert cursor.directs_summary() is None  # nothing listed yet: list them
+    cursor.direct_points(listing("e", bob=2, carol=1))  # the first listing
+    assert cursor.directs_summary() == summary("e", [("bob", 2), ("carol", 1)])
+    # What arrives moves the expectation with it: a new DM of bob's, a new peer.
+    assert cursor.accept("@bob", 3) and cursor.accept("@dave", 1)
+    assert cursor.directs_summary() == summary("e", [("bob", 3), ("carol", 1), ("dave", 1)])
+    # Another history: nothing known of it, so list them.
+    cursor.joined(pb.Joined(with_user="bob", epoch="f"))
+    assert cursor.directs_summary() is None

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from chatrpc.directs_summary import HEADER, summary
+
 from .conftest import BIN, REPO, WAIT, ServerProcess
 from .procs import Output
 
@@ -437,6 +439,18 @@ def test_history_returns_the_messages_sent_in_a_room_and_in_a_dm(server_process)
 
     directs = call(address, "ListDirects", token=bob)
     assert directs["directs"] == [{"with_user": "alice", "last_seq": "1", "unread": 1}]
+
+    # Asked for, the Chat call's headers summarise the DMs (see chatrpc.directs_summary).
+    auth, asked = f"authorization: Bearer {bob}", f"{HEADER}: 1"
+    headers = subprocess.run(
+        [GRPCURL, "-plaintext", "-v", "-H", auth, "-H", asked, address, f"{SERVICE}/Chat"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    expected = f"{HEADER}: {summary(directs['epoch'], [('alice', 1)])}"
+    assert expected in ok(headers).splitlines()
 
 
 def test_list_rooms_and_list_members_show_who_is_online(server_process, open_chat):

@@ -713,8 +713,8 @@ class _ResumeRacer(ChatClient):
 
     before_resume: Callable[[], Awaitable[None]] | None = None
 
-    async def _direct_resume_points(self) -> dict[str, int]:
-        points = await super()._direct_resume_points()
+    async def _direct_resume_points(self, stream: ChatStream) -> dict[str, int]:
+        points = await super()._direct_resume_points(stream)
         if self.before_resume is not None:
             await self.before_resume()
         return points
@@ -911,6 +911,66 @@ async def test_a_dm_conversation_begun_while_away_is_filled_from_history_past_th
             proxy.refusing = False
             await seen.until(lambda: len(seen.messages) >= 12)
             assert seen.texts() == [f"c{i}" for i in range(12)]
+        finally:
+            await client.aclose()
+            await group.close()
+            await proxy.close()
+
+
+async def test_a_reconnect_lists_the_dm_conversations_only_when_one_changed_while_away() -> None:
+    """The Chat call's headers summarise the user's DM conversations: a client that
+    knows them all does not call ListDirects on reconnecting; a DM while it was
+    away, in a known conversation or a new one, makes it list them and resume it."""
+    async with running_server(limits=Limits(rate_limit=0)) as srv:
+        proxy = FaultProxy(srv.port)
+        await proxy.start()
+        group = Peers(target(srv))
+        bob, carol = await group.open("bob"), await group.open("carol")
+        seen = _Seen()
+        away = asyncio.Event()
+
+        def on_state(state: State, detail: str) -> None:
+            if state is State.RECONNECTING:
+                away.set()
+
+        client = ChatClient(
+            proxy.address,
+            "alice",
+            await group.token("alice"),
+            on_event=seen.on_event,
+            on_state=on_state,
+            backoff_initial=0.1,
+            backoff_max=0.2,
+        )
+
+        def listed() -> int:
+            return srv.hub.stats.calls["ListDirects", "OK"]
+
+        async def reconnect(while_away: Callable[[], Awaitable[object]] | None = None) -> None:
+            away.clear()
+            proxy.refusing = True
+            proxy.drop_all()
+            await asyncio.wait_for(away.wait(), 10)
+            if while_away is not None:
+                await while_away()
+            proxy.refusing = False
+            await asyncio.wait_for(client.wait_resumed(), 10)
+
+        try:
+            await client.start()
+            await bob.send_and_ack("b1", to_user="alice")
+            await seen.until(lambda: seen.texts() == ["b1"])
+            assert listed() == 1  # the first session lists them
+            await reconnect()
+            assert listed() == 1
+            await reconnect(lambda: bob.send_and_ack("b2", to_user="alice"))
+            await seen.until(lambda: seen.texts() == ["b1", "b2"])
+            assert listed() == 2
+            await reconnect(lambda: carol.send_and_ack("c1", to_user="alice"))
+            await seen.until(lambda: seen.texts() == ["b1", "b2", "c1"])
+            assert listed() == 3
+            await reconnect()
+            assert listed() == 3 and client.reconnects == 4
         finally:
             await client.aclose()
             await group.close()

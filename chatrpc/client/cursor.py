@@ -8,6 +8,7 @@ History, and from which seq to resume each conversation on a new session.
 
 from __future__ import annotations
 
+from ..directs_summary import summary
 from ..v1 import chat_pb2 as pb
 from .state import ClientState
 
@@ -178,6 +179,16 @@ class Cursor:
             if d.with_user not in points and d.last_seq > start:
                 points[d.with_user] = start
         return points
+
+    def directs_summary(self) -> str | None:
+        """What the server's summary of the DM conversations is if none changed
+        since the first listing but for what this client received (see
+        chatrpc.directs_summary); None before that listing."""
+        if self.dm_baseline is None or self.dm_baseline[0] != self.state.epoch:
+            return None
+        epoch, known = self.dm_baseline[0], dict(self.dm_baseline[1])
+        known.update((c[1:], s) for c, s in self.state.cursors.items() if c.startswith("@"))
+        return summary(epoch, known.items())
 
     def resume_directs(self, points: dict[str, int]) -> None:
         """Notes the DM resumes about to be written (by peer): set before the first

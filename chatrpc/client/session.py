@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import grpc
 
+from ..directs_summary import HEADER
 from .calls import Calls
 from .errors import RECONNECT_ON, ClientClosed
 from .events import SessionEvents
@@ -65,7 +66,7 @@ class Sessions(SessionEvents, Calls):
 
     async def _session(self) -> None:
         assert self._channel is not None
-        stream = ChatStream(self._channel, self.token)
+        stream = ChatStream(self._channel, self.token, directs=self.resume_directs)
         self._stream = stream
         self._asked.clear()
         self._resumed.clear()
@@ -121,7 +122,7 @@ class Sessions(SessionEvents, Calls):
             return
         deadline.reschedule(None)
         if self.resume_directs:
-            points = await self._direct_resume_points()
+            points = await self._direct_resume_points(stream)
             self._cursor.resume_directs(points)
             for peer, seq in points.items():
                 self._asked.append(("resume", "@" + peer))
@@ -137,9 +138,14 @@ class Sessions(SessionEvents, Calls):
         # (from here on, send() writes by itself).
         await self._sends.write_unheld(stream, skip=resent)
 
-    async def _direct_resume_points(self) -> dict[str, int]:
+    async def _direct_resume_points(self, stream: ChatStream) -> dict[str, int]:
         """The DM conversations to resume on this session, and from which seq (see
-        :meth:`Cursor.direct_points`)."""
+        :meth:`Cursor.direct_points`): those known, and if the server's summary in
+        the headers says any changed, those it lists."""
+        headers = await stream.call.initial_metadata()
+        found = [v for k, v in headers or () if k == HEADER]
+        if found and found[0] == self._cursor.directs_summary():
+            return self._cursor.direct_points(None)
         try:
             listed = await self.list_directs(timeout=self.connect_timeout)
         except grpc.aio.AioRpcError as exc:

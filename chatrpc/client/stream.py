@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from ..directs_summary import HEADER
 from ..v1 import chat_pb2 as pb
 from ..v1 import chat_pb2_grpc as pb_grpc
 from .connection import auth_metadata
@@ -22,11 +23,17 @@ class ChatStream:
     Iterating yields single events: ``batch`` frames are unpacked in order.
     """
 
-    def __init__(self, ch: grpc.aio.Channel, token: str, *, batch: int = BATCH_EVENTS) -> None:
+    def __init__(
+        self, ch: grpc.aio.Channel, token: str, *, batch: int = BATCH_EVENTS, directs: bool = False
+    ) -> None:
+        """``directs``: ask for the summary of the user's DM conversations in the
+        headers (see chatrpc.directs_summary)."""
         self._stub = pb_grpc.ChatServiceStub(ch)
         metadata = auth_metadata(token)
         if batch > 1:
             metadata += (("chatrpc-batch", str(batch)),)
+        if directs:
+            metadata += ((HEADER, "1"),)
         self.call: Any = self._stub.Chat(metadata=metadata)
         # grpcio allows one write in flight per call; tasks take turns.
         self._write_lock = asyncio.Lock()

@@ -157,7 +157,7 @@ class SQLiteRooms(SQLiteBase):
             ).fetchall()
             return [Conversation(k, s) for k, s in rows]
 
-        return await self._read(do)
+        return await self._read_now(do)
 
     async def add_member(self, room: str, user: str) -> None:
         def do(conn: sqlite3.Connection) -> None:
