@@ -439,10 +439,14 @@ def run_storm(
             f" {max(r['setup_s'] for r in setup):.1f} s",
             flush=True,
         )
+        stop_out = getattr(args, "profile_stop", None)
+        stop_spy = profile(server.pid, stop_out) if stop_out else None
         t_term = time.time()
         server.terminate()
         server.wait(60)
         t_down = time.time()
+        if stop_spy is not None:
+            stop_spy.wait(60)  # py-spy ends with the process it records
         time.sleep(getattr(args, "down", 0.0))
         server, _ = start_server(cmd, env)
         t_up = time.time()
@@ -536,6 +540,11 @@ def main() -> None:
         "--profile",
         metavar="FILE",
         help="record the restarted server with py-spy over the storm (raw stacks for .txt)",
+    )
+    p.add_argument(
+        "--profile-stop",
+        metavar="FILE",
+        help="record the first server with py-spy from its SIGTERM to its exit",
     )
     p.add_argument(
         "--client-from",

@@ -126,7 +126,8 @@ def page_rows(read: Read, last_seq: int) -> int:
 class Driver:
     """Answers :func:`window`'s reads with a synchronous ``answer``, in one step or
     several: a store can answer the small reads where it is and leave a large
-    page to a thread. A read whose answer raised is asked again by the next run.
+    page to a thread. A read whose answer raised is asked again by the next run;
+    a page after the newest seq is not asked at all.
     """
 
     def __init__(self, steps: Generator[Read, Answer, Window]) -> None:
@@ -141,9 +142,11 @@ class Driver:
         may return more than ``max_rows`` rows (False: run again to go on)."""
         while self.result is None:
             read = self._read
-            if max_rows is not None and page_rows(read, self._last_seq) > max_rows:
+            rows = page_rows(read, self._last_seq)
+            if max_rows is not None and rows > max_rows:
                 return False
-            got = answer(read)
+            # A page that cannot hold a message (nothing missed) is not read.
+            got = [] if isinstance(read, Page) and rows == 0 else answer(read)
             if isinstance(read, LastSeq):
                 assert isinstance(got, int)
                 self._last_seq = got

@@ -136,3 +136,16 @@ def test_a_driver_stops_before_a_large_page_and_asks_again_for_a_read_that_faile
     page = replay.Page(100, 500, False)
     assert asked == [replay.LastSeq(), page, page, replay.Marker("alice")]
     assert reads.result == replay.Window(300, [], 100, False, [7])
+
+
+def test_a_driver_reads_no_page_when_nothing_was_missed() -> None:
+    asked: list[replay.Read] = []
+
+    def answer(read: replay.Read) -> replay.Answer:
+        asked.append(read)
+        return 300 if isinstance(read, replay.LastSeq) else 0
+
+    reads = replay.Driver(replay.window(300, "epoch", "epoch", 500, ["alice"]))
+    assert reads.run(answer, max_rows=100) is True
+    assert asked == [replay.LastSeq(), replay.Marker("alice")]
+    assert reads.result == replay.Window(300, [], 300, True, [0])

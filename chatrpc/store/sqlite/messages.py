@@ -11,7 +11,6 @@ from ... import replay
 from ...model import CHANGES, DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMessage, is_room_key
 from ..rules import dropped_original
 from .engine import MESSAGE_COLUMNS, SQLiteBase, now_ms, row_to_message
-from .markers import read_markers
 
 #: The most messages a resume reads in place, on the event loop (see engine.py).
 IN_PLACE_ROWS = 100
@@ -131,13 +130,17 @@ class SQLiteMessages(SQLiteBase):
         readers: Sequence[str] = (),
     ) -> replay.Window:
         """The window's reads in place (see ``_read_now``), but for a replay of
-        more than :data:`IN_PLACE_ROWS` messages, which a reader thread reads."""
+        more than :data:`IN_PLACE_ROWS` messages, which a reader thread reads.
+        The newest seq and the readers' markers are one query."""
+        markers: dict[str, int] = {}
 
         def answer(conn: sqlite3.Connection, read: replay.Read) -> replay.Answer:
             if isinstance(read, replay.LastSeq):
-                return _last_seq(conn, conv)
+                last, found = _last_seq_and_markers(conn, conv, readers)
+                markers.update(found)
+                return last
             if isinstance(read, replay.Marker):
-                return read_markers(conn, read.user, [conv])[0]
+                return markers.get(read.user, 0)
             page = _history(conn, conv, read.after_seq, 0, read.limit, read.newest)
             return page[::-1] if read.newest else page
 
@@ -166,6 +169,22 @@ def _history(
         (conv, after_seq, upper, limit),
     ).fetchall()
     return _with_reactions(conn, conv, [row_to_message(conv, row) for row in rows])
+
+
+def _last_seq_and_markers(
+    conn: sqlite3.Connection, conv: str, readers: Sequence[str]
+) -> tuple[int, dict[str, int]]:
+    """The newest seq of ``conv`` and the read markers of ``readers`` in it."""
+    if not readers:
+        return _last_seq(conn, conv), {}
+    rows = conn.execute(
+        "SELECT c.last_seq, r.user, r.seq FROM conversations c LEFT JOIN read_markers r"
+        f" ON r.conv_id = c.id AND r.user IN ({', '.join('?' * len(readers))}) WHERE c.key = ?",
+        (*readers, conv),
+    ).fetchall()
+    if not rows:
+        return 0, {}
+    return int(rows[0][0]), {str(u): int(seq) for _, u, seq in rows if u is not None}
 
 
 def _last_seq(conn: sqlite3.Connection, conv: str) -> int:
