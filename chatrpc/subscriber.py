@@ -282,21 +282,19 @@ class Session:
     # -- the consumer side (the writer) -------------------------------------------------
 
     async def next_batch(self) -> list[Outgoing]:
-        """Waits for queued items and returns them, filtered by the delivery rules.
-
-        Returns ``[End(SLOW_CONSUMER)]`` once the session overflowed.
-        """
-        while True:
-            if self.overflowed:
-                return [End(EndReason.SLOW_CONSUMER)]
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            items, self._queue = self._queue, []
-            out = self._filter(items)
-            if out:
+        """Waits for queued items and returns them, filtered by the delivery rules;
+        ``[End(SLOW_CONSUMER)]`` once the session overflowed."""
+        while not self.overflowed:
+            if out := self.ready():
                 return out
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return [End(EndReason.SLOW_CONSUMER)]
+
+    def ready(self) -> list[Outgoing]:
+        """What :meth:`next_batch` would return now, without waiting (maybe nothing)."""
+        items, self._queue = self._queue, []
+        return self._filter(items)
 
     def _filter(self, items: list[Item]) -> list[Outgoing]:
         out: list[Outgoing] = []

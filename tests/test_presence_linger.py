@@ -1,5 +1,6 @@
 """A writer gathers a burst of presence into one write, and never holds anything
-else back for it (chatrpc.session.linger, without a network)."""
+else back for it; join answers that come together leave together
+(chatrpc.session.linger, without a network)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 
 from chatrpc.model import StoredMessage
 from chatrpc.session.linger import (
+    JOIN_LINGER_S,
     LINGER_EVENTS,
     PRESENCE_INTERVAL_S,
     PRESENCE_LINGER_S,
@@ -14,7 +16,7 @@ from chatrpc.session.linger import (
     PresencePace,
     next_write,
 )
-from chatrpc.subscriber import End, EndReason, Presence, Session
+from chatrpc.subscriber import End, EndReason, Joined, Presence, Replay, Session
 
 WAIT = 10.0
 
@@ -127,3 +129,38 @@ def test_single_arrivals_in_quick_succession_keep_the_shortest_pace() -> None:
         pace.wrote(written, 1)
         assert round(pace.wait(written + 0.1), 6) == 0.4
         assert pace.interval == PRESENCE_INTERVAL_S
+
+
+def answer(room: str) -> Replay:
+    joined = Joined(f"#{room}", room, "", "e", 0, True, 0, ())
+    return Replay(joined, [], 0)
+
+
+async def test_join_answers_that_come_together_leave_in_one_write() -> None:
+    session = Session("alice")
+    session.push(answer("a"))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    writing = asyncio.create_task(next_write(session))
+    await asyncio.sleep(0)  # it took the first answer and waits for more
+    session.push(answer("b"))
+    await asyncio.sleep(0)
+    session.push(answer("c"))
+    items = await asyncio.wait_for(writing, WAIT)
+    assert [i.room for i in items if isinstance(i, Joined)] == ["a", "b", "c"]
+    assert loop.time() - began >= JOIN_LINGER_S * 0.9
+    message = StoredMessage("#a", 1, "bob", "hi", 1_000, room="a")
+    session.push(message)
+    assert await asyncio.wait_for(next_write(session), WAIT) == [message]
+
+
+async def test_a_join_answer_followed_by_its_replay_is_not_held_back() -> None:
+    session = Session("alice")
+    replayed = StoredMessage("#a", 1, "bob", "hi", 1_000, room="a")
+    joined = Joined("#a", "a", "", "e", 1, True, 1, ())
+    session.push(Replay(joined, [replayed], 0))
+    writing = asyncio.create_task(next_write(session))
+    await asyncio.sleep(0)
+    session.push(answer("b"))
+    # It ends with a message: written at once, without the next answer.
+    assert await asyncio.wait_for(writing, WAIT) == [joined, replayed]

@@ -1,4 +1,4 @@
-"""Presence waits a moment so that a burst of it leaves in one write.
+"""Presence waits a moment so that a burst of it leaves in one write; so do join answers.
 
 When a room's members all come back at once (a server restart, a network blip),
 each join is announced to every member online: N joins cost N^2/2 presence
@@ -20,6 +20,13 @@ arrived before its interval ran out. Otherwise it falls back, so a user
 coming and going is announced within half a second each time. A lone arrival
 is still seen within 50 ms; a storm costs each session a write every four
 seconds.
+
+A reconnecting client sends the joins of all its rooms at once, and they arrive
+within about half a millisecond of each other; answered one by one, each was a
+write of its own, most of what a reconnect cost the server beyond grpcio's own
+work. A write that ends with a join's answer waits :data:`JOIN_LINGER_S` for
+what comes next, so the answers leave together (one write instead of three in
+bench/reconnect_cost.py).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from ..subscriber import Outgoing, Presence, Session
+from ..subscriber import Joined, Outgoing, Presence, Session
 
 #: The longest a writer holding only presence events waits for more (seconds).
 PRESENCE_LINGER_S = 0.05
@@ -39,6 +46,9 @@ PRESENCE_MAX_INTERVAL_S = 4.0
 
 #: Events past which a writer stops waiting (a batch frame's worth).
 LINGER_EVENTS = 64
+
+#: How long a join's answer waits for those of the joins sent with it (seconds).
+JOIN_LINGER_S = 0.001
 
 
 class PresencePace:
@@ -73,8 +83,12 @@ def _only_presence(items: list[Outgoing]) -> bool:
 async def next_write(session: Session, pace: PresencePace | None = None) -> list[Outgoing]:
     """The session's next batch (see :meth:`Session.next_batch`), gathered for a
     moment when it is presence alone: :data:`PRESENCE_LINGER_S`, or with ``pace``
-    until its interval after its last presence-only write has passed."""
+    until its interval after its last presence-only write has passed; and for
+    :data:`JOIN_LINGER_S` when it ends with a join's answer."""
     items = await session.next_batch()
+    if isinstance(items[-1], Joined):
+        await asyncio.sleep(JOIN_LINGER_S)
+        items.extend(session.ready())
     if not _only_presence(items):
         return items
     loop = asyncio.get_running_loop()
