@@ -44,7 +44,10 @@ from .wire import encode, frames
 log = logging.getLogger(__name__)
 
 #: How long the end of a Chat call's events waits for a cancellation that may
-#: follow it (seconds; see :func:`_events`). Measured: within four turns of the loop.
+#: follow it (seconds). grpcio ends a call the client dropped (cancelled, or its
+#: connection lost) as if it had half-closed, then cancels the handler a few
+#: turns of the loop later (measured: within four), so a drop is not taken for
+#: a goodbye (a dropped user lingers, one who quits does not: chatrpc.presence).
 HALF_CLOSE_SETTLE_S = 0.05
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
@@ -203,21 +206,12 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                 await context.write(frame)
                 stats.frames += 1
 
-        end = await self.sessions.run(session, _events(request_iterator), write, opened)
+        end = await self.sessions.run(
+            session, request_iterator, write, opened, settle_s=HALF_CLOSE_SETTLE_S
+        )
         stats.calls["Chat", end.code.name if end.code else "OK"] += 1
         if end.code is not None:
             await context.abort(_STATUS[end.code], end.message)
-
-
-async def _events(requests: AsyncIterator[pb.ClientEvent]) -> AsyncIterator[pb.ClientEvent]:
-    """The client's events until it half-closes. grpcio ends a call the client
-    dropped (cancelled, or its connection lost) as if it had half-closed, then
-    cancels the handler a few turns of the loop later; the end waits that long
-    so a drop is not taken for a goodbye (a dropped user lingers, one who quits
-    does not: see chatrpc.presence)."""
-    async for event in requests:
-        yield event
-    await asyncio.sleep(HALF_CLOSE_SETTLE_S)
 
 
 def _passthrough(frame: bytes) -> bytes:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -102,9 +102,7 @@ class SessionRunner:
         self.hub.connect(session, token_hash)
         try:
             if self.hub.revocations != revocations and await authenticate() != user:
-                raise ChatError(  # pragma: no cover - tokens never move
-                    Code.UNAUTHENTICATED, "invalid or revoked token: log in again"
-                )
+                raise ChatError(Code.UNAUTHENTICATED, "invalid or revoked token: log in again")
             await self.hub.guard.greet(session)
         except BaseException:
             self.hub.disconnect(session)
@@ -117,14 +115,16 @@ class SessionRunner:
         events: AsyncIterator[pb.ClientEvent],
         write: Write,
         opened: Slot | None = None,
+        *,
+        settle_s: float = 0.0,
     ) -> Ending:
         """Runs ``session`` until it ends; returns what to tell the client. The
         session is closed after. ``opened`` (the release of :meth:`admit`) is
-        called once the events that came with the session are handled.
-
+        called once the events that came with the session are handled. The end
+        of ``events`` is a goodbye ``settle_s`` later (a transport may report a
+        dropped client as an end first, then cancel the session).
         ``events`` raises :class:`MalformedEvent` (or protobuf's ``DecodeError``)
-        for a frame that is not an event; ``write`` raises when the client is gone.
-        """
+        for a frame that is not an event; ``write`` raises when the client is gone."""
         runner = asyncio.current_task()
         assert runner is not None
         opened = opened or no_slot()
@@ -140,7 +140,7 @@ class SessionRunner:
         reader: asyncio.Task[None] | None = None
         reason = EndReason.GONE
         try:
-            reader = asyncio.create_task(self._read(events, session, opened))
+            reader = asyncio.create_task(self._read(events, session, opened, settle_s))
             reason = await self._write_loop(session, write)
             # The resume points, while the session still knows them (until it closes).
             return ending(reason, session.cursors())
@@ -197,6 +197,7 @@ class SessionRunner:
         events: AsyncIterator[pb.ClientEvent],
         session: Session,
         opened: Slot,
+        settle_s: float = 0.0,
     ) -> None:
         """The reader: takes the client's events in order until it half-closes.
 
@@ -220,11 +221,13 @@ class SessionRunner:
                         return
                     running.clear()  # it found the inbox empty and ended
                 if not running:
-                    self._start_processor(inbox, session, opened, running)
+                    _start(running, self._process(inbox, session, opened), session)
+            if settle_s:
+                await asyncio.sleep(settle_s)
             await inbox.put(None)
             if not running or running[0].done():
                 running.clear()
-                self._start_processor(inbox, session, opened, running)
+                _start(running, self._process(inbox, session, opened), session)
             await running[0]
         except asyncio.CancelledError:
             raise
@@ -245,20 +248,6 @@ class SessionRunner:
             if running:
                 await _stop_processor(running[0], inbox)
         session.end(EndReason.DONE)
-
-    def _start_processor(
-        self,
-        inbox: Inbox[pb.ClientEvent | None],
-        session: Session,
-        opened: Slot,
-        running: list[asyncio.Task[None]],
-    ) -> None:
-        processor = asyncio.create_task(self._process(inbox, session, opened))
-        running.append(processor)
-        # A processor that fails ends the session at once (its error is logged as
-        # it stops), even while the reader waits on a full inbox.
-        processor.add_done_callback(functools.partial(_end_if_failed, session))
-        processor.add_done_callback(functools.partial(_forget, running))
 
     async def _process(
         self, inbox: Inbox[pb.ClientEvent | None], session: Session, opened: Callable[[], None]
@@ -342,6 +331,18 @@ def _watch_stalled(owner: SessionRunner, session: Session, runner: asyncio.Task[
     task = asyncio.create_task(watch())
     owner._watchdogs.add(task)
     task.add_done_callback(owner._watchdogs.discard)
+
+
+def _start(
+    running: list[asyncio.Task[None]], process: Coroutine[Any, Any, None], session: Session
+) -> None:
+    """Starts a session's event processor as the one in ``running``."""
+    processor = asyncio.create_task(process)
+    running.append(processor)
+    # A processor that fails ends the session at once (its error is logged as
+    # it stops), even while the reader waits on a full inbox.
+    processor.add_done_callback(functools.partial(_end_if_failed, session))
+    processor.add_done_callback(functools.partial(_forget, running))
 
 
 def _forget(running: list[asyncio.Task[None]], processor: asyncio.Task[None]) -> None:
