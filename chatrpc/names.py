@@ -8,6 +8,7 @@ asked for and what the server answers name the same room.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 
 from .errors import invalid
@@ -46,7 +47,8 @@ def normalize_name(raw: str, what: str) -> str:
             f"{what} name {raw!r} is not allowed: use letters a-z, digits, '_', '.', '-',"
             " starting with a letter or digit"
         )
-    return name
+    # One copy of each name in use however many sessions hold it (their rooms).
+    return sys.intern(name)
 
 
 def _fold(raw: str) -> str:

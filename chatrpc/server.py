@@ -191,8 +191,10 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             await context.abort(_STATUS[exc.code], exc.message)
         try:
             # Headers now, so the client knows the session is up before any event.
-            asked = context.invocation_metadata() or ()
-            await context.send_initial_metadata(await headers(self.hub.store, session.user, asked))
+            # (No local keeps the metadata: this frame lives as long as the session.)
+            await context.send_initial_metadata(
+                await headers(self.hub.store, session.user, context.invocation_metadata() or ())
+            )
         except BaseException:
             opened()
             self.hub.disconnect(session)

@@ -285,7 +285,7 @@ class Session:
         """Waits for queued items and returns them, filtered by the delivery rules;
         ``[End(SLOW_CONSUMER)]`` once the session overflowed."""
         while not self.overflowed:
-            if out := self.ready():
+            if self._queue and (out := self.ready()):
                 return out
             self._wakeup.clear()
             await self._wakeup.wait()

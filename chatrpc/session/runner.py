@@ -191,6 +191,7 @@ class SessionRunner:
                 return EndReason.GONE
             if end is not None:
                 return end.reason
+            del items  # written: an idle session keeps none of it while it waits
 
     async def _read(
         self,
