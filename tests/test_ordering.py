@@ -170,20 +170,26 @@ async def test_a_resend_racing_the_replay_and_live_messages_keeps_the_order(
     assert_strictly_increasing(bob)
 
 
+async def _resending_the_second_of_two_dms(peers: Peers) -> Peer:
+    """alice sent bob two DMs on a session now closed; a new session of hers
+    resends the second (its ack was lost) before anything else."""
+    await peers.token("bob")
+    first = await peers.open("alice")
+    await first.send_and_ack("d one", to_user="bob", client_msg_id="d1")
+    await first.send_and_ack("d two", to_user="bob", client_msg_id="d2")
+    await first.close()
+    alice = await peers.open("alice")
+    await alice.stream.send("d two", to_user="bob", client_msg_id="d2")
+    return alice
+
+
 async def test_a_dm_resend_before_its_resume_is_not_filled_in_below(
     peers: Peers, every_store: str
 ) -> None:
     """The resend comes first (nothing of the DM delivered yet) and its original
     goes out: the resume from 0 then replays nothing below it but says it is not
     complete, so the client reads the older DM from History."""
-    await peers.token("bob")
-    first = await peers.open("alice")
-    await first.send_and_ack("d one", to_user="bob", client_msg_id="d1")
-    await first.send_and_ack("d two", to_user="bob", client_msg_id="d2")
-    await first.close()
-
-    alice = await peers.open("alice")
-    await alice.stream.send("d two", to_user="bob", client_msg_id="d2")
+    alice = await _resending_the_second_of_two_dms(peers)
     await alice.wait_for(lambda ev: has_message(alice, "d2") or has_ack(alice, "d2"))
     await alice.stream.resume_direct("bob", 0)
     await alice.wait_for(lambda ev: len(alice.of("joined")) == 1)
@@ -211,14 +217,7 @@ async def test_a_dm_resend_and_its_resume_together_give_each_dm_once(
     """The resend and the resume from 0 back to back: the resume may be answered
     before the resend's original goes out (it then replays both DMs, complete,
     and the resend is acked) or after (as above); either way each DM once, in order."""
-    await peers.token("bob")
-    first = await peers.open("alice")
-    await first.send_and_ack("d one", to_user="bob", client_msg_id="d1")
-    await first.send_and_ack("d two", to_user="bob", client_msg_id="d2")
-    await first.close()
-
-    alice = await peers.open("alice")
-    await alice.stream.send("d two", to_user="bob", client_msg_id="d2")
+    alice = await _resending_the_second_of_two_dms(peers)
     await alice.stream.resume_direct("bob", 0)
     await alice.wait_for(
         lambda ev: (
