@@ -690,11 +690,13 @@ async def test_the_client_library_fills_a_gap_longer_than_the_replay_from_histor
             await client.join("r")
             await writer.send_and_ack("first", room="r")
             await until_seen(1)
+            # The reader is away (its connections refused) while 200 more are sent.
+            proxy.refusing = True
             proxy.drop_all()
-            # While the reader is away (its backoff is 0.25 s at least), 200 more.
             for i in range(200):
                 await writer.stream.send(f"m{i}", room="r", client_msg_id=f"c{i}")
             await writer.wait_for(lambda ev: len(writer.messages()) == 201)
+            proxy.refusing = False
             await until_seen(201)
             assert seen == list(range(1, 202))
             assert client.reconnects == 1
