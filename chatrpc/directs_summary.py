@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import ChatError
-from .model import dm_users
+from .model import dm_peer
 
 if TYPE_CHECKING:  # the client library imports this module, not the stores
     from .store import Store
@@ -48,8 +48,5 @@ async def headers(
     except ChatError as exc:
         log.warning("no DM summary for %s: %s", user, exc.message)
         return ()
-    pairs = []
-    for conv in convs:
-        a, b = dm_users(conv.key)
-        pairs.append((b if a == user else a, conv.last_seq))
+    pairs = [(dm_peer(conv.key, user), conv.last_seq) for conv in convs]
     return ((HEADER, summary(store.epoch, pairs)),)

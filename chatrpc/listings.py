@@ -13,7 +13,7 @@ from . import room_access
 from .errors import ChatError, Code, invalid
 from .limits import Limits
 from .listing import decode_token, encode_token, page_size
-from .model import ROOM_EVENTS, StoredMessage, dm_key, dm_users, normalize_name, room_key
+from .model import ROOM_EVENTS, StoredMessage, dm_key, dm_peer, normalize_name, room_key
 from .presence import RoomPresence
 from .store import RoomSettings, Store
 
@@ -146,10 +146,7 @@ class Listings:
         other user's name, and the next page's token."""
         after = decode_token(page_token, "d", 1)[0] if page_token else ""
         size = self._page_size(limit)
-        out = []
-        for conv in await self.store.list_directs(user):
-            a, b = dm_users(conv.key)
-            out.append((b if a == user else a, conv.last_seq))
-        out = sorted(d for d in out if d[0] > after)
+        peers = [(dm_peer(c.key, user), c.last_seq) for c in await self.store.list_directs(user)]
+        out = sorted(d for d in peers if d[0] > after)
         more = len(out) > size
         return out[:size], encode_token("d", out[size - 1][0]) if more else ""

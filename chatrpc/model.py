@@ -61,6 +61,12 @@ def dm_users(key: str) -> tuple[str, str]:
     return a, b
 
 
+def dm_peer(key: str, user: str) -> str:
+    """The other user of ``user``'s direct-conversation key (``user`` in a note to self)."""
+    a, b = dm_users(key)
+    return b if a == user else a
+
+
 def is_room_key(key: str) -> bool:
     return key.startswith("#")
 

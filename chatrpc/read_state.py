@@ -31,7 +31,7 @@ from typing import TypeVar
 
 from .errors import ChatError, Code, invalid
 from .live import ReadMark
-from .model import dm_key, dm_users, is_room_key, normalize_name, room_key, seq_field
+from .model import dm_key, dm_peer, is_room_key, normalize_name, room_key, seq_field
 from .ratelimit import Buckets, retry_hint
 from .rules import SendRules
 from .store import Span, Store, Unread
@@ -105,8 +105,7 @@ class ReadState:
         if is_room_key(conv):
             own = ReadMark(user, seq, room=conv[1:])
         else:
-            a, b = dm_users(conv)
-            peer = b if a == user else a
+            peer = dm_peer(conv, user)
             own = ReadMark(user, seq, with_user=peer)
             if peer != user:
                 theirs = ReadMark(user, seq, with_user=user)

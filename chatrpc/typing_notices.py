@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from .errors import ChatError, Code, invalid
 from .limits import Limits
 from .live import TypingNotice
-from .model import dm_key, dm_users, is_room_key, normalize_name, room_key
+from .model import dm_key, dm_peer, is_room_key, normalize_name, room_key
 from .presence import RoomPresence
 from .ratelimit import Buckets
 from .store import Store
@@ -102,8 +102,7 @@ class TypingRelay:
             notice = TypingNotice(user, room=room)
             targets: Iterable[Session] = self.presence.sessions_in(room)
         else:
-            a, b = dm_users(conv)
-            peer = b if a == user else a
+            peer = dm_peer(conv, user)
             if peer == user:
                 return  # a note to self: nobody else to tell
             notice = TypingNotice(user, with_user=user)

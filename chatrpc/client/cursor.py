@@ -186,8 +186,8 @@ class Cursor:
         chatrpc.directs_summary); None before that listing."""
         if self.dm_baseline is None or self.dm_baseline[0] != self.state.epoch:
             return None
-        epoch, known = self.dm_baseline[0], dict(self.dm_baseline[1])
-        known.update((c[1:], s) for c, s in self.state.cursors.items() if c.startswith("@"))
+        epoch, baseline = self.dm_baseline
+        known = baseline | {c[1:]: s for c, s in self.state.cursors.items() if c.startswith("@")}
         return summary(epoch, known.items())
 
     def resume_directs(self, points: dict[str, int]) -> None:

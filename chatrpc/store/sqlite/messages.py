@@ -12,7 +12,7 @@ from ...model import CHANGES, DELETE, EDIT, MESSAGE, REACTION, Draft, StoredMess
 from ..rules import dropped_original
 from .engine import MESSAGE_COLUMNS, SQLiteBase, now_ms, row_to_message
 
-#: The most messages a resume reads in place, on the event loop (see engine.py).
+#: The most messages a resume reads in place, on the event loop (see readers.py).
 IN_PLACE_ROWS = 100
 
 
